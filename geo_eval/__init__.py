@@ -1,0 +1,41 @@
+"""geo-eval: per-mu efficiency (亩均论英雄) evaluation of industrial land.
+
+The core is pure: functions take and return (Geo)DataFrames and frozen config objects; reading and
+writing files happens in :mod:`geo_eval.io`.
+"""
+
+__version__ = "0.1.0"
+
+from geo_eval.errors import DatasetError, GeoEvalError, InputFileError, OutputExistsError, SchemeError
+from geo_eval.evaluate import Evaluation, evaluate
+from geo_eval.indicators import INDICATORS, compute_indicators, indicator
+from geo_eval.land import M2_PER_MU, evaluated_land, land_allocation, lease_land, parcel_areas
+from geo_eval.scheme import Scheme, load_scheme, parse_scheme, preset_names
+from geo_eval.uscc import is_valid_uscc, uscc_check_char
+from geo_eval.validate import Inputs
+
+__all__ = [
+    "__version__",
+    "DatasetError",
+    "Evaluation",
+    "GeoEvalError",
+    "INDICATORS",
+    "InputFileError",
+    "Inputs",
+    "M2_PER_MU",
+    "OutputExistsError",
+    "Scheme",
+    "SchemeError",
+    "compute_indicators",
+    "evaluate",
+    "evaluated_land",
+    "indicator",
+    "is_valid_uscc",
+    "land_allocation",
+    "lease_land",
+    "load_scheme",
+    "parcel_areas",
+    "parse_scheme",
+    "preset_names",
+    "uscc_check_char",
+]

@@ -1,0 +1,3 @@
+from geo_eval.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""The ``geo-eval`` command line: a thin layer over the library (one module per command)."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from geo_eval.cli import evaluate as _evaluate
+from geo_eval.cli import schemes as _schemes
+from geo_eval.cli import validate as _validate
+
+app = typer.Typer(
+    name="geo-eval",
+    help="亩均论英雄：工业用地亩均效益综合评价（geo-eval）",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("evaluate", help="评价一个年度的数据集，输出排名表、宗地图层和问题清单")(_evaluate.evaluate)
+app.command("validate", help="只检查数据集，列出全部问题，不输出评价结果")(_validate.validate)
+app.command("schemes", help="列出内置评价方案")(_schemes.schemes)
+
+
+def main() -> None:
+    """Entry point of the ``geo-eval`` script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,46 @@
+"""Options shared by several commands, and console output helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geo_eval.problems import FATAL
+
+DatasetDir = Annotated[
+    Path, typer.Argument(help="数据集目录（含 dataset.toml）", exists=True, file_okay=False, dir_okay=True)
+]
+SchemeOpt = Annotated[str, typer.Option("--scheme", help="评价方案：内置方案名（见 geo-eval schemes）或 TOML 文件路径")]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+MAX_LISTED = 20
+
+
+def print_fatal(problems: pd.DataFrame, *, dataset: Path) -> None:
+    """A short list of fatal problems on stderr."""
+    fatal = problems.loc[problems["severity"] == FATAL]
+    err.print(f"[bold red]数据有 {len(fatal)} 个致命问题，评价未进行：[/]")
+    for r in fatal.head(MAX_LISTED).itertuples():
+        where = f"{r.file} 第{r.row}行" if str(r.row) else str(r.file)
+        value = f"（值：{r.value}）" if str(r.value) else ""
+        err.print(f"  - {where} [{r.field}]：{r.problem}{value}。{r.action}")
+    if len(fatal) > MAX_LISTED:
+        err.print(f"  …… 另有 {len(fatal) - MAX_LISTED} 个，完整清单：geo-eval validate {dataset} --report 问题清单.csv")
+
+
+def grade_table(counts: dict[str, dict[str, int]], title: str) -> Table:
+    """Counts per grade per unit as a rich table."""
+    t = Table(title=title)
+    t.add_column("县区/单元")
+    for g in ("A", "B", "C", "D", "T"):
+        t.add_column(f"{g}类", justify="right")
+    for unit, c in counts.items():
+        t.add_row(unit, *(str(c[g]) for g in ("A", "B", "C", "D", "T")))
+    return t

@@ -1,0 +1,96 @@
+"""Grades A/B/C/D and ranks within each ranking unit and group, then veto rules.
+
+Percentile grading: sort by score (high first, USCC breaking ties for a stable order); position
+``p`` of ``n`` gets A when ``p ≤ round(n × share_A)``, B when ``p ≤ round(n × share_B)``, C when
+``p ≤ round(n × share_C)``, else D, where ``round`` is the scheme's rounding (floor, ceil, half up).
+Enterprises with equal scores across a cut all get the better grade (``ties = "up"``), the worse
+(``"down"``), or are split by the stable order (``"order"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from geo_eval.scheme import GRADES, Grading, Scheme
+
+_EPS = 1e-9
+
+
+def cut_count(n: int | np.ndarray, share: float, rounding: str) -> np.ndarray:
+    """Number of enterprises inside a cumulative share.
+
+    >>> int(cut_count(265, 0.20, "floor")), int(cut_count(265, 0.20, "ceil"))
+    (53, 53)
+    >>> int(cut_count(22, 0.20, "floor")), int(cut_count(22, 0.20, "half_up")), int(cut_count(22, 0.20, "ceil"))
+    (4, 4, 5)
+    """
+    x = np.asarray(n, dtype=float) * share
+    if rounding == "floor":
+        return np.floor(x + _EPS).astype(np.int64)
+    if rounding == "ceil":
+        return np.ceil(x - _EPS).astype(np.int64)
+    return np.floor(x + 0.5 + _EPS).astype(np.int64)
+
+
+def grades_by_percentile(score: pd.Series, keys: pd.DataFrame, grading: Grading) -> pd.Series:
+    """Grades from score positions within each group of ``keys`` (e.g. county and group)."""
+    frame = keys.copy()
+    frame["score"] = score
+    frame["_id"] = score.index.astype(str)
+    cols = list(keys.columns)
+    frame = frame.sort_values([*cols, "score", "_id"], ascending=[True] * len(cols) + [False, True], kind="mergesort")
+    grouped = frame.groupby(cols, sort=False)
+    pos = grouped.cumcount().to_numpy() + 1
+    n = grouped["score"].transform("size").to_numpy()
+    letters = np.array(GRADES)
+    idx = np.full(len(frame), 3, dtype=np.int64)  # D
+    for i, g in reversed(list(enumerate(("A", "B", "C")))):
+        idx = np.where(pos <= cut_count(n, grading.shares[g], grading.rounding), i, idx)
+    grade_idx = pd.Series(idx, index=frame.index)
+    if grading.ties != "order":
+        tie_keys = [frame[c] for c in cols] + [frame["score"]]
+        agg = "min" if grading.ties == "up" else "max"
+        grade_idx = grade_idx.groupby(tie_keys, sort=False).transform(agg)
+    return pd.Series(letters[grade_idx.to_numpy()], index=frame.index).reindex(score.index)
+
+
+def grades_by_threshold(score: pd.Series, grading: Grading) -> pd.Series:
+    """Grades from minimum scores for A, B and C; the rest is D."""
+    t = grading.thresholds
+    out = np.where(score >= t["A"], "A", np.where(score >= t["B"], "B", np.where(score >= t["C"], "C", "D")))
+    return pd.Series(out, index=score.index)
+
+
+def ranks(score: pd.Series, keys: pd.DataFrame) -> pd.Series:
+    """Competition rank (1, 2, 2, 4) of ``score`` within each group of ``keys``, best first."""
+    return score.groupby([keys[c] for c in keys.columns]).rank(method="min", ascending=False).astype("Int64")
+
+
+def apply_vetoes(grade: pd.Series, data: pd.DataFrame, scheme: Scheme) -> tuple[pd.Series, pd.Series]:
+    """Grades after the scheme's veto rules, and the veto notes (``""`` where none applied).
+
+    ``set`` replaces the grade; ``cap`` lowers it to the given grade when it is better.
+    """
+    out = grade.copy()
+    notes = pd.Series("", index=grade.index, dtype=object)
+    order = {g: i for i, g in enumerate(GRADES)}
+    for v in scheme.vetoes:
+        if v.field not in data:
+            continue
+        hit = data[v.field].fillna(False).astype(bool).reindex(grade.index, fill_value=False)
+        if v.mode == "set":
+            out[hit] = v.grade
+        else:
+            worse = hit & (out.map(order) < order[v.grade])
+            out[worse] = v.grade
+        label = v.label or f"{v.field} → {v.grade}"
+        notes[hit] = np.where(notes[hit] == "", label, notes[hit] + "；" + label)
+    return out, notes
+
+
+def grade(score: pd.Series, keys: pd.DataFrame, scheme: Scheme) -> pd.Series:
+    """Grades before vetoes, by the scheme's grading method."""
+    if scheme.grading.method == "percentile":
+        return grades_by_percentile(score, keys, scheme.grading)
+    return grades_by_threshold(score, scheme.grading)

@@ -1,0 +1,88 @@
+"""Reading parcel layers: GeoPackage, GeoJSON, Shapefile (UTF-8 or GBK, with or without ``.cpg``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+
+from geo_eval.errors import InputFileError
+from geo_eval.io.tables import Table, _unit_factor, check_columns, map_headers
+
+# dBASE language driver ids that mean a Chinese code page.
+_LDID_CHINESE = {0x4D: "GB18030", 0x7A: "GB18030"}
+
+
+def shapefile_encoding(path: Path) -> str | None:
+    """Encoding of a Shapefile's attributes when it has no usable ``.cpg``.
+
+    Uses the ``.cpg`` when present (GDAL honours it), else the dBASE language id, else tries to
+    decode the records as UTF-8 and falls back to GB18030 (a superset of GBK).
+    """
+    cpg = path.with_suffix(".cpg")
+    if cpg.exists():
+        return None
+    dbf = path.with_suffix(".dbf")
+    if not dbf.exists():
+        return None
+    data = dbf.read_bytes()
+    if len(data) > 32 and data[29] in _LDID_CHINESE:
+        return _LDID_CHINESE[data[29]]
+    header_len = int.from_bytes(data[8:10], "little") if len(data) > 10 else 0
+    try:
+        data[header_len:].decode("utf-8")
+        return "UTF-8"
+    except UnicodeDecodeError:
+        return "GB18030"
+
+
+def read_parcel_layer(
+    path: Path, *, layer: str | None = None, encoding: str | None = None, display: str | None = None
+) -> tuple[Table, gpd.GeoSeries]:
+    """Read a parcel layer: its attributes as a :class:`Table` and its geometries.
+
+    ``source_row`` is the feature's 1-based position in the layer (what a GIS shows as FID for
+    GeoPackage). The geometry series carries the file's CRS (possibly ``None``).
+    """
+    file = display or path.name
+    if not path.exists():
+        raise InputFileError(f"找不到宗地图层 {path}")
+    kwargs: dict[str, object] = {}
+    if layer:
+        kwargs["layer"] = layer
+    if path.suffix.lower() == ".shp":
+        enc = encoding or shapefile_encoding(path)
+        if enc:
+            kwargs["encoding"] = enc
+    elif encoding:
+        kwargs["encoding"] = encoding
+    try:
+        gdf = pyogrio.read_dataframe(path, use_arrow=True, **kwargs)
+    except Exception as exc:  # pyogrio raises several DataSourceError flavours
+        raise InputFileError(f"无法读取宗地图层 {file}：{exc}") from exc
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
+        raise InputFileError(f"{file} 没有几何图形列，不是宗地图层")
+    geom_name = gdf.geometry.name
+    attrs = [c for c in gdf.columns if c != geom_name]
+    found, units, unknown = map_headers("parcels", attrs)
+    cols = {}
+    headers = {}
+    for i, f in found.items():
+        cols[f.name] = gdf[attrs[i]].reset_index(drop=True)
+        headers[f.name] = attrs[i]
+    frame = pd.DataFrame(cols)
+    frame["source_row"] = np.arange(1, len(gdf) + 1, dtype=np.int64)
+    frame["_empty"] = False
+    factors: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    for i, f in found.items():
+        factors[f.name], note = _unit_factor(f, units[i], file, attrs[i])
+        if note:
+            notes[f.name] = note
+    t = Table("parcels", file, frame, headers, factors, unknown, notes)
+    check_columns(t)
+    geoms = gpd.GeoSeries(gdf.geometry.to_numpy(), crs=gdf.crs)
+    return t, geoms

@@ -1,0 +1,171 @@
+"""Land: parcel areas, lease conversion and each enterprise's evaluated land.
+
+Evaluated land of an enterprise = owned − leased out + leased in (domain.md §4). The steps are kept
+as columns so that the land-area 公示 can show them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from pyproj import CRS
+
+from geo_eval.crs import area_crs, longitudes
+
+M2_PER_MU = 2000.0 / 3.0
+"""1 亩 = 10000/15 m² ≈ 666.667 m²."""
+
+__all__ = [
+    "M2_PER_MU",
+    "m2_to_mu",
+    "parcel_areas",
+    "lease_land",
+    "land_allocation",
+    "evaluated_land",
+]
+
+
+def m2_to_mu(m2: pd.Series | float) -> pd.Series | float:
+    """Square metres to 亩 (``m² × 15 / 10000``)."""
+    return m2 / M2_PER_MU
+
+
+def measurement_crs(parcels: gpd.GeoDataFrame) -> CRS:
+    """The CGCS2000 3° Gauss-Krüger CRS areas of ``parcels`` are measured in."""
+    crs = CRS.from_user_input(parcels.crs)
+    b = parcels.geometry.bounds
+    cx = ((b["minx"] + b["maxx"]) / 2).to_numpy()
+    cy = ((b["miny"] + b["maxy"]) / 2).to_numpy()
+    step = max(1, len(cx) // 1000)  # a sample is enough to choose the zone
+    return area_crs(crs, longitudes(cx[::step], cy[::step], crs))
+
+
+def parcel_areas(
+    parcels: gpd.GeoDataFrame, *, crs: CRS | None = None, tolerance_pct: float = 5.0
+) -> pd.DataFrame:
+    """Area of each parcel in the Gauss-Krüger plane, with the difference to the registered area.
+
+    ``area_m2`` = planar area in ``crs`` (default: :func:`measurement_crs`);
+    ``area_mu = area_m2 / (2000/3)``;
+    ``area_diff_pct = (area_m2 − registered_area_m2) / registered_area_m2 × 100``;
+    ``area_mismatch`` is true where ``|area_diff_pct| > tolerance_pct``.
+
+    Returns a frame on ``parcels``' index.
+    """
+    target = crs or measurement_crs(parcels)
+    geom = parcels.geometry
+    if not CRS.from_user_input(parcels.crs).equals(target):
+        geom = geom.to_crs(target)
+    area = pd.Series(geom.area.to_numpy(), index=parcels.index, name="area_m2")
+    out = pd.DataFrame({"area_m2": area, "area_mu": area / M2_PER_MU})
+    if "registered_area_m2" in parcels:
+        reg = pd.to_numeric(parcels["registered_area_m2"], errors="coerce").astype(float)
+        reg = reg.where(reg > 0)
+        out["area_diff_pct"] = (area - reg) / reg * 100.0
+    else:
+        out["area_diff_pct"] = np.nan
+    out["area_mismatch"] = out["area_diff_pct"].abs() > tolerance_pct
+    return out
+
+
+def lease_land(
+    leases: pd.DataFrame,
+    parcels: pd.DataFrame,
+    *,
+    floor_conversion: Literal["plot_ratio", "floor_area"] = "plot_ratio",
+) -> pd.DataFrame:
+    """Land each lease counts for, with the conversion step visible.
+
+    ``leases`` has ``lessee_uscc, parcel_id, leased_land_m2, leased_floor_m2``; ``parcels`` is
+    indexed by ``parcel_id`` with ``area_m2`` and ``floor_area_m2``.
+
+    - A land lease counts its ``leased_land_m2``.
+    - A floor lease counts ``leased_floor_m2 / plot_ratio`` with
+      ``plot_ratio = floor_area_m2 / area_m2`` of the parcel (``floor_conversion="plot_ratio"``),
+      or the floor area itself (``"floor_area"``).
+
+    Returns the leases with ``plot_ratio``, ``lease_basis`` (土地/厂房) and ``lease_land_m2``;
+    ``lease_land_m2`` is NaN where it cannot be computed (unknown parcel, no plot ratio).
+    """
+    out = leases.copy()
+    area = out["parcel_id"].map(parcels["area_m2"])
+    floor_total = out["parcel_id"].map(parcels["floor_area_m2"]) if "floor_area_m2" in parcels else np.nan
+    plot_ratio = pd.Series(np.asarray(floor_total, dtype=float), index=out.index) / area
+    plot_ratio = plot_ratio.where(plot_ratio > 0)
+    land = pd.to_numeric(out.get("leased_land_m2"), errors="coerce") if "leased_land_m2" in out else None
+    floor = pd.to_numeric(out.get("leased_floor_m2"), errors="coerce") if "leased_floor_m2" in out else None
+    land = land if land is not None else pd.Series(np.nan, index=out.index)
+    floor = floor if floor is not None else pd.Series(np.nan, index=out.index)
+    by_land = land.notna() & (land > 0)
+    converted = floor / plot_ratio if floor_conversion == "plot_ratio" else floor
+    out["plot_ratio"] = plot_ratio
+    out["lease_basis"] = np.where(by_land, "土地", np.where(floor.notna(), "厂房", ""))
+    out["lease_land_m2"] = np.where(by_land, land, converted)
+    out.loc[out["parcel_id"].map(parcels["area_m2"]).isna(), "lease_land_m2"] = np.nan
+    return out
+
+
+def land_allocation(parcels: pd.DataFrame, leases: pd.DataFrame) -> pd.DataFrame:
+    """Who uses how much of each parcel: one row per (parcel, user).
+
+    The holder keeps ``area_m2 − Σ leased land`` (never below 0); each lessee gets its lease land.
+    Where leases add up to more than the parcel, they are scaled down to the parcel's area (the
+    validator reports it). Columns: ``parcel_id, uscc, role`` (owner/lessee), ``land_m2``.
+    """
+    lease_rows = leases.loc[leases["lease_land_m2"].notna() & (leases["lease_land_m2"] > 0)]
+    leased = lease_rows.groupby("parcel_id", sort=False)["lease_land_m2"].sum()
+    area = parcels["area_m2"]
+    leased_total = leased.reindex(area.index).fillna(0.0)
+    scale = np.where(leased_total > area, area / leased_total.where(leased_total > 0, 1.0), 1.0)
+    scale_s = pd.Series(scale, index=area.index)
+    holder = parcels["holder_uscc"]
+    owners = pd.DataFrame(
+        {
+            "parcel_id": area.index.to_numpy(),
+            "uscc": holder.to_numpy(),
+            "role": "owner",
+            "land_m2": (area - leased_total * scale_s).clip(lower=0).to_numpy(),
+            "leased_out_m2": (leased_total * scale_s).to_numpy(),
+        }
+    )
+    owners = owners.loc[owners["uscc"].notna()]
+    lessees = pd.DataFrame(
+        {
+            "parcel_id": lease_rows["parcel_id"].to_numpy(),
+            "uscc": lease_rows["lessee_uscc"].to_numpy(),
+            "role": "lessee",
+            "land_m2": (lease_rows["lease_land_m2"] * lease_rows["parcel_id"].map(scale_s)).to_numpy(),
+            "leased_out_m2": 0.0,
+        }
+    )
+    return pd.concat([owners, lessees], ignore_index=True)
+
+
+def evaluated_land(allocation: pd.DataFrame) -> pd.DataFrame:
+    """Evaluated land per enterprise from :func:`land_allocation`, indexed by USCC.
+
+    ``owned_m2`` (parcels held), ``leased_out_m2``, ``leased_in_m2``,
+    ``land_m2 = owned_m2 − leased_out_m2 + leased_in_m2``, ``land_mu = land_m2 / (2000/3)``,
+    ``parcel_count`` (parcels held) and ``lease_count`` (leases taken).
+    """
+    a = allocation
+    is_owner = a["role"] == "owner"
+    owned = (a["land_m2"] + a["leased_out_m2"]).where(is_owner, 0.0)
+    frame = pd.DataFrame(
+        {
+            "uscc": a["uscc"],
+            "owned_m2": owned,
+            "leased_out_m2": a["leased_out_m2"].where(is_owner, 0.0),
+            "leased_in_m2": a["land_m2"].where(~is_owner, 0.0),
+            "parcel_count": is_owner.astype(np.int64),
+            "lease_count": (~is_owner).astype(np.int64),
+        }
+    )
+    out = frame.groupby("uscc", sort=True).sum()
+    out["land_m2"] = out["owned_m2"] - out["leased_out_m2"] + out["leased_in_m2"]
+    out["land_mu"] = out["land_m2"] / M2_PER_MU
+    out.index.name = "uscc"
+    return out

@@ -1,0 +1,99 @@
+"""The exceptions report: every input problem with file, row, field, value and what was done.
+
+Checks add whole batches of rows at once (no Python loop per row); :meth:`Problems.frame` gives the
+report in a stable order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+FATAL = "致命"
+"""Stops the run (exit code 2)."""
+WARNING = "警告"
+"""Reported; the row is kept and the action says how it was treated."""
+INFO = "提示"
+"""Reported for the record (e.g. a value derived or converted)."""
+
+COLUMNS = ["file", "row", "field", "value", "problem", "severity", "action", "code"]
+_SEVERITY_ORDER = {FATAL: 0, WARNING: 1, INFO: 2}
+
+
+class Problems:
+    """A growing collection of problems found in the inputs."""
+
+    def __init__(self) -> None:
+        self._frames: list[pd.DataFrame] = []
+
+    def add(
+        self,
+        *,
+        file: str,
+        rows: Iterable[object] | pd.Series | np.ndarray,
+        field: str,
+        values: Iterable[object] | pd.Series | np.ndarray | None = None,
+        problem: str | pd.Series,
+        severity: str,
+        action: str,
+        code: str,
+    ) -> None:
+        """Record one problem for each of ``rows`` (source row numbers; ``""`` for the whole file)."""
+        rows_arr = np.asarray(list(rows) if not isinstance(rows, (pd.Series, np.ndarray)) else rows, dtype=object)
+        n = len(rows_arr)
+        if n == 0:
+            return
+        if values is None:
+            vals = np.full(n, "", dtype=object)
+        else:
+            vals = np.asarray(list(values) if not isinstance(values, (pd.Series, np.ndarray)) else values, dtype=object)
+        prob = problem.to_numpy(dtype=object) if isinstance(problem, pd.Series) else problem
+        frame = pd.DataFrame(
+            {
+                "file": file,
+                "row": rows_arr,
+                "field": field,
+                "value": [_text(v) for v in vals],
+                "problem": prob,
+                "severity": severity,
+                "action": action,
+                "code": code,
+            },
+            columns=COLUMNS,
+        )
+        self._frames.append(frame)
+
+    def extend(self, other: Problems) -> None:
+        """Add every problem of ``other``."""
+        self._frames.extend(other._frames)
+
+    def frame(self) -> pd.DataFrame:
+        """All problems, fatal first, then by file, row and field (stable)."""
+        if not self._frames:
+            return pd.DataFrame(columns=COLUMNS)
+        df = pd.concat(self._frames, ignore_index=True)
+        df["_sev"] = df["severity"].map(_SEVERITY_ORDER)
+        df["_row"] = pd.to_numeric(df["row"], errors="coerce")
+        df = df.sort_values(["_sev", "file", "_row", "field", "code"], kind="mergesort", na_position="first")
+        return df.drop(columns=["_sev", "_row"]).reset_index(drop=True)
+
+    def count(self, severity: str | None = None) -> int:
+        """Number of problems (of one severity)."""
+        return sum(len(f) if severity is None else int((f["severity"] == severity).sum()) for f in self._frames)
+
+    @property
+    def has_fatal(self) -> bool:
+        """True when any problem stops the run."""
+        return self.count(FATAL) > 0
+
+
+def _text(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and np.isnan(v):
+        return ""
+    if v is pd.NA or v is pd.NaT:
+        return ""
+    return str(v)

@@ -1,0 +1,96 @@
+"""Who is rated: T class (不适合评价) and the scheme's groups.
+
+An enterprise is T, with the reason kept, when (in this order) the input names an exempt reason,
+its industry is a utility, it has produced for less than the scheme's minimum years, it has no
+evaluated land, or no group of the scheme takes it. Everyone else belongs to exactly one group:
+the first whose filter matches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from geo_eval.scheme import Group, Scheme
+
+
+def industry_division(codes: pd.Series) -> pd.Series:
+    """Two-digit GB/T 4754-2017 division from codes such as ``C3360``, ``3360`` or ``44``."""
+    s = codes.astype("string").str.strip().str.upper().str.replace(r"^[A-T]", "", regex=True)
+    return s.str.slice(0, 2)
+
+
+def group_mask(data: pd.DataFrame, group: Group) -> pd.Series:
+    """Rows of ``data`` that ``group``'s filter takes (ignoring T rules)."""
+    mask = pd.Series(True, index=data.index)
+    if group.above_scale is not None:
+        above = data["above_scale"].fillna(False).astype(bool)
+        mask &= above if group.above_scale else ~above
+    if group.min_land_mu > 0:
+        mask &= data["land_mu"].fillna(0) >= group.min_land_mu - 1e-9
+    if group.lessee_only is not None:
+        lessee = (data["owned_m2"].fillna(0) <= 0) & (data["leased_in_m2"].fillna(0) > 0)
+        mask &= lessee if group.lessee_only else ~lessee
+    return mask
+
+
+def _describe(group: Group) -> str:
+    parts = []
+    if group.above_scale is not None:
+        parts.append("规上" if group.above_scale else "规下")
+    if group.lessee_only is not None:
+        parts.append("无自有用地" if group.lessee_only else "有自有用地")
+    if group.min_land_mu > 0:
+        parts.append(f"用地不少于{group.min_land_mu:g}亩")
+    return "且".join(parts) or "全部"
+
+
+def rating_status(data: pd.DataFrame, scheme: Scheme, *, year: int) -> pd.DataFrame:
+    """Group key (or ``""`` for T) and T reason for each enterprise.
+
+    ``data`` holds ``industry_code, production_start, exempt_reason, above_scale, land_mu,
+    owned_m2, leased_in_m2``. Returns ``group``, ``group_label`` and ``t_reason`` on its index.
+    """
+    rules = scheme.rating
+    reason = pd.Series("", index=data.index, dtype=object)
+
+    def mark(mask: pd.Series, text: pd.Series | str) -> None:
+        free = mask & (reason == "")
+        if isinstance(text, pd.Series):
+            reason[free] = text[free]
+        else:
+            reason[free] = text
+
+    if rules.honour_exempt_reason:
+        er = data["exempt_reason"].astype("string").str.strip().fillna("")
+        mark(er != "", "不参评：" + er.astype(object))
+    if rules.exempt_industry_prefixes:
+        div = industry_division(data["industry_code"]).fillna("")
+        utility = div.isin(list(rules.exempt_industry_prefixes))
+        mark(utility, "公用事业（行业代码 " + data["industry_code"].astype("string").fillna("").astype(object) + "）不参评")
+    if rules.min_production_years > 0:
+        year_end = pd.Timestamp(dt.date(year, 12, 31))
+        months = int(round(rules.min_production_years * 12))
+        cutoff = year_end - pd.DateOffset(months=months)
+        start = pd.to_datetime(data["production_start"], errors="coerce")
+        mark(start > cutoff, f"投产不满{rules.min_production_years:g}年（投产日期晚于{cutoff.date()}）")
+    land = data["land_mu"].fillna(0)
+    mark(land <= 0, "无评价用地（无自有宗地且无租赁），无法计算亩均指标")
+
+    group = pd.Series("", index=data.index, dtype=object)
+    label = pd.Series("", index=data.index, dtype=object)
+    open_ = reason == ""
+    for g in scheme.groups:
+        take = open_ & (group == "") & group_mask(data, g)
+        group[take] = g.key
+        label[take] = g.label
+    scope = " 或 ".join(_describe(g) for g in scheme.groups)
+    mark(open_ & (group == ""), f"不在评价范围（本方案评价：{scope}）")
+    return pd.DataFrame({"group": group, "group_label": label, "t_reason": reason})
+
+
+def is_rated(status: pd.DataFrame) -> np.ndarray:
+    """Boolean array: the enterprise is rated (not T)."""
+    return (status["group"] != "").to_numpy()

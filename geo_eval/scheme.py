@@ -1,0 +1,235 @@
+"""Evaluation schemes: one frozen, validated config object per jurisdiction and year.
+
+A scheme is a TOML file (``docs/schemes.md`` documents every key). Presets ship in
+``geo_eval/schemes/``; :func:`load_scheme` takes a preset name or a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from geo_eval.errors import SchemeError
+from geo_eval.indicators import INDICATORS
+
+GRADES = ("A", "B", "C", "D")
+GRADE_LABELS = {"A": "优先发展类", "B": "鼓励提升类", "C": "监管调控类", "D": "落后整治类", "T": "不适合评价"}
+DEFAULT_SCHEME = "lianyungang"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LandOptions(_Frozen):
+    """How evaluated land is measured."""
+
+    area_source: Literal["computed", "registered"] = "computed"
+    """Parcel area from the polygon in the GK plane (computed) or the registered area."""
+    area_tolerance_pct: Annotated[float, Field(gt=0)] = 5.0
+    """Differences between computed and registered area beyond this are reported."""
+    floor_lease_conversion: Literal["plot_ratio", "floor_area"] = "plot_ratio"
+    """Floor-area leases count as land by floor ÷ plot ratio, or by the floor area itself."""
+
+
+class RatingRules(_Frozen):
+    """Who is not rated (T class, 不适合评价)."""
+
+    exempt_industry_prefixes: tuple[str, ...] = ("44", "45", "46")
+    """GB/T 4754-2017 industry code prefixes (division digits) that are T: power, gas, water."""
+    min_production_years: Annotated[float, Field(ge=0)] = 2.0
+    """Enterprises producing for less than this many years at the end of the year are T."""
+    honour_exempt_reason: bool = True
+    """A non-empty ``exempt_reason`` in the input makes the enterprise T."""
+
+
+class Group(_Frozen):
+    """A group of enterprises scored and graded together; the first group whose filter matches wins."""
+
+    key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    label: str
+    above_scale: bool | None = None
+    """True: only 规上; False: only 规下; absent: both."""
+    min_land_mu: Annotated[float, Field(ge=0)] = 0.0
+    lessee_only: bool | None = None
+    """True: only enterprises without land of their own; False: only landholders."""
+    indicators: tuple[IndicatorRule, ...]
+
+    @model_validator(mode="after")
+    def _weights(self) -> Group:
+        keys = [i.key for i in self.indicators]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"分组 {self.key} 的指标重复：{keys}")
+        total = sum(i.weight for i in self.indicators)
+        if abs(total - 100.0) > 1e-9:
+            raise ValueError(f"分组 {self.key} 的指标权重合计为 {total:g}，应为 100")
+        return self
+
+
+class IndicatorRule(_Frozen):
+    """One indicator in a group: weight, benchmark, cap, floor and missing-data rule.
+
+    Item score (ratio form) = ``weight × value / benchmark``, then floored and capped;
+    ``benchmark = "minmax"`` gives ``weight × (20 + 80 × (x − min) / (max − min)) / 100``.
+    """
+
+    key: str
+    weight: Annotated[float, Field(gt=0)]
+    benchmark: Literal["fixed", "current_mean", "previous_mean", "best", "minmax"]
+    value: Annotated[float, Field(gt=0)] | None = None
+    """The published benchmark for ``fixed``."""
+    k: Annotated[float, Field(gt=0)] = 1.0
+    """Multiplier for ``current_mean`` and ``previous_mean``."""
+    mean: Literal["aggregate", "average"] = "aggregate"
+    """aggregate: Σ numerator / Σ denominator over the rated enterprises of the ranking unit and
+    group; average: the plain average of the enterprises' values."""
+    cap: Annotated[float, Field(gt=0)] | None = None
+    """Item score at most ``cap × weight``; absent: no cap."""
+    floor: float | None = 0.0
+    """Item score at least this (0 keeps negative values from scoring below zero); absent: none."""
+    missing: Literal["zero", "group_mean_score"] = "zero"
+    """Missing value: item scores 0, or the group's average item score (黄岩 rule)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> IndicatorRule:
+        if self.key not in INDICATORS:
+            raise ValueError(f"未知指标 {self.key!r}，可用：{', '.join(INDICATORS)}")
+        if self.benchmark == "fixed" and self.value is None:
+            raise ValueError(f"指标 {self.key} 的基准值方法为 fixed，但没有给出 value")
+        return self
+
+
+class Veto(_Frozen):
+    """A veto rule (一票否决): a true flag sets the grade, or caps it at the given grade."""
+
+    field: Literal["safety_veto", "environment_veto"]
+    mode: Literal["set", "cap"] = "set"
+    grade: Literal["A", "B", "C", "D"] = "D"
+    label: str = ""
+
+
+class Adjustments(_Frozen):
+    """Bonus and penalty points added to the score."""
+
+    use_bonus: bool = True
+    use_penalty: bool = True
+    bonus_max: Annotated[float, Field(ge=0)] | None = None
+    penalty_max: Annotated[float, Field(ge=0)] | None = None
+
+
+class Grading(_Frozen):
+    """Grades from ranked scores within each ranking unit and group.
+
+    ``percentile``: cumulative shares for A, B, C; the count for a cumulative share ``s`` of ``n``
+    rated enterprises is ``rounding(n × s)``; D takes the rest. Ties at a cut: ``up`` gives the whole
+    tie the better grade, ``down`` the worse, ``order`` splits it by USCC.
+    ``thresholds``: minimum scores for A, B, C; the rest is D.
+    """
+
+    method: Literal["percentile", "thresholds"] = "percentile"
+    shares: dict[Literal["A", "B", "C"], Annotated[float, Field(gt=0, le=1)]] = {"A": 0.20, "B": 0.60, "C": 0.95}
+    rounding: Literal["floor", "ceil", "half_up"] = "floor"
+    ties: Literal["up", "down", "order"] = "up"
+    thresholds: dict[Literal["A", "B", "C"], float] = {}
+    score_decimals: Annotated[int, Field(ge=0, le=6)] = 2
+
+    @model_validator(mode="after")
+    def _check(self) -> Grading:
+        if self.method == "percentile":
+            s = [self.shares.get(g) for g in ("A", "B", "C")]
+            if any(v is None for v in s) or not (s[0] < s[1] < s[2]):  # type: ignore[operator]
+                raise ValueError(f"百分位分档需要 A < B < C 的累计比例，实际为 {self.shares}")
+        else:
+            t = [self.thresholds.get(g) for g in ("A", "B", "C")]
+            if any(v is None for v in t) or not (t[0] > t[1] > t[2]):  # type: ignore[operator]
+                raise ValueError(f"分数线分档需要 A > B > C 的分数线，实际为 {self.thresholds}")
+        return self
+
+
+class Scheme(_Frozen):
+    """One evaluation scheme (评价办法) for one jurisdiction and year."""
+
+    name: str
+    title: str
+    source: str = ""
+    ranking_unit: Literal["county", "park"] = "county"
+    land: LandOptions = LandOptions()
+    rating: RatingRules = RatingRules()
+    groups: tuple[Group, ...]
+    vetoes: tuple[Veto, ...] = ()
+    adjustments: Adjustments = Adjustments()
+    grading: Grading = Grading()
+    digest: str = ""
+    """sha256 of the TOML text the scheme was loaded from."""
+
+    @model_validator(mode="after")
+    def _groups(self) -> Scheme:
+        keys = [g.key for g in self.groups]
+        if not keys:
+            raise ValueError("方案至少需要一个分组")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"分组键重复：{keys}")
+        return self
+
+    @property
+    def indicator_keys(self) -> tuple[str, ...]:
+        """Every indicator key used by any group, in first-use order."""
+        seen: dict[str, None] = {}
+        for g in self.groups:
+            for i in g.indicators:
+                seen.setdefault(i.key, None)
+        return tuple(seen)
+
+    @property
+    def needs_previous(self) -> bool:
+        """True when a benchmark uses last year's results."""
+        return any(i.benchmark == "previous_mean" for g in self.groups for i in g.indicators)
+
+
+Group.model_rebuild()
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets."""
+    return sorted(p.name[:-5] for p in resources.files("geo_eval.schemes").iterdir() if p.name.endswith(".toml"))
+
+
+def preset_text(name: str) -> str:
+    """The TOML text of a shipped preset."""
+    path = resources.files("geo_eval.schemes").joinpath(f"{name}.toml")
+    if not path.is_file():
+        raise SchemeError(f"没有名为 {name!r} 的预置方案；可用：{', '.join(preset_names())}")
+    return path.read_text(encoding="utf-8")
+
+
+def parse_scheme(text: str, *, origin: str = "<方案>") -> Scheme:
+    """Parse and validate scheme TOML; every problem is reported in one :class:`SchemeError`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SchemeError(f"方案文件 {origin} 不是合法的 TOML：{exc}") from exc
+    data["digest"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    try:
+        return Scheme.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  - {loc or '(顶层)'}：{msg}")
+        raise SchemeError(f"方案文件 {origin} 有 {len(lines)} 处问题：\n" + "\n".join(lines)) from None
+
+
+def load_scheme(name_or_path: str | Path) -> Scheme:
+    """A preset by name (``huaian-2024``) or a scheme TOML file by path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise SchemeError(f"找不到方案文件 {p}")
+        return parse_scheme(p.read_text(encoding="utf-8"), origin=str(p))
+    return parse_scheme(preset_text(str(name_or_path)), origin=f"预置方案 {name_or_path}")
