@@ -15,17 +15,17 @@ from geo_eval.uscc import is_valid_uscc, uscc_check_char
 from geo_eval.validate import Inputs
 
 __all__ = [
-    "__version__",
+    "INDICATORS",
+    "M2_PER_MU",
     "DatasetError",
     "Evaluation",
     "GeoEvalError",
-    "INDICATORS",
     "InputFileError",
     "Inputs",
-    "M2_PER_MU",
     "OutputExistsError",
     "Scheme",
     "SchemeError",
+    "__version__",
     "compute_indicators",
     "evaluate",
     "evaluated_land",

@@ -21,8 +21,17 @@ from geo_eval.scheme import GRADE_LABELS, Scheme
 from geo_eval.scoring import score
 from geo_eval.validate import Inputs
 
-FIGURES = ("tax", "sales", "value_added", "main_revenue", "rnd", "energy_tce", "electricity_10k_kwh",
-           "emission_t", "employees")
+FIGURES = (
+    "tax",
+    "sales",
+    "value_added",
+    "main_revenue",
+    "rnd",
+    "energy_tce",
+    "electricity_10k_kwh",
+    "emission_t",
+    "employees",
+)
 """Raw enterprise figures carried into the results (and read back as last year's figures)."""
 
 GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3, "T": 4}
@@ -50,36 +59,69 @@ def _lease_problems(inputs: Inputs, leases: pd.DataFrame, parcels: pd.DataFrame,
     rows = leases["source_row"]
     unknown_parcel = ~leases["parcel_id"].isin(parcels.index)
     if unknown_parcel.any():
-        problems.add(file=file, rows=rows[unknown_parcel], field="宗地代码", values=leases.loc[unknown_parcel, "parcel_id"],
-                     severity=WARNING, code="lease_unknown_parcel", problem="租赁的宗地不在宗地图层中",
-                     action="该租赁不计入任何企业用地")
+        problems.add(
+            file=file,
+            rows=rows[unknown_parcel],
+            field="宗地代码",
+            values=leases.loc[unknown_parcel, "parcel_id"],
+            severity=WARNING,
+            code="lease_unknown_parcel",
+            problem="租赁的宗地不在宗地图层中",
+            action="该租赁不计入任何企业用地",
+        )
     unknown_lessee = ~leases["lessee_uscc"].isin(inputs.enterprises.index)
     if unknown_lessee.any():
-        problems.add(file=file, rows=rows[unknown_lessee], field="承租方统一社会信用代码",
-                     values=leases.loc[unknown_lessee, "lessee_uscc"], severity=WARNING, code="lease_unknown_lessee",
-                     problem="承租方不在企业数据中", action="仍从出租方用地中扣除该租赁面积")
+        problems.add(
+            file=file,
+            rows=rows[unknown_lessee],
+            field="承租方统一社会信用代码",
+            values=leases.loc[unknown_lessee, "lessee_uscc"],
+            severity=WARNING,
+            code="lease_unknown_lessee",
+            problem="承租方不在企业数据中",
+            action="仍从出租方用地中扣除该租赁面积",
+        )
     no_ratio = (leases["lease_basis"] == "厂房") & leases["lease_land_m2"].isna() & ~unknown_parcel
     if no_ratio.any():
-        problems.add(file=file, rows=rows[no_ratio], field="租赁厂房面积", values=leases.loc[no_ratio, "leased_floor_m2"],
-                     severity=WARNING, code="lease_no_plot_ratio",
-                     problem="宗地没有总建筑面积，无法按容积率把厂房面积折算为土地面积",
-                     action="该租赁不计入；请补充宗地总建筑面积")
+        problems.add(
+            file=file,
+            rows=rows[no_ratio],
+            field="租赁厂房面积",
+            values=leases.loc[no_ratio, "leased_floor_m2"],
+            severity=WARNING,
+            code="lease_no_plot_ratio",
+            problem="宗地没有总建筑面积，无法按容积率把厂房面积折算为土地面积",
+            action="该租赁不计入；请补充宗地总建筑面积",
+        )
     own = leases["lessee_uscc"] == leases["parcel_id"].map(parcels["holder_uscc"])
     if own.any():
-        problems.add(file=file, rows=rows[own], field="承租方统一社会信用代码", values=leases.loc[own, "lessee_uscc"],
-                     severity=WARNING, code="lease_own_parcel", problem="承租方就是宗地权利人",
-                     action="该租赁不计入（自有用地已计入）")
+        problems.add(
+            file=file,
+            rows=rows[own],
+            field="承租方统一社会信用代码",
+            values=leases.loc[own, "lessee_uscc"],
+            severity=WARNING,
+            code="lease_own_parcel",
+            problem="承租方就是宗地权利人",
+            action="该租赁不计入（自有用地已计入）",
+        )
         leases.loc[own, "lease_land_m2"] = np.nan
     counted = leases.loc[leases["lease_land_m2"].notna()]
     total = counted.groupby("parcel_id")["lease_land_m2"].sum()
     over = total[total > parcels["area_m2"].reindex(total.index) * 1.0001]
     if len(over):
         hit = leases["parcel_id"].isin(over.index) & leases["lease_land_m2"].notna()
-        pct = (leases.loc[hit, "parcel_id"].map(over) / leases.loc[hit, "parcel_id"].map(parcels["area_m2"]) * 100)
-        problems.add(file=file, rows=rows[hit], field="租赁土地面积", values=leases.loc[hit, "lease_land_m2"].round(2),
-                     severity=WARNING, code="lease_exceeds_parcel",
-                     problem="该宗地的租赁面积合计为宗地面积的 " + pct.round(1).astype(str) + "%，超过宗地面积",
-                     action="按比例缩减到宗地面积")
+        pct = leases.loc[hit, "parcel_id"].map(over) / leases.loc[hit, "parcel_id"].map(parcels["area_m2"]) * 100
+        problems.add(
+            file=file,
+            rows=rows[hit],
+            field="租赁土地面积",
+            values=leases.loc[hit, "lease_land_m2"].round(2),
+            severity=WARNING,
+            code="lease_exceeds_parcel",
+            problem="该宗地的租赁面积合计为宗地面积的 " + pct.round(1).astype(str) + "%，超过宗地面积",
+            action="按比例缩减到宗地面积",
+        )
 
 
 def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = None) -> Evaluation:
@@ -99,11 +141,20 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     pfile = inputs.files.get("parcels", "parcels")
     mism = areas["area_mismatch"]
     if mism.any():
-        problems.add(file=pfile, rows=parcels.loc[mism, "source_row"], field="登记面积",
-                     values=parcels.loc[mism, "registered_area_m2"].round(2), severity=WARNING, code="area_mismatch",
-                     problem="图形面积 " + areas.loc[mism, "area_m2"].round(2).astype(str) + " 平方米与登记面积相差 "
-                     + areas.loc[mism, "area_diff_pct"].round(2).astype(str) + "%",
-                     action=f"按{'图形' if scheme.land.area_source == 'computed' else '登记'}面积评价；请核实")
+        problems.add(
+            file=pfile,
+            rows=parcels.loc[mism, "source_row"],
+            field="登记面积",
+            values=parcels.loc[mism, "registered_area_m2"].round(2),
+            severity=WARNING,
+            code="area_mismatch",
+            problem="图形面积 "
+            + areas.loc[mism, "area_m2"].round(2).astype(str)
+            + " 平方米与登记面积相差 "
+            + areas.loc[mism, "area_diff_pct"].round(2).astype(str)
+            + "%",
+            action=f"按{'图形' if scheme.land.area_source == 'computed' else '登记'}面积评价；请核实",
+        )
     pdata = pd.DataFrame(parcels.drop(columns=parcels.geometry.name))
     pdata = pdata.join(areas)
     if scheme.land.area_source == "registered":
@@ -137,14 +188,28 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     ent.loc[no_park, "park"] = park_from_land.reindex(ent.index[no_park]).to_numpy()
     no_land = ent["land_m2"] <= 0
     if no_land.any():
-        problems.add(file=efile, rows=ent.loc[no_land, "source_row"], field="统一社会信用代码", values=ent.index[no_land],
-                     severity=WARNING, code="enterprise_no_land",
-                     problem="企业在宗地图层和租赁表中都没有用地", action="列为T类（不参评），照常列入结果表")
+        problems.add(
+            file=efile,
+            rows=ent.loc[no_land, "source_row"],
+            field="统一社会信用代码",
+            values=ent.index[no_land],
+            severity=WARNING,
+            code="enterprise_no_land",
+            problem="企业在宗地图层和租赁表中都没有用地",
+            action="列为T类（不参评），照常列入结果表",
+        )
     orphan = pdata["holder_uscc"].notna() & ~pdata["holder_uscc"].isin(ent.index)
     if orphan.any():
-        problems.add(file=pfile, rows=pdata.loc[orphan, "source_row"], field="权利人统一社会信用代码",
-                     values=pdata.loc[orphan, "holder_uscc"], severity=WARNING, code="holder_not_in_enterprises",
-                     problem="宗地权利人不在企业数据中", action="宗地保留在宗地结果中；其用地不计入任何参评企业")
+        problems.add(
+            file=pfile,
+            rows=pdata.loc[orphan, "source_row"],
+            field="权利人统一社会信用代码",
+            values=pdata.loc[orphan, "holder_uscc"],
+            severity=WARNING,
+            code="holder_not_in_enterprises",
+            problem="宗地权利人不在企业数据中",
+            action="宗地保留在宗地结果中；其用地不计入任何参评企业",
+        )
 
     status = rating_status(ent, scheme, year=inputs.year)
     ent = ent.join(status)
@@ -183,8 +248,10 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     ent["_unit_order"] = ent[unit_col].fillna("")
     ent["_group_order"] = ent["group"].map({g.key: i for i, g in enumerate(scheme.groups)}).fillna(len(scheme.groups))
     ent = ent.sort_values(
-        ["_unit_order", "_group_order", "rank", "score"], ascending=[True, True, True, False],
-        na_position="last", kind="mergesort",
+        ["_unit_order", "_group_order", "rank", "score"],
+        ascending=[True, True, True, False],
+        na_position="last",
+        kind="mergesort",
     ).drop(columns=["_unit_order", "_group_order", "t_reason"])
     ent.index.name = "uscc"
     timings["scoring"] = time.perf_counter() - t2
@@ -195,8 +262,17 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     timings["parcel_join"] = time.perf_counter() - t3
     timings["evaluate_total"] = time.perf_counter() - t0
     return Evaluation(
-        enterprises=ent, parcels=out_parcels, leases=leases, allocation=allocation, benchmarks=result.benchmarks,
-        problems=problems, scheme=scheme, year=inputs.year, area_crs=crs.to_string(), notes=notes, timings=timings,
+        enterprises=ent,
+        parcels=out_parcels,
+        leases=leases,
+        allocation=allocation,
+        benchmarks=result.benchmarks,
+        problems=problems,
+        scheme=scheme,
+        year=inputs.year,
+        area_crs=crs.to_string(),
+        notes=notes,
+        timings=timings,
     )
 
 

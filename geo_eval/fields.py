@@ -28,17 +28,26 @@ class Field:
 
 PARCEL_FIELDS: tuple[Field, ...] = (
     Field("parcel_id", "宗地代码", "code", True, aliases=("宗地编码", "宗地号", "ZDDM", "地块编号", "不动产单元代码")),
-    Field("holder_uscc", "权利人统一社会信用代码", "code", True,
-          aliases=("权利人代码", "权利人信用代码", "土地使用权人统一社会信用代码", "QLRDM", "统一社会信用代码")),
+    Field(
+        "holder_uscc",
+        "权利人统一社会信用代码",
+        "code",
+        True,
+        aliases=("权利人代码", "权利人信用代码", "土地使用权人统一社会信用代码", "QLRDM", "统一社会信用代码"),
+    ),
     Field("holder_name", "权利人", "text", aliases=("权利人名称", "土地使用权人", "QLR", "QLRMC")),
     Field("county", "县区", "text", True, aliases=("县（区）", "县(区)", "区县", "所属县区", "行政区")),
     Field("park", "园区", "text", True, aliases=("所属园区", "开发区", "园区名称")),
     Field("land_use", "土地用途", "text", aliases=("用途", "TDYT", "地类")),
-    Field("registered_area_m2", "登记面积", "number", unit="平方米",
-          aliases=("登记面积（平方米）", "宗地面积", "宗地面积（平方米）", "ZDMJ", "证载面积")),
+    Field(
+        "registered_area_m2",
+        "登记面积",
+        "number",
+        unit="平方米",
+        aliases=("登记面积（平方米）", "宗地面积", "宗地面积（平方米）", "ZDMJ", "证载面积"),
+    ),
     Field("floor_area_m2", "总建筑面积", "number", unit="平方米", aliases=("建筑面积", "JZMJ")),
-    Field("footprint_area_m2", "建筑基底面积", "number", unit="平方米",
-          aliases=("建筑占地面积", "基底面积", "JZZDMJ")),
+    Field("footprint_area_m2", "建筑基底面积", "number", unit="平方米", aliases=("建筑占地面积", "基底面积", "JZZDMJ")),
     Field("contract_start_date", "约定动工日期", "date", aliases=("合同约定动工日期",)),
     Field("actual_start_date", "实际动工日期", "date", aliases=("动工日期",)),
     Field("developed_ratio", "已开发面积比例", "number", aliases=("已开发比例", "开发面积比例")),
@@ -57,17 +66,36 @@ ENTERPRISE_FIELDS: tuple[Field, ...] = (
     Field("above_scale", "是否规上", "bool", aliases=("规上企业", "规模以上", "规上/规下", "企业规模")),
     Field("production_start", "投产日期", "date", aliases=("投产时间", "开业日期", "成立日期")),
     Field("exempt_reason", "不参评原因", "text", aliases=("不参与评价原因", "免评原因", "T类原因")),
-    Field("tax", "税收", "money", True, unit="万元", aliases=("实缴税金", "入库税收", "税收实际入库", "评价税收", "实缴税收")),
+    Field(
+        "tax",
+        "税收",
+        "money",
+        True,
+        unit="万元",
+        aliases=("实缴税金", "入库税收", "税收实际入库", "评价税收", "实缴税收"),
+    ),
     Field("sales", "销售收入", "money", unit="万元", aliases=("应税销售收入", "开票销售收入", "营业收入", "销售额")),
     Field("value_added", "工业增加值", "money", unit="万元", aliases=("增加值",)),
     Field("main_revenue", "主营业务收入", "money", unit="万元", aliases=("主营收入",)),
     Field("rnd", "研发经费支出", "money", unit="万元", aliases=("研发经费", "R&D经费支出", "R&D经费", "研发投入")),
-    Field("energy_tce", "综合能耗", "number", unit="吨标准煤",
-          aliases=("综合能耗（吨标煤）", "能耗", "综合能源消费量", "能源消费量")),
+    Field(
+        "energy_tce",
+        "综合能耗",
+        "number",
+        unit="吨标准煤",
+        aliases=("综合能耗（吨标煤）", "能耗", "综合能源消费量", "能源消费量"),
+    ),
     Field("electricity_10k_kwh", "用电量", "number", unit="万千瓦时", aliases=("用电", "总用电量", "电耗")),
-    Field("emission_t", "主要污染物排放量", "number", unit="吨",
-          aliases=("污染物排放量", "排放量", "主要污染物排放当量")),
-    Field("employees", "年平均职工人数", "number", unit="人", aliases=("职工人数", "从业人员", "年均职工人数", "从业人员平均人数")),
+    Field(
+        "emission_t", "主要污染物排放量", "number", unit="吨", aliases=("污染物排放量", "排放量", "主要污染物排放当量")
+    ),
+    Field(
+        "employees",
+        "年平均职工人数",
+        "number",
+        unit="人",
+        aliases=("职工人数", "从业人员", "年均职工人数", "从业人员平均人数"),
+    ),
     Field("safety_veto", "安全生产否决", "bool", aliases=("安全生产一票否决", "重大安全事故")),
     Field("environment_veto", "环保否决", "bool", aliases=("环保一票否决", "重大环境事件", "生态环境否决")),
     Field("bonus", "加分", "number", unit="分", aliases=("加分项",)),
@@ -75,11 +103,23 @@ ENTERPRISE_FIELDS: tuple[Field, ...] = (
 )
 
 LEASE_FIELDS: tuple[Field, ...] = (
-    Field("lessee_uscc", "承租方统一社会信用代码", "code", True, aliases=("承租企业统一社会信用代码", "承租方代码", "承租人统一社会信用代码")),
+    Field(
+        "lessee_uscc",
+        "承租方统一社会信用代码",
+        "code",
+        True,
+        aliases=("承租企业统一社会信用代码", "承租方代码", "承租人统一社会信用代码"),
+    ),
     Field("lessee_name", "承租方名称", "text", aliases=("承租企业", "承租方", "承租人")),
     Field("parcel_id", "宗地代码", "code", True, aliases=("宗地编码", "宗地号", "地块编号")),
     Field("leased_land_m2", "租赁土地面积", "number", unit="平方米", aliases=("租用土地面积", "出租土地面积")),
-    Field("leased_floor_m2", "租赁厂房面积", "number", unit="平方米", aliases=("租用厂房面积", "租赁建筑面积", "出租厂房面积")),
+    Field(
+        "leased_floor_m2",
+        "租赁厂房面积",
+        "number",
+        unit="平方米",
+        aliases=("租用厂房面积", "租赁建筑面积", "出租厂房面积"),
+    ),
 )
 
 TABLE_FIELDS: dict[str, tuple[Field, ...]] = {

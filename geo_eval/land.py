@@ -20,11 +20,11 @@ M2_PER_MU = 2000.0 / 3.0
 
 __all__ = [
     "M2_PER_MU",
+    "evaluated_land",
+    "land_allocation",
+    "lease_land",
     "m2_to_mu",
     "parcel_areas",
-    "lease_land",
-    "land_allocation",
-    "evaluated_land",
 ]
 
 
@@ -43,9 +43,7 @@ def measurement_crs(parcels: gpd.GeoDataFrame) -> CRS:
     return area_crs(crs, longitudes(cx[::step], cy[::step], crs))
 
 
-def parcel_areas(
-    parcels: gpd.GeoDataFrame, *, crs: CRS | None = None, tolerance_pct: float = 5.0
-) -> pd.DataFrame:
+def parcel_areas(parcels: gpd.GeoDataFrame, *, crs: CRS | None = None, tolerance_pct: float = 5.0) -> pd.DataFrame:
     """Area of each parcel in the Gauss-Krüger plane, with the difference to the registered area.
 
     ``area_m2`` = planar area in ``crs`` (default: :func:`measurement_crs`);

@@ -69,10 +69,13 @@ def rating_status(data: pd.DataFrame, scheme: Scheme, *, year: int) -> pd.DataFr
     if rules.exempt_industry_prefixes:
         div = industry_division(data["industry_code"]).fillna("")
         utility = div.isin(list(rules.exempt_industry_prefixes))
-        mark(utility, "公用事业（行业代码 " + data["industry_code"].astype("string").fillna("").astype(object) + "）不参评")
+        mark(
+            utility,
+            "公用事业（行业代码 " + data["industry_code"].astype("string").fillna("").astype(object) + "）不参评",
+        )
     if rules.min_production_years > 0:
         year_end = pd.Timestamp(dt.date(year, 12, 31))
-        months = int(round(rules.min_production_years * 12))
+        months = round(rules.min_production_years * 12)
         cutoff = year_end - pd.DateOffset(months=months)
         start = pd.to_datetime(data["production_start"], errors="coerce")
         mark(start > cutoff, f"投产不满{rules.min_production_years:g}年（投产日期晚于{cutoff.date()}）")

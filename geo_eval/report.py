@@ -113,7 +113,7 @@ def park_summary(ev: Evaluation) -> pd.DataFrame:
     out["亩均税收（万元/亩）"] = (out["税收（万元）"] / out["评价用地（亩）"].where(out["评价用地（亩）"] > 0)).round(4)
     counts = e.groupby(["county", "park", "grade"]).size().unstack(fill_value=0)
     for grade in ("A", "B", "C", "D", "T"):
-        out[f"{grade}类（{GRADE_LABELS[grade]}）"] = counts[grade] if grade in counts else 0
+        out[f"{grade}类（{GRADE_LABELS[grade]}）"] = counts.get(grade, 0)
     out = out.reset_index().rename(columns={"county": "县区", "park": "园区"})
     return out
 

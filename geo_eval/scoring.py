@@ -84,7 +84,11 @@ def _benchmark_table(
                 elif rule.benchmark == "best":
                     bench, basis = float(by_unit.max().get(u, np.nan)), "本年最优值"
                 elif rule.benchmark == "minmax":
-                    bench, low, basis = float(by_unit.max().get(u, np.nan)), float(by_unit.min().get(u, np.nan)), "本年最大值/最小值"
+                    bench, low, basis = (
+                        float(by_unit.max().get(u, np.nan)),
+                        float(by_unit.min().get(u, np.nan)),
+                        "本年最大值/最小值",
+                    )
                 elif rule.benchmark == "current_mean":
                     bench, basis = rule.k * float(cur_mean.get(u, np.nan)), f"{rule.k:g}×本年均值"
                 else:  # previous_mean

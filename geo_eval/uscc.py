@@ -26,11 +26,11 @@ ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
 __all__ = [
     "ALPHABET",
-    "uscc_check_char",
-    "org_code_check_char",
     "is_valid_uscc",
-    "uscc_problems",
     "normalize_uscc",
+    "org_code_check_char",
+    "uscc_check_char",
+    "uscc_problems",
 ]
 
 

@@ -19,8 +19,8 @@ from pyproj import CRS
 
 from geo_eval.crs import fix_prefix_mismatch, gk_epsg, prefixed_zone_from_easting
 from geo_eval.fields import TABLE_FIELDS, Field
-from geo_eval.table import Table
 from geo_eval.problems import FATAL, INFO, WARNING, Problems
+from geo_eval.table import Table
 from geo_eval.uscc import normalize_uscc, uscc_problems
 
 ABOVE_SCALE_REVENUE = 2000.0
@@ -67,15 +67,27 @@ def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
     header = t.headers.get(f.name, f.label)
     if bad.any():
         problems.add(
-            file=t.file, rows=_rows(t, bad), field=header, values=raw[bad], severity=FATAL, code="not_a_number",
-            problem=f"{f.label}不是数字", action="请改为数字（单位：" + (f.unit or "无") + "）后重新运行",
+            file=t.file,
+            rows=_rows(t, bad),
+            field=header,
+            values=raw[bad],
+            severity=FATAL,
+            code="not_a_number",
+            problem=f"{f.label}不是数字",
+            action="请改为数字（单位：" + (f.unit or "无") + "）后重新运行",
         )
     neg = (values < 0).fillna(False).astype(bool)
     if neg.any():
         what = "金额" if f.kind == "money" else "数值"
         problems.add(
-            file=t.file, rows=_rows(t, neg), field=header, values=raw[neg], severity=FATAL, code="negative",
-            problem=f"{f.label}为负数，{what}不能小于0", action="请核对后改正再运行",
+            file=t.file,
+            rows=_rows(t, neg),
+            field=header,
+            values=raw[neg],
+            severity=FATAL,
+            code="negative",
+            problem=f"{f.label}为负数，{what}不能小于0",
+            action="请核对后改正再运行",
         )
     factor = t.factors.get(f.name, 1.0)
     return values * factor if factor != 1.0 else values
@@ -96,7 +108,13 @@ def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
         out[is_dt] = pd.to_datetime(obj[is_dt].astype(str).str.slice(0, 19))
     rest = ~is_num & ~is_dt
     s = _text(obj[rest].astype(object).where(obj[rest].notna(), None))
-    s = s.str.replace("年", "-").str.replace("月", "-").str.replace("日", "").str.replace(".", "-").str.replace("/", "-")
+    s = (
+        s.str.replace("年", "-")
+        .str.replace("月", "-")
+        .str.replace("日", "")
+        .str.replace(".", "-")
+        .str.replace("/", "-")
+    )
     parsed = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
     need = parsed.isna() & s.notna()
     if need.any():
@@ -105,8 +123,14 @@ def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
     bad = (rest & s.reindex(raw.index).notna() & out.isna()).fillna(False).astype(bool)
     if bad.any():
         problems.add(
-            file=t.file, rows=_rows(t, bad), field=t.headers.get(f.name, f.label), values=raw[bad], severity=WARNING,
-            code="bad_date", problem=f"{f.label}无法识别为日期", action="按空值处理；请使用 2024-05-01 格式",
+            file=t.file,
+            rows=_rows(t, bad),
+            field=t.headers.get(f.name, f.label),
+            values=raw[bad],
+            severity=WARNING,
+            code="bad_date",
+            problem=f"{f.label}无法识别为日期",
+            action="按空值处理；请使用 2024-05-01 格式",
         )
     return out
 
@@ -121,8 +145,14 @@ def parse_bools(t: Table, f: Field, problems: Problems) -> pd.Series:
     bad = ~s.isin(_TRUE | _FALSE)
     if bad.any():
         problems.add(
-            file=t.file, rows=_rows(t, bad), field=t.headers.get(f.name, f.label), values=raw[bad], severity=WARNING,
-            code="bad_flag", problem=f"{f.label}应填“是”或“否”", action="按空值处理",
+            file=t.file,
+            rows=_rows(t, bad),
+            field=t.headers.get(f.name, f.label),
+            values=raw[bad],
+            severity=WARNING,
+            code="bad_flag",
+            problem=f"{f.label}应填“是”或“否”",
+            action="按空值处理",
         )
     return out
 
@@ -140,7 +170,9 @@ def typed_frame(t: Table, problems: Problems) -> pd.DataFrame:
         elif f.kind == "bool":
             out[f.name] = parse_bools(t, f, problems)
         elif f.kind == "code":
-            out[f.name] = normalize_uscc(t.frame[f.name]) if f.name.endswith("uscc") else _text(t.frame[f.name]).str.upper()
+            out[f.name] = (
+                normalize_uscc(t.frame[f.name]) if f.name.endswith("uscc") else _text(t.frame[f.name]).str.upper()
+            )
         else:
             out[f.name] = _text(t.frame[f.name])
     out["source_row"] = t.frame["source_row"].to_numpy()
@@ -150,13 +182,23 @@ def typed_frame(t: Table, problems: Problems) -> pd.DataFrame:
 def _report_units(t: Table, problems: Problems) -> None:
     for name, note in t.unit_notes.items():
         problems.add(
-            file=t.file, rows=[""], field=t.headers.get(name, name), severity=INFO, code="unit_converted",
-            problem=f"表头单位与标准单位不同（{note}）", action="已自动换算",
+            file=t.file,
+            rows=[""],
+            field=t.headers.get(name, name),
+            severity=INFO,
+            code="unit_converted",
+            problem=f"表头单位与标准单位不同（{note}）",
+            action="已自动换算",
         )
     for h in t.unknown:
         problems.add(
-            file=t.file, rows=[""], field=h, severity=INFO, code="unknown_column",
-            problem="未识别的列（不在数据规范中）", action="已忽略该列",
+            file=t.file,
+            rows=[""],
+            field=h,
+            severity=INFO,
+            code="unknown_column",
+            problem="未识别的列（不在数据规范中）",
+            action="已忽略该列",
         )
 
 
@@ -165,8 +207,13 @@ def _required(t: Table, df: pd.DataFrame, name: str, problems: Problems, severit
     miss = df[name].isna() & ~t.frame["_empty"].to_numpy()
     if miss.any():
         problems.add(
-            file=t.file, rows=_rows(t, miss), field=t.headers.get(name, f.label), severity=severity,
-            code="missing_value", problem=f"缺少{f.label}", action=action,
+            file=t.file,
+            rows=_rows(t, miss),
+            field=t.headers.get(name, f.label),
+            severity=severity,
+            code="missing_value",
+            problem=f"缺少{f.label}",
+            action=action,
         )
 
 
@@ -176,8 +223,13 @@ def _duplicates(t: Table, df: pd.DataFrame, name: str, problems: Problems, what:
     if dup.any():
         first = df.loc[dup].groupby(name)["source_row"].transform(lambda r: "、".join(str(x) for x in r))
         problems.add(
-            file=t.file, rows=_rows(t, dup), field=t.headers.get(name, name), values=key[dup], severity=FATAL,
-            code="duplicate_key", problem="重复的" + what + "（出现在第 " + first.astype(str) + " 行）",
+            file=t.file,
+            rows=_rows(t, dup),
+            field=t.headers.get(name, name),
+            values=key[dup],
+            severity=FATAL,
+            code="duplicate_key",
+            problem="重复的" + what + "（出现在第 " + first.astype(str) + " 行）",
             action="请删除或合并重复行后重新运行",
         )
 
@@ -190,9 +242,14 @@ def _uscc_check(t: Table, df: pd.DataFrame, name: str, problems: Problems) -> No
     if bad.any():
         idx = reasons.index[bad]
         problems.add(
-            file=t.file, rows=df.loc[idx, "source_row"].to_numpy(), field=t.headers.get(name, name),
-            values=codes[idx], severity=WARNING, code="uscc_invalid",
-            problem="统一社会信用代码校验不通过：" + reasons[bad], action="保留该行并照常评价；请向登记机关核实代码",
+            file=t.file,
+            rows=df.loc[idx, "source_row"].to_numpy(),
+            field=t.headers.get(name, name),
+            values=codes[idx],
+            severity=WARNING,
+            code="uscc_invalid",
+            problem="统一社会信用代码校验不通过：" + reasons[bad],
+            action="保留该行并照常评价；请向登记机关核实代码",
         )
 
 
@@ -202,41 +259,81 @@ def validate_enterprises(t: Table, problems: Problems) -> pd.DataFrame:
     df = typed_frame(t, problems)
     blank = t.frame["_empty"].to_numpy()
     if blank.any():
-        problems.add(file=t.file, rows=_rows(t, blank), field="", severity=INFO, code="empty_row",
-                     problem="空行", action="已跳过")
+        problems.add(
+            file=t.file,
+            rows=_rows(t, blank),
+            field="",
+            severity=INFO,
+            code="empty_row",
+            problem="空行",
+            action="已跳过",
+        )
     _required(t, df, "uscc", problems, FATAL, "请补全统一社会信用代码后重新运行")
     _required(t, df, "county", problems, FATAL, "请补全县区（评价按县区排名）后重新运行")
     _required(t, df, "tax", problems, FATAL, "请填写税收（无税收填 0）后重新运行")
     _required(t, df, "name", problems, WARNING, "保留该行并照常评价")
     _duplicates(t, df, "uscc", problems, "统一社会信用代码")
     _uscc_check(t, df, "uscc", problems)
-    for col in ("park", "industry_code", "above_scale", "production_start", "exempt_reason",
-                "safety_veto", "environment_veto"):
+    for col in (
+        "park",
+        "industry_code",
+        "above_scale",
+        "production_start",
+        "exempt_reason",
+        "safety_veto",
+        "environment_veto",
+    ):
         if col not in df:
             df[col] = pd.NA
-    for col in ("sales", "value_added", "main_revenue", "rnd", "energy_tce", "electricity_10k_kwh",
-                "emission_t", "employees", "bonus", "penalty"):
+    for col in (
+        "sales",
+        "value_added",
+        "main_revenue",
+        "rnd",
+        "energy_tce",
+        "electricity_10k_kwh",
+        "emission_t",
+        "employees",
+        "bonus",
+        "penalty",
+    ):
         if col not in df:
             df[col] = np.nan
     derive = df["above_scale"].isna() & df["main_revenue"].notna()
     if derive.any():
         df.loc[derive, "above_scale"] = df.loc[derive, "main_revenue"] >= ABOVE_SCALE_REVENUE
         problems.add(
-            file=t.file, rows=_rows(t, derive), field="是否规上", values=df.loc[derive, "main_revenue"], severity=INFO,
-            code="above_scale_derived", problem="未填是否规上", action="按主营业务收入≥2000万元判定",
+            file=t.file,
+            rows=_rows(t, derive),
+            field="是否规上",
+            values=df.loc[derive, "main_revenue"],
+            severity=INFO,
+            code="above_scale_derived",
+            problem="未填是否规上",
+            action="按主营业务收入≥2000万元判定",
         )
     unknown = df["above_scale"].isna() & ~blank
     if unknown.any():
         problems.add(
-            file=t.file, rows=_rows(t, unknown), field="是否规上", severity=WARNING, code="above_scale_unknown",
-            problem="未填是否规上，也没有主营业务收入", action="按规下企业处理",
+            file=t.file,
+            rows=_rows(t, unknown),
+            field="是否规上",
+            severity=WARNING,
+            code="above_scale_unknown",
+            problem="未填是否规上，也没有主营业务收入",
+            action="按规下企业处理",
         )
     code = df["industry_code"]
     bad_code = code.notna() & ~code.str.fullmatch(r"[A-T]?\d{2,4}").fillna(False)
     if bad_code.any():
         problems.add(
-            file=t.file, rows=_rows(t, bad_code), field=t.headers.get("industry_code", "行业代码"), values=code[bad_code],
-            severity=WARNING, code="bad_industry_code", problem="行业代码不符合 GB/T 4754-2017（如 C3360）",
+            file=t.file,
+            rows=_rows(t, bad_code),
+            field=t.headers.get("industry_code", "行业代码"),
+            values=code[bad_code],
+            severity=WARNING,
+            code="bad_industry_code",
+            problem="行业代码不符合 GB/T 4754-2017（如 C3360）",
             action="保留该行；不参与按行业判定的规则",
         )
     keep = df["uscc"].notna() & ~blank
@@ -249,16 +346,26 @@ def _repair_geometries(t: Table, geoms: gpd.GeoSeries, problems: Problems) -> tu
     missing = shapely.is_missing(arr) | shapely.is_empty(arr)
     if missing.any():
         problems.add(
-            file=t.file, rows=_rows(t, missing), field="geometry", severity=FATAL, code="empty_geometry",
-            problem="宗地没有几何图形（空图形）", action="请补绘宗地界线后重新运行",
+            file=t.file,
+            rows=_rows(t, missing),
+            field="geometry",
+            severity=FATAL,
+            code="empty_geometry",
+            problem="宗地没有几何图形（空图形）",
+            action="请补绘宗地界线后重新运行",
         )
     types = shapely.get_type_id(arr)
     polygonal = np.isin(types, [3, 6])
     wrong = ~missing & ~polygonal
     if wrong.any():
         problems.add(
-            file=t.file, rows=_rows(t, wrong), field="geometry", values=shapely.get_type_id(arr[wrong]),
-            severity=FATAL, code="not_polygon", problem="宗地图形不是面（多边形）",
+            file=t.file,
+            rows=_rows(t, wrong),
+            field="geometry",
+            values=shapely.get_type_id(arr[wrong]),
+            severity=FATAL,
+            code="not_polygon",
+            problem="宗地图形不是面（多边形）",
             action="请提供面状宗地后重新运行",
         )
     invalid = ~missing & polygonal & ~shapely.is_valid(arr)
@@ -275,16 +382,25 @@ def _repair_geometries(t: Table, geoms: gpd.GeoSeries, problems: Problems) -> tu
         arr[idx[usable]] = polys[usable]
         if usable.any():
             problems.add(
-                file=t.file, rows=_rows(t, _mask(len(arr), idx[usable])), field="geometry",
-                values=reasons[usable], severity=WARNING, code="geometry_repaired",
+                file=t.file,
+                rows=_rows(t, _mask(len(arr), idx[usable])),
+                field="geometry",
+                values=reasons[usable],
+                severity=WARNING,
+                code="geometry_repaired",
                 problem="宗地图形无效（" + pd.Series(reasons[usable]).str.replace(r"\[.*", "", regex=True) + "）",
                 action="已用 make_valid 修复并按修复后的面积计算；请在地籍库中核实",
             )
         if (~usable).any():
             problems.add(
-                file=t.file, rows=_rows(t, _mask(len(arr), idx[~usable])), field="geometry",
-                values=reasons[~usable], severity=FATAL, code="geometry_unrepairable",
-                problem="宗地图形无效且无法自动修复", action="请在 GIS 中修正该宗地后重新运行",
+                file=t.file,
+                rows=_rows(t, _mask(len(arr), idx[~usable])),
+                field="geometry",
+                values=reasons[~usable],
+                severity=FATAL,
+                code="geometry_unrepairable",
+                problem="宗地图形无效且无法自动修复",
+                action="请在 GIS 中修正该宗地后重新运行",
             )
             ok[idx[~usable]] = False
     return gpd.GeoSeries(arr, crs=geoms.crs), ok
@@ -312,16 +428,36 @@ def _resolve_crs(t: Table, geoms: gpd.GeoSeries, override: str | None, problems:
     x = float(b[0]) if np.isfinite(b[0]) else np.nan
     if geoms.crs is None:
         if override:
-            problems.add(file=t.file, rows=[""], field="crs", values=[override], severity=INFO, code="crs_from_dataset",
-                         problem="图层没有坐标系", action=f"按 dataset.toml 指定的 {override} 处理")
+            problems.add(
+                file=t.file,
+                rows=[""],
+                field="crs",
+                values=[override],
+                severity=INFO,
+                code="crs_from_dataset",
+                problem="图层没有坐标系",
+                action=f"按 dataset.toml 指定的 {override} 处理",
+            )
             crs = CRS.from_user_input(override)
         else:
             zone = prefixed_zone_from_easting(x) if np.isfinite(x) else None
-            hint = (f"坐标像是 CGCS2000 3度带第{zone}带（带号前缀），可在 dataset.toml 的 [parcels] 中写 "
-                    f'crs = "EPSG:{gk_epsg(zone, prefixed=True)}"') if zone and 25 <= zone <= 45 else \
-                "请在 dataset.toml 的 [parcels] 中写明 crs（如 \"EPSG:4528\"），或为图层补上 .prj"
-            problems.add(file=t.file, rows=[""], field="crs", severity=FATAL, code="no_crs",
-                         problem="宗地图层没有坐标系，无法计算面积", action=hint)
+            hint = (
+                (
+                    f"坐标像是 CGCS2000 3度带第{zone}带（带号前缀），可在 dataset.toml 的 [parcels] 中写 "
+                    f'crs = "EPSG:{gk_epsg(zone, prefixed=True)}"'
+                )
+                if zone and 25 <= zone <= 45
+                else '请在 dataset.toml 的 [parcels] 中写明 crs（如 "EPSG:4528"），或为图层补上 .prj'
+            )
+            problems.add(
+                file=t.file,
+                rows=[""],
+                field="crs",
+                severity=FATAL,
+                code="no_crs",
+                problem="宗地图层没有坐标系，无法计算面积",
+                action=hint,
+            )
             return None
     else:
         crs = CRS.from_user_input(geoms.crs)
@@ -329,8 +465,14 @@ def _resolve_crs(t: Table, geoms: gpd.GeoSeries, override: str | None, problems:
         fixed = fix_prefix_mismatch(crs, x)
         if fixed is not None:
             problems.add(
-                file=t.file, rows=[""], field="crs", values=[crs.to_string()], severity=WARNING, code="crs_prefix_mismatch",
-                problem=f"坐标系与横坐标形式不符（横坐标 {x:,.0f}）", action=f"按 {fixed.to_string()} 处理",
+                file=t.file,
+                rows=[""],
+                field="crs",
+                values=[crs.to_string()],
+                severity=WARNING,
+                code="crs_prefix_mismatch",
+                problem=f"坐标系与横坐标形式不符（横坐标 {x:,.0f}）",
+                action=f"按 {fixed.to_string()} 处理",
             )
             crs = fixed
     return crs
@@ -371,11 +513,26 @@ def validate_leases(t: Table, problems: Problems) -> pd.DataFrame:
     land, floor = df["leased_land_m2"], df["leased_floor_m2"]
     neither = ~((land > 0) | (floor > 0)) & ~t.frame["_empty"].to_numpy()
     if neither.any():
-        problems.add(file=t.file, rows=_rows(t, neither), field="租赁土地面积/租赁厂房面积", severity=WARNING,
-                     code="lease_no_area", problem="租赁记录没有面积", action="该租赁不计入任何企业用地")
+        problems.add(
+            file=t.file,
+            rows=_rows(t, neither),
+            field="租赁土地面积/租赁厂房面积",
+            severity=WARNING,
+            code="lease_no_area",
+            problem="租赁记录没有面积",
+            action="该租赁不计入任何企业用地",
+        )
     both = (land > 0) & (floor > 0)
     if both.any():
-        problems.add(file=t.file, rows=_rows(t, both), field="租赁厂房面积", values=floor[both], severity=INFO,
-                     code="lease_both_areas", problem="同时填写了租赁土地面积和厂房面积", action="按租赁土地面积计算")
+        problems.add(
+            file=t.file,
+            rows=_rows(t, both),
+            field="租赁厂房面积",
+            values=floor[both],
+            severity=INFO,
+            code="lease_both_areas",
+            problem="同时填写了租赁土地面积和厂房面积",
+            action="按租赁土地面积计算",
+        )
     keep = df["lessee_uscc"].notna() & df["parcel_id"].notna() & ~t.frame["_empty"].to_numpy()
     return df.loc[keep].reset_index(drop=True)

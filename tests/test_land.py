@@ -11,8 +11,8 @@ from geo_eval.land import M2_PER_MU, evaluated_land, land_allocation, lease_land
 
 
 def test_mu_is_two_thousand_thirds_m2():
-    assert M2_PER_MU == pytest.approx(666.6666667)
-    assert 20_000 / M2_PER_MU == pytest.approx(30.0)
+    assert pytest.approx(666.6666667) == M2_PER_MU
+    assert pytest.approx(30.0) == 20_000 / M2_PER_MU
 
 
 def test_catalogue_areas_are_exact_in_gk_plane():

@@ -40,8 +40,19 @@ def frame(rows: list[dict], group: str = "above_scale", county: str = "海滨区
     df.index = [f"E{i:03d}" for i in range(len(df))]
     df["group"] = df.get("group", group)
     df["county"] = df.get("county", county)
-    for c in ("tax", "sales", "value_added", "main_revenue", "rnd", "energy_tce", "electricity_10k_kwh",
-              "emission_t", "employees", "bonus", "penalty"):
+    for c in (
+        "tax",
+        "sales",
+        "value_added",
+        "main_revenue",
+        "rnd",
+        "energy_tce",
+        "electricity_10k_kwh",
+        "emission_t",
+        "employees",
+        "bonus",
+        "penalty",
+    ):
         if c not in df:
             df[c] = np.nan
     return df
@@ -114,7 +125,9 @@ def test_previous_mean_falls_back_to_this_years_mean_and_says_so():
 
 
 def test_average_mean_option_differs_from_aggregate():
-    text = preset_text("huaian-2024").replace('benchmark = "previous_mean"', 'benchmark = "current_mean"\n  mean = "average"')
+    text = preset_text("huaian-2024").replace(
+        'benchmark = "previous_mean"', 'benchmark = "current_mean"\n  mean = "average"'
+    )
     s = parse_scheme(text)
     cur = frame(
         [
@@ -172,8 +185,9 @@ def test_bonus_and_penalty_with_caps():
 
 def test_percentile_grading_40_enterprises_in_two_counties():
     """淮安 shares within each county: 20 rated → A 4, B 8, C 7, D 1."""
-    scores = pd.Series(np.r_[np.arange(100, 80, -1), np.arange(70, 50, -1)].astype(float),
-                       index=[f"E{i:02d}" for i in range(40)])
+    scores = pd.Series(
+        np.r_[np.arange(100, 80, -1), np.arange(70, 50, -1)].astype(float), index=[f"E{i:02d}" for i in range(40)]
+    )
     keys = pd.DataFrame({"county": ["海滨区"] * 20 + ["青松县"] * 20, "group": "above_scale"}, index=scores.index)
     g = grades_by_percentile(scores, keys, Grading())
     for county in ("海滨区", "青松县"):
@@ -203,11 +217,15 @@ def test_ties_at_the_cut(ties, n_a):
 def test_veto_sets_or_caps_grade():
     s = load_scheme("huaian-2024")
     grades = pd.Series(["A", "B", "C"], index=["x", "y", "z"])
-    data = pd.DataFrame({"safety_veto": [True, False, False], "environment_veto": [False, True, False]}, index=grades.index)
+    data = pd.DataFrame(
+        {"safety_veto": [True, False, False], "environment_veto": [False, True, False]}, index=grades.index
+    )
     out, notes = apply_vetoes(grades, data, s)
     assert out.tolist() == ["D", "D", "C"]
     assert notes["x"].startswith("重大安全生产事故")
-    capped = parse_scheme(preset_text("huaian-2024").replace('mode = "set"\ngrade = "D"', 'mode = "cap"\ngrade = "B"', 1))
+    capped = parse_scheme(
+        preset_text("huaian-2024").replace('mode = "set"\ngrade = "D"', 'mode = "cap"\ngrade = "B"', 1)
+    )
     out2, _ = apply_vetoes(grades, data, capped)
     assert out2.tolist() == ["B", "D", "C"]
 

@@ -43,11 +43,18 @@ def evaluate(
         if previous is not None:
             paths["previous"] = previous / "enterprises.csv"
         elif sch.needs_previous:
-            err.print(f"[yellow]注意：方案 {sch.name} 的基准值需要上年结果（--previous），未提供，改用本年均值，并记入 manifest.json。[/]")
+            err.print(
+                f"[yellow]注意：方案 {sch.name} 的基准值需要上年结果（--previous），未提供，改用本年均值，并记入 manifest.json。[/]"
+            )
         ev = run_evaluation(inputs, sch, previous=prev)
         ev.timings["load_validate"] = load_s
-        manifest = write_outputs(ev, out_dir, overwrite=overwrite, inputs=paths,
-                                 extra_manifest={"dataset": str(dataset_dir), "previous": str(previous or "")})
+        manifest = write_outputs(
+            ev,
+            out_dir,
+            overwrite=overwrite,
+            inputs=paths,
+            extra_manifest={"dataset": str(dataset_dir), "previous": str(previous or "")},
+        )
     except GeoEvalError as exc:
         err.print(f"[red]错误：{exc}[/]")
         raise typer.Exit(2) from None

@@ -32,7 +32,9 @@ def print_fatal(problems: pd.DataFrame, *, dataset: Path) -> None:
         value = f"（值：{r.value}）" if str(r.value) else ""
         err.print(f"  - {where} [{r.field}]：{r.problem}{value}。{r.action}")
     if len(fatal) > MAX_LISTED:
-        err.print(f"  …… 另有 {len(fatal) - MAX_LISTED} 个，完整清单：geo-eval validate {dataset} --report 问题清单.csv")
+        err.print(
+            f"  …… 另有 {len(fatal) - MAX_LISTED} 个，完整清单：geo-eval validate {dataset} --report 问题清单.csv"
+        )
 
 
 def grade_table(counts: dict[str, dict[str, int]], title: str) -> Table:

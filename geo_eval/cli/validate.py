@@ -35,8 +35,10 @@ def validate(
     if report is not None:
         write_csv(problems, report)
     counts = problems["severity"].value_counts()
-    out.print(f"检查完成：致命 {int(counts.get(FATAL, 0))} 条，警告 {int(counts.get(WARNING, 0))} 条，"
-              f"提示 {int(counts.get(INFO, 0))} 条" + (f"；完整清单见 {report}" if report else ""))
+    out.print(
+        f"检查完成：致命 {int(counts.get(FATAL, 0))} 条，警告 {int(counts.get(WARNING, 0))} 条，"
+        f"提示 {int(counts.get(INFO, 0))} 条" + (f"；完整清单见 {report}" if report else "")
+    )
     if counts.get(FATAL, 0):
         print_fatal(problems, dataset=dataset_dir)
         raise typer.Exit(2)

@@ -49,7 +49,9 @@ def read_dataset_spec(dataset_dir: Path) -> DatasetSpec:
     """Read and check ``DATASET_DIR/dataset.toml``."""
     path = Path(dataset_dir) / "dataset.toml"
     if not path.is_file():
-        raise InputFileError(f"找不到数据集说明文件 {path}（每个数据集目录需要一个 dataset.toml，格式见 docs/data-contract.md）")
+        raise InputFileError(
+            f"找不到数据集说明文件 {path}（每个数据集目录需要一个 dataset.toml，格式见 docs/data-contract.md）"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

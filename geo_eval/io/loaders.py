@@ -29,28 +29,42 @@ def load_inputs(dataset_dir: Path) -> tuple[Inputs, dict[str, Path], DatasetSpec
     ppath = root / spec.parcels.path
     paths["parcels"] = ppath
     files["parcels"] = spec.parcels.path
-    ptable, geoms = read_parcel_layer(ppath, layer=spec.parcels.layer, encoding=spec.parcels.encoding,
-                                      display=spec.parcels.path)
+    ptable, geoms = read_parcel_layer(
+        ppath, layer=spec.parcels.layer, encoding=spec.parcels.encoding, display=spec.parcels.path
+    )
     parcels = validate_parcels(ptable, geoms, problems, crs_override=spec.parcels.crs)
 
     epath = root / spec.enterprises.path
     paths["enterprises"] = epath
     files["enterprises"] = spec.enterprises.path
-    etable = read_table(epath, "enterprises", sheet=spec.enterprises.sheet, encoding=spec.enterprises.encoding,
-                        display=spec.enterprises.path)
+    etable = read_table(
+        epath,
+        "enterprises",
+        sheet=spec.enterprises.sheet,
+        encoding=spec.enterprises.encoding,
+        display=spec.enterprises.path,
+    )
     enterprises = validate_enterprises(etable, problems)
 
     if spec.leases is not None:
         lpath = root / spec.leases.path
         paths["leases"] = lpath
         files["leases"] = spec.leases.path
-        ltable = read_table(lpath, "leases", sheet=spec.leases.sheet, encoding=spec.leases.encoding,
-                            display=spec.leases.path)
+        ltable = read_table(
+            lpath, "leases", sheet=spec.leases.sheet, encoding=spec.leases.encoding, display=spec.leases.path
+        )
         leases = validate_leases(ltable, problems)
     else:
         leases = pd.DataFrame(columns=["lessee_uscc", "parcel_id", "leased_land_m2", "leased_floor_m2", "source_row"])
-    inputs = Inputs(parcels=parcels, enterprises=enterprises, leases=leases, year=spec.year,
-                    evaluation_date=spec.evaluation_date, files=files, problems=problems)
+    inputs = Inputs(
+        parcels=parcels,
+        enterprises=enterprises,
+        leases=leases,
+        year=spec.year,
+        evaluation_date=spec.evaluation_date,
+        files=files,
+        problems=problems,
+    )
     return inputs, paths, spec
 
 
@@ -58,9 +72,12 @@ def read_previous(out_dir: Path) -> pd.DataFrame:
     """Last year's ``enterprises.csv`` from its output directory, indexed by USCC."""
     path = Path(out_dir) / "enterprises.csv"
     if not path.is_file():
-        raise InputFileError(f"上年结果目录 {out_dir} 中没有 enterprises.csv（--previous 应指向上年 geo-eval 的输出目录）")
-    df = pd.read_csv(path, encoding="utf-8-sig", dtype={"uscc": str, "county": str, "park": str, "group": str,
-                                                          "grade": str})
+        raise InputFileError(
+            f"上年结果目录 {out_dir} 中没有 enterprises.csv（--previous 应指向上年 geo-eval 的输出目录）"
+        )
+    df = pd.read_csv(
+        path, encoding="utf-8-sig", dtype={"uscc": str, "county": str, "park": str, "group": str, "grade": str}
+    )
     for c in (*FIGURES, "land_mu", "score"):
         if c in df:
             df[c] = pd.to_numeric(df[c], errors="coerce")

@@ -113,7 +113,9 @@ def read_xlsx(path: Path, table: str, *, sheet: str | None = None, display: str 
     """Read a worksheet, finding the header row below any merged title rows."""
     file = display or path.name
     try:
-        raw = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, header=None, dtype=object, engine="openpyxl")
+        raw = pd.read_excel(
+            path, sheet_name=sheet if sheet is not None else 0, header=None, dtype=object, engine="openpyxl"
+        )
     except FileNotFoundError as exc:
         raise InputFileError(f"找不到文件 {path}") from exc
     except ValueError as exc:
@@ -150,14 +152,22 @@ def read_csv(path: Path, table: str, *, encoding: str | None = None, display: st
         raise DatasetError(f"{file}：前 {HEADER_SCAN_ROWS} 行中找不到表头（如“统一社会信用代码”“宗地代码”）。")
     text = path.read_text(encoding=enc)
     raw = pd.read_csv(
-        io.StringIO(text), header=None, skiprows=h, dtype=str, keep_default_na=False, na_values=[], skip_blank_lines=False
+        io.StringIO(text),
+        header=None,
+        skiprows=h,
+        dtype=str,
+        keep_default_na=False,
+        na_values=[],
+        skip_blank_lines=False,
     )
     t = _finish(table, file, raw, 0, first_line=h + 1)
     check_columns(t)
     return t
 
 
-def read_table(path: Path, table: str, *, sheet: str | None = None, encoding: str | None = None, display: str | None = None) -> Table:
+def read_table(
+    path: Path, table: str, *, sheet: str | None = None, encoding: str | None = None, display: str | None = None
+) -> Table:
     """An xlsx/xlsm or csv/txt table by its suffix."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):

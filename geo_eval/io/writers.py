@@ -23,12 +23,37 @@ WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
 
 ENTERPRISE_CSV_BASE = [
-    "uscc", "name", "county", "park", "group", "group_label", "industry_code", "above_scale", "production_start",
-    "owned_m2", "leased_out_m2", "leased_in_m2", "land_m2", "land_mu", "parcel_count", "lease_count",
+    "uscc",
+    "name",
+    "county",
+    "park",
+    "group",
+    "group_label",
+    "industry_code",
+    "above_scale",
+    "production_start",
+    "owned_m2",
+    "leased_out_m2",
+    "leased_in_m2",
+    "land_m2",
+    "land_mu",
+    "parcel_count",
+    "lease_count",
 ]
 ENTERPRISE_CSV_TAIL = [
-    "bonus", "penalty", "score", "grade", "grade_label", "rank", "rank_of", "veto", "exempt_reason",
-    "prev_grade", "prev_score", "score_change", "grade_change",
+    "bonus",
+    "penalty",
+    "score",
+    "grade",
+    "grade_label",
+    "rank",
+    "rank_of",
+    "veto",
+    "exempt_reason",
+    "prev_grade",
+    "prev_score",
+    "score_change",
+    "grade_change",
 ]
 
 
@@ -71,7 +96,7 @@ def enterprise_frame(ev: Evaluation) -> pd.DataFrame:
     e = ev.enterprises.reset_index()
     keys = list(ev.scheme.indicator_keys)
     cols = ENTERPRISE_CSV_BASE + list(FIGURES) + keys + [f"score_{k}" for k in keys] + ENTERPRISE_CSV_TAIL
-    out = pd.DataFrame({c: e[c] if c in e else pd.NA for c in cols})
+    out = pd.DataFrame({c: e.get(c, pd.NA) for c in cols})
     for c in ("owned_m2", "leased_out_m2", "leased_in_m2", "land_m2"):
         out[c] = out[c].astype(float).round(2)
     out["land_mu"] = out["land_mu"].astype(float).round(4)
