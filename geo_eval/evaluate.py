@@ -181,8 +181,8 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     for c in land_cols:
         ent[c] = ent[c].fillna(0)
     # Park from the enterprise's largest parcel use when the table has none.
-    main_use = allocation.sort_values(["uscc", "land_m2", "parcel_id"], ascending=[True, False, True], kind="mergesort")
-    main_use = main_use.drop_duplicates("uscc").set_index("uscc")["parcel_id"]
+    by_use = allocation.sort_values(["uscc", "land_m2", "parcel_id"], ascending=[True, False, True], kind="mergesort")
+    main_use = by_use.drop_duplicates("uscc").set_index("uscc")["parcel_id"]
     park_from_land = main_use.map(pdata["park"])
     no_park = ent["park"].isna()
     ent.loc[no_park, "park"] = park_from_land.reindex(ent.index[no_park]).to_numpy()

@@ -45,13 +45,13 @@ def grades_by_percentile(score: pd.Series, keys: pd.DataFrame, grading: Grading)
     n = grouped["score"].transform("size").to_numpy()
     letters = np.array(GRADES)
     idx = np.full(len(frame), 3, dtype=np.int64)  # D
-    for i, g in reversed(list(enumerate(("A", "B", "C")))):
-        idx = np.where(pos <= cut_count(n, grading.shares[g], grading.rounding), i, idx)
+    for i, share in reversed(list(enumerate((grading.shares["A"], grading.shares["B"], grading.shares["C"])))):
+        idx = np.where(pos <= cut_count(n, share, grading.rounding), i, idx)
     grade_idx = pd.Series(idx, index=frame.index)
     if grading.ties != "order":
         tie_keys = [frame[c] for c in cols] + [frame["score"]]
-        agg = "min" if grading.ties == "up" else "max"
-        grade_idx = grade_idx.groupby(tie_keys, sort=False).transform(agg)
+        tie = grade_idx.groupby(tie_keys, sort=False)
+        grade_idx = tie.transform("min") if grading.ties == "up" else tie.transform("max")
     return pd.Series(letters[grade_idx.to_numpy()], index=frame.index).reindex(score.index)
 
 

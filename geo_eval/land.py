@@ -93,10 +93,9 @@ def lease_land(
     floor_total = out["parcel_id"].map(parcels["floor_area_m2"]) if "floor_area_m2" in parcels else np.nan
     plot_ratio = pd.Series(np.asarray(floor_total, dtype=float), index=out.index) / area
     plot_ratio = plot_ratio.where(plot_ratio > 0)
-    land = pd.to_numeric(out.get("leased_land_m2"), errors="coerce") if "leased_land_m2" in out else None
-    floor = pd.to_numeric(out.get("leased_floor_m2"), errors="coerce") if "leased_floor_m2" in out else None
-    land = land if land is not None else pd.Series(np.nan, index=out.index)
-    floor = floor if floor is not None else pd.Series(np.nan, index=out.index)
+    empty = pd.Series(np.nan, index=out.index)
+    land = pd.to_numeric(out["leased_land_m2"], errors="coerce") if "leased_land_m2" in out else empty
+    floor = pd.to_numeric(out["leased_floor_m2"], errors="coerce") if "leased_floor_m2" in out else empty
     by_land = land.notna() & (land > 0)
     converted = floor / plot_ratio if floor_conversion == "plot_ratio" else floor
     out["plot_ratio"] = plot_ratio

@@ -89,20 +89,20 @@ def uscc_problems(codes: pd.Series) -> pd.Series:
             lut[ord(c)] = v
         vals = lut[raw]
         bad_char = (vals < 0).any(axis=1)
-        v = np.where(vals < 0, 0, vals)
-        total = (v[:, :17] * np.array(USCC_WEIGHTS)).sum(axis=1)
+        vv: np.ndarray = np.where(vals < 0, 0, vals)
+        total = (vv[:, :17] * np.array(USCC_WEIGHTS)).sum(axis=1)
         expect = (31 - total % 31) % 31
-        bad_check = ~bad_char & (expect != v[:, 17])
-        org_total = (v[:, 8:16] * np.array(ORG_WEIGHTS)).sum(axis=1)
+        bad_check = ~bad_char & (expect != vv[:, 17])
+        org_total = (vv[:, 8:16] * np.array(ORG_WEIGHTS)).sum(axis=1)
         org_expect = 11 - org_total % 11
         # GB 11714: 10 → "X" (value 33 in our alphabet), 11 → "0"; digits as themselves.
         org_char_value = np.where(org_expect == 11, 0, np.where(org_expect == 10, _VALUE["X"], org_expect))
-        bad_org = ~bad_char & ~bad_check & (org_char_value != v[:, 16])
+        bad_org = ~bad_char & ~bad_check & (org_char_value != vv[:, 16])
         reasons = np.full(len(vals), "", dtype=object)
         reasons[bad_char] = "含有不允许的字符（不能含 I、O、Z、S、V 或标点）"
         reasons[bad_check] = "第18位校验码不正确"
         reasons[bad_org] = "第9–17位组织机构代码校验码不正确"
-        out.iloc[np.flatnonzero(ok_len)] = reasons
+        out.iloc[np.flatnonzero(ok_len)] = reasons  # type: ignore[call-overload]
     out.iloc[np.flatnonzero(bad_len)] = "长度不是18位"
     out.iloc[np.flatnonzero(missing)] = "缺少统一社会信用代码"
     return out
