@@ -152,7 +152,8 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
             + areas.loc[mism, "area_m2"].round(2).astype(str)
             + " 平方米与登记面积相差 "
             + areas.loc[mism, "area_diff_pct"].round(2).astype(str)
-            + "%",
+            + "%"
+            + _mu_hint(parcels.loc[mism], areas.loc[mism]),
             action=f"按{'图形' if scheme.land.area_source == 'computed' else '登记'}面积评价；请核实",
         )
     pdata = pd.DataFrame(parcels.drop(columns=parcels.geometry.name))
@@ -276,6 +277,13 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     )
 
 
+def _mu_hint(parcels: pd.DataFrame, areas: pd.DataFrame) -> pd.Series:
+    """A hint where the registered area reads like 亩 entered in a 平方米 column."""
+    as_m2 = parcels["registered_area_m2"] * land.M2_PER_MU
+    looks_mu = ((as_m2 - areas["area_m2"]).abs() / areas["area_m2"]) < 0.01
+    return pd.Series(np.where(looks_mu, "（登记面积疑似按亩填写）", ""), index=parcels.index)
+
+
 def _grade_change(prev: pd.Series, cur: pd.Series) -> pd.Series:
     p = prev.map(GRADE_ORDER)
     c = cur.map(GRADE_ORDER)
@@ -304,7 +312,7 @@ def _parcel_results(
     tax = a.groupby("parcel_id")["attributed_tax"].sum(min_count=1)
     a = a.sort_values(["parcel_id", "land_m2", "uscc"], ascending=[True, False, True], kind="mergesort")
     main = a.drop_duplicates("parcel_id").set_index("parcel_id")["uscc"]
-    users = a.groupby("parcel_id", sort=False)["uscc"].agg(lambda s: ";".join(sorted(s)))
+    users = _joined_codes(a[["parcel_id", "uscc"]])
     out = parcels.copy()
     for c in ("area_m2", "area_mu", "area_diff_pct", "eval_area_m2"):
         out[c] = pdata[c]
@@ -317,6 +325,15 @@ def _parcel_results(
     out["tax_per_mu"] = tax.reindex(out.index) / (out["eval_area_m2"] / land.M2_PER_MU)
     out["holder_in_enterprises"] = out["holder_uscc"].isin(ent.index)
     return out
+
+
+def _joined_codes(pairs: pd.DataFrame) -> pd.Series:
+    """``"a;b"`` of the sorted USCCs per parcel; the common single-user parcel needs no join."""
+    n = pairs.groupby("parcel_id", sort=False)["uscc"].transform("size")
+    single = pairs.loc[n == 1].set_index("parcel_id")["uscc"]
+    multi = pairs.loc[n > 1].sort_values(["parcel_id", "uscc"], kind="mergesort")
+    joined = multi.groupby("parcel_id", sort=False)["uscc"].agg(";".join)
+    return pd.concat([single, joined])
 
 
 def indicator_labels(scheme: Scheme) -> dict[str, str]:
