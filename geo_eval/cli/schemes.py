@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from geo_eval.cli.options import out
+from geo_eval.indicators import INDICATORS
 from geo_eval.scheme import DEFAULT_SCHEME, load_scheme, preset_names, preset_text
 
 
@@ -18,13 +18,12 @@ def schemes(
     if show:
         out.print(preset_text(show), markup=False)
         return
-    t = Table(title="内置评价方案（--scheme 名称，或 --scheme 路径/自定义.toml）")
-    t.add_column("名称")
-    t.add_column("标题")
-    t.add_column("分组与指标")
-    t.add_column("来源")
+    out.print("内置评价方案（用法：--scheme 名称；自定义方案：--scheme 路径/方案.toml；全文：geo-eval schemes --show 名称）")
     for name in preset_names():
         s = load_scheme(name)
-        groups = "；".join(f"{g.label}：" + "、".join(f"{i.key}×{i.weight:g}" for i in g.indicators) for g in s.groups)
-        t.add_row(name + ("（默认）" if name == DEFAULT_SCHEME else ""), s.title, groups, s.source)
-    out.print(t)
+        default = "（默认）" if name == DEFAULT_SCHEME else ""
+        out.print(f"\n[bold]{name}[/]{default}  {s.title}", markup=True)
+        out.print(f"  来源：{s.source}", markup=False)
+        for g in s.groups:
+            items = "、".join(f"{INDICATORS[i.key].label}{i.weight:g}" for i in g.indicators)
+            out.print(f"  {g.label}：{items}", markup=False)
