@@ -4,7 +4,9 @@ Percentile grading: sort by score (high first, USCC breaking ties for a stable o
 ``p`` of ``n`` gets A when ``p ≤ round(n × share_A)``, B when ``p ≤ round(n × share_B)``, C when
 ``p ≤ round(n × share_C)``, else D, where ``round`` is the scheme's rounding (floor, ceil, half up).
 Enterprises with equal scores across a cut all get the better grade (``ties = "up"``), the worse
-(``"down"``), or are split by the stable order (``"order"``).
+(``"down"``), or are split by the stable order (``"order"``). At the C/D cut, ``ties_at_d = "down"``
+(the default) puts the whole tie in D: the bottom share is counted from the bottom, so an enterprise
+scoring the same as one in it is in it too (many enterprises tied at 0 all get D).
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ def grades_by_percentile(score: pd.Series, keys: pd.DataFrame, grading: Grading)
     for i, share in reversed(list(enumerate((grading.shares["A"], grading.shares["B"], grading.shares["C"])))):
         idx = np.where(pos <= cut_count(n, share, grading.rounding), i, idx)
     grade_idx = pd.Series(idx, index=frame.index)
-    if grading.ties != "order":
-        tie_keys = [frame[c] for c in cols] + [frame["score"]]
-        tie = grade_idx.groupby(tie_keys, sort=False)
-        grade_idx = tie.transform("min") if grading.ties == "up" else tie.transform("max")
+    tie_keys = [frame[c] for c in cols] + [frame["score"]]
+    tie = grade_idx.groupby(tie_keys, sort=False)
+    worst = tie.transform("max")
+    if grading.ties == "up":
+        grade_idx = tie.transform("min")
+    elif grading.ties == "down":
+        grade_idx = worst
+    if grading.ties_at_d == "down":
+        grade_idx = grade_idx.where(worst != 3, 3)
     return pd.Series(letters[grade_idx.to_numpy()], index=frame.index).reindex(score.index)
 
 

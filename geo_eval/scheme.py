@@ -127,7 +127,8 @@ class Grading(_Frozen):
 
     ``percentile``: cumulative shares for A, B, C; the count for a cumulative share ``s`` of ``n``
     rated enterprises is ``rounding(n × s)``; D takes the rest. Ties at a cut: ``up`` gives the whole
-    tie the better grade, ``down`` the worse, ``order`` splits it by USCC.
+    tie the better grade, ``down`` the worse, ``order`` splits it by USCC; ``ties_at_d`` overrides
+    this at the C/D cut (default: the whole tie is D).
     ``thresholds``: minimum scores for A, B, C; the rest is D.
     """
 
@@ -135,6 +136,9 @@ class Grading(_Frozen):
     shares: dict[Literal["A", "B", "C"], Annotated[float, Field(gt=0, le=1)]] = {"A": 0.20, "B": 0.60, "C": 0.95}
     rounding: Literal["floor", "ceil", "half_up"] = "floor"
     ties: Literal["up", "down", "order"] = "up"
+    ties_at_d: Literal["same", "down"] = "down"
+    """A tie across the C/D cut: ``down`` puts the whole tie in D (D is the bottom share, counted
+    from the bottom: equal to a bottom enterprise is bottom too); ``same`` applies ``ties``."""
     thresholds: dict[Literal["A", "B", "C"], float] = {}
     score_decimals: Annotated[int, Field(ge=0, le=6)] = 2
 

@@ -155,9 +155,11 @@ def test_previous_year_sets_benchmarks_and_compares(tmp_path):
     assert cur.loc[E1, "score"] == pytest.approx(82.5)
     assert cur.loc[E1, "prev_score"] == pytest.approx(50.0)
     assert cur.loc[E1, "rank"] == 1
-    # 4 rated 规上: A = floor(4 × 0.2) = 0 places, so E1 stays B although it ranks first.
-    assert cur.loc[E1, "prev_grade"] == "B" and cur.loc[E1, "grade"] == "B"
-    assert cur.loc[E1, "grade_change"] == "持平"
+    # Last year all four 规上 tied at 50 across the C/D cut (position 4 of 4 is D), and a tie across
+    # that cut is all D. This year: A = floor(4 × 0.2) = 0 places, so E1 is B although it ranks first.
+    assert cur.loc[E1, "prev_grade"] == "D" and cur.loc[E1, "grade"] == "B"
+    assert cur.loc[E1, "grade_change"] == "上升"
+    assert cur.loc[catalogue.E[2], "grade"] == "D"  # the three still tied at 50 share positions 2–4
     m = json.loads((tmp_path / "o2025" / "manifest.json").read_text(encoding="utf-8"))
     assert m["fallbacks"] == []
 

@@ -206,6 +206,14 @@ def test_cut_counts_rounding():
     assert int(cut_count(8, 0.2, "half_up")) == 2  # 1.6 → 2
 
 
+def test_ties_at_the_d_cut_go_down_by_default():
+    # 20 rated: D = 20 − floor(20 × 0.95) = 1 place, but the last five all score 0.
+    scores = pd.Series([*range(100, 85, -1), 0, 0, 0, 0, 0], index=[f"E{i:02d}" for i in range(20)], dtype=float)
+    keys = pd.DataFrame({"county": "x", "group": "g"}, index=scores.index)
+    assert int((grades_by_percentile(scores, keys, Grading()) == "D").sum()) == 5
+    assert int((grades_by_percentile(scores, keys, Grading(ties_at_d="same")) == "D").sum()) == 0
+
+
 @pytest.mark.parametrize(("ties", "n_a"), [("up", 3), ("down", 1), ("order", 2)])
 def test_ties_at_the_cut(ties, n_a):
     scores = pd.Series([100.0, 90.0, 90.0, 80, 70, 60, 50, 40, 30, 20], index=[f"E{i}" for i in range(10)])

@@ -18,7 +18,9 @@ def schemes(
     if show:
         out.print(preset_text(show), markup=False)
         return
-    out.print("内置评价方案（用法：--scheme 名称；自定义方案：--scheme 路径/方案.toml；全文：geo-eval schemes --show 名称）")
+    out.print(
+        "内置评价方案（用法：--scheme 名称；自定义方案：--scheme 路径/方案.toml；全文：geo-eval schemes --show 名称）"
+    )
     for name in preset_names():
         s = load_scheme(name)
         default = "（默认）" if name == DEFAULT_SCHEME else ""

@@ -1,0 +1,104 @@
+"""The sample park end to end: every deliberate oddity listed in sample_parcels/ is caught as documented."""
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import pytest
+from typer.testing import CliRunner
+
+from geo_eval.cli import app
+
+SAMPLE = Path(__file__).parents[1] / "sample_parcels"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[int, Path]:
+    base = tmp_path_factory.mktemp("sample")
+    r = runner.invoke(app, ["evaluate", str(SAMPLE / "2024"), "--out", str(base / "2024")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["evaluate", str(SAMPLE / "2025"), "--out", str(base / "2025"), "--previous", str(base / "2024")]
+    )
+    assert r.exit_code == 0, r.output
+    return {2024: base / "2024", 2025: base / "2025"}
+
+
+def expected(year: int, oddity: str) -> pd.DataFrame:
+    e = pd.read_csv(SAMPLE / "expected_enterprises.csv", dtype=str)
+    return e.loc[(e["year"] == str(year)) & (e["oddity"] == oddity)]
+
+
+def expected_parcels(year: int, flag: str) -> set[str]:
+    f = pd.read_csv(SAMPLE / "expected_flags.csv", dtype=str)
+    return set(f.loc[(f["year"] == str(year)) & (f["flag"] == flag) & (f["expect"] == "yes"), "parcel_id"])
+
+
+def results(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path / "enterprises.csv", encoding="utf-8-sig", dtype={"uscc": str}).set_index("uscc")
+
+
+def exceptions(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path / "exceptions.csv", encoding="utf-8-sig", dtype=str)
+
+
+@pytest.mark.parametrize("year", [2024, 2025])
+def test_nothing_is_dropped(runs, year):
+    src = pd.read_excel(SAMPLE / str(year) / "enterprises.xlsx", sheet_name="企业数据", header=1, dtype=str)
+    assert len(results(runs[year])) == len(src)
+    n_parcels = pyogrio.read_info(SAMPLE / str(year) / "parcels.gpkg", layer="parcels")["features"]
+    assert pyogrio.read_info(runs[year] / "parcels.gpkg", layer="parcels")["features"] == n_parcels
+
+
+@pytest.mark.parametrize("year", [2024, 2025])
+def test_documented_data_problems_are_reported(runs, year):
+    exc = exceptions(runs[year])
+    bad_codes = set(exc.loc[exc["code"] == "uscc_invalid", "value"])
+    assert set(expected(year, "invalid_uscc")["uscc"]) <= bad_codes
+    orphans = set(exc.loc[(exc["code"] == "holder_not_in_enterprises"), "value"])
+    assert set(expected(year, "holder_not_in_enterprises")["uscc"]) <= orphans
+    assert (exc["code"] == "geometry_repaired").sum() == 2
+    assert (exc["severity"] == "致命").sum() == 0
+    p = gpd.read_file(runs[year] / "parcels.gpkg", layer="parcels").set_index("parcel_id")
+    assert expected_parcels(year, "area_mismatch") <= set(p.index[p["area_diff_pct"].abs() > 5])
+
+
+def test_t_class_and_vetoes(runs):
+    e = results(runs[2025])
+    for uscc in expected(2025, "t_class_utility")["uscc"]:
+        assert e.loc[uscc, "grade"] == "T"
+        assert "公用事业" in e.loc[uscc, "exempt_reason"]
+    for uscc in expected(2025, "t_class_new_production")["uscc"]:
+        assert e.loc[uscc, "grade"] == "T"
+        assert "投产不满2年" in e.loc[uscc, "exempt_reason"]
+    for uscc in expected(2025, "exempt_reason")["uscc"]:
+        assert e.loc[uscc, "exempt_reason"].startswith("不参评：")
+    for oddity in ("safety_veto", "environment_veto"):
+        for uscc in expected(2025, oddity)["uscc"]:
+            if e.loc[uscc, "grade"] != "T":
+                assert e.loc[uscc, "grade"] == "D"
+                assert e.loc[uscc, "veto"]
+
+
+def test_grade_shares_per_county_and_group(runs):
+    e = results(runs[2025])
+    rated = e.loc[e["grade"].isin(list("ABCD"))]
+    for (_county, _group), sub in rated.groupby(["county", "group"]):
+        n = len(sub)
+        vetoed = sub["veto"].notna().sum()
+        assert (sub["grade"] == "A").sum() <= int(n * 0.2 + 1e-9)  # floor, ties up can only add on exact ties
+        assert (sub["grade"] == "D").sum() >= n - int(n * 0.95 + 1e-9)
+        bottom = sub["score"].min()
+        ties_at_bottom = (sub["score"] == bottom).sum()
+        assert (sub["grade"] == "D").sum() <= n - int(n * 0.95 + 1e-9) + vetoed + ties_at_bottom
+        assert sub["rank"].min() == 1
+
+
+def test_comparison_with_last_year(runs):
+    e = results(runs[2025])
+    assert set(e["grade_change"].dropna()) <= {"上升", "下降", "持平", "新参评"} | {
+        f"{a}→{b}" for a in "ABCDT" for b in "ABCDT"
+    }
+    assert e.loc[e["grade"].isin(list("ABCD")), "prev_grade"].notna().mean() > 0.9
