@@ -79,10 +79,12 @@ def longitudes(x: np.ndarray, y: np.ndarray, crs: CRS) -> np.ndarray:
 def area_crs(crs: CRS, lon: np.ndarray) -> CRS:
     """The CRS in which areas are measured for data in ``crs`` around longitudes ``lon``.
 
-    Data already in a CGCS2000 3° GK zone keeps it (cadastral areas are registered in that plane);
-    anything else goes to the GK zone (without prefix) of the median longitude.
+    The zone is chosen from the data's median longitude. Data already in that CGCS2000 3° GK zone
+    keeps its CRS (cadastral areas are registered in that plane, with or without the zone prefix);
+    anything else goes to the zone's CRS without prefix.
     """
-    if gk_zone_of_epsg(crs.to_epsg()) is not None:
-        return crs
     zone = int(gk_zone(float(np.median(lon))))
+    info = gk_zone_of_epsg(crs.to_epsg())
+    if info is not None and info[0] == zone:
+        return crs
     return CRS.from_epsg(gk_epsg(zone))

@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 
 from geo_eval import grading, land
+from geo_eval.errors import DatasetError
+from geo_eval.fields import ENTERPRISE_FIELDS
 from geo_eval.indicators import INDICATORS, compute_indicators
-from geo_eval.problems import WARNING, Problems
+from geo_eval.problems import FATAL, WARNING, Problems
 from geo_eval.rating import rating_status
 from geo_eval.scheme import GRADE_LABELS, Scheme
 from geo_eval.scoring import score
@@ -35,6 +37,7 @@ FIGURES = (
 """Raw enterprise figures carried into the results (and read back as last year's figures)."""
 
 GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3, "T": 4}
+UNKNOWN_PARK = "未注明园区"
 
 
 @dataclass
@@ -131,6 +134,8 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     """
     timings: dict[str, float] = {}
     problems = inputs.problems
+    if problems.has_fatal:
+        raise DatasetError(f"输入数据有 {problems.count(FATAL)} 个致命问题，不能评价（见问题清单）", [problems])
     notes = list(inputs.notes)
     t0 = time.perf_counter()
 
@@ -187,6 +192,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     park_from_land = main_use.map(pdata["park"])
     no_park = ent["park"].isna()
     ent.loc[no_park, "park"] = park_from_land.reindex(ent.index[no_park]).to_numpy()
+    ent["park"] = ent["park"].fillna(UNKNOWN_PARK)
     no_land = ent["land_m2"] <= 0
     if no_land.any():
         problems.add(
@@ -216,6 +222,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     ent = ent.join(status)
     ind = compute_indicators(ent, scheme.indicator_keys)
     ent = ent.join(ind)
+    _missing_indicator_problems(ent, scheme, problems, efile)
     timings["indicators"] = time.perf_counter() - t1
 
     # --- scores, grades, ranks ----------------------------------------------------------------
@@ -277,6 +284,41 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     )
 
 
+_FIGURE_LABELS = {f.name: f.label for f in ENTERPRISE_FIELDS} | {"land_mu": "评价用地"}
+
+
+def _missing_indicator_problems(ent: pd.DataFrame, scheme: Scheme, problems: Problems, file: str) -> None:
+    """A warning for each rated enterprise whose indicator cannot be computed, with the rule applied."""
+    for g in scheme.groups:
+        in_group = ent["group"] == g.key
+        for rule in g.indicators:
+            ind = INDICATORS[rule.key]
+            miss = in_group & ent[rule.key].isna()
+            if not miss.any():
+                continue
+            num, den = ent.loc[miss, ind.numerator], ent.loc[miss, ind.denominator]
+            why = np.where(
+                num.isna(), _FIGURE_LABELS[ind.numerator] + "缺失", _FIGURE_LABELS[ind.denominator] + "为0或缺失"
+            )
+            action = "该项按0分计" if rule.missing == "zero" else "该项取本县区本组的平均得分（缺失数据规则）"
+            problems.add(
+                file=file,
+                rows=ent.loc[miss, "source_row"],
+                field=f"{ind.label}（{g.label}）",
+                values=_FIGURE_LABELS[ind.numerator]
+                + "="
+                + num.astype("string").fillna("空")
+                + "；"
+                + _FIGURE_LABELS[ind.denominator]
+                + "="
+                + den.astype("string").fillna("空"),
+                problem=("无法计算" + ind.label + "：") + pd.Series(why, index=num.index, dtype=object),
+                severity=WARNING,
+                code="indicator_missing",
+                action=action,
+            )
+
+
 def _mu_hint(parcels: pd.DataFrame, areas: pd.DataFrame) -> pd.Series:
     """A hint where the registered area reads like 亩 entered in a 平方米 column."""
     as_m2 = parcels["registered_area_m2"] * land.M2_PER_MU
@@ -289,7 +331,7 @@ def _grade_change(prev: pd.Series, cur: pd.Series) -> pd.Series:
     c = cur.map(GRADE_ORDER)
     rated = p.lt(4) & c.lt(4)
     out = pd.Series("", index=cur.index, dtype=object)
-    out[prev.isna()] = "新参评"
+    out[prev.isna() & c.lt(4)] = "新参评"
     out[rated & (c < p)] = "上升"
     out[rated & (c > p)] = "下降"
     out[rated & (c == p)] = "持平"

@@ -159,7 +159,7 @@ def normalize_header(text: object) -> tuple[str, str]:
     if m:
         unit = m.group(1)
         s = s[: m.start()]
-    return s.lower() if s.isascii() else s, unit.lower() if unit.isascii() else unit
+    return s.lower() if s.isascii() else s, unit.lower()
 
 
 def header_lookup(fields: tuple[Field, ...]) -> dict[str, Field]:

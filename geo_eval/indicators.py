@@ -2,7 +2,8 @@
 
 Every indicator is a ratio ``numerator / denominator`` of two enterprise figures, higher is better.
 Each function returns a Series on the enterprises' index (USCC); the value is NaN where the
-denominator is missing or not positive, or the numerator is missing.
+numerator is missing, or positive over a denominator that is missing or not positive. A zero
+numerator gives 0 whatever the denominator (no tax is zero tax per anything).
 """
 
 from __future__ import annotations
@@ -45,20 +46,21 @@ INDICATORS: dict[str, Indicator] = {
 
 
 def ratio(numerator: pd.Series, denominator: pd.Series, factor: float = 1.0) -> pd.Series:
-    """``numerator / denominator × factor``, NaN where the denominator is not positive or missing."""
+    """``numerator / denominator × factor``; 0 where the numerator is 0; NaN where it cannot be computed."""
     num = pd.to_numeric(numerator, errors="coerce").astype(float)
     den = pd.to_numeric(denominator, errors="coerce").astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         values = num.to_numpy() / den.where(den > 0).to_numpy() * factor
+    values = np.where(num.to_numpy() == 0, 0.0, values)
     return pd.Series(values, index=numerator.index)
 
 
 def indicator(data: pd.DataFrame, key: str) -> pd.Series:
     """The indicator ``key`` for every row of ``data`` (which holds its numerator and denominator).
 
-    >>> df = pd.DataFrame({"tax": [30.0, 0.0], "land_mu": [10.0, 0.0]}, index=["A", "B"])
+    >>> df = pd.DataFrame({"tax": [30.0, 0.0, 5.0], "land_mu": [10.0, 0.0, 0.0]}, index=["A", "B", "C"])
     >>> indicator(df, "tax_per_mu").tolist()
-    [3.0, nan]
+    [3.0, 0.0, nan]
     """
     ind = INDICATORS[key]
     return ratio(data[ind.numerator], data[ind.denominator], ind.factor).rename(key)

@@ -15,11 +15,20 @@ import pandas as pd
 
 from geo_eval.scheme import Group, Scheme
 
+INDUSTRY_CODE_PATTERN = r"[A-T]?\d{2,4}"
+"""GB/T 4754-2017 code: optional section letter, then 2–4 digits (division, group, class)."""
+
+
+def industry_digits(codes: pd.Series) -> pd.Series:
+    """The digits of well-formed GB/T 4754-2017 codes (``C3360`` → ``3360``); ``<NA>`` otherwise."""
+    s = codes.astype("string").str.strip().str.upper()
+    ok = s.str.fullmatch(INDUSTRY_CODE_PATTERN).fillna(False).astype(bool)
+    return s.str.replace(r"^[A-T]", "", regex=True).where(ok)
+
 
 def industry_division(codes: pd.Series) -> pd.Series:
     """Two-digit GB/T 4754-2017 division from codes such as ``C3360``, ``3360`` or ``44``."""
-    s = codes.astype("string").str.strip().str.upper().str.replace(r"^[A-T]", "", regex=True)
-    return s.str.slice(0, 2)
+    return industry_digits(codes).str.slice(0, 2)
 
 
 def group_mask(data: pd.DataFrame, group: Group) -> pd.Series:
@@ -67,8 +76,8 @@ def rating_status(data: pd.DataFrame, scheme: Scheme, *, year: int) -> pd.DataFr
         er = data["exempt_reason"].astype("string").str.strip().fillna("")
         mark(er != "", "不参评：" + er.astype(object))
     if rules.exempt_industry_prefixes:
-        div = industry_division(data["industry_code"]).fillna("")
-        utility = div.isin(list(rules.exempt_industry_prefixes))
+        digits = industry_digits(data["industry_code"]).fillna("")
+        utility = digits.str.startswith(tuple(rules.exempt_industry_prefixes)) & (digits != "")
         mark(
             utility,
             "公用事业（行业代码 " + data["industry_code"].astype("string").fillna("").astype(object) + "）不参评",

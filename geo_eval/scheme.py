@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geo_eval.errors import SchemeError
 from geo_eval.indicators import INDICATORS
@@ -91,9 +91,15 @@ class IndicatorRule(_Frozen):
     cap: Annotated[float, Field(gt=0)] | None = None
     """Item score at most ``cap × weight``; absent: no cap."""
     floor: float | None = 0.0
-    """Item score at least this (0 keeps negative values from scoring below zero); absent: none."""
+    """Item score at least this (0 keeps negative values from scoring below zero); ``false``: none."""
     missing: Literal["zero", "group_mean_score"] = "zero"
     """Missing value: item scores 0, or the group's average item score (黄岩 rule)."""
+
+    @field_validator("floor", mode="before")
+    @classmethod
+    def _floor_off(cls, v: object) -> object:
+        # TOML has no null: ``floor = false`` switches the floor off.
+        return None if v is False else v
 
     @model_validator(mode="after")
     def _check(self) -> IndicatorRule:
@@ -155,6 +161,76 @@ class Grading(_Frozen):
         return self
 
 
+class IdleRules(_Frozen):
+    """Legal idle land (《闲置土地处置办法》, 国土资源部令第53号, domain.md §5)."""
+
+    enabled: bool = True
+    fee_years: Annotated[int, Field(ge=1)] = 1
+    """Idle this many full years: 土地闲置费."""
+    reclaim_years: Annotated[int, Field(ge=1)] = 2
+    """Idle this many full years: 无偿收回."""
+    fee_rate: Annotated[float, Field(ge=0, le=1)] = 0.20
+    """土地闲置费 as a share of the land price."""
+    developed_ratio_min: Annotated[float, Field(ge=0, le=1)] = 1 / 3
+    """Started but developed area below this share of the due area …"""
+    invested_ratio_min: Annotated[float, Field(ge=0, le=1)] = 0.25
+    """… or investment below this share of the total, and suspended a full year: idle."""
+
+
+class SuspectedIdleRules(_Frozen):
+    """Evidence of idleness for a site visit (not a legal finding)."""
+
+    enabled: bool = True
+    no_enterprise: bool = True
+    """No enterprise of the evaluation uses the parcel."""
+    zero_output: bool = True
+    """Every user of the parcel reports zero tax and zero sales."""
+    builtup_below: Annotated[float, Field(ge=0, le=1)] | None = 0.15
+    """Built-up fraction inside the parcel (raster evidence) below this; absent: rule off."""
+
+
+class LowEfficiencyRules(_Frozen):
+    """Low-efficiency land (低效用地): each rule on its own, all configurable (domain.md §6)."""
+
+    enabled: bool = True
+    grade_d: bool = True
+    """The parcel's main user is graded D …"""
+    grade_d_years: Annotated[int, Field(ge=1, le=2)] = 1
+    """… this year (1) or this year and last year (2, needs --previous)."""
+    tax_per_mu_below: Annotated[float, Field(gt=0)] | None = None
+    """Tax per 亩 of the parcel below this fixed value (万元/亩); absent: rule off."""
+    tax_per_mu_below_mean_share: Annotated[float, Field(gt=0)] | None = 0.3
+    """Tax per 亩 below this share of the county's aggregate tax per 亩; absent: rule off."""
+    plot_ratio: bool = True
+    """Plot ratio below the control value for the occupant's industry (国土资发〔2008〕24号)."""
+    plot_ratio_floor: Annotated[float, Field(gt=0)] | None = None
+    """A regional floor used instead where it is higher (Jiangsu 苏北 new projects: 1.0); absent: off."""
+    building_coefficient_below: Annotated[float, Field(gt=0, le=1)] | None = 0.30
+    """建筑系数 (footprint / land) below this; absent: rule off."""
+    zero_tax_years: Annotated[int, Field(ge=1, le=2)] | None = 2
+    """Zero tax for this many years (2 needs --previous); absent: rule off."""
+    leased_out_share_above: Annotated[float, Field(gt=0, le=1)] | None = 0.5
+    """Land mainly leased out: leased-out share of the parcel above this; absent: rule off."""
+
+
+class BlockRules(_Frozen):
+    """Contiguous renewal blocks (集中连片改造)."""
+
+    tolerance_m: Annotated[float, Field(ge=0)] = 15.0
+    """Candidates closer than this (metres) join one block, so a narrow road does not split it."""
+    min_area_mu: Annotated[float, Field(ge=0)] = 50.0
+    """Blocks at least this large are 连片改造区块; smaller groups are 零星地块."""
+
+
+class FlagRules(_Frozen):
+    """Land flags for the natural resources bureau."""
+
+    idle: IdleRules = IdleRules()
+    suspected_idle: SuspectedIdleRules = SuspectedIdleRules()
+    low_efficiency: LowEfficiencyRules = LowEfficiencyRules()
+    blocks: BlockRules = BlockRules()
+
+
 class Scheme(_Frozen):
     """One evaluation scheme (评价办法) for one jurisdiction and year."""
 
@@ -168,6 +244,7 @@ class Scheme(_Frozen):
     vetoes: tuple[Veto, ...] = ()
     adjustments: Adjustments = Adjustments()
     grading: Grading = Grading()
+    flags: FlagRules = FlagRules()
     digest: str = ""
     """sha256 of the TOML text the scheme was loaded from."""
 

@@ -6,7 +6,8 @@ The 18th character is a check character over positions 1–17::
     weights = 1 3 9 27 19 26 16 17 20 29 25 13 8 24 10 30 28
     check   = (31 - Σ value_i × weight_i mod 31) mod 31
 
-Positions 9–17 are the organisation code (GB 11714) with its own check character at position 17::
+Positions 9–17 are the organisation code (GB 11714) with its own check character at position 17.
+GB 11714 values characters on its own scale (digits as themselves, ``A`` = 10 … ``Z`` = 35)::
 
     weights = 3 7 9 10 5 8 4 2   (positions 9–16)
     check   = 11 - Σ mod 11;  10 → "X", 11 → "0"
@@ -59,9 +60,14 @@ def org_code_check_char(first8: str) -> str:
     """GB 11714 check character for the 8 body characters of an organisation code."""
     if len(first8) != 8 or any(c not in _VALUE for c in first8):
         raise ValueError(f"not 8 organisation-code characters: {first8!r}")
-    total = sum(_VALUE[c] * w for c, w in zip(first8, ORG_WEIGHTS, strict=True))
+    total = sum(_org_value(c) * w for c, w in zip(first8, ORG_WEIGHTS, strict=True))
     check = 11 - total % 11
     return "X" if check == 10 else "0" if check == 11 else str(check)
+
+
+def _org_value(c: str) -> int:
+    """GB 11714 character value: 0–9 as themselves, A = 10 … Z = 35."""
+    return int(c, 36)
 
 
 def is_valid_uscc(code: str) -> bool:
@@ -93,9 +99,12 @@ def uscc_problems(codes: pd.Series) -> pd.Series:
         total = (vv[:, :17] * np.array(USCC_WEIGHTS)).sum(axis=1)
         expect = (31 - total % 31) % 31
         bad_check = ~bad_char & (expect != vv[:, 17])
-        org_total = (vv[:, 8:16] * np.array(ORG_WEIGHTS)).sum(axis=1)
+        # GB 11714 values: digits as themselves, letters A = 10 … Z = 35 (ASCII − 55).
+        body = raw[:, 8:16].astype(np.int64)
+        org_vals = np.where(body >= 65, body - 55, body - 48)
+        org_total = (org_vals * np.array(ORG_WEIGHTS)).sum(axis=1)
         org_expect = 11 - org_total % 11
-        # GB 11714: 10 → "X" (value 33 in our alphabet), 11 → "0"; digits as themselves.
+        # check character: 10 → "X", 11 → "0", else the digit itself (as our alphabet values)
         org_char_value = np.where(org_expect == 11, 0, np.where(org_expect == 10, _VALUE["X"], org_expect))
         bad_org = ~bad_char & ~bad_check & (org_char_value != vv[:, 16])
         reasons = np.full(len(vals), "", dtype=object)

@@ -20,6 +20,7 @@ from pyproj import CRS
 from geo_eval.crs import fix_prefix_mismatch, gk_epsg, prefixed_zone_from_easting
 from geo_eval.fields import TABLE_FIELDS, Field
 from geo_eval.problems import FATAL, INFO, WARNING, Problems
+from geo_eval.rating import INDUSTRY_CODE_PATTERN
 from geo_eval.table import Table
 from geo_eval.uscc import normalize_uscc, uscc_problems
 
@@ -324,7 +325,7 @@ def validate_enterprises(t: Table, problems: Problems) -> pd.DataFrame:
             action="按规下企业处理",
         )
     code = df["industry_code"]
-    bad_code = code.notna() & ~code.str.fullmatch(r"[A-T]?\d{2,4}").fillna(False)
+    bad_code = code.notna() & ~code.str.fullmatch(INDUSTRY_CODE_PATTERN).fillna(False)
     if bad_code.any():
         problems.add(
             file=t.file,
@@ -426,7 +427,19 @@ def _polygonal_part(g: shapely.Geometry) -> shapely.Geometry | None:
 def _resolve_crs(t: Table, geoms: gpd.GeoSeries, override: str | None, problems: Problems) -> CRS | None:
     b = geoms.total_bounds if len(geoms) else np.array([np.nan] * 4)
     x = float(b[0]) if np.isfinite(b[0]) else np.nan
-    if geoms.crs is None:
+    if geoms.crs is not None and override and not CRS.from_user_input(geoms.crs).equals(CRS.from_user_input(override)):
+        problems.add(
+            file=t.file,
+            rows=[""],
+            field="crs",
+            values=[CRS.from_user_input(geoms.crs).to_string()],
+            severity=WARNING,
+            code="crs_overridden",
+            problem="图层坐标系与 dataset.toml 指定的不同",
+            action=f"按 dataset.toml 指定的 {override} 处理",
+        )
+        crs = CRS.from_user_input(override)
+    elif geoms.crs is None:
         if override:
             problems.add(
                 file=t.file,
@@ -491,6 +504,17 @@ def validate_parcels(
     _required(t, df, "county", problems, WARNING, "保留该宗地")
     _required(t, df, "park", problems, WARNING, "保留该宗地；园区汇总中计入“未注明园区”")
     _uscc_check(t, df, "holder_uscc", problems)
+    no_holder = df["holder_uscc"].isna() & df["parcel_id"].notna()
+    if no_holder.any():
+        problems.add(
+            file=t.file,
+            rows=_rows(t, no_holder),
+            field=t.headers.get("holder_uscc", "权利人统一社会信用代码"),
+            severity=INFO,
+            code="parcel_no_holder",
+            problem="宗地没有权利人（国有储备或未供应土地）",
+            action="宗地保留在宗地结果中，不计入任何企业用地；疑似闲置规则会列出",
+        )
     for col in ("holder_name", "land_use", "registered_area_m2", "floor_area_m2", "footprint_area_m2"):
         if col not in df:
             df[col] = np.nan if col.endswith("m2") else pd.NA

@@ -46,6 +46,12 @@ def test_web_mercator_input_is_not_measured_in_web_mercator():
     assert a.loc["P1", "area_m2"] == pytest.approx(20_000.0, rel=1e-4)
 
 
+def test_data_in_a_distant_zone_is_measured_in_its_own_zone():
+    p = catalogue.parcels().set_index("parcel_id").to_crs(4548)  # 117°E zone, 3° west of the data
+    assert measurement_crs(p).to_epsg() == 4549
+    assert parcel_areas(p).loc["P1", "area_m2"] == pytest.approx(20_000.0, rel=1e-6)
+
+
 def test_zone_choice_for_117e_data():
     g = gpd.GeoDataFrame(geometry=[box(117.0, 34.0, 117.001, 34.001)], crs=4490)
     assert measurement_crs(g).to_epsg() == 4548

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from geo_eval.rating import industry_division, rating_status
-from geo_eval.scheme import load_scheme
+from geo_eval.scheme import load_scheme, parse_scheme, preset_text
 
 
 def data(**cols):
@@ -58,7 +58,28 @@ def test_small_below_scale_is_out_of_scope_but_kept():
     assert status(above_scale=False, land_mu=3.0)["group"] == "below_scale"
 
 
-def test_lessee_only_group_in_lianyungang_template():
-    s = status(scheme="lianyungang", owned_m2=0.0, leased_in_m2=6666.7)
-    assert s["group"] == "lessee_only"
-    assert status(scheme="lianyungang")["group"] == "above_scale"
+LESSEE_GROUP = """
+[[groups]]
+key = "lessee_only"
+label = "租赁用地企业"
+lessee_only = true
+min_land_mu = 3
+
+  [[groups.indicators]]
+  key = "tax_per_mu"
+  weight = 100
+  benchmark = "current_mean"
+"""
+
+
+def test_lessee_only_group_as_the_template_describes():
+    text = preset_text("lianyungang").replace(
+        '\n[[groups]]\nkey = "above_scale"', LESSEE_GROUP + '\n[[groups]]\nkey = "above_scale"', 1
+    )
+    scheme = parse_scheme(text)
+    tenant = data(owned_m2=0.0, leased_in_m2=6666.7)
+    assert rating_status(tenant, scheme, year=2025).iloc[0]["group"] == "lessee_only"
+    small = data(owned_m2=0.0, leased_in_m2=1000.0, land_mu=1.5, above_scale=False)
+    assert rating_status(small, scheme, year=2025).iloc[0]["group"] == ""
+    # In the template as shipped, tenants are rated by their leased land with everyone else.
+    assert status(scheme="lianyungang", owned_m2=0.0, leased_in_m2=6666.7)["group"] == "above_scale"

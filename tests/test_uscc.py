@@ -4,10 +4,16 @@ from catalogue import make_uscc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geo_eval.uscc import ALPHABET, is_valid_uscc, normalize_uscc, uscc_check_char, uscc_problems
+from geo_eval.uscc import ALPHABET, is_valid_uscc, normalize_uscc, org_code_check_char, uscc_check_char, uscc_problems
 
 # Published codes: 91350100M000100Y43 (a widely cited valid example).
 VALID = "91350100M000100Y43"
+
+
+def test_organisation_code_uses_gb11714_letter_values():
+    # Post-2015 "MA…" codes: GB 11714 values letters A = 10 … Z = 35 (not the USCC alphabet's J = 18 …).
+    assert is_valid_uscc("91110108MA01G0FB09")
+    assert org_code_check_char("MA01G0FB") == "0"
 
 
 def test_known_valid_code():

@@ -65,5 +65,7 @@ def evaluate(
     out.print(f"数据问题：警告 {int(exc_counts.get(WARNING, 0))} 条，详见 {out_dir / 'exceptions.csv'}")
     if ev.notes:
         out.print(f"基准值说明：{len(ev.notes)} 条（见 manifest.json 的 fallbacks）")
-    out.print(f"输出目录：{out_dir}（enterprises.csv、parcels.gpkg、rankings.xlsx、exceptions.csv、manifest.json）")
+    out.print(
+        f"输出目录：{out_dir}（enterprises.csv、parcels.gpkg、rankings.xlsx、exceptions.csv、benchmarks.csv、manifest.json）"
+    )
     out.print(f"用时 {time.perf_counter() - t0:.1f} 秒")

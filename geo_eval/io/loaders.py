@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo_eval.errors import InputFileError
+from geo_eval.errors import DatasetError, InputFileError
 from geo_eval.evaluate import FIGURES
 from geo_eval.io.dataset import DatasetSpec, read_dataset_spec
 from geo_eval.io.tables import read_table
@@ -78,6 +78,9 @@ def read_previous(out_dir: Path) -> pd.DataFrame:
     df = pd.read_csv(
         path, encoding="utf-8-sig", dtype={"uscc": str, "county": str, "park": str, "group": str, "grade": str}
     )
+    missing = [c for c in ("uscc", "county", "group", "grade", "land_mu", "score") if c not in df]
+    if missing:
+        raise DatasetError(f"上年结果 {path} 缺少列 {'、'.join(missing)}：--previous 应指向上年 geo-eval 的输出目录")
     for c in (*FIGURES, "land_mu", "score"):
         if c in df:
             df[c] = pd.to_numeric(df[c], errors="coerce")

@@ -152,7 +152,12 @@ def _notes(ev: Evaluation) -> list[str]:
         f"评价年度：{ev.year}",
         f"排名范围：按{'县区' if s.ranking_unit == 'county' else '园区'}、分组排名；分类：A 优先发展类、B 鼓励提升类、C 监管调控类、D 落后整治类、T 不适合评价",
         f"面积计算坐标系：{ev.area_crs}（CGCS2000 3度带高斯-克吕格投影）；1亩 = 2000/3 平方米",
-        "评价用地 = 自有土地 − 出租土地 + 承租土地；厂房租赁按宗地容积率折算为土地面积",
+        "评价用地 = 自有土地 − 出租土地 + 承租土地；"
+        + (
+            "厂房租赁按宗地容积率折算为土地面积（厂房面积 ÷ 容积率）"
+            if s.land.floor_lease_conversion == "plot_ratio"
+            else "厂房租赁按租赁厂房面积直接计入"
+        ),
     ]
     lines += [f"说明：{n}" for n in ev.notes]
     return lines

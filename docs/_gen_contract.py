@@ -1,0 +1,244 @@
+"""Regenerate the field and unit tables of ``docs/data-contract.md`` from ``geo_eval/fields.py``.
+
+Usage (from the repository root)::
+
+    .venv/bin/python docs/_gen_contract.py          # rewrite the generated blocks in place
+    .venv/bin/python docs/_gen_contract.py --check  # exit 1 when the document is out of date
+
+Generated blocks sit between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``.
+Blank handling is not part of ``fields.py``; it is kept in :data:`BLANKS` below (read from
+``geo_eval/validate.py``, ``land.py``, ``rating.py`` and ``scoring.py``), and the script refuses to run
+when a field has no entry or an entry names a field that no longer exists.
+
+``--check`` also compares the problem codes raised in ``geo_eval/validate.py`` and
+``geo_eval/evaluate.py`` with the codes listed in the hand-written checks table
+(between ``<!-- BEGIN CHECKS -->`` and ``<!-- END CHECKS -->``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from geo_eval.fields import TABLE_FIELDS, UNIT_FACTORS
+from geo_eval.validate import _FALSE, _TRUE
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "data-contract.md"
+
+KIND_LABELS = {
+    "text": "文本 text",
+    "code": "代码 code",
+    "number": "数值 number",
+    "money": "金额 money",
+    "date": "日期 date",
+    "bool": "是/否 bool",
+}
+
+_MISSING_RULE = (
+    "允许；用到它的指标无值，按方案的 `missing` 规则计分（0 分或组内平均分）",
+    "allowed; indicators that use it have no value and score by the scheme's `missing` rule (0 or the group mean)",
+)
+_CARRIED = (
+    "允许；原样写入 parcels.gpkg，当前评价不使用（预留给闲置土地等标记）",
+    "allowed; carried into parcels.gpkg, not used by the current evaluation (kept for the land flags)",
+)
+
+BLANKS: dict[tuple[str, str], tuple[str, str]] = {
+    # --- parcels -------------------------------------------------------------------------------
+    ("parcels", "parcel_id"): ("致命（`missing_value`）", "fatal (`missing_value`)"),
+    ("parcels", "holder_uscc"): (
+        "不报告；该宗地的用地不计入任何企业（宗地仍写入 parcels.gpkg）",
+        "not reported; the parcel's land counts for no enterprise (the parcel stays in parcels.gpkg)",
+    ),
+    ("parcels", "holder_name"): (
+        "允许；只写入 parcels.gpkg（结果表中的企业名称取自企业表）",
+        "allowed; only carried into parcels.gpkg (names in the results come from the enterprise table)",
+    ),
+    ("parcels", "county"): ("警告（`missing_value`）；保留该宗地", "warning (`missing_value`); parcel kept"),
+    ("parcels", "park"): (
+        "警告（`missing_value`）；保留该宗地，园区汇总中计入“（未注明园区）”",
+        "warning (`missing_value`); parcel kept, counted under “（未注明园区）” in the park summary",
+    ),
+    ("parcels", "land_use"): ("允许；只写入 parcels.gpkg", "allowed; only carried into parcels.gpkg"),
+    ("parcels", "registered_area_m2"): (
+        '允许；不做面积比对；`area_source = "registered"` 时该宗地改用图形面积',
+        'allowed; no area comparison; with `area_source = "registered"` the computed area is used',
+    ),
+    ("parcels", "floor_area_m2"): (
+        "允许；但该宗地上按厂房面积的租赁无法用容积率折算（警告 `lease_no_plot_ratio`，该租赁不计）",
+        "allowed; but floor leases on the parcel cannot be converted by plot ratio "
+        "(warning `lease_no_plot_ratio`, lease not counted)",
+    ),
+    ("parcels", "footprint_area_m2"): _CARRIED,
+    ("parcels", "contract_start_date"): _CARRIED,
+    ("parcels", "actual_start_date"): _CARRIED,
+    ("parcels", "developed_ratio"): _CARRIED,
+    ("parcels", "invested_ratio"): _CARRIED,
+    ("parcels", "suspended_since"): _CARRIED,
+    ("parcels", "delay_cause"): _CARRIED,
+    ("parcels", "land_price"): _CARRIED,
+    # --- enterprises ---------------------------------------------------------------------------
+    ("enterprises", "uscc"): ("致命（`missing_value`）", "fatal (`missing_value`)"),
+    ("enterprises", "name"): ("警告（`missing_value`）；照常评价", "warning (`missing_value`); evaluated as usual"),
+    ("enterprises", "county"): ("致命（`missing_value`）：按县区排名", "fatal (`missing_value`): ranking is by county"),
+    ("enterprises", "park"): (
+        "取该企业用地最多的宗地的园区；仍无则为空（园区汇总计入“（未注明园区）”）",
+        "taken from the parcel where the enterprise has most land; else empty (“（未注明园区）” in the park summary)",
+    ),
+    ("enterprises", "industry_code"): (
+        "允许；不做公用事业判定",
+        "allowed; the utility (T) rule does not apply",
+    ),
+    ("enterprises", "above_scale"): (
+        "按主营业务收入 ≥ 2000 万元判定（提示 `above_scale_derived`）；主营业务收入也为空时按规下（警告 `above_scale_unknown`）",
+        "derived from main_revenue ≥ 2000 万元 (info `above_scale_derived`); when that is blank too, "
+        "treated as 规下 (warning `above_scale_unknown`)",
+    ),
+    ("enterprises", "production_start"): (
+        "允许；不做投产年限判定",
+        "allowed; the production-years (T) rule does not apply",
+    ),
+    ("enterprises", "exempt_reason"): ("允许；表示无免评原因", "allowed; means no exemption"),
+    ("enterprises", "tax"): (
+        "致命（`missing_value`）：无税收请填 0",
+        "fatal (`missing_value`): enter 0 when there is no tax",
+    ),
+    ("enterprises", "sales"): _MISSING_RULE,
+    ("enterprises", "value_added"): _MISSING_RULE,
+    ("enterprises", "main_revenue"): (
+        _MISSING_RULE[0] + "；也不能用来判定是否规上",
+        _MISSING_RULE[1] + "; nor can it decide 规上/规下",
+    ),
+    ("enterprises", "rnd"): _MISSING_RULE,
+    ("enterprises", "energy_tce"): _MISSING_RULE,
+    ("enterprises", "electricity_10k_kwh"): _MISSING_RULE,
+    ("enterprises", "emission_t"): _MISSING_RULE,
+    ("enterprises", "employees"): _MISSING_RULE,
+    ("enterprises", "safety_veto"): ("按“否”处理", "treated as no"),
+    ("enterprises", "environment_veto"): ("按“否”处理", "treated as no"),
+    ("enterprises", "bonus"): ("按 0 分", "counts as 0"),
+    ("enterprises", "penalty"): ("按 0 分", "counts as 0"),
+    # --- leases --------------------------------------------------------------------------------
+    ("leases", "lessee_uscc"): ("致命（`missing_value`）", "fatal (`missing_value`)"),
+    ("leases", "lessee_name"): ("允许；当前不使用", "allowed; not used"),
+    ("leases", "parcel_id"): ("致命（`missing_value`）", "fatal (`missing_value`)"),
+    ("leases", "leased_land_m2"): (
+        "允许；为空或 0 时改用租赁厂房面积；两者都没有大于 0 的值时警告 `lease_no_area`，该租赁不计",
+        "allowed; when blank or 0 the floor area is used; when neither is above 0: warning `lease_no_area`, "
+        "lease not counted",
+    ),
+    ("leases", "leased_floor_m2"): (
+        "允许；只在租赁土地面积为空或 0 时使用（按容积率折算，见“评价用地”）",
+        "allowed; used only when the leased land area is blank or 0 (converted by plot ratio, see Evaluated land)",
+    ),
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def field_table(table: str) -> str:
+    """A markdown table of one input's fields, in ``fields.py`` order."""
+    lines = [
+        "| 字段 field | 中文表头 header | 其他可接受表头 aliases | 类型 kind | 单位 unit | 必需列 required | 空值 blank |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in TABLE_FIELDS[table]:
+        zh, en = BLANKS[(table, f.name)]
+        aliases = "、".join(_cell(a) for a in f.aliases) or "—"
+        lines.append(
+            f"| `{f.name}` | {_cell(f.label)} | {aliases} | {KIND_LABELS[f.kind]} | {f.unit or '—'} "
+            f"| {'是 yes' if f.required else '否 no'} | {_cell(zh)}<br>{_cell(en)} |"
+        )
+    return "\n".join(lines)
+
+
+def unit_table() -> str:
+    """A markdown table of the unit words a header may carry and their factors."""
+    lines = ["| 标准单位 canonical | 表头中可写的单位 → 乘数 header unit → factor |", "|---|---|"]
+    for canonical, factors in UNIT_FACTORS.items():
+        parts = "；".join(f"{u} → {v:g}" if v != 2000 / 3 else f"{u} → 2000/3" for u, v in factors.items())
+        lines.append(f"| {canonical} | {_cell(parts)} |")
+    return "\n".join(lines)
+
+
+def bool_tokens() -> str:
+    """The accepted yes/no spellings."""
+    yes = "、".join(sorted(_TRUE))
+    no = "、".join(sorted(t for t in _FALSE if t))
+    return f"- 是 / true：{yes}\n- 否 / false：{no}\n- 空 / blank：空单元格 (empty cell)"
+
+
+def blocks() -> dict[str, str]:
+    """Name of each generated block → its markdown."""
+    out = {f"fields:{t}": field_table(t) for t in TABLE_FIELDS}
+    out["units"] = unit_table()
+    out["bools"] = bool_tokens()
+    return out
+
+
+def _check_blanks() -> list[str]:
+    known = {(t, f.name) for t, fields in TABLE_FIELDS.items() for f in fields}
+    errors = [f"no blank rule for {t}.{n}" for t, n in sorted(known - BLANKS.keys())]
+    errors += [f"blank rule for unknown field {t}.{n}" for t, n in sorted(BLANKS.keys() - known)]
+    return errors
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block replaced."""
+    for name, body in blocks().items():
+        pattern = re.compile(
+            rf"(<!-- BEGIN GENERATED: {re.escape(name)} -->\n).*?(<!-- END GENERATED: {re.escape(name)} -->)",
+            re.S,
+        )
+        if not pattern.search(text):
+            raise SystemExit(f"{DOC}: missing block markers for {name!r}")
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def source_codes() -> set[str]:
+    """Problem codes raised by the checks in validate.py and evaluate.py."""
+    codes: set[str] = set()
+    for rel in ("geo_eval/validate.py", "geo_eval/evaluate.py"):
+        codes |= set(re.findall(r'code="([a-z_]+)"', (ROOT / rel).read_text(encoding="utf-8")))
+    return codes
+
+
+def documented_codes(text: str) -> set[str]:
+    """Codes in the first column of the checks table."""
+    m = re.search(r"<!-- BEGIN CHECKS -->(.*?)<!-- END CHECKS -->", text, re.S)
+    if not m:
+        return set()
+    return set(re.findall(r"^\| `([a-z_]+)` \|", m.group(1), re.M))
+
+
+def main(argv: list[str]) -> int:
+    """Rewrite or check ``docs/data-contract.md``."""
+    errors = _check_blanks()
+    if errors:
+        sys.stderr.write("\n".join(errors) + "\n")
+        return 1
+    text = DOC.read_text(encoding="utf-8")
+    new = render(text)
+    if "--check" in argv:
+        problems = []
+        if new != text:
+            problems.append(f"{DOC} is out of date: run docs/_gen_contract.py")
+        src, doc = source_codes(), documented_codes(text)
+        problems += [f"check code {c!r} is raised in the code but not documented" for c in sorted(src - doc)]
+        problems += [f"check code {c!r} is documented but no longer raised" for c in sorted(doc - src)]
+        if problems:
+            sys.stderr.write("\n".join(problems) + "\n")
+            return 1
+        return 0
+    if new != text:
+        DOC.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
