@@ -185,7 +185,7 @@ class SuspectedIdleRules(_Frozen):
     """No enterprise of the evaluation uses the parcel."""
     zero_output: bool = True
     """Every user of the parcel reports zero tax and zero sales."""
-    builtup_below: Annotated[float, Field(ge=0, le=1)] | None = 0.15
+    builtup_below: Annotated[float, Field(ge=0, le=1)] | None = 0.10
     """Built-up fraction inside the parcel (raster evidence) below this; absent: rule off."""
 
 
@@ -199,7 +199,7 @@ class LowEfficiencyRules(_Frozen):
     """… this year (1) or this year and last year (2, needs --previous)."""
     tax_per_mu_below: Annotated[float, Field(gt=0)] | None = None
     """Tax per 亩 of the parcel below this fixed value (万元/亩); absent: rule off."""
-    tax_per_mu_below_mean_share: Annotated[float, Field(gt=0)] | None = 0.3
+    tax_per_mu_below_mean_share: Annotated[float, Field(gt=0)] | None = 0.2
     """Tax per 亩 below this share of the county's aggregate tax per 亩; absent: rule off."""
     plot_ratio: bool = True
     """Plot ratio below the control value for the occupant's industry (国土资发〔2008〕24号)."""

@@ -1898,7 +1898,10 @@ path = "enterprises.xlsx"
 sheet = "企业数据"
 [leases]
 path = "leases.csv"
-"""
+{layers}"""
+
+# The built-up raster shows the 2025 state, so only the 2025 dataset points at it.
+LAYERS_TOML = {2025: '[layers]\nbuiltup = "../../layers/builtup_10m.tif"\n'}
 
 
 def make_counties() -> gpd.GeoDataFrame:
@@ -2004,7 +2007,8 @@ def write_all(parcels, leases, unknowns, park_cells, ctx):
         d = HERE / str(year)
         d.mkdir(exist_ok=True)
         (d / "dataset.toml").write_text(
-            DATASET_TOML.format(year=year, ev=EVAL_DATE[year].isoformat()), encoding="utf-8"
+            DATASET_TOML.format(year=year, ev=EVAL_DATE[year].isoformat(), layers=LAYERS_TOML.get(year, "")),
+            encoding="utf-8",
         )
         gdf = parcel_frame(parcels, year)
         write_gpkg(gdf, d / "parcels.gpkg", "parcels", use_arrow=(year == 2025))

@@ -35,9 +35,11 @@ def test_outputs_and_hand_checked_figures(catalogue_dir, tmp_path):
         "benchmarks.csv",
         "enterprises.csv",
         "exceptions.csv",
+        "flags.csv",
         "manifest.json",
         "parcels.gpkg",
         "rankings.xlsx",
+        "renewal_blocks.gpkg",
     ]
     assert (out / "enterprises.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for Excel/WPS
     e = read_enterprises(out)
@@ -103,6 +105,8 @@ def test_rankings_workbook_is_for_people(catalogue_dir, tmp_path):
         "用地面积公示",
         "园区汇总",
         "基准值",
+        "疑似闲置／低效地块",  # Excel forbids "/" in sheet names: a full-width slash
+        "连片改造区块",
         "说明",
     ]
     ws = wb["规上企业"]

@@ -9,8 +9,7 @@ import typer
 
 from geo_eval.cli.options import MAX_LISTED, DatasetDir, SchemeOpt, err, out, print_fatal
 from geo_eval.errors import GeoEvalError
-from geo_eval.evaluate import evaluate as run_evaluation
-from geo_eval.io import load_inputs
+from geo_eval.io.run import check_dataset
 from geo_eval.io.writers import write_csv
 from geo_eval.problems import FATAL, INFO, WARNING
 from geo_eval.scheme import DEFAULT_SCHEME, load_scheme
@@ -23,15 +22,11 @@ def validate(
 ) -> None:
     """Check DATASET_DIR and list every problem; exit code 2 when any is fatal."""
     try:
-        sch = load_scheme(scheme)
-        inputs, _, _ = load_inputs(dataset_dir)
-        if not inputs.problems.has_fatal:
-            # The cross-checks (leases, land, registered areas) run inside the evaluation itself.
-            run_evaluation(inputs, sch)
+        # The cross-checks (leases, land, registered areas, flag inputs) run as in an evaluation.
+        problems = check_dataset(dataset_dir, load_scheme(scheme)).frame()
     except GeoEvalError as exc:
         err.print(f"[red]错误：{exc}[/]")
         raise typer.Exit(2) from None
-    problems = inputs.problems.frame()
     if report is not None:
         write_csv(problems, report)
     counts = problems["severity"].value_counts()

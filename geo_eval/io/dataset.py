@@ -34,6 +34,13 @@ class TableSource(_Spec):
     encoding: str | None = None
 
 
+class LayerSources(_Spec):
+    """Context layers for the land flags (paths relative to the dataset directory)."""
+
+    builtup: str | None = None
+    """A built-up raster (1 = built-up) for the suspected-idle rule, e.g. ``../../layers/builtup_10m.tif``."""
+
+
 class DatasetSpec(_Spec):
     """The contents of ``dataset.toml``."""
 
@@ -43,6 +50,7 @@ class DatasetSpec(_Spec):
     parcels: ParcelSource
     enterprises: TableSource
     leases: TableSource | None = None
+    layers: LayerSources | None = None
 
 
 def read_dataset_spec(dataset_dir: Path) -> DatasetSpec:
@@ -64,4 +72,6 @@ def read_dataset_spec(dataset_dir: Path) -> DatasetSpec:
     for label, src in (("parcels", spec.parcels), ("enterprises", spec.enterprises), ("leases", spec.leases)):
         if src is not None and not (Path(dataset_dir) / src.path).exists():
             raise InputFileError(f"{path} 中 [{label}] 指定的文件 {src.path} 不存在")
+    if spec.layers and spec.layers.builtup and not (Path(dataset_dir) / spec.layers.builtup).exists():
+        raise InputFileError(f"{path} 中 [layers] builtup 指定的栅格 {spec.layers.builtup} 不存在")
     return spec

@@ -11,13 +11,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 import pyogrio
 
 from geo_eval import __version__, report
 from geo_eval.errors import OutputExistsError
 from geo_eval.evaluate import FIGURES, Evaluation, grade_counts
+from geo_eval.flags import FlagResult
 from geo_eval.io.xlsx import write_workbook
+from geo_eval.renewal import BLOCK_LABELS, RenewalBlocks
 
 WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
@@ -114,9 +117,21 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n")
 
 
-def write_parcels(ev: Evaluation, path: Path) -> None:
-    """``parcels.gpkg``, layer ``parcels``: input fields plus areas, grade and tax per 亩 of the users."""
-    p = ev.parcels.reset_index()
+def write_parcels(
+    ev: Evaluation, path: Path, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
+) -> None:
+    """``parcels.gpkg``: layer ``parcels`` (input fields plus areas, grade and tax per 亩 of the users,
+    and the flag evidence) and, with flags, layer ``flags`` (one feature per parcel and flag)."""
+    p = ev.parcels.copy()
+    if flags is not None:
+        ev_cols = flags.evidence.drop(columns=[c for c in flags.evidence.columns if c in p.columns])
+        p = p.join(ev_cols)
+        for c in ("plot_ratio", "plot_ratio_min", "building_coefficient", "builtup_fraction", "leased_out_share"):
+            if c in p:
+                p[c] = p[c].astype(float).round(4)
+    if blocks is not None:
+        p["block_id"] = blocks.membership.reindex(p.index)
+    p = p.reset_index()
     for c in ("area_m2", "eval_area_m2", "leased_out_m2"):
         p[c] = p[c].round(2)
     p["area_mu"] = p["area_mu"].round(4)
@@ -126,15 +141,68 @@ def write_parcels(ev: Evaluation, path: Path) -> None:
         if pd.api.types.is_datetime64_any_dtype(p[c]):
             p[c] = p[c].dt.strftime("%Y-%m-%d")
     pyogrio.write_dataframe(p, path, layer="parcels", driver="GPKG")
+    if flags is not None:
+        geoms = ev.parcels.geometry
+        f = flags.flags
+        layer = gpd.GeoDataFrame(f, geometry=geoms.reindex(f["parcel_id"]).to_numpy(), crs=ev.parcels.crs)
+        pyogrio.write_dataframe(layer, path, layer="flags", driver="GPKG", append=False)
 
 
-def workbook_sheets(ev: Evaluation, rows: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def write_blocks(blocks: RenewalBlocks, path: Path) -> None:
+    """``renewal_blocks.gpkg``, layer ``renewal_blocks``: every block and scattered plot."""
+    pyogrio.write_dataframe(blocks.blocks.reset_index(drop=True), path, layer="renewal_blocks", driver="GPKG")
+
+
+def flag_sheet(flags: FlagResult) -> pd.DataFrame:
+    """疑似闲置/低效地块: one row per parcel and flag, Chinese headers."""
+    f = flags.flags
+    return pd.DataFrame(
+        {
+            "宗地代码": f["parcel_id"],
+            "县区": f["county"],
+            "园区": f["park"],
+            "宗地面积（亩）": f["area_mu"],
+            "标记": f["flag_label"],
+            "规则": f["rule_id"],
+            "原因": f["reason"],
+            "数值": f["value"],
+            "阈值": f["threshold"],
+            "证据": f["evidence"],
+            "依据": f["basis"],
+            "严重程度": f["severity"],
+            "使用企业": f["enterprises"],
+            "企业名称": f["enterprise_names"],
+        }
+    )
+
+
+def block_sheet(blocks: RenewalBlocks) -> pd.DataFrame:
+    """连片改造区块: the blocks without geometry, Chinese headers."""
+    b = pd.DataFrame(blocks.blocks.drop(columns=blocks.blocks.geometry.name)).reset_index(drop=True)
+    return b.rename(columns=BLOCK_LABELS)
+
+
+def workbook_sheets(
+    ev: Evaluation,
+    rows: pd.DataFrame | None = None,
+    flags: FlagResult | None = None,
+    blocks: RenewalBlocks | None = None,
+) -> dict[str, pd.DataFrame]:
     """The sheets of a rankings workbook (all enterprises, or ``rows`` of one park)."""
     sub = ev if rows is None else _restrict(ev, rows)
     sheets = report.group_sheets(sub)
     sheets["用地面积公示"] = report.land_disclosure(sub)
     sheets["园区汇总"] = report.park_summary(sub)
     sheets["基准值"] = report.benchmark_sheet(ev)
+    if flags is not None:
+        fs = flag_sheet(flags)
+        if rows is not None:
+            parks = set(rows["park"].dropna())
+            fs = fs.loc[fs["园区"].isin(parks)]
+        sheets["疑似闲置／低效地块"] = fs
+    if blocks is not None:
+        bs = block_sheet(blocks)
+        sheets["连片改造区块"] = bs
     return sheets
 
 
@@ -170,6 +238,8 @@ def write_outputs(
     overwrite: bool = False,
     inputs: dict[str, Path] | None = None,
     extra_manifest: dict[str, object] | None = None,
+    flags: FlagResult | None = None,
+    blocks: RenewalBlocks | None = None,
 ) -> dict[str, object]:
     """Write every output of ``ev`` into ``out_dir`` atomically; returns the manifest."""
     timings = dict(ev.timings)
@@ -178,15 +248,19 @@ def write_outputs(
         write_csv(enterprise_frame(ev), tmp / "enterprises.csv")
         timings["write_enterprises_csv"] = time.perf_counter() - t
         t = time.perf_counter()
-        write_parcels(ev, tmp / "parcels.gpkg")
+        write_parcels(ev, tmp / "parcels.gpkg", flags, blocks)
         timings["write_parcels_gpkg"] = time.perf_counter() - t
+        if flags is not None:
+            write_csv(flags.flags, tmp / "flags.csv")
+        if blocks is not None:
+            write_blocks(blocks, tmp / "renewal_blocks.gpkg")
         t = time.perf_counter()
         problems = ev.problems.frame()
         write_csv(problems, tmp / "exceptions.csv")
         write_csv(ev.benchmarks, tmp / "benchmarks.csv")
         timings["write_reports_csv"] = time.perf_counter() - t
         t = time.perf_counter()
-        workbooks = write_workbooks(ev, tmp)
+        workbooks = write_workbooks(ev, tmp, flags, blocks)
         timings["write_workbooks"] = time.perf_counter() - t
         manifest: dict[str, object] = {
             "tool": "geo-eval",
@@ -203,6 +277,7 @@ def write_outputs(
             },
             "grades": grade_counts(ev),
             "fallbacks": ev.notes,
+            "flags": flag_counts(flags, blocks),
             "workbooks": workbooks,
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
         }
@@ -211,10 +286,32 @@ def write_outputs(
     return manifest
 
 
-def write_workbooks(ev: Evaluation, out_dir: Path) -> list[str]:
+def flag_counts(flags: FlagResult | None, blocks: RenewalBlocks | None) -> dict[str, object]:
+    """Counts per flag and rule, parcels per flag, and blocks, for the manifest."""
+    if flags is None:
+        return {"enabled": False}
+    f = flags.flags
+    out: dict[str, object] = {
+        "enabled": True,
+        "by_flag": {k: int(v) for k, v in f["flag"].value_counts().sort_index().items()},
+        "by_rule": {k: int(v) for k, v in f["rule_id"].value_counts().sort_index().items()},
+        "parcels_by_flag": {k: int(v) for k, v in f.groupby("flag")["parcel_id"].nunique().sort_index().items()},
+        "notes": flags.notes,
+    }
+    if blocks is not None:
+        kinds = blocks.blocks["kind"].value_counts()
+        out["blocks"] = {k: int(v) for k, v in kinds.sort_index().items()}
+        big = blocks.blocks.loc[blocks.blocks["kind"] == "连片改造区块"]
+        out["block_area_mu"] = round(float(big["area_mu"].sum()), 4)
+    return out
+
+
+def write_workbooks(
+    ev: Evaluation, out_dir: Path, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
+) -> list[str]:
     """``rankings.xlsx``, or for large runs one workbook per park under ``rankings/``."""
     if len(ev.enterprises) <= WORKBOOK_ROW_LIMIT:
-        write_workbook(out_dir / "rankings.xlsx", workbook_sheets(ev), notes={"说明": _notes(ev)})
+        write_workbook(out_dir / "rankings.xlsx", workbook_sheets(ev, None, flags, blocks), notes={"说明": _notes(ev)})
         return ["rankings.xlsx"]
     folder = out_dir / "rankings"
     folder.mkdir()
@@ -222,7 +319,7 @@ def write_workbooks(ev: Evaluation, out_dir: Path) -> list[str]:
     e = ev.enterprises
     for park, rows in e.groupby(e["park"].fillna("未注明园区"), sort=True):
         name = f"rankings/{_safe(str(park))}.xlsx"
-        write_workbook(out_dir / name, workbook_sheets(ev, rows), notes={"说明": _notes(ev)})
+        write_workbook(out_dir / name, workbook_sheets(ev, rows, flags, None), notes={"说明": _notes(ev)})
         names.append(name)
     return names
 

@@ -1,0 +1,591 @@
+"""Land flags for the natural resources bureau: idle land, low-efficiency land, 退二优二 candidates.
+
+Every flag answers which parcel, why (a Chinese sentence naming the values and thresholds) and on
+what basis (the legal or policy text). One row per parcel and flag; rules are switched and tuned in
+the scheme's ``[flags]`` section and reported individually by ``rule_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from geo_eval.controls import industry_name, min_plot_ratio
+from geo_eval.evaluate import Evaluation
+from geo_eval.problems import FATAL, Problems
+from geo_eval.scheme import FlagRules
+
+FLAG_COLUMNS = [
+    "flag_id",
+    "parcel_id",
+    "flag",
+    "flag_label",
+    "rule_id",
+    "basis",
+    "reason",
+    "value",
+    "threshold",
+    "evidence",
+    "severity",
+    "enterprises",
+    "enterprise_names",
+    "county",
+    "park",
+    "area_mu",
+]
+
+FLAG_LABELS = {
+    "idle_legal": "闲置土地",
+    "idle_exempt": "闲置（政府原因，不予处罚）",
+    "idle_suspected": "疑似闲置",
+    "low_efficiency": "低效用地",
+    "renewal_candidate": "退二优二候选",
+}
+
+BASIS_IDLE = "《闲置土地处置办法》（国土资源部令第53号）第二条、第十四条"
+BASIS_IDLE_EXEMPT = "《闲置土地处置办法》（国土资源部令第53号）第八条"
+BASIS_SUSPECTED = "《闲置土地处置办法》第二条（疑似线索，须现场核查，不是认定结论）"
+BASIS_LOW_EFF = "《关于深入推进城镇低效用地再开发的指导意见（试行）》（国土资发〔2016〕147号）；本地低效用地认定标准"
+BASIS_CONTROL = "《工业项目建设用地控制指标》（国土资发〔2008〕24号）"
+BASIS_RENEWAL = "连云港市制造业行动方案：推动低效工业用地“退二优二”，鼓励集中连片改造"
+
+DELAY_CAUSES = {
+    "land_not_delivered": "未按约定交付土地",
+    "plan_change": "规划调整",
+    "policy_change": "国家政策调整",
+    "petition": "信访",
+    "military_heritage": "军事管制或文物保护",
+    "other_government": "其他政府原因",
+    "force_majeure": "不可抗力",
+}
+"""Government causes of delay (《闲置土地处置办法》第八条): code → Chinese name."""
+
+
+@dataclass
+class FlagResult:
+    """Flags of one evaluation, and per-parcel evidence columns."""
+
+    flags: pd.DataFrame  # FLAG_COLUMNS
+    evidence: pd.DataFrame  # per parcel: months_idle, plot_ratio, building_coefficient, builtup_fraction …
+    notes: list[str] = field(default_factory=list)
+
+
+def full_months(start: pd.Series, end: pd.Timestamp) -> pd.Series:
+    """Whole months from ``start`` to ``end``: a month is full on the same calendar day.
+
+    >>> full_months(pd.Series(pd.to_datetime(["2025-03-31", "2025-04-01", "2024-03-31"])), pd.Timestamp("2026-03-31")).tolist()
+    [12.0, 11.0, 24.0]
+    """
+    s = pd.to_datetime(start)
+    months = (end.year - s.dt.year) * 12 + (end.month - s.dt.month) - (end.day < s.dt.day).astype(float)
+    return months.where(s.notna()).astype(float)
+
+
+def full_years_reached(start: pd.Series, end: pd.Timestamp, years: int) -> pd.Series:
+    """True where ``end`` is on or after the same calendar date ``years`` later (29 Feb → 28 Feb)."""
+    s = pd.to_datetime(start)
+    return (s + pd.DateOffset(years=years)) <= end
+
+
+def normalize_delay_cause(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Canonical cause codes (codes or Chinese names accepted) and a mask of unrecognised values."""
+    s = values.astype("string").str.strip()
+    by_name = {v: k for k, v in DELAY_CAUSES.items()}
+    code = s.str.lower().where(s.str.lower().isin(list(DELAY_CAUSES)), s.map(by_name))
+    bad = s.notna() & (s != "") & code.isna()
+    return code, bad.fillna(False).astype(bool)
+
+
+def _fmt(x: pd.Series, digits: int = 2) -> pd.Series:
+    return x.round(digits).astype("string").fillna("无")
+
+
+def _date(x: pd.Series) -> pd.Series:
+    return pd.to_datetime(x).dt.strftime("%Y-%m-%d").astype("string").fillna("无")
+
+
+class _Builder:
+    def __init__(self, parcels: pd.DataFrame) -> None:
+        self.p = parcels
+        self.frames: list[pd.DataFrame] = []
+
+    def add(
+        self,
+        mask: pd.Series,
+        *,
+        flag: str,
+        rule_id: str,
+        basis: str,
+        reason: pd.Series | str,
+        value: pd.Series | float,
+        threshold: pd.Series | float,
+        evidence: pd.Series | str,
+        severity: str,
+    ) -> None:
+        m = mask.fillna(False).astype(bool)
+        if not m.any():
+            return
+        idx = m.index[m]
+
+        def pick(v: pd.Series | str | float) -> object:
+            return v.loc[idx].to_numpy() if isinstance(v, pd.Series) else v
+
+        p = self.p.loc[idx]
+        frame = pd.DataFrame(
+            {
+                "flag_id": idx.astype(str) + ":" + rule_id,
+                "parcel_id": idx,
+                "flag": flag,
+                "flag_label": FLAG_LABELS[flag],
+                "rule_id": rule_id,
+                "basis": basis,
+                "reason": pick(reason),
+                "value": pick(value),
+                "threshold": pick(threshold),
+                "evidence": pick(evidence),
+                "severity": severity,
+                "enterprises": p["users"].to_numpy(),
+                "enterprise_names": "",
+                "county": p["county"].to_numpy(),
+                "park": p["park"].to_numpy(),
+                "area_mu": p["area_mu"].round(4).to_numpy(),
+            },
+            columns=FLAG_COLUMNS,
+        )
+        self.frames.append(frame)
+
+    def frame(self) -> pd.DataFrame:
+        if not self.frames:
+            return pd.DataFrame(columns=FLAG_COLUMNS)
+        return pd.concat(self.frames, ignore_index=True)
+
+
+def _user_names(users: pd.Series, enterprises: pd.DataFrame) -> pd.Series:
+    """Names of the ";"-joined users of each parcel, joined with "；" (only for flagged parcels)."""
+    codes = users.str.split(";").explode()
+    names = codes.map(enterprises["name"]).astype("string").fillna("")
+    return names.groupby(level=0, sort=False).agg("；".join).reindex(users.index).fillna("")
+
+
+def _col(p: pd.DataFrame, name: str) -> pd.Series:
+    return p[name] if name in p else pd.Series(np.nan, index=p.index)
+
+
+def _idle(
+    b: _Builder, p: pd.DataFrame, rules: FlagRules, eval_date: pd.Timestamp, problems: Problems, file: str
+) -> pd.DataFrame:
+    r = rules.idle
+    contract = pd.to_datetime(_col(p, "contract_start_date"))
+    actual = pd.to_datetime(_col(p, "actual_start_date"))
+    suspended = pd.to_datetime(_col(p, "suspended_since"))
+    developed = pd.to_numeric(_col(p, "developed_ratio"), errors="coerce")
+    invested = pd.to_numeric(_col(p, "invested_ratio"), errors="coerce")
+    price = pd.to_numeric(_col(p, "land_price"), errors="coerce")
+    cause, bad_cause = normalize_delay_cause(_col(p, "delay_cause").astype("string"))
+    if bad_cause.any():
+        problems.add(
+            file=file,
+            rows=p.loc[bad_cause, "source_row"],
+            field="政府原因延迟",
+            values=p.loc[bad_cause, "delay_cause"],
+            severity=FATAL,
+            code="bad_delay_cause",
+            problem="政府原因延迟不是规定的原因（《闲置土地处置办法》第八条）",
+            action="请改为以下之一（代码或中文）：" + "、".join(f"{k} {v}" for k, v in DELAY_CAUSES.items()),
+        )
+    not_started = contract.notna() & (actual.isna() | (actual > eval_date)) & (contract <= eval_date)
+    slow = (developed < r.developed_ratio_min) | (invested < r.invested_ratio_min)
+    stalled = actual.notna() & (actual <= eval_date) & slow.fillna(False) & suspended.notna()
+    since = contract.where(not_started, suspended.where(stalled))
+    months = full_months(since, eval_date)
+    fee = full_years_reached(since, eval_date, r.fee_years) & since.notna()
+    reclaim = full_years_reached(since, eval_date, r.reclaim_years) & since.notna()
+    basis_text = np.where(not_started, "超过约定动工日期未动工", "已动工但开发面积不足1/3或投资不足25%且中止开发")
+    fee_amount = (price * r.fee_rate).round(2)
+    evidence = (
+        "约定动工日期="
+        + _date(contract)
+        + "；实际动工日期="
+        + _date(actual)
+        + "；已开发比例="
+        + _fmt(developed, 3)
+        + "；已投资比例="
+        + _fmt(invested, 3)
+        + "；停工日期="
+        + _date(suspended)
+        + "；评价基准日="
+        + str(eval_date.date())
+        + "；土地出让价款（万元）="
+        + _fmt(price)
+    )
+    start_word = pd.Series(np.where(not_started, "约定动工日期", "中止开发日期"), index=p.index, dtype="string")
+    exempt = cause.notna() & fee
+    if r.enabled:
+        reason_reclaim = (
+            start_word
+            + " "
+            + _date(since)
+            + " 至评价基准日 "
+            + str(eval_date.date())
+            + " 已满"
+            + months.astype("Int64").astype("string")
+            + "个月（"
+            + pd.Series(basis_text, index=p.index, dtype="string")
+            + "），超过2年，依法可无偿收回"
+        )
+        b.add(
+            reclaim & ~exempt,
+            flag="idle_legal",
+            rule_id="idle_legal.reclaim",
+            basis=BASIS_IDLE,
+            reason=reason_reclaim,
+            value=months,
+            threshold=12.0 * r.reclaim_years,
+            evidence=evidence,
+            severity="高",
+        )
+        reason_fee = (
+            start_word
+            + " "
+            + _date(since)
+            + " 至评价基准日 "
+            + str(eval_date.date())
+            + " 已满"
+            + months.astype("Int64").astype("string")
+            + "个月（"
+            + pd.Series(basis_text, index=p.index, dtype="string")
+            + "），满1年，应征收土地闲置费 "
+            + _fmt(fee_amount)
+            + " 万元（土地价款的"
+            + f"{r.fee_rate:.0%}）"
+        )
+        b.add(
+            fee & ~reclaim & ~exempt,
+            flag="idle_legal",
+            rule_id="idle_legal.fee",
+            basis=BASIS_IDLE,
+            reason=reason_fee,
+            value=months,
+            threshold=12.0 * r.fee_years,
+            evidence=evidence,
+            severity="中",
+        )
+        reason_exempt = (
+            start_word
+            + " "
+            + _date(since)
+            + " 起已满"
+            + months.astype("Int64").astype("string")
+            + "个月，但延迟系政府原因（"
+            + cause.map(DELAY_CAUSES).astype("string")
+            + "），不按闲置处罚"
+        )
+        b.add(
+            exempt,
+            flag="idle_exempt",
+            rule_id="idle_exempt",
+            basis=BASIS_IDLE_EXEMPT,
+            reason=reason_exempt,
+            value=months,
+            threshold=12.0 * r.fee_years,
+            evidence=evidence + "；延迟原因=" + cause.astype("string"),
+            severity="低",
+        )
+    return pd.DataFrame(
+        {
+            "idle_months": months,
+            "idle_since": since,
+            "idle_fee_wan": fee_amount.where(fee & ~exempt),
+            "idle_exempt": exempt,
+            "idle_legal": (fee & ~exempt),
+        }
+    )
+
+
+def flag_parcels(
+    ev: Evaluation,
+    rules: FlagRules,
+    *,
+    evaluation_date: dt.date | None = None,
+    previous: pd.DataFrame | None = None,
+    builtup: pd.DataFrame | None = None,
+) -> FlagResult:
+    """All flags of an evaluation's parcels.
+
+    ``evaluation_date`` anchors the idle-land clock (default: the end of the evaluation year);
+    ``previous`` is last year's ``enterprises.csv`` (for D and zero tax in consecutive years);
+    ``builtup`` has ``builtup_fraction`` per parcel (raster evidence; see :mod:`geo_eval.evidence`).
+    """
+    notes: list[str] = []
+    eval_date = pd.Timestamp(evaluation_date or dt.date(ev.year, 12, 31))
+    e = ev.enterprises
+    p = pd.DataFrame(ev.parcels.drop(columns=ev.parcels.geometry.name)).copy()
+    p["users"] = p["users"].fillna("")
+    b = _Builder(p)
+    file = "parcels"
+    out = _idle(b, p, rules, eval_date, ev.problems, file)
+
+    # --- suspected idle: evidence for a site visit ---------------------------------------------
+    si = rules.suspected_idle
+    users = p["users"].fillna("")
+    has_user = users != ""
+    alloc = ev.allocation.loc[ev.allocation["land_m2"] > 0]
+    fig = alloc.assign(tax=alloc["uscc"].map(e["tax"]).fillna(0), sales=alloc["uscc"].map(e["sales"]).fillna(0))
+    out_by_parcel = fig.groupby("parcel_id")[["tax", "sales"]].sum()
+    known = alloc.assign(known=alloc["uscc"].isin(e.index)).groupby("parcel_id")["known"].any()
+    has_enterprise = known.reindex(p.index).fillna(False).astype(bool)
+    zero_output = (
+        has_enterprise
+        & (out_by_parcel["tax"].reindex(p.index).fillna(0) <= 0)
+        & (out_by_parcel["sales"].reindex(p.index).fillna(0) <= 0)
+    )
+    if si.enabled and si.no_enterprise:
+        holder = p["holder_uscc"].astype("string").fillna("无")
+        reason = pd.Series(np.where(p["holder_uscc"].isna(), "宗地无权利人，也无企业使用", ""), index=p.index).astype(
+            "string"
+        )
+        reason = reason.where(
+            p["holder_uscc"].isna(), "宗地权利人 " + holder + " 不在本年度企业数据中，也无其他企业使用"
+        )
+        b.add(
+            ~has_enterprise,
+            flag="idle_suspected",
+            rule_id="idle_suspected.no_enterprise",
+            basis=BASIS_SUSPECTED,
+            reason=reason,
+            value=0.0,
+            threshold=np.nan,
+            evidence="使用企业数=0；权利人=" + holder,
+            severity="低",
+        )
+    if si.enabled and si.zero_output:
+        b.add(
+            zero_output,
+            flag="idle_suspected",
+            rule_id="idle_suspected.zero_output",
+            basis=BASIS_SUSPECTED,
+            reason="使用企业（" + users + "）本年度税收和销售收入均为0",
+            value=0.0,
+            threshold=0.0,
+            evidence="税收合计=0；销售收入合计=0",
+            severity="低",
+        )
+    if builtup is not None:
+        frac = builtup["builtup_fraction"].reindex(p.index)
+        out["builtup_fraction"] = frac
+        if si.enabled and si.builtup_below is not None:
+            low = frac < si.builtup_below
+            b.add(
+                low,
+                flag="idle_suspected",
+                rule_id="idle_suspected.low_builtup",
+                basis=BASIS_SUSPECTED,
+                reason="宗地内建成区比例 "
+                + (frac * 100).round(1).astype("string")
+                + "%，低于 "
+                + f"{si.builtup_below:.0%}（10米建成区栅格，按像元覆盖面积加权）",
+                value=frac.round(4),
+                threshold=si.builtup_below,
+                evidence="建成区比例="
+                + _fmt(frac, 4)
+                + "；有效像元覆盖="
+                + _fmt(builtup["valid_fraction"].reindex(p.index), 4),
+                severity="低",
+            )
+    elif si.enabled and si.builtup_below is not None:
+        notes.append("未提供建成区栅格（dataset.toml 的 [layers] builtup），跳过“建成区比例过低”疑似闲置规则")
+
+    # --- low efficiency ---------------------------------------------------------------------------
+    le = rules.low_efficiency
+    area = p["eval_area_m2"].where(p["eval_area_m2"] > 0)
+    main = p["main_user"]
+    if le.enabled and le.grade_d:
+        d_now = p["grade"] == "D"
+        label = "本年度"
+        if le.grade_d_years == 2:
+            if previous is None:
+                notes.append("低效规则“连续2年D类”需要上年结果（--previous），未提供，本年按“本年D类”判定")
+            else:
+                d_now &= main.map(previous["grade"]) == "D"
+                label = "连续2年"
+        b.add(
+            d_now,
+            flag="low_efficiency",
+            rule_id="low_efficiency.grade_d",
+            basis=BASIS_LOW_EFF + "；" + ev.scheme.title,
+            reason="主要使用企业 "
+            + main.astype("string")
+            + "（"
+            + main.map(e["name"]).astype("string")
+            + "）"
+            + label
+            + "综合评价为D类（落后整治类）",
+            value=main.map(e["score"]),
+            threshold=np.nan,
+            evidence="综合得分=" + _fmt(main.map(e["score"])) + "；分类=D",
+            severity="中",
+        )
+    tpm = p["tax_per_mu"]
+    if le.enabled and le.tax_per_mu_below is not None:
+        b.add(
+            has_user & (tpm < le.tax_per_mu_below),
+            flag="low_efficiency",
+            rule_id="low_efficiency.tax_per_mu_fixed",
+            basis=BASIS_LOW_EFF,
+            reason="宗地亩均税收 " + _fmt(tpm) + " 万元/亩，低于 " + f"{le.tax_per_mu_below:g} 万元/亩",
+            value=tpm.round(4),
+            threshold=le.tax_per_mu_below,
+            evidence="亩均税收=" + _fmt(tpm, 4),
+            severity="中",
+        )
+    if le.enabled and le.tax_per_mu_below_mean_share is not None:
+        rated = e.loc[e["grade"].isin(["A", "B", "C", "D"])]
+        sums = rated.groupby("county")[["tax", "land_mu"]].sum()
+        county_mean = sums["tax"] / sums["land_mu"].where(sums["land_mu"] > 0)
+        limit = p["county"].map(county_mean) * le.tax_per_mu_below_mean_share
+        b.add(
+            has_user & (tpm < limit),
+            flag="low_efficiency",
+            rule_id="low_efficiency.tax_per_mu_mean",
+            basis=BASIS_LOW_EFF,
+            reason="宗地亩均税收 "
+            + _fmt(tpm)
+            + " 万元/亩，低于所在县区参评企业平均亩均税收 "
+            + _fmt(p["county"].map(county_mean))
+            + " 万元/亩的 "
+            + f"{le.tax_per_mu_below_mean_share:.0%}（"
+            + _fmt(limit)
+            + " 万元/亩）",
+            value=tpm.round(4),
+            threshold=limit.round(4),
+            evidence="亩均税收=" + _fmt(tpm, 4) + "；县区平均=" + _fmt(p["county"].map(county_mean), 4),
+            severity="中",
+        )
+    plot_ratio = pd.to_numeric(p["floor_area_m2"], errors="coerce") / area
+    out["plot_ratio"] = plot_ratio
+    industry = main.map(e["industry_code"])
+    control = min_plot_ratio(industry.astype("string"))
+    if le.plot_ratio_floor is not None:
+        control = control.where(control.isna() | (control >= le.plot_ratio_floor), le.plot_ratio_floor)
+    out["plot_ratio_min"] = control
+    if le.enabled and le.plot_ratio:
+        b.add(
+            has_user & (plot_ratio < control),
+            flag="low_efficiency",
+            rule_id="low_efficiency.plot_ratio",
+            basis=BASIS_CONTROL + "容积率控制值",
+            reason="容积率 "
+            + _fmt(plot_ratio)
+            + "，低于"
+            + industry_name(industry.astype("string")).astype("string")
+            + "（行业代码 "
+            + industry.astype("string").fillna("")
+            + "）的控制值 "
+            + _fmt(control, 1),
+            value=plot_ratio.round(4),
+            threshold=control,
+            evidence="总建筑面积="
+            + _fmt(pd.to_numeric(p["floor_area_m2"], errors="coerce"))
+            + "平方米；宗地面积="
+            + _fmt(area)
+            + "平方米",
+            severity="中",
+        )
+    coverage = pd.to_numeric(p["footprint_area_m2"], errors="coerce") / area
+    out["building_coefficient"] = coverage
+    if le.enabled and le.building_coefficient_below is not None:
+        lim = le.building_coefficient_below
+        b.add(
+            has_user & (coverage < lim),
+            flag="low_efficiency",
+            rule_id="low_efficiency.building_coefficient",
+            basis=BASIS_CONTROL + "建筑系数≥30%",
+            reason="建筑系数 " + (coverage * 100).round(1).astype("string") + "%，低于 " + f"{lim:.0%}",
+            value=coverage.round(4),
+            threshold=lim,
+            evidence="建筑基底面积="
+            + _fmt(pd.to_numeric(p["footprint_area_m2"], errors="coerce"))
+            + "平方米；宗地面积="
+            + _fmt(area)
+            + "平方米",
+            severity="中",
+        )
+    if le.enabled and le.zero_tax_years is not None:
+        zero_now = has_enterprise & (out_by_parcel["tax"].reindex(p.index).fillna(0) <= 0)
+        label = "本年度"
+        if le.zero_tax_years == 2:
+            if previous is None:
+                zero_now &= False
+                notes.append("低效规则“连续2年零税收”需要上年结果（--previous），未提供，本年不判定")
+            else:
+                prev_tax = alloc.assign(t=alloc["uscc"].map(previous["tax"]))
+                prev_zero = prev_tax.groupby("parcel_id")["t"].agg(lambda s: bool(s.notna().all() and (s <= 0).all()))
+                zero_now &= prev_zero.reindex(p.index).fillna(False).astype(bool)
+                label = "连续2年"
+        b.add(
+            zero_now,
+            flag="low_efficiency",
+            rule_id="low_efficiency.zero_tax",
+            basis=BASIS_LOW_EFF + "（连续两年无税收）",
+            reason="使用企业（" + users + "）" + label + "税收为0",
+            value=0.0,
+            threshold=0.0,
+            evidence="税收合计=0",
+            severity="中",
+        )
+    leased_share = p["leased_out_m2"] / area
+    out["leased_out_share"] = leased_share
+    if le.enabled and le.leased_out_share_above is not None:
+        lim = le.leased_out_share_above
+        b.add(
+            leased_share > lim,
+            flag="low_efficiency",
+            rule_id="low_efficiency.leased_out",
+            basis=BASIS_LOW_EFF + "（建成用地主要用于出租）",
+            reason="出租面积占宗地 " + (leased_share * 100).round(1).astype("string") + "%，超过 " + f"{lim:.0%}",
+            value=leased_share.round(4),
+            threshold=lim,
+            evidence="出租土地面积=" + _fmt(p["leased_out_m2"]) + "平方米",
+            severity="中",
+        )
+
+    flags = b.frame()
+    # --- 退二优二 candidates: any idle or low-efficiency flag, not exempt -------------------------
+    exempt_ids = set(flags.loc[flags["flag"] == "idle_exempt", "parcel_id"])
+    base = flags.loc[
+        flags["flag"].isin(["idle_legal", "idle_suspected", "low_efficiency"]) & ~flags["parcel_id"].isin(exempt_ids)
+    ]
+    if len(base):
+        combined = base.groupby("parcel_id", sort=True).agg(
+            reason=("reason", lambda s: "；".join(s)), rules=("rule_id", lambda s: "、".join(s)), n=("rule_id", "size")
+        )
+        cand = pd.Series(False, index=p.index)
+        cand[combined.index] = True
+        comb = combined.reindex(p.index)
+        b2 = _Builder(p)
+        b2.add(
+            cand,
+            flag="renewal_candidate",
+            rule_id="renewal_candidate",
+            basis=BASIS_RENEWAL,
+            reason="符合"
+            + comb["n"].astype("Int64").astype("string")
+            + "项闲置/低效规则："
+            + comb["reason"].astype("string"),
+            value=comb["n"].astype(float),
+            threshold=1.0,
+            evidence="规则=" + comb["rules"].astype("string"),
+            severity="中",
+        )
+        flags = pd.concat([flags, b2.frame()], ignore_index=True)
+    flags["enterprise_names"] = flags["parcel_id"].map(_user_names(p.loc[flags["parcel_id"].unique(), "users"], e))
+    order = {k: i for i, k in enumerate(FLAG_LABELS)}
+    flags["_o"] = flags["flag"].map(order)
+    flags = (
+        flags.sort_values(["parcel_id", "_o", "rule_id"], kind="mergesort").drop(columns="_o").reset_index(drop=True)
+    )
+    out["renewal_candidate"] = p.index.isin(flags.loc[flags["flag"] == "renewal_candidate", "parcel_id"])
+    return FlagResult(flags=flags, evidence=out, notes=notes)

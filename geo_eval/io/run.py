@@ -1,0 +1,123 @@
+"""One evaluation run from a dataset directory to OUT_DIR: the CLI and the service both call this."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from geo_eval.errors import DatasetError, OutputExistsError
+from geo_eval.evaluate import Evaluation, evaluate
+from geo_eval.flags import FlagResult, flag_parcels
+from geo_eval.io.loaders import load_inputs, read_previous
+from geo_eval.io.writers import write_outputs
+from geo_eval.land import measurement_crs
+from geo_eval.problems import FATAL, Problems
+from geo_eval.renewal import RenewalBlocks, renewal_blocks
+from geo_eval.scheme import Scheme
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a run produced (also written to OUT_DIR)."""
+
+    evaluation: Evaluation
+    flags: FlagResult | None
+    blocks: RenewalBlocks | None
+    manifest: dict[str, object]
+    notes: list[str] = field(default_factory=list)
+
+
+class FatalInputError(DatasetError):
+    """The inputs have fatal problems; ``problems`` holds the full report frame."""
+
+    def __init__(self, problems: pd.DataFrame) -> None:
+        n = int((problems["severity"] == FATAL).sum())
+        super().__init__(f"数据有 {n} 个致命问题，评价未进行", [problems])
+        self.frame = problems
+
+
+def _builtup(ev: Evaluation, path: Path | None) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    from geo_eval.evidence import builtup_fraction
+    from geo_eval.io.raster import read_raster
+
+    return builtup_fraction(ev.parcels.geometry, read_raster(path))
+
+
+def check_dataset(dataset_dir: Path, scheme: Scheme, *, flags: bool = True) -> Problems:
+    """Every problem of a dataset (loading, cross-checks, flag inputs) without writing anything."""
+    inputs, _, spec = load_inputs(dataset_dir)
+    if inputs.problems.has_fatal:
+        return inputs.problems
+    ev = evaluate(inputs, scheme)
+    if flags:
+        flag_parcels(ev, scheme.flags, evaluation_date=spec.evaluation_date)
+    return ev.problems
+
+
+def run(
+    dataset_dir: Path,
+    scheme: Scheme,
+    out_dir: Path,
+    *,
+    previous_dir: Path | None = None,
+    overwrite: bool = False,
+    flags: bool = True,
+) -> RunResult:
+    """Load, validate, evaluate, flag and write; raises :class:`FatalInputError` on fatal problems."""
+    t0 = time.perf_counter()
+    if Path(out_dir).exists() and not overwrite:
+        raise OutputExistsError(f"输出目录 {out_dir} 已存在；如要覆盖，请加 --overwrite")
+    inputs, paths, spec = load_inputs(dataset_dir)
+    load_s = time.perf_counter() - t0
+    if inputs.problems.has_fatal:
+        raise FatalInputError(inputs.problems.frame())
+    prev = None
+    if previous_dir is not None:
+        prev = read_previous(previous_dir)
+        paths["previous"] = Path(previous_dir) / "enterprises.csv"
+    ev = evaluate(inputs, scheme, previous=prev)
+    ev.timings["load_validate"] = load_s
+    fr: FlagResult | None = None
+    blocks: RenewalBlocks | None = None
+    if flags:
+        t = time.perf_counter()
+        builtup_path = Path(dataset_dir) / spec.layers.builtup if spec.layers and spec.layers.builtup else None
+        if builtup_path is not None:
+            paths["builtup"] = builtup_path
+        builtup = _builtup(ev, builtup_path)
+        ev.timings["builtup_zonal"] = time.perf_counter() - t
+        t = time.perf_counter()
+        fr = flag_parcels(ev, scheme.flags, evaluation_date=spec.evaluation_date, previous=prev, builtup=builtup)
+        ev.timings["flags"] = time.perf_counter() - t
+        if ev.problems.has_fatal:
+            raise FatalInputError(ev.problems.frame())
+        t = time.perf_counter()
+        cand = fr.flags.loc[fr.flags["flag"] == "renewal_candidate", "parcel_id"].unique()
+        plane = ev.parcels.to_crs(measurement_crs(ev.parcels))
+        blocks = renewal_blocks(
+            plane,
+            pd.Index(cand),
+            tolerance_m=scheme.flags.blocks.tolerance_m,
+            min_area_mu=scheme.flags.blocks.min_area_mu,
+            enterprises=ev.enterprises,
+        )
+        ev.timings["blocks"] = time.perf_counter() - t
+    manifest = write_outputs(
+        ev,
+        out_dir,
+        overwrite=overwrite,
+        inputs=paths,
+        flags=fr,
+        blocks=blocks,
+        extra_manifest={"dataset": str(dataset_dir), "previous": str(previous_dir or "")},
+    )
+    log.info("run finished in %.1f s", time.perf_counter() - t0)
+    return RunResult(ev, fr, blocks, manifest, notes=list(ev.notes) + (fr.notes if fr else []))
