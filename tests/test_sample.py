@@ -102,3 +102,56 @@ def test_comparison_with_last_year(runs):
         f"{a}→{b}" for a in "ABCDT" for b in "ABCDT"
     }
     assert e.loc[e["grade"].isin(list("ABCD")), "prev_grade"].notna().mean() > 0.9
+
+
+def flags_of(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path / "flags.csv", encoding="utf-8-sig", dtype=str)
+
+
+@pytest.mark.parametrize("year", [2024, 2025])
+def test_idle_land_flags_match_the_documented_cases(runs, year):
+    f = flags_of(runs[year])
+    rules = f.groupby("parcel_id")["rule_id"].agg(set)
+    exp = pd.read_csv(SAMPLE / "expected_flags.csv", dtype=str)
+    exp = exp.loc[exp["year"] == str(year)]
+    for row in exp.loc[exp["flag"].isin(["idle_1y", "idle_2y", "idle_exempt"])].itertuples():
+        got = rules.get(row.parcel_id, set())
+        legal = got & {"idle_legal.fee", "idle_legal.reclaim"}
+        if row.flag == "idle_1y":
+            assert bool(legal) == (row.expect == "yes"), (row.parcel_id, row.why, got)
+        elif row.flag == "idle_2y":
+            assert ("idle_legal.reclaim" in got) == (row.expect == "yes"), (row.parcel_id, row.why, got)
+        else:
+            assert ("idle_exempt" in got) == (row.expect == "yes"), (row.parcel_id, row.why, got)
+
+
+def test_designed_clusters_form_blocks_over_50_mu(runs):
+    blocks = gpd.read_file(runs[2025] / "renewal_blocks.gpkg", layer="renewal_blocks")
+    big = blocks.loc[blocks["kind"] == "连片改造区块"]
+    assert len(big) >= 2
+    for cluster in ("cluster_A", "cluster_B"):
+        members = expected_parcels(2025, cluster)
+        holding = blocks.loc[blocks["parcel_ids"].str.split(";").map(lambda ids, m=members: bool(m & set(ids)))]
+        assert len(holding) == 1, cluster  # the whole cluster lies in one block …
+        assert members <= set(holding.iloc[0]["parcel_ids"].split(";"))
+        assert holding.iloc[0]["kind"] == "连片改造区块"  # … of at least 50 亩
+    p = gpd.read_file(runs[2025] / "parcels.gpkg", layer="parcels").set_index("parcel_id")
+    assert set(p.loc[p["renewal_candidate"].astype(bool)].index) == set(
+        flags_of(runs[2025]).query("flag == 'renewal_candidate'")["parcel_id"]
+    )
+    layer = gpd.read_file(runs[2025] / "parcels.gpkg", layer="flags")
+    assert len(layer) == len(flags_of(runs[2025]))
+
+
+def test_built_up_raster_evidence(runs):
+    f = flags_of(runs[2025])
+    low = set(f.loc[f["rule_id"] == "idle_suspected.low_builtup", "parcel_id"])
+    assert expected_parcels(2025, "low_builtup") <= low
+    assert (
+        not (f["rule_id"] == "idle_suspected.low_builtup").any()
+        or flags_of(runs[2024]).query("rule_id == 'idle_suspected.low_builtup'").empty
+    )  # 2024 has no raster configured: the rule is skipped, with a note
+    import json
+
+    notes = json.loads((runs[2024] / "manifest.json").read_text(encoding="utf-8"))["flags"]["notes"]
+    assert any("建成区栅格" in n for n in notes)
