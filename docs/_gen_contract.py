@@ -1,18 +1,23 @@
-"""Regenerate the field and unit tables of ``docs/data-contract.md`` from ``geo_eval/fields.py``.
+"""Regenerate the tables of ``docs/data-contract.md`` and ``docs/schemes.md`` that mirror the code.
+
+The field and unit tables come from ``geo_eval/fields.py``, the delay causes from
+``geo_eval.flags.DELAY_CAUSES`` and the plot-ratio control values (in ``schemes.md``) from
+``geo_eval.controls.PLOT_RATIO_2008``.
 
 Usage (from the repository root)::
 
     .venv/bin/python docs/_gen_contract.py          # rewrite the generated blocks in place
-    .venv/bin/python docs/_gen_contract.py --check  # exit 1 when the document is out of date
+    .venv/bin/python docs/_gen_contract.py --check  # exit 1 when a document is out of date
 
 Generated blocks sit between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``.
 Blank handling is not part of ``fields.py``; it is kept in :data:`BLANKS` below (read from
-``geo_eval/validate.py``, ``land.py``, ``rating.py`` and ``scoring.py``), and the script refuses to run
+``geo_eval/validate.py``, ``land.py``, ``rating.py``, ``scoring.py`` and ``flags.py``), and the script refuses to run
 when a field has no entry or an entry names a field that no longer exists.
 
-``--check`` also compares the problem codes raised in ``geo_eval/validate.py`` and
-``geo_eval/evaluate.py`` with the codes listed in the hand-written checks table
-(between ``<!-- BEGIN CHECKS -->`` and ``<!-- END CHECKS -->``).
+``--check`` also compares the problem codes raised anywhere in ``geo_eval/`` (every ``code="…"``
+passed to ``Problems.add``: today in ``validate.py``, ``evaluate.py`` and ``flags.py``) with the
+codes listed in the hand-written checks table (between ``<!-- BEGIN CHECKS -->`` and
+``<!-- END CHECKS -->``).
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ import re
 import sys
 from pathlib import Path
 
+from geo_eval.controls import PLASTICS_GROUP, PLASTICS_PLOT_RATIO, PLOT_RATIO_2008
 from geo_eval.fields import TABLE_FIELDS, UNIT_FACTORS
+from geo_eval.flags import DELAY_CAUSES
 from geo_eval.validate import _FALSE, _TRUE
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "data-contract.md"
+SCHEMES_DOC = ROOT / "docs" / "schemes.md"
 
 KIND_LABELS = {
     "text": "文本 text",
@@ -40,17 +48,15 @@ _MISSING_RULE = (
     "允许；用到它的指标无值，按方案的 `missing` 规则计分（0 分或组内平均分）",
     "allowed; indicators that use it have no value and score by the scheme's `missing` rule (0 or the group mean)",
 )
-_CARRIED = (
-    "允许；原样写入 parcels.gpkg，当前评价不使用（预留给闲置土地等标记）",
-    "allowed; carried into parcels.gpkg, not used by the current evaluation (kept for the land flags)",
-)
 
 BLANKS: dict[tuple[str, str], tuple[str, str]] = {
     # --- parcels -------------------------------------------------------------------------------
     ("parcels", "parcel_id"): ("致命（`missing_value`）", "fatal (`missing_value`)"),
     ("parcels", "holder_uscc"): (
-        "不报告；该宗地的用地不计入任何企业（宗地仍写入 parcels.gpkg）",
-        "not reported; the parcel's land counts for no enterprise (the parcel stays in parcels.gpkg)",
+        "提示（`parcel_no_holder`，国有储备或未供应土地）；该宗地的用地不计入任何企业（宗地仍写入 parcels.gpkg），"
+        "无其他企业使用时标记疑似闲置 `idle_suspected.no_enterprise`",
+        "info (`parcel_no_holder`, state reserve or unassigned land); the parcel's land counts for no enterprise "
+        "(the parcel stays in parcels.gpkg); with no other user it is flagged `idle_suspected.no_enterprise`",
     ),
     ("parcels", "holder_name"): (
         "允许；只写入 parcels.gpkg（结果表中的企业名称取自企业表）",
@@ -67,18 +73,44 @@ BLANKS: dict[tuple[str, str], tuple[str, str]] = {
         'allowed; no area comparison; with `area_source = "registered"` the computed area is used',
     ),
     ("parcels", "floor_area_m2"): (
-        "允许；但该宗地上按厂房面积的租赁无法用容积率折算（警告 `lease_no_plot_ratio`，该租赁不计）",
+        "允许；但该宗地上按厂房面积的租赁无法用容积率折算（警告 `lease_no_plot_ratio`，该租赁不计），"
+        "也不计算容积率、不做容积率低效判定",
         "allowed; but floor leases on the parcel cannot be converted by plot ratio "
-        "(warning `lease_no_plot_ratio`, lease not counted)",
+        "(warning `lease_no_plot_ratio`, lease not counted), and no plot ratio is computed or checked",
     ),
-    ("parcels", "footprint_area_m2"): _CARRIED,
-    ("parcels", "contract_start_date"): _CARRIED,
-    ("parcels", "actual_start_date"): _CARRIED,
-    ("parcels", "developed_ratio"): _CARRIED,
-    ("parcels", "invested_ratio"): _CARRIED,
-    ("parcels", "suspended_since"): _CARRIED,
-    ("parcels", "delay_cause"): _CARRIED,
-    ("parcels", "land_price"): _CARRIED,
+    ("parcels", "footprint_area_m2"): (
+        "允许；不计算建筑系数，不做建筑系数低效判定",
+        "allowed; no building coefficient is computed or checked",
+    ),
+    ("parcels", "contract_start_date"): (
+        "允许；未动工宗地无法计算闲置时间，不做“超过约定动工日期未动工”的闲置判定",
+        "allowed; the idle clock of a parcel not started cannot run: no “not started by the contracted date” idle flag",
+    ),
+    ("parcels", "actual_start_date"): (
+        "允许；视为未动工（有约定动工日期时从约定动工日期起计闲置时间）",
+        "allowed; the parcel counts as not started (idle time runs from the contracted start date, if any)",
+    ),
+    ("parcels", "developed_ratio"): (
+        "允许；不按开发面积比例判定（仍可按已投资比例判定“已动工但不足”）",
+        "allowed; the developed-area test is skipped (the investment test can still find the parcel stalled)",
+    ),
+    ("parcels", "invested_ratio"): (
+        "允许；不按已投资比例判定（仍可按开发面积比例判定“已动工但不足”）",
+        "allowed; the investment test is skipped (the developed-area test can still find the parcel stalled)",
+    ),
+    ("parcels", "suspended_since"): (
+        "允许；已动工的宗地不做闲置判定（中止开发满 1 年需要停工日期）",
+        "allowed; a started parcel is never found idle (a full year of suspension needs this date)",
+    ),
+    ("parcels", "delay_cause"): (
+        "允许；表示没有政府原因。非空时必须是第八条规定的原因（代码或中文名，见下文），否则致命 `bad_delay_cause`",
+        "allowed; means no government cause. A filled value must be an Art. 8 cause (code or Chinese name, below), "
+        "else fatal `bad_delay_cause`",
+    ),
+    ("parcels", "land_price"): (
+        "允许；闲置土地照常标记，但土地闲置费金额为空（原因中写“无”）",
+        "allowed; idle land is still flagged, but the 土地闲置费 amount is blank (“无” in the reason)",
+    ),
     # --- enterprises ---------------------------------------------------------------------------
     ("enterprises", "uscc"): ("致命（`missing_value`）", "fatal (`missing_value`)"),
     ("enterprises", "name"): ("警告（`missing_value`）；照常评价", "warning (`missing_value`); evaluated as usual"),
@@ -172,12 +204,34 @@ def bool_tokens() -> str:
     return f"- 是 / true：{yes}\n- 否 / false：{no}\n- 空 / blank：空单元格 (empty cell)"
 
 
+def delay_cause_table() -> str:
+    """The accepted ``delay_cause`` values (《闲置土地处置办法》第八条)."""
+    lines = ["| 代码 code | 中文名 Chinese name |", "|---|---|"]
+    lines += [f"| `{code}` | {_cell(name)} |" for code, name in DELAY_CAUSES.items()]
+    return "\n".join(lines)
+
+
+def plot_ratio_table() -> str:
+    """Minimum plot ratio per GB/T 4754-2017 manufacturing division (国土资发〔2008〕24号)."""
+    lines = ["| 2017 大类 division | 行业 industry | 容积率控制值 minimum plot ratio |", "|---|---|---|"]
+    for div, (value, name) in PLOT_RATIO_2008.items():
+        lines.append(f"| {div} | {_cell(name)} | {value:.1f} |")
+    lines.append(f"| {PLASTICS_GROUP}（中类 group） | 塑料制品业 | {PLASTICS_PLOT_RATIO:.1f} |")
+    return "\n".join(lines)
+
+
 def blocks() -> dict[str, str]:
-    """Name of each generated block → its markdown."""
+    """Name of each generated block of data-contract.md → its markdown."""
     out = {f"fields:{t}": field_table(t) for t in TABLE_FIELDS}
     out["units"] = unit_table()
     out["bools"] = bool_tokens()
+    out["delay_causes"] = delay_cause_table()
     return out
+
+
+def scheme_blocks() -> dict[str, str]:
+    """Name of each generated block of schemes.md → its markdown."""
+    return {"plot_ratios": plot_ratio_table()}
 
 
 def _check_blanks() -> list[str]:
@@ -187,24 +241,24 @@ def _check_blanks() -> list[str]:
     return errors
 
 
-def render(text: str) -> str:
+def render(text: str, generated: dict[str, str] | None = None, doc: Path = DOC) -> str:
     """``text`` with every generated block replaced."""
-    for name, body in blocks().items():
+    for name, body in (blocks() if generated is None else generated).items():
         pattern = re.compile(
             rf"(<!-- BEGIN GENERATED: {re.escape(name)} -->\n).*?(<!-- END GENERATED: {re.escape(name)} -->)",
             re.S,
         )
         if not pattern.search(text):
-            raise SystemExit(f"{DOC}: missing block markers for {name!r}")
+            raise SystemExit(f"{doc}: missing block markers for {name!r}")
         text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 
 def source_codes() -> set[str]:
-    """Problem codes raised by the checks in validate.py and evaluate.py."""
+    """Problem codes raised anywhere in ``geo_eval/`` (validate.py, evaluate.py, flags.py, …)."""
     codes: set[str] = set()
-    for rel in ("geo_eval/validate.py", "geo_eval/evaluate.py"):
-        codes |= set(re.findall(r'code="([a-z_]+)"', (ROOT / rel).read_text(encoding="utf-8")))
+    for path in sorted((ROOT / "geo_eval").rglob("*.py")):
+        codes |= set(re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8")))
     return codes
 
 
@@ -217,26 +271,28 @@ def documented_codes(text: str) -> set[str]:
 
 
 def main(argv: list[str]) -> int:
-    """Rewrite or check ``docs/data-contract.md``."""
+    """Rewrite or check ``docs/data-contract.md`` and ``docs/schemes.md``."""
     errors = _check_blanks()
     if errors:
         sys.stderr.write("\n".join(errors) + "\n")
         return 1
-    text = DOC.read_text(encoding="utf-8")
-    new = render(text)
+    texts = {doc: doc.read_text(encoding="utf-8") for doc in (DOC, SCHEMES_DOC)}
+    news = {
+        DOC: render(texts[DOC], blocks(), DOC),
+        SCHEMES_DOC: render(texts[SCHEMES_DOC], scheme_blocks(), SCHEMES_DOC),
+    }
     if "--check" in argv:
-        problems = []
-        if new != text:
-            problems.append(f"{DOC} is out of date: run docs/_gen_contract.py")
-        src, doc = source_codes(), documented_codes(text)
-        problems += [f"check code {c!r} is raised in the code but not documented" for c in sorted(src - doc)]
-        problems += [f"check code {c!r} is documented but no longer raised" for c in sorted(doc - src)]
+        problems = [f"{doc} is out of date: run docs/_gen_contract.py" for doc in news if news[doc] != texts[doc]]
+        src, doc_codes = source_codes(), documented_codes(texts[DOC])
+        problems += [f"check code {c!r} is raised in the code but not documented" for c in sorted(src - doc_codes)]
+        problems += [f"check code {c!r} is documented but no longer raised" for c in sorted(doc_codes - src)]
         if problems:
             sys.stderr.write("\n".join(problems) + "\n")
             return 1
         return 0
-    if new != text:
-        DOC.write_text(new, encoding="utf-8")
+    for doc, new in news.items():
+        if new != texts[doc]:
+            doc.write_text(new, encoding="utf-8")
     return 0
 
 
