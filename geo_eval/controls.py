@@ -56,15 +56,15 @@ PLASTICS_PLOT_RATIO = 1.0
 def min_plot_ratio(industry_codes: pd.Series) -> pd.Series:
     """Minimum plot ratio for each GB/T 4754-2017 industry code (NaN outside manufacturing).
 
-    >>> min_plot_ratio(pd.Series(["C2614", "C2927", "C2911", "3360", "D4411"])).tolist()
-    [0.6, 1.0, 0.8, 0.7, nan]
+    >>> min_plot_ratio(pd.Series(["C2614", "C2927", "C2911", "3360", "D4411", None])).tolist()
+    [0.6, 1.0, 0.8, 0.7, nan, nan]
     """
     div = industry_division(industry_codes)
     values = div.map({k: v[0] for k, v in PLOT_RATIO_2008.items()}).astype(float)
     group = (
         industry_codes.astype("string").str.strip().str.upper().str.replace(r"^[A-T]", "", regex=True).str.slice(0, 3)
     )
-    return values.mask(group == PLASTICS_GROUP, PLASTICS_PLOT_RATIO)
+    return values.mask((group == PLASTICS_GROUP).fillna(False).astype(bool), PLASTICS_PLOT_RATIO)
 
 
 def industry_name(industry_codes: pd.Series) -> pd.Series:

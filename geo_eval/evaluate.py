@@ -55,6 +55,8 @@ class Evaluation:
     area_crs: str
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    """Input file labels (parcels, enterprises, leases) for problem reports."""
 
 
 def _lease_problems(inputs: Inputs, leases: pd.DataFrame, parcels: pd.DataFrame, problems: Problems) -> None:
@@ -281,6 +283,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
         area_crs=crs.to_string(),
         notes=notes,
         timings=timings,
+        files=dict(inputs.files),
     )
 
 
@@ -300,7 +303,8 @@ def _missing_indicator_problems(ent: pd.DataFrame, scheme: Scheme, problems: Pro
             why = np.where(
                 num.isna(), _FIGURE_LABELS[ind.numerator] + "缺失", _FIGURE_LABELS[ind.denominator] + "为0或缺失"
             )
-            action = "该项按0分计" if rule.missing == "zero" else "该项取本县区本组的平均得分（缺失数据规则）"
+            unit = "县区" if scheme.ranking_unit == "county" else "园区"
+            action = "该项按0分计" if rule.missing == "zero" else f"该项取本{unit}本组的平均得分（缺失数据规则）"
             problems.add(
                 file=file,
                 rows=ent.loc[miss, "source_row"],

@@ -15,7 +15,7 @@ import pandas as pd
 
 from geo_eval.controls import industry_name, min_plot_ratio
 from geo_eval.evaluate import Evaluation
-from geo_eval.problems import FATAL, Problems
+from geo_eval.problems import WARNING, Problems
 from geo_eval.scheme import FlagRules
 
 FLAG_COLUMNS = [
@@ -74,13 +74,16 @@ class FlagResult:
 
 
 def full_months(start: pd.Series, end: pd.Timestamp) -> pd.Series:
-    """Whole months from ``start`` to ``end``: a month is full on the same calendar day.
+    """Whole months from ``start`` to ``end``: a month is full on the same calendar day, or on the
+    last day of a shorter month (29 Feb → 28 Feb, 31 Jan → 28/29 Feb), as :func:`full_years_reached`.
 
-    >>> full_months(pd.Series(pd.to_datetime(["2025-03-31", "2025-04-01", "2024-03-31"])), pd.Timestamp("2026-03-31")).tolist()
-    [12.0, 11.0, 24.0]
+    >>> s = pd.Series(pd.to_datetime(["2025-03-31", "2025-04-01", "2024-03-31", "2024-02-29"]))
+    >>> full_months(s, pd.Timestamp("2026-03-31")).tolist(), full_months(s[3:], pd.Timestamp("2025-02-28")).tolist()
+    ([12.0, 11.0, 24.0, 25.0], [12.0])
     """
     s = pd.to_datetime(start)
-    months = (end.year - s.dt.year) * 12 + (end.month - s.dt.month) - (end.day < s.dt.day).astype(float)
+    due_day = np.minimum(s.dt.day, end.days_in_month)
+    months = (end.year - s.dt.year) * 12 + (end.month - s.dt.month) - (end.day < due_day).astype(float)
     return months.where(s.notna()).astype(float)
 
 
@@ -160,7 +163,10 @@ class _Builder:
     def frame(self) -> pd.DataFrame:
         if not self.frames:
             return pd.DataFrame(columns=FLAG_COLUMNS)
-        return pd.concat(self.frames, ignore_index=True)
+        out = pd.concat(self.frames, ignore_index=True)
+        for c in ("value", "threshold"):
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+        return out
 
 
 def _user_names(users: pd.Series, enterprises: pd.DataFrame) -> pd.Series:
@@ -185,16 +191,17 @@ def _idle(
     invested = pd.to_numeric(_col(p, "invested_ratio"), errors="coerce")
     price = pd.to_numeric(_col(p, "land_price"), errors="coerce")
     cause, bad_cause = normalize_delay_cause(_col(p, "delay_cause").astype("string"))
-    if bad_cause.any():
+    if bad_cause.any() and r.enabled:
         problems.add(
             file=file,
             rows=p.loc[bad_cause, "source_row"],
             field="政府原因延迟",
             values=p.loc[bad_cause, "delay_cause"],
-            severity=FATAL,
+            severity=WARNING,
             code="bad_delay_cause",
-            problem="政府原因延迟不是规定的原因（《闲置土地处置办法》第八条）",
-            action="请改为以下之一（代码或中文）：" + "、".join(f"{k} {v}" for k, v in DELAY_CAUSES.items()),
+            problem="政府原因延迟不是规定的原因（《闲置土地处置办法》第八条），不能据此免于闲置认定",
+            action="按无政府原因判定闲置；如确属政府原因，请改为以下之一（代码或中文）后重新运行："
+            + "、".join(f"{k} {v}" for k, v in DELAY_CAUSES.items()),
         )
     not_started = contract.notna() & (actual.isna() | (actual > eval_date)) & (contract <= eval_date)
     slow = (developed < r.developed_ratio_min) | (invested < r.invested_ratio_min)
@@ -203,7 +210,11 @@ def _idle(
     months = full_months(since, eval_date)
     fee = full_years_reached(since, eval_date, r.fee_years) & since.notna()
     reclaim = full_years_reached(since, eval_date, r.reclaim_years) & since.notna()
-    basis_text = np.where(not_started, "超过约定动工日期未动工", "已动工但开发面积不足1/3或投资不足25%且中止开发")
+    basis_text = np.where(
+        not_started,
+        "超过约定动工日期未动工",
+        f"已动工但开发面积不足{r.developed_ratio_min:.0%}或投资不足{r.invested_ratio_min:.0%}且中止开发",
+    )
     fee_amount = (price * r.fee_rate).round(2)
     evidence = (
         "约定动工日期="
@@ -234,7 +245,7 @@ def _idle(
             + months.astype("Int64").astype("string")
             + "个月（"
             + pd.Series(basis_text, index=p.index, dtype="string")
-            + "），超过2年，依法可无偿收回"
+            + f"），满{r.reclaim_years}年，依法可无偿收回"
         )
         b.add(
             reclaim & ~exempt,
@@ -257,7 +268,7 @@ def _idle(
             + months.astype("Int64").astype("string")
             + "个月（"
             + pd.Series(basis_text, index=p.index, dtype="string")
-            + "），满1年，应征收土地闲置费 "
+            + f"），满{r.fee_years}年，应征收土地闲置费 "
             + _fmt(fee_amount)
             + " 万元（土地价款的"
             + f"{r.fee_rate:.0%}）"
@@ -298,9 +309,9 @@ def _idle(
         {
             "idle_months": months,
             "idle_since": since,
-            "idle_fee_wan": fee_amount.where(fee & ~exempt),
-            "idle_exempt": exempt,
-            "idle_legal": (fee & ~exempt),
+            "idle_fee_wan": fee_amount.where(fee & ~exempt & r.enabled),
+            "idle_exempt": exempt & r.enabled,
+            "idle_legal": fee & ~exempt & r.enabled,
         }
     )
 
@@ -325,7 +336,7 @@ def flag_parcels(
     p = pd.DataFrame(ev.parcels.drop(columns=ev.parcels.geometry.name)).copy()
     p["users"] = p["users"].fillna("")
     b = _Builder(p)
-    file = "parcels"
+    file = ev.files.get("parcels", "parcels")
     out = _idle(b, p, rules, eval_date, ev.problems, file)
 
     # --- suspected idle: evidence for a site visit ---------------------------------------------
@@ -386,7 +397,7 @@ def flag_parcels(
                 reason="宗地内建成区比例 "
                 + (frac * 100).round(1).astype("string")
                 + "%，低于 "
-                + f"{si.builtup_below:.0%}（10米建成区栅格，按像元覆盖面积加权）",
+                + f"{si.builtup_below:.0%}（建成区栅格，按像元覆盖面积加权）",
                 value=frac.round(4),
                 threshold=si.builtup_below,
                 evidence="建成区比例="
@@ -529,7 +540,7 @@ def flag_parcels(
             zero_now,
             flag="low_efficiency",
             rule_id="low_efficiency.zero_tax",
-            basis=BASIS_LOW_EFF + "（连续两年无税收）",
+            basis=BASIS_LOW_EFF + ("（连续两年无税收）" if label == "连续2年" else "（无税收）"),
             reason="使用企业（" + users + "）" + label + "税收为0",
             value=0.0,
             threshold=0.0,

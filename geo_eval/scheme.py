@@ -26,6 +26,11 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _false_is_none(v: object) -> object:
+    """TOML has no null: ``false`` switches an optional threshold off."""
+    return None if v is False else v
+
+
 class LandOptions(_Frozen):
     """How evaluated land is measured."""
 
@@ -176,6 +181,14 @@ class IdleRules(_Frozen):
     invested_ratio_min: Annotated[float, Field(ge=0, le=1)] = 0.25
     """… or investment below this share of the total, and suspended a full year: idle."""
 
+    @model_validator(mode="after")
+    def _years(self) -> IdleRules:
+        if self.reclaim_years < self.fee_years:
+            raise ValueError(
+                f"无偿收回年限 reclaim_years={self.reclaim_years} 不能小于征收闲置费年限 fee_years={self.fee_years}"
+            )
+        return self
+
 
 class SuspectedIdleRules(_Frozen):
     """Evidence of idleness for a site visit (not a legal finding)."""
@@ -186,7 +199,9 @@ class SuspectedIdleRules(_Frozen):
     zero_output: bool = True
     """Every user of the parcel reports zero tax and zero sales."""
     builtup_below: Annotated[float, Field(ge=0, le=1)] | None = 0.10
-    """Built-up fraction inside the parcel (raster evidence) below this; absent: rule off."""
+    """Built-up fraction inside the parcel (raster evidence) below this; ``false``: rule off."""
+
+    _off = field_validator("builtup_below", mode="before")(_false_is_none)
 
 
 class LowEfficiencyRules(_Frozen):
@@ -198,19 +213,29 @@ class LowEfficiencyRules(_Frozen):
     grade_d_years: Annotated[int, Field(ge=1, le=2)] = 1
     """… this year (1) or this year and last year (2, needs --previous)."""
     tax_per_mu_below: Annotated[float, Field(gt=0)] | None = None
-    """Tax per 亩 of the parcel below this fixed value (万元/亩); absent: rule off."""
+    """Tax per 亩 of the parcel below this fixed value (万元/亩); ``false``: rule off."""
     tax_per_mu_below_mean_share: Annotated[float, Field(gt=0)] | None = 0.2
-    """Tax per 亩 below this share of the county's aggregate tax per 亩; absent: rule off."""
+    """Tax per 亩 below this share of the county's aggregate tax per 亩; ``false``: rule off."""
     plot_ratio: bool = True
     """Plot ratio below the control value for the occupant's industry (国土资发〔2008〕24号)."""
     plot_ratio_floor: Annotated[float, Field(gt=0)] | None = None
-    """A regional floor used instead where it is higher (Jiangsu 苏北 new projects: 1.0); absent: off."""
+    """A regional floor used instead where it is higher (Jiangsu 苏北 new projects: 1.0); ``false``: off."""
     building_coefficient_below: Annotated[float, Field(gt=0, le=1)] | None = 0.30
-    """建筑系数 (footprint / land) below this; absent: rule off."""
+    """建筑系数 (footprint / land) below this; ``false``: rule off."""
     zero_tax_years: Annotated[int, Field(ge=1, le=2)] | None = 2
-    """Zero tax for this many years (2 needs --previous); absent: rule off."""
+    """Zero tax for this many years (2 needs --previous); ``false``: rule off."""
     leased_out_share_above: Annotated[float, Field(gt=0, le=1)] | None = 0.5
-    """Land mainly leased out: leased-out share of the parcel above this; absent: rule off."""
+    """Land mainly leased out: leased-out share of the parcel above this; ``false``: rule off."""
+
+    _off = field_validator(
+        "tax_per_mu_below",
+        "tax_per_mu_below_mean_share",
+        "plot_ratio_floor",
+        "building_coefficient_below",
+        "zero_tax_years",
+        "leased_out_share_above",
+        mode="before",
+    )(_false_is_none)
 
 
 class BlockRules(_Frozen):

@@ -18,7 +18,7 @@ import shapely
 from pyproj import CRS
 
 from geo_eval.crs import fix_prefix_mismatch, gk_epsg, prefixed_zone_from_easting
-from geo_eval.fields import TABLE_FIELDS, Field
+from geo_eval.fields import PARCEL_FIELDS, TABLE_FIELDS, Field
 from geo_eval.problems import FATAL, INFO, WARNING, Problems
 from geo_eval.rating import INDUSTRY_CODE_PATTERN
 from geo_eval.table import Table
@@ -518,6 +518,35 @@ def validate_parcels(
     for col in ("holder_name", "land_use", "registered_area_m2", "floor_area_m2", "footprint_area_m2"):
         if col not in df:
             df[col] = np.nan if col.endswith("m2") else pd.NA
+    for col in ("developed_ratio", "invested_ratio"):
+        if col not in df:
+            continue
+        pct = (df[col] > 1) & (df[col] <= 100)
+        if pct.any():
+            f = next(f for f in PARCEL_FIELDS if f.name == col)
+            problems.add(
+                file=t.file,
+                rows=_rows(t, pct),
+                field=t.headers.get(col, f.label),
+                values=df.loc[pct, col],
+                severity=WARNING,
+                code="ratio_as_percent",
+                problem=f"{f.label}应为0–1之间的比例，填写的像是百分数",
+                action="按百分数处理（除以100）；请改为比例（如 0.25）",
+            )
+            df.loc[pct, col] = df.loc[pct, col] / 100
+        over = df[col] > 100
+        if over.any():
+            problems.add(
+                file=t.file,
+                rows=_rows(t, over),
+                field=t.headers.get(col, col),
+                values=df.loc[over, col],
+                severity=FATAL,
+                code="ratio_out_of_range",
+                problem="比例超出0–1范围",
+                action="请改为0–1之间的比例后重新运行",
+            )
     keep = df["parcel_id"].notna() & ~df["parcel_id"].duplicated(keep="first") & geom_ok
     gdf = gpd.GeoDataFrame(df, geometry=geoms.to_numpy(), crs=crs)
     gdf = gdf.loc[keep.to_numpy()]

@@ -93,11 +93,13 @@ def test_delay_cause_codes_and_names():
     assert bad.tolist() == [False, False, False, True, False]
 
 
-def test_unknown_delay_cause_is_an_error(tmp_path):
-    ev, _ = run_flags(tmp_path, parcels=idle_parcels(contract_start_date="2023-01-01", delay_cause="资金不足"))
+def test_unknown_delay_cause_is_an_error_in_the_exceptions(tmp_path):
+    ev, fr = run_flags(tmp_path, parcels=idle_parcels(contract_start_date="2023-01-01", delay_cause="资金不足"))
     bad = ev.problems.frame().query("code == 'bad_delay_cause'")
     assert bad["row"].tolist() == [1]
-    assert bad["severity"].tolist() == ["致命"]
+    assert bad["file"].tolist() == ["parcels.gpkg"]
+    assert bad["value"].tolist() == ["资金不足"]
+    assert "idle_legal.reclaim" in rules_of(fr, "P1")  # not a government cause: idle as the law says
 
 
 def test_plot_ratio_control_values_by_industry():
@@ -156,3 +158,13 @@ enabled = false
     _, fr3 = run_flags(tmp_path / "one", parcels=p, rules=single)
     assert "low_efficiency.plot_ratio" not in set(fr3.flags["rule_id"])
     assert "low_efficiency.plot_ratio" in set(fr2.flags["rule_id"])
+
+
+def test_ratios_given_as_percent_are_converted_with_a_warning(tmp_path):
+    p = idle_parcels(contract_start_date="2022-01-01", actual_start_date="2022-03-01", suspended_since="2024-01-01")
+    p.loc[0, "developed_ratio"] = 20.0  # meant 20 %
+    p.loc[0, "invested_ratio"] = 0.5
+    ev, fr = run_flags(tmp_path, parcels=p)
+    warn = ev.problems.frame().query("code == 'ratio_as_percent'")
+    assert warn["row"].tolist() == [1]
+    assert "idle_legal.reclaim" in rules_of(fr, "P1")  # 0.20 < 1/3: stalled two years

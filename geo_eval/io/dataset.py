@@ -21,7 +21,7 @@ class ParcelSource(_Spec):
     path: str
     layer: str | None = None
     crs: str | None = None
-    """Use this CRS when the file has none (e.g. ``"EPSG:4528"``)."""
+    """The layer's CRS (e.g. ``"EPSG:4528"``): used when the file has none, and overrides a wrong one."""
     encoding: str | None = None
     """Attribute encoding of a Shapefile without ``.cpg`` (e.g. ``"GBK"``); detected when absent."""
 

@@ -58,7 +58,10 @@ def check_dataset(dataset_dir: Path, scheme: Scheme, *, flags: bool = True) -> P
         return inputs.problems
     ev = evaluate(inputs, scheme)
     if flags:
-        flag_parcels(ev, scheme.flags, evaluation_date=spec.evaluation_date)
+        builtup = None
+        if spec.layers and spec.layers.builtup:
+            builtup = _builtup(ev, Path(dataset_dir) / spec.layers.builtup)
+        flag_parcels(ev, scheme.flags, evaluation_date=spec.evaluation_date, builtup=builtup)
     return ev.problems
 
 
