@@ -16,6 +16,7 @@ import pandas as pd
 from geo_eval import grading, land
 from geo_eval.errors import DatasetError
 from geo_eval.fields import ENTERPRISE_FIELDS
+from geo_eval.grouping import join_groups
 from geo_eval.indicators import INDICATORS, compute_indicators
 from geo_eval.problems import FATAL, WARNING, Problems
 from geo_eval.rating import rating_status
@@ -374,12 +375,9 @@ def _parcel_results(
 
 
 def _joined_codes(pairs: pd.DataFrame) -> pd.Series:
-    """``"a;b"`` of the sorted USCCs per parcel; the common single-user parcel needs no join."""
-    n = pairs.groupby("parcel_id", sort=False)["uscc"].transform("size")
-    single = pairs.loc[n == 1].set_index("parcel_id")["uscc"]
-    multi = pairs.loc[n > 1].sort_values(["parcel_id", "uscc"], kind="mergesort")
-    joined = multi.groupby("parcel_id", sort=False)["uscc"].agg(";".join)
-    return pd.concat([single, joined])
+    """``"a;b"`` of the sorted USCCs per parcel."""
+    ordered = pairs.sort_values(["parcel_id", "uscc"], kind="mergesort")
+    return join_groups(ordered["parcel_id"], ordered["uscc"], ";")
 
 
 def indicator_labels(scheme: Scheme) -> dict[str, str]:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from geo_eval.controls import industry_name, min_plot_ratio
 from geo_eval.evaluate import Evaluation
+from geo_eval.grouping import join_groups
 from geo_eval.problems import WARNING, Problems
 from geo_eval.scheme import FlagRules
 
@@ -110,6 +111,17 @@ def _date(x: pd.Series) -> pd.Series:
     return pd.to_datetime(x).dt.strftime("%Y-%m-%d").astype("string").fillna("无")
 
 
+def _subset(mask: pd.Series):
+    """``q(x)``: ``x`` restricted to the rows of ``mask`` (strings are built for flagged rows only)."""
+    m = mask.fillna(False).astype(bool)
+    idx = m.index[m.to_numpy()]
+
+    def q(x: pd.Series) -> pd.Series:
+        return x.loc[idx]
+
+    return m, q
+
+
 class _Builder:
     def __init__(self, parcels: pd.DataFrame) -> None:
         self.p = parcels
@@ -173,7 +185,8 @@ def _user_names(users: pd.Series, enterprises: pd.DataFrame) -> pd.Series:
     """Names of the ";"-joined users of each parcel, joined with "；" (only for flagged parcels)."""
     codes = users.str.split(";").explode()
     names = codes.map(enterprises["name"]).astype("string").fillna("")
-    return names.groupby(level=0, sort=False).agg("；".join).reindex(users.index).fillna("")
+    keys = pd.Series(codes.index, index=codes.index)
+    return join_groups(keys, names, "；").reindex(users.index).fillna("")
 
 
 def _col(p: pd.DataFrame, name: str) -> pd.Series:
@@ -216,93 +229,82 @@ def _idle(
         f"已动工但开发面积不足{r.developed_ratio_min:.0%}或投资不足{r.invested_ratio_min:.0%}且中止开发",
     )
     fee_amount = (price * r.fee_rate).round(2)
-    evidence = (
-        "约定动工日期="
-        + _date(contract)
-        + "；实际动工日期="
-        + _date(actual)
-        + "；已开发比例="
-        + _fmt(developed, 3)
-        + "；已投资比例="
-        + _fmt(invested, 3)
-        + "；停工日期="
-        + _date(suspended)
-        + "；评价基准日="
-        + str(eval_date.date())
-        + "；土地出让价款（万元）="
-        + _fmt(price)
-    )
-    start_word = pd.Series(np.where(not_started, "约定动工日期", "中止开发日期"), index=p.index, dtype="string")
     exempt = cause.notna() & fee
     if r.enabled:
-        reason_reclaim = (
-            start_word
-            + " "
-            + _date(since)
-            + " 至评价基准日 "
+        _, q = _subset(since.notna())
+        evidence = (
+            "约定动工日期="
+            + _date(q(contract))
+            + "；实际动工日期="
+            + _date(q(actual))
+            + "；已开发比例="
+            + _fmt(q(developed), 3)
+            + "；已投资比例="
+            + _fmt(q(invested), 3)
+            + "；停工日期="
+            + _date(q(suspended))
+            + "；评价基准日="
             + str(eval_date.date())
-            + " 已满"
-            + months.astype("Int64").astype("string")
-            + "个月（"
-            + pd.Series(basis_text, index=p.index, dtype="string")
-            + f"），满{r.reclaim_years}年，依法可无偿收回"
+            + "；土地出让价款（万元）="
+            + _fmt(q(price))
         )
+        start_word = q(pd.Series(np.where(not_started, "约定动工日期", "中止开发日期"), index=p.index, dtype="string"))
+        basis_s = q(pd.Series(basis_text, index=p.index, dtype="string"))
+        head = start_word + " " + _date(q(since))
+        held = q(months).astype("Int64").astype("string")
         b.add(
             reclaim & ~exempt,
             flag="idle_legal",
             rule_id="idle_legal.reclaim",
             basis=BASIS_IDLE,
-            reason=reason_reclaim,
+            reason=head
+            + " 至评价基准日 "
+            + str(eval_date.date())
+            + " 已满"
+            + held
+            + "个月（"
+            + basis_s
+            + f"），满{r.reclaim_years}年，依法可无偿收回",
             value=months,
             threshold=12.0 * r.reclaim_years,
             evidence=evidence,
             severity="高",
-        )
-        reason_fee = (
-            start_word
-            + " "
-            + _date(since)
-            + " 至评价基准日 "
-            + str(eval_date.date())
-            + " 已满"
-            + months.astype("Int64").astype("string")
-            + "个月（"
-            + pd.Series(basis_text, index=p.index, dtype="string")
-            + f"），满{r.fee_years}年，应征收土地闲置费 "
-            + _fmt(fee_amount)
-            + " 万元（土地价款的"
-            + f"{r.fee_rate:.0%}）"
         )
         b.add(
             fee & ~reclaim & ~exempt,
             flag="idle_legal",
             rule_id="idle_legal.fee",
             basis=BASIS_IDLE,
-            reason=reason_fee,
+            reason=head
+            + " 至评价基准日 "
+            + str(eval_date.date())
+            + " 已满"
+            + held
+            + "个月（"
+            + basis_s
+            + f"），满{r.fee_years}年，应征收土地闲置费 "
+            + _fmt(q(fee_amount))
+            + " 万元（土地价款的"
+            + f"{r.fee_rate:.0%}）",
             value=months,
             threshold=12.0 * r.fee_years,
             evidence=evidence,
             severity="中",
-        )
-        reason_exempt = (
-            start_word
-            + " "
-            + _date(since)
-            + " 起已满"
-            + months.astype("Int64").astype("string")
-            + "个月，但延迟系政府原因（"
-            + cause.map(DELAY_CAUSES).astype("string")
-            + "），不按闲置处罚"
         )
         b.add(
             exempt,
             flag="idle_exempt",
             rule_id="idle_exempt",
             basis=BASIS_IDLE_EXEMPT,
-            reason=reason_exempt,
+            reason=head
+            + " 起已满"
+            + held
+            + "个月，但延迟系政府原因（"
+            + q(cause).map(DELAY_CAUSES).astype("string")
+            + "），不按闲置处罚",
             value=months,
             threshold=12.0 * r.fee_years,
-            evidence=evidence + "；延迟原因=" + cause.astype("string"),
+            evidence=evidence + "；延迟原因=" + q(cause).astype("string"),
             severity="低",
         )
     return pd.DataFrame(
@@ -354,31 +356,30 @@ def flag_parcels(
         & (out_by_parcel["sales"].reindex(p.index).fillna(0) <= 0)
     )
     if si.enabled and si.no_enterprise:
-        holder = p["holder_uscc"].astype("string").fillna("无")
-        reason = pd.Series(np.where(p["holder_uscc"].isna(), "宗地无权利人，也无企业使用", ""), index=p.index).astype(
-            "string"
-        )
-        reason = reason.where(
-            p["holder_uscc"].isna(), "宗地权利人 " + holder + " 不在本年度企业数据中，也无其他企业使用"
+        m, q = _subset(~has_enterprise)
+        holder = q(p["holder_uscc"]).astype("string")
+        reason = ("宗地权利人 " + holder + " 不在本年度企业数据中，也无其他企业使用").fillna(
+            "宗地无权利人，也无企业使用"
         )
         b.add(
-            ~has_enterprise,
+            m,
             flag="idle_suspected",
             rule_id="idle_suspected.no_enterprise",
             basis=BASIS_SUSPECTED,
             reason=reason,
             value=0.0,
             threshold=np.nan,
-            evidence="使用企业数=0；权利人=" + holder,
+            evidence="使用企业数=0；权利人=" + holder.fillna("无"),
             severity="低",
         )
     if si.enabled and si.zero_output:
+        m, q = _subset(zero_output)
         b.add(
-            zero_output,
+            m,
             flag="idle_suspected",
             rule_id="idle_suspected.zero_output",
             basis=BASIS_SUSPECTED,
-            reason="使用企业（" + users + "）本年度税收和销售收入均为0",
+            reason="使用企业（" + q(users) + "）本年度税收和销售收入均为0",
             value=0.0,
             threshold=0.0,
             evidence="税收合计=0；销售收入合计=0",
@@ -388,22 +389,22 @@ def flag_parcels(
         frac = builtup["builtup_fraction"].reindex(p.index)
         out["builtup_fraction"] = frac
         if si.enabled and si.builtup_below is not None:
-            low = frac < si.builtup_below
+            m, q = _subset(frac < si.builtup_below)
             b.add(
-                low,
+                m,
                 flag="idle_suspected",
                 rule_id="idle_suspected.low_builtup",
                 basis=BASIS_SUSPECTED,
                 reason="宗地内建成区比例 "
-                + (frac * 100).round(1).astype("string")
+                + (q(frac) * 100).round(1).astype("string")
                 + "%，低于 "
                 + f"{si.builtup_below:.0%}（建成区栅格，按像元覆盖面积加权）",
                 value=frac.round(4),
                 threshold=si.builtup_below,
                 evidence="建成区比例="
-                + _fmt(frac, 4)
+                + _fmt(q(frac), 4)
                 + "；有效像元覆盖="
-                + _fmt(builtup["valid_fraction"].reindex(p.index), 4),
+                + _fmt(q(builtup["valid_fraction"].reindex(p.index)), 4),
                 severity="低",
             )
     elif si.enabled and si.builtup_below is not None:
@@ -422,106 +423,107 @@ def flag_parcels(
             else:
                 d_now &= main.map(previous["grade"]) == "D"
                 label = "连续2年"
+        m, q = _subset(d_now)
+        score = q(main).map(e["score"])
         b.add(
-            d_now,
+            m,
             flag="low_efficiency",
             rule_id="low_efficiency.grade_d",
             basis=BASIS_LOW_EFF + "；" + ev.scheme.title,
             reason="主要使用企业 "
-            + main.astype("string")
+            + q(main).astype("string")
             + "（"
-            + main.map(e["name"]).astype("string")
+            + q(main).map(e["name"]).astype("string")
             + "）"
             + label
             + "综合评价为D类（落后整治类）",
-            value=main.map(e["score"]),
+            value=score,
             threshold=np.nan,
-            evidence="综合得分=" + _fmt(main.map(e["score"])) + "；分类=D",
+            evidence="综合得分=" + _fmt(score) + "；分类=D",
             severity="中",
         )
     tpm = p["tax_per_mu"]
     if le.enabled and le.tax_per_mu_below is not None:
+        m, q = _subset(has_user & (tpm < le.tax_per_mu_below))
         b.add(
-            has_user & (tpm < le.tax_per_mu_below),
+            m,
             flag="low_efficiency",
             rule_id="low_efficiency.tax_per_mu_fixed",
             basis=BASIS_LOW_EFF,
-            reason="宗地亩均税收 " + _fmt(tpm) + " 万元/亩，低于 " + f"{le.tax_per_mu_below:g} 万元/亩",
+            reason="宗地亩均税收 " + _fmt(q(tpm)) + " 万元/亩，低于 " + f"{le.tax_per_mu_below:g} 万元/亩",
             value=tpm.round(4),
             threshold=le.tax_per_mu_below,
-            evidence="亩均税收=" + _fmt(tpm, 4),
+            evidence="亩均税收=" + _fmt(q(tpm), 4),
             severity="中",
         )
     if le.enabled and le.tax_per_mu_below_mean_share is not None:
         rated = e.loc[e["grade"].isin(["A", "B", "C", "D"])]
         sums = rated.groupby("county")[["tax", "land_mu"]].sum()
         county_mean = sums["tax"] / sums["land_mu"].where(sums["land_mu"] > 0)
-        limit = p["county"].map(county_mean) * le.tax_per_mu_below_mean_share
+        mean = p["county"].map(county_mean)
+        limit = mean * le.tax_per_mu_below_mean_share
+        m, q = _subset(has_user & (tpm < limit))
         b.add(
-            has_user & (tpm < limit),
+            m,
             flag="low_efficiency",
             rule_id="low_efficiency.tax_per_mu_mean",
             basis=BASIS_LOW_EFF,
             reason="宗地亩均税收 "
-            + _fmt(tpm)
+            + _fmt(q(tpm))
             + " 万元/亩，低于所在县区参评企业平均亩均税收 "
-            + _fmt(p["county"].map(county_mean))
+            + _fmt(q(mean))
             + " 万元/亩的 "
             + f"{le.tax_per_mu_below_mean_share:.0%}（"
-            + _fmt(limit)
+            + _fmt(q(limit))
             + " 万元/亩）",
             value=tpm.round(4),
             threshold=limit.round(4),
-            evidence="亩均税收=" + _fmt(tpm, 4) + "；县区平均=" + _fmt(p["county"].map(county_mean), 4),
+            evidence="亩均税收=" + _fmt(q(tpm), 4) + "；县区平均=" + _fmt(q(mean), 4),
             severity="中",
         )
-    plot_ratio = pd.to_numeric(p["floor_area_m2"], errors="coerce") / area
+    floor_area = pd.to_numeric(p["floor_area_m2"], errors="coerce")
+    plot_ratio = floor_area / area
     out["plot_ratio"] = plot_ratio
-    industry = main.map(e["industry_code"])
-    control = min_plot_ratio(industry.astype("string"))
+    industry = main.map(e["industry_code"]).astype("string")
+    control = min_plot_ratio(industry)
     if le.plot_ratio_floor is not None:
         control = control.where(control.isna() | (control >= le.plot_ratio_floor), le.plot_ratio_floor)
     out["plot_ratio_min"] = control
     if le.enabled and le.plot_ratio:
+        m, q = _subset(has_user & (plot_ratio < control))
         b.add(
-            has_user & (plot_ratio < control),
+            m,
             flag="low_efficiency",
             rule_id="low_efficiency.plot_ratio",
             basis=BASIS_CONTROL + "容积率控制值",
             reason="容积率 "
-            + _fmt(plot_ratio)
+            + _fmt(q(plot_ratio))
             + "，低于"
-            + industry_name(industry.astype("string")).astype("string")
+            + industry_name(q(industry)).astype("string")
             + "（行业代码 "
-            + industry.astype("string").fillna("")
+            + q(industry).fillna("")
             + "）的控制值 "
-            + _fmt(control, 1),
+            + _fmt(q(control), 1),
             value=plot_ratio.round(4),
             threshold=control,
-            evidence="总建筑面积="
-            + _fmt(pd.to_numeric(p["floor_area_m2"], errors="coerce"))
-            + "平方米；宗地面积="
-            + _fmt(area)
-            + "平方米",
+            evidence="总建筑面积=" + _fmt(q(floor_area)) + "平方米；宗地面积=" + _fmt(q(area)) + "平方米",
             severity="中",
         )
-    coverage = pd.to_numeric(p["footprint_area_m2"], errors="coerce") / area
+    footprint = pd.to_numeric(p["footprint_area_m2"], errors="coerce")
+    coverage = footprint / area
     out["building_coefficient"] = coverage
     if le.enabled and le.building_coefficient_below is not None:
         lim = le.building_coefficient_below
+        m, q = _subset(has_user & (coverage < lim))
         b.add(
-            has_user & (coverage < lim),
+            m,
             flag="low_efficiency",
             rule_id="low_efficiency.building_coefficient",
             basis=BASIS_CONTROL + "建筑系数≥30%",
-            reason="建筑系数 " + (coverage * 100).round(1).astype("string") + "%，低于 " + f"{lim:.0%}",
+            reason="建筑系数 " + (q(coverage) * 100).round(1).astype("string") + "%，低于 " + f"{lim:.0%}",
             value=coverage.round(4),
             threshold=lim,
-            evidence="建筑基底面积="
-            + _fmt(pd.to_numeric(p["footprint_area_m2"], errors="coerce"))
-            + "平方米；宗地面积="
-            + _fmt(area)
-            + "平方米",
+            evidence="建筑基底面积=" + _fmt(q(footprint)) + "平方米；宗地面积=" + _fmt(q(area)) + "平方米",
             severity="中",
         )
     if le.enabled and le.zero_tax_years is not None:
@@ -533,15 +535,16 @@ def flag_parcels(
                 notes.append("低效规则“连续2年零税收”需要上年结果（--previous），未提供，本年不判定")
             else:
                 prev_tax = alloc.assign(t=alloc["uscc"].map(previous["tax"]))
-                prev_zero = prev_tax.groupby("parcel_id")["t"].agg(lambda s: bool(s.notna().all() and (s <= 0).all()))
+                prev_zero = (prev_tax["t"].notna() & (prev_tax["t"] <= 0)).groupby(prev_tax["parcel_id"]).all()
                 zero_now &= prev_zero.reindex(p.index).fillna(False).astype(bool)
                 label = "连续2年"
+        m, q = _subset(zero_now)
         b.add(
-            zero_now,
+            m,
             flag="low_efficiency",
             rule_id="low_efficiency.zero_tax",
             basis=BASIS_LOW_EFF + ("（连续两年无税收）" if label == "连续2年" else "（无税收）"),
-            reason="使用企业（" + users + "）" + label + "税收为0",
+            reason="使用企业（" + q(users) + "）" + label + "税收为0",
             value=0.0,
             threshold=0.0,
             evidence="税收合计=0",
@@ -551,15 +554,16 @@ def flag_parcels(
     out["leased_out_share"] = leased_share
     if le.enabled and le.leased_out_share_above is not None:
         lim = le.leased_out_share_above
+        m, q = _subset(leased_share > lim)
         b.add(
-            leased_share > lim,
+            m,
             flag="low_efficiency",
             rule_id="low_efficiency.leased_out",
             basis=BASIS_LOW_EFF + "（建成用地主要用于出租）",
-            reason="出租面积占宗地 " + (leased_share * 100).round(1).astype("string") + "%，超过 " + f"{lim:.0%}",
+            reason="出租面积占宗地 " + (q(leased_share) * 100).round(1).astype("string") + "%，超过 " + f"{lim:.0%}",
             value=leased_share.round(4),
             threshold=lim,
-            evidence="出租土地面积=" + _fmt(p["leased_out_m2"]) + "平方米",
+            evidence="出租土地面积=" + _fmt(q(p["leased_out_m2"])) + "平方米",
             severity="中",
         )
 
@@ -570,12 +574,16 @@ def flag_parcels(
         flags["flag"].isin(["idle_legal", "idle_suspected", "low_efficiency"]) & ~flags["parcel_id"].isin(exempt_ids)
     ]
     if len(base):
-        combined = base.groupby("parcel_id", sort=True).agg(
-            reason=("reason", lambda s: "；".join(s)), rules=("rule_id", lambda s: "、".join(s)), n=("rule_id", "size")
+        combined = pd.DataFrame(
+            {
+                "reason": join_groups(base["parcel_id"], base["reason"], "；"),
+                "rules": join_groups(base["parcel_id"], base["rule_id"], "、"),
+                "n": base.groupby("parcel_id", sort=True)["rule_id"].size(),
+            }
         )
         cand = pd.Series(False, index=p.index)
         cand[combined.index] = True
-        comb = combined.reindex(p.index)
+        comb = combined
         b2 = _Builder(p)
         b2.add(
             cand,
@@ -586,7 +594,7 @@ def flag_parcels(
             + comb["n"].astype("Int64").astype("string")
             + "项闲置/低效规则："
             + comb["reason"].astype("string"),
-            value=comb["n"].astype(float),
+            value=comb["n"].astype(float).reindex(p.index),
             threshold=1.0,
             evidence="规则=" + comb["rules"].astype("string"),
             severity="中",

@@ -9,6 +9,7 @@ import pandas as pd
 
 from geo_eval.evaluate import FIGURES, Evaluation, indicator_labels
 from geo_eval.fields import ENTERPRISE_FIELDS
+from geo_eval.grouping import join_groups
 from geo_eval.indicators import INDICATORS
 from geo_eval.scheme import GRADE_LABELS
 
@@ -75,8 +76,8 @@ def land_disclosure(ev: Evaluation) -> pd.DataFrame:
     a = ev.allocation
     owned = a.loc[a["role"] == "owner"].sort_values(["uscc", "parcel_id"])
     rented = a.loc[a["role"] == "lessee"].sort_values(["uscc", "parcel_id"])
-    own_ids = owned.groupby("uscc")["parcel_id"].agg(lambda s: "、".join(s))
-    lease_ids = rented.groupby("uscc")["parcel_id"].agg(lambda s: "、".join(s))
+    own_ids = join_groups(owned["uscc"], owned["parcel_id"], "、")
+    lease_ids = join_groups(rented["uscc"], rented["parcel_id"], "、")
     out = pd.DataFrame(
         {
             "统一社会信用代码": e.index,

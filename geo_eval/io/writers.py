@@ -140,12 +140,12 @@ def write_parcels(
     for c in p.columns:
         if pd.api.types.is_datetime64_any_dtype(p[c]):
             p[c] = p[c].dt.strftime("%Y-%m-%d")
-    pyogrio.write_dataframe(p, path, layer="parcels", driver="GPKG")
+    pyogrio.write_dataframe(p, path, layer="parcels", driver="GPKG", use_arrow=True)
     if flags is not None:
         geoms = ev.parcels.geometry
         f = flags.flags
         layer = gpd.GeoDataFrame(f, geometry=geoms.reindex(f["parcel_id"]).to_numpy(), crs=ev.parcels.crs)
-        pyogrio.write_dataframe(layer, path, layer="flags", driver="GPKG", append=False)
+        pyogrio.write_dataframe(layer, path, layer="flags", driver="GPKG", use_arrow=True)
 
 
 def write_blocks(blocks: RenewalBlocks, path: Path) -> None:

@@ -62,7 +62,7 @@ def write_workbook(path: Path, sheets: dict[str, pd.DataFrame], *, notes: dict[s
                 else:
                     s = str(v)
                     ws.write_string(i + 1, j, s)
-                    if i < 2000:
+                    if i < 200:
                         widths[j] = max(widths[j], min(_display_width(s) + 2, 60))
         for j, w in enumerate(widths):
             ws.set_column(j, j, w)
