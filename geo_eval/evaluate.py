@@ -60,6 +60,24 @@ class Evaluation:
     """Input file labels (parcels, enterprises, leases) for problem reports."""
 
 
+def _keys(s: pd.Series) -> pd.Series:
+    """Identifiers as a NumPy object column (missing as NaN) for fast hashing in joins."""
+    return pd.Series(s.to_numpy(dtype=object, na_value=np.nan), index=s.index, dtype=object, name=s.name)
+
+
+def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every text column as a NumPy object column (see :func:`_keys`)."""
+    for c in frame.columns:
+        if pd.api.types.is_string_dtype(frame[c].dtype) and frame[c].dtype != object:
+            frame[c] = _keys(frame[c])
+    return frame
+
+
+def _keys_index(idx: pd.Index) -> pd.Index:
+    """An identifier index backed by a NumPy object array."""
+    return pd.Index(idx.to_numpy(dtype=object, na_value=np.nan), dtype=object, name=idx.name)
+
+
 def _lease_problems(inputs: Inputs, leases: pd.DataFrame, parcels: pd.DataFrame, problems: Problems) -> None:
     file = inputs.files.get("leases", "leases")
     rows = leases["source_row"]
@@ -143,7 +161,10 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     t0 = time.perf_counter()
 
     # --- land -------------------------------------------------------------------------------
-    parcels = inputs.parcels
+    # Keys as plain object arrays: lookups on Arrow-backed string indexes convert the whole index
+    # to Python objects at every reindex/map/isin, which dominates the run time at 1M parcels.
+    parcels = _object_strings(inputs.parcels.copy())
+    parcels.index = _keys_index(parcels.index)
     crs = land.measurement_crs(parcels)
     areas = land.parcel_areas(parcels, crs=crs, tolerance_pct=scheme.land.area_tolerance_pct)
     pfile = inputs.files.get("parcels", "parcels")
@@ -172,7 +193,8 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     else:
         pdata["eval_area_m2"] = pdata["area_m2"]
     lease_in = inputs.leases.copy()
-    lease_in["parcel_id"] = lease_in["parcel_id"].astype(object)
+    lease_in["parcel_id"] = _keys(lease_in["parcel_id"])
+    lease_in["lessee_uscc"] = _keys(lease_in["lessee_uscc"])
     basis = pdata[["eval_area_m2", "floor_area_m2"]].rename(columns={"eval_area_m2": "area_m2"})
     leases = land.lease_land(lease_in, basis, floor_conversion=scheme.land.floor_lease_conversion)
     _lease_problems(inputs, leases, pdata.assign(area_m2=pdata["eval_area_m2"]), problems)
@@ -183,7 +205,8 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
 
     # --- enterprises: land, groups, indicators ------------------------------------------------
     t1 = time.perf_counter()
-    ent = inputs.enterprises.copy()
+    ent = _object_strings(inputs.enterprises.copy())
+    ent.index = _keys_index(ent.index)
     efile = inputs.files.get("enterprises", "enterprises")
     land_cols = ["owned_m2", "leased_out_m2", "leased_in_m2", "land_m2", "land_mu", "parcel_count", "lease_count"]
     ent = ent.join(ent_land[land_cols], how="left")
@@ -351,33 +374,53 @@ def _parcel_results(
 
     ``tax_per_mu`` of a parcel = Σ over its users of (user's tax × share of the user's evaluated land
     on this parcel) / parcel area in 亩; ``grade`` is the grade of the user with most land on it.
+    Computed on positions (one hash lookup per key column), not by repeated index alignment.
     """
-    a = allocation.loc[allocation["land_m2"] > 0, ["parcel_id", "uscc", "role", "land_m2"]].copy()
-    a["user_land"] = a["uscc"].map(ent["land_m2"])
-    a["tax"] = a["uscc"].map(ent["tax"])
-    a["attributed_tax"] = a["tax"] * a["land_m2"] / a["user_land"].where(a["user_land"] > 0)
-    tax = a.groupby("parcel_id")["attributed_tax"].sum(min_count=1)
-    a = a.sort_values(["parcel_id", "land_m2", "uscc"], ascending=[True, False, True], kind="mergesort")
-    main = a.drop_duplicates("parcel_id").set_index("parcel_id")["uscc"]
-    users = _joined_codes(a[["parcel_id", "uscc"]])
+    n = len(parcels)
+    a = allocation.loc[allocation["land_m2"] > 0]
+    pcode = parcels.index.get_indexer(a["parcel_id"])
+    ecode = ent.index.get_indexer(a["uscc"])
+    land_m2 = a["land_m2"].to_numpy(dtype=float)
+    known = ecode >= 0
+    user_land = np.where(known, ent["land_m2"].to_numpy(dtype=float)[ecode], np.nan)
+    user_tax = np.where(known, ent["tax"].to_numpy(dtype=float)[ecode], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        attributed = user_tax * land_m2 / np.where(user_land > 0, user_land, np.nan)
+    ok = ~np.isnan(attributed)
+    tax = np.bincount(pcode[ok], weights=attributed[ok], minlength=n)
+    tax = np.where(np.bincount(pcode[ok], minlength=n) > 0, tax, np.nan)
+    # main user: most land on the parcel, then the smaller USCC
+    uscc = a["uscc"].to_numpy(dtype=object)
+    order = np.lexsort((uscc.astype(str), -land_m2, pcode))
+    first = order[np.r_[True, pcode[order][1:] != pcode[order][:-1]]]
+    main_code = np.full(n, -1, dtype=np.int64)
+    main_code[pcode[first]] = ecode[first]
+    main_uscc = np.full(n, np.nan, dtype=object)
+    main_uscc[pcode[first]] = uscc[first]
+    owners = allocation["role"].to_numpy() == "owner"
+    opos = parcels.index.get_indexer(allocation.loc[owners, "parcel_id"])
+    leased_out = np.bincount(opos, weights=allocation.loc[owners, "leased_out_m2"].to_numpy(dtype=float), minlength=n)
+    by_code = np.lexsort((uscc.astype(str), pcode))  # users listed in USCC order
+    users = join_groups(pd.Series(pcode[by_code]), pd.Series(uscc[by_code]), ";") if len(a) else pd.Series(dtype=object)
+    users_arr = np.full(n, "", dtype=object)
+    if len(users):
+        users_arr[users.index.to_numpy(dtype=np.int64)] = users.to_numpy()
+
+    def of_main(col: str) -> np.ndarray:
+        values = ent[col].to_numpy(dtype=object)
+        return np.where(main_code >= 0, values[np.maximum(main_code, 0)], np.nan) if len(values) else main_code * np.nan
+
     out = parcels.copy()
     for c in ("area_m2", "area_mu", "area_diff_pct", "eval_area_m2"):
-        out[c] = pdata[c]
-    out["leased_out_m2"] = allocation.loc[allocation["role"] == "owner"].groupby("parcel_id")["leased_out_m2"].sum()
-    out["leased_out_m2"] = out["leased_out_m2"].fillna(0.0)
-    out["users"] = users.reindex(out.index).fillna("")
-    out["main_user"] = main.reindex(out.index)
-    out["main_user_name"] = out["main_user"].map(ent["name"])
-    out["grade"] = out["main_user"].map(ent["grade"])
-    out["tax_per_mu"] = tax.reindex(out.index) / (out["eval_area_m2"] / land.M2_PER_MU)
-    out["holder_in_enterprises"] = out["holder_uscc"].isin(ent.index)
+        out[c] = pdata[c].to_numpy()
+    out["leased_out_m2"] = leased_out
+    out["users"] = users_arr
+    out["main_user"] = main_uscc
+    out["main_user_name"] = of_main("name")
+    out["grade"] = of_main("grade")
+    out["tax_per_mu"] = tax / (out["eval_area_m2"].to_numpy(dtype=float) / land.M2_PER_MU)
+    out["holder_in_enterprises"] = ent.index.get_indexer(out["holder_uscc"]) >= 0
     return out
-
-
-def _joined_codes(pairs: pd.DataFrame) -> pd.Series:
-    """``"a;b"`` of the sorted USCCs per parcel."""
-    ordered = pairs.sort_values(["parcel_id", "uscc"], kind="mergesort")
-    return join_groups(ordered["parcel_id"], ordered["uscc"], ";")
 
 
 def indicator_labels(scheme: Scheme) -> dict[str, str]:
