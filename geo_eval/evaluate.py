@@ -378,8 +378,8 @@ def _parcel_results(
     """
     n = len(parcels)
     a = allocation.loc[allocation["land_m2"] > 0]
-    pcode = parcels.index.get_indexer(a["parcel_id"])
-    ecode = ent.index.get_indexer(a["uscc"])
+    pcode = parcels.index.get_indexer(pd.Index(a["parcel_id"]))
+    ecode = ent.index.get_indexer(pd.Index(a["uscc"]))
     land_m2 = a["land_m2"].to_numpy(dtype=float)
     known = ecode >= 0
     user_land = np.where(known, ent["land_m2"].to_numpy(dtype=float)[ecode], np.nan)
@@ -398,7 +398,7 @@ def _parcel_results(
     main_uscc = np.full(n, np.nan, dtype=object)
     main_uscc[pcode[first]] = uscc[first]
     owners = allocation["role"].to_numpy() == "owner"
-    opos = parcels.index.get_indexer(allocation.loc[owners, "parcel_id"])
+    opos = parcels.index.get_indexer(pd.Index(allocation.loc[owners, "parcel_id"]))
     leased_out = np.bincount(opos, weights=allocation.loc[owners, "leased_out_m2"].to_numpy(dtype=float), minlength=n)
     by_code = np.lexsort((uscc.astype(str), pcode))  # users listed in USCC order
     users = join_groups(pd.Series(pcode[by_code]), pd.Series(uscc[by_code]), ";") if len(a) else pd.Series(dtype=object)
@@ -419,7 +419,7 @@ def _parcel_results(
     out["main_user_name"] = of_main("name")
     out["grade"] = of_main("grade")
     out["tax_per_mu"] = tax / (out["eval_area_m2"].to_numpy(dtype=float) / land.M2_PER_MU)
-    out["holder_in_enterprises"] = ent.index.get_indexer(out["holder_uscc"]) >= 0
+    out["holder_in_enterprises"] = ent.index.get_indexer(pd.Index(out["holder_uscc"])) >= 0
     return out
 
 

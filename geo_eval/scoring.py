@@ -131,6 +131,12 @@ def _item_scores(values: pd.Series, rule: IndicatorRule, bench: pd.Series, low: 
     return item
 
 
+def _per_row(by_unit: pd.Series, uniques: pd.Index, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """A per-unit value for each row from the row's unit code (code -1, no unit, gives NaN)."""
+    arr = np.append(by_unit.reindex(uniques).to_numpy(dtype=float), np.nan)
+    return pd.Series(arr[codes], index=index)
+
+
 def score(
     rated: pd.DataFrame,
     scheme: Scheme,
@@ -150,21 +156,25 @@ def score(
     items = pd.DataFrame(index=rated.index)
     for key in scheme.indicator_keys:
         items[f"score_{key}"] = np.nan
+    group_pos = pd.Series(np.arange(len(rated)), index=rated.index)
     for g in scheme.groups:
-        sel = rated["group"] == g.key
+        sel = (rated["group"] == g.key).to_numpy()
         cur = rated.loc[sel]
         if cur.empty:
             continue
+        # Units by position: a few distinct counties, so take from small arrays instead of mapping.
+        codes, uniques = pd.factorize(cur[unit_col])
+        pos = group_pos.to_numpy()[sel]
         for rule in g.indicators:
             b = bench.loc[(bench["group"] == g.key) & (bench["indicator"] == rule.key)].set_index("unit")
-            unit = cur[unit_col]
             values = indicator(cur, rule.key)
-            item = _item_scores(values, rule, unit.map(b["benchmark"]), unit.map(b["minimum"]))
+            bench_row = _per_row(b["benchmark"], uniques, codes, cur.index)
+            item = _item_scores(values, rule, bench_row, _per_row(b["minimum"], uniques, codes, cur.index))
             if rule.missing == "group_mean_score":
-                fill = item.groupby(unit).transform("mean")
+                fill = item.groupby(codes).transform("mean")
                 item = item.fillna(fill)
-            item = item.fillna(0.0)
-            items.loc[sel, f"score_{rule.key}"] = item
+            col = items.columns.get_loc(f"score_{rule.key}")
+            items.iloc[pos, col] = item.fillna(0.0).to_numpy()  # type: ignore[index]
     total = items.sum(axis=1, min_count=1).fillna(0.0)
     adj = scheme.adjustments
     if adj.use_bonus and "bonus" in rated:
