@@ -58,6 +58,8 @@ class Evaluation:
     timings: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     """Input file labels (parcels, enterprises, leases) for problem reports."""
+    plane: gpd.GeoSeries | None = None
+    """The parcels in the Gauss-Krüger plane of ``area_crs`` (for distances and blocks)."""
 
 
 def _keys(s: pd.Series) -> pd.Series:
@@ -166,7 +168,9 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     parcels = _object_strings(inputs.parcels.copy())
     parcels.index = _keys_index(parcels.index)
     crs = land.measurement_crs(parcels)
-    areas = land.parcel_areas(parcels, crs=crs, tolerance_pct=scheme.land.area_tolerance_pct)
+    plane = land.to_plane(parcels, crs)
+    plane.index = parcels.index
+    areas = land.parcel_areas(parcels, plane=plane, tolerance_pct=scheme.land.area_tolerance_pct)
     pfile = inputs.files.get("parcels", "parcels")
     mism = areas["area_mismatch"]
     if mism.any():
@@ -308,6 +312,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
         notes=notes,
         timings=timings,
         files=dict(inputs.files),
+        plane=plane,
     )
 
 

@@ -112,19 +112,29 @@ def _date(x: pd.Series) -> pd.Series:
 
 
 def _subset(mask: pd.Series):
-    """``q(x)``: ``x`` restricted to the rows of ``mask`` (strings are built for flagged rows only)."""
+    """``(m, q)``: the mask as booleans and ``q(x)``, ``x`` restricted to its rows.
+
+    Reason and evidence strings are built for flagged rows only.
+    """
     m = mask.fillna(False).astype(bool)
-    idx = m.index[m.to_numpy()]
+    pos = np.flatnonzero(m.to_numpy())
 
     def q(x: pd.Series) -> pd.Series:
-        return x.loc[idx]
+        return x.iloc[pos]
 
     return m, q
 
 
 class _Builder:
-    def __init__(self, parcels: pd.DataFrame) -> None:
-        self.p = parcels
+    """Collects flag rows; parcels are addressed by position (the frame has a RangeIndex)."""
+
+    def __init__(self, parcels: pd.DataFrame, parcel_ids: np.ndarray) -> None:
+        self.n = len(parcels)
+        self.ids = parcel_ids
+        self.users = parcels["users"].to_numpy(dtype=object)
+        self.county = parcels["county"].to_numpy(dtype=object)
+        self.park = parcels["park"].to_numpy(dtype=object)
+        self.area_mu = parcels["area_mu"].round(4).to_numpy(dtype=float)
         self.frames: list[pd.DataFrame] = []
 
     def add(
@@ -140,19 +150,23 @@ class _Builder:
         evidence: pd.Series | str,
         severity: str,
     ) -> None:
-        m = mask.fillna(False).astype(bool)
-        if not m.any():
+        pos = np.flatnonzero(mask.fillna(False).astype(bool).to_numpy())
+        if len(pos) == 0:
             return
-        idx = m.index[m]
 
         def pick(v: pd.Series | str | float) -> object:
-            return v.loc[idx].to_numpy() if isinstance(v, pd.Series) else v
+            if not isinstance(v, pd.Series):
+                return v
+            # Series are labelled by parcel position (full length, or a subset from ``_subset``).
+            if len(v) == len(pos) and (v.index.to_numpy() == pos).all():
+                return v.to_numpy()
+            return v.reindex(pos).to_numpy()
 
-        p = self.p.loc[idx]
         frame = pd.DataFrame(
             {
-                "flag_id": idx.astype(str) + ":" + rule_id,
-                "parcel_id": idx,
+                "_pos": pos,
+                "flag_id": pd.Series(self.ids[pos], dtype=object).astype(str).to_numpy(dtype=object) + (":" + rule_id),
+                "parcel_id": self.ids[pos],
                 "flag": flag,
                 "flag_label": FLAG_LABELS[flag],
                 "rule_id": rule_id,
@@ -162,31 +176,34 @@ class _Builder:
                 "threshold": pick(threshold),
                 "evidence": pick(evidence),
                 "severity": severity,
-                "enterprises": p["users"].to_numpy(),
+                "enterprises": self.users[pos],
                 "enterprise_names": "",
-                "county": p["county"].to_numpy(),
-                "park": p["park"].to_numpy(),
-                "area_mu": p["area_mu"].round(4).to_numpy(),
+                "county": self.county[pos],
+                "park": self.park[pos],
+                "area_mu": self.area_mu[pos],
             },
-            columns=FLAG_COLUMNS,
         )
         self.frames.append(frame)
 
     def frame(self) -> pd.DataFrame:
         if not self.frames:
-            return pd.DataFrame(columns=FLAG_COLUMNS)
+            return pd.DataFrame(columns=["_pos", *FLAG_COLUMNS])
         out = pd.concat(self.frames, ignore_index=True)
         for c in ("value", "threshold"):
             out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
         return out
 
 
-def _user_names(users: pd.Series, enterprises: pd.DataFrame) -> pd.Series:
-    """Names of the ";"-joined users of each parcel, joined with "；" (only for flagged parcels)."""
-    codes = users.str.split(";").explode()
-    names = codes.map(enterprises["name"]).astype("string").fillna("")
-    keys = pd.Series(codes.index, index=codes.index)
-    return join_groups(keys, names, "；").reindex(users.index).fillna("")
+def _user_names(users: np.ndarray, main_name: np.ndarray, enterprises: pd.DataFrame) -> np.ndarray:
+    """Names of the ";"-joined users of each parcel, joined with "；"; a single user is the main user."""
+    out = np.where(pd.isna(main_name), "", main_name).astype(object)
+    multi = np.flatnonzero(np.char.find(users.astype(str), ";") >= 0)
+    if len(multi):
+        codes = pd.Series(users[multi], index=multi).str.split(";").explode()
+        names = pd.Series(codes.map(enterprises["name"]).to_numpy(dtype=object), index=codes.index).fillna("")
+        joined = join_groups(pd.Series(codes.index.to_numpy()), pd.Series(names.to_numpy()), "；")
+        out[joined.index.to_numpy(dtype=np.int64)] = joined.to_numpy()
+    return out
 
 
 def _col(p: pd.DataFrame, name: str) -> pd.Series:
@@ -335,26 +352,41 @@ def flag_parcels(
     notes: list[str] = []
     eval_date = pd.Timestamp(evaluation_date or dt.date(ev.year, 12, 31))
     e = ev.enterprises
-    p = pd.DataFrame(ev.parcels.drop(columns=ev.parcels.geometry.name)).copy()
-    p["users"] = p["users"].fillna("")
-    b = _Builder(p)
+    # Work on positions: a RangeIndex aligns for free, string parcel ids are looked up once.
+    parcel_index = ev.parcels.index
+    p = pd.DataFrame(ev.parcels.drop(columns=ev.parcels.geometry.name)).reset_index(drop=True)
+    p["users"] = p["users"].fillna("").astype(object)
+    b = _Builder(p, parcel_index.to_numpy(dtype=object))
     file = ev.files.get("parcels", "parcels")
     out = _idle(b, p, rules, eval_date, ev.problems, file)
+    main_code = e.index.get_indexer(pd.Index(p["main_user"]))
+
+    def of_main(col: str) -> pd.Series:
+        """Column ``col`` of each parcel's main user (NaN where none)."""
+        values = e[col].to_numpy(dtype=object)
+        taken = values[np.maximum(main_code, 0)] if len(values) else np.full(len(p), np.nan, dtype=object)
+        return pd.Series(np.where(main_code >= 0, taken, np.nan), dtype=object)
 
     # --- suspected idle: evidence for a site visit ---------------------------------------------
     si = rules.suspected_idle
     users = p["users"].fillna("")
     has_user = users != ""
     alloc = ev.allocation.loc[ev.allocation["land_m2"] > 0]
-    fig = alloc.assign(tax=alloc["uscc"].map(e["tax"]).fillna(0), sales=alloc["uscc"].map(e["sales"]).fillna(0))
-    out_by_parcel = fig.groupby("parcel_id")[["tax", "sales"]].sum()
-    known = alloc.assign(known=alloc["uscc"].isin(e.index)).groupby("parcel_id")["known"].any()
-    has_enterprise = known.reindex(p.index).fillna(False).astype(bool)
-    zero_output = (
-        has_enterprise
-        & (out_by_parcel["tax"].reindex(p.index).fillna(0) <= 0)
-        & (out_by_parcel["sales"].reindex(p.index).fillna(0) <= 0)
-    )
+    apos = parcel_index.get_indexer(pd.Index(alloc["parcel_id"]))
+    acode = e.index.get_indexer(pd.Index(alloc["uscc"]))
+    n = len(p)
+
+    def per_parcel(values: np.ndarray) -> pd.Series:
+        return pd.Series(np.bincount(apos, weights=values, minlength=n))
+
+    def of_user(col: str) -> np.ndarray:
+        v = e[col].to_numpy(dtype=float)
+        return np.where(acode >= 0, v[np.maximum(acode, 0)] if len(v) else 0.0, np.nan)
+
+    has_enterprise = per_parcel((acode >= 0).astype(float)) > 0
+    parcel_tax = per_parcel(np.nan_to_num(of_user("tax")))
+    parcel_sales = per_parcel(np.nan_to_num(of_user("sales")))
+    zero_output = has_enterprise & (parcel_tax <= 0) & (parcel_sales <= 0)
     if si.enabled and si.no_enterprise:
         m, q = _subset(~has_enterprise)
         holder = q(p["holder_uscc"]).astype("string")
@@ -386,7 +418,7 @@ def flag_parcels(
             severity="低",
         )
     if builtup is not None:
-        frac = builtup["builtup_fraction"].reindex(p.index)
+        frac = pd.Series(builtup["builtup_fraction"].reindex(parcel_index).to_numpy(dtype=float))
         out["builtup_fraction"] = frac
         if si.enabled and si.builtup_below is not None:
             m, q = _subset(frac < si.builtup_below)
@@ -404,7 +436,7 @@ def flag_parcels(
                 evidence="建成区比例="
                 + _fmt(q(frac), 4)
                 + "；有效像元覆盖="
-                + _fmt(q(builtup["valid_fraction"].reindex(p.index)), 4),
+                + _fmt(q(pd.Series(builtup["valid_fraction"].reindex(parcel_index).to_numpy(dtype=float))), 4),
                 severity="低",
             )
     elif si.enabled and si.builtup_below is not None:
@@ -421,10 +453,11 @@ def flag_parcels(
             if previous is None:
                 notes.append("低效规则“连续2年D类”需要上年结果（--previous），未提供，本年按“本年D类”判定")
             else:
-                d_now &= main.map(previous["grade"]) == "D"
+                prev_grade = previous["grade"].reindex(pd.Index(main)).to_numpy(dtype=object)
+                d_now &= pd.Series(prev_grade == "D")
                 label = "连续2年"
         m, q = _subset(d_now)
-        score = q(main).map(e["score"])
+        score = q(of_main("score")).astype(float)
         b.add(
             m,
             flag="low_efficiency",
@@ -433,7 +466,7 @@ def flag_parcels(
             reason="主要使用企业 "
             + q(main).astype("string")
             + "（"
-            + q(main).map(e["name"]).astype("string")
+            + q(of_main("name")).astype("string")
             + "）"
             + label
             + "综合评价为D类（落后整治类）",
@@ -460,7 +493,8 @@ def flag_parcels(
         rated = e.loc[e["grade"].isin(["A", "B", "C", "D"])]
         sums = rated.groupby("county")[["tax", "land_mu"]].sum()
         county_mean = sums["tax"] / sums["land_mu"].where(sums["land_mu"] > 0)
-        mean = p["county"].map(county_mean)
+        ccodes, cuniques = pd.factorize(p["county"])
+        mean = pd.Series(np.append(county_mean.reindex(cuniques).to_numpy(dtype=float), np.nan)[ccodes])
         limit = mean * le.tax_per_mu_below_mean_share
         m, q = _subset(has_user & (tpm < limit))
         b.add(
@@ -484,7 +518,7 @@ def flag_parcels(
     floor_area = pd.to_numeric(p["floor_area_m2"], errors="coerce")
     plot_ratio = floor_area / area
     out["plot_ratio"] = plot_ratio
-    industry = main.map(e["industry_code"]).astype("string")
+    industry = of_main("industry_code").astype("string")
     control = min_plot_ratio(industry)
     if le.plot_ratio_floor is not None:
         control = control.where(control.isna() | (control >= le.plot_ratio_floor), le.plot_ratio_floor)
@@ -527,16 +561,16 @@ def flag_parcels(
             severity="中",
         )
     if le.enabled and le.zero_tax_years is not None:
-        zero_now = has_enterprise & (out_by_parcel["tax"].reindex(p.index).fillna(0) <= 0)
+        zero_now = has_enterprise & (parcel_tax <= 0)
         label = "本年度"
         if le.zero_tax_years == 2:
             if previous is None:
                 zero_now &= False
                 notes.append("低效规则“连续2年零税收”需要上年结果（--previous），未提供，本年不判定")
             else:
-                prev_tax = alloc.assign(t=alloc["uscc"].map(previous["tax"]))
-                prev_zero = (prev_tax["t"].notna() & (prev_tax["t"] <= 0)).groupby(prev_tax["parcel_id"]).all()
-                zero_now &= prev_zero.reindex(p.index).fillna(False).astype(bool)
+                t_prev = previous["tax"].reindex(pd.Index(alloc["uscc"])).to_numpy(dtype=float)
+                not_zero = ~(t_prev <= 0)  # NaN (no figure last year) counts as not zero
+                zero_now &= per_parcel(not_zero.astype(float)) == 0
                 label = "连续2年"
         m, q = _subset(zero_now)
         b.add(
@@ -569,42 +603,46 @@ def flag_parcels(
 
     flags = b.frame()
     # --- 退二优二 candidates: any idle or low-efficiency flag, not exempt -------------------------
-    exempt_ids = set(flags.loc[flags["flag"] == "idle_exempt", "parcel_id"])
-    base = flags.loc[
-        flags["flag"].isin(["idle_legal", "idle_suspected", "low_efficiency"]) & ~flags["parcel_id"].isin(exempt_ids)
-    ]
+    kind = flags["flag"].to_numpy(dtype=object)
+    fpos = flags["_pos"].to_numpy(dtype=np.int64)
+    exempt_pos = np.unique(fpos[kind == "idle_exempt"])
+    counted = np.isin(kind, ["idle_legal", "idle_suspected", "low_efficiency"]) & ~np.isin(fpos, exempt_pos)
+    base = flags.loc[counted]
     if len(base):
-        combined = pd.DataFrame(
-            {
-                "reason": join_groups(base["parcel_id"], base["reason"], "；"),
-                "rules": join_groups(base["parcel_id"], base["rule_id"], "、"),
-                "n": base.groupby("parcel_id", sort=True)["rule_id"].size(),
-            }
-        )
-        cand = pd.Series(False, index=p.index)
-        cand[combined.index] = True
-        comb = combined
-        b2 = _Builder(p)
+        keys = base["_pos"]
+        reasons = join_groups(keys, base["reason"], "；")
+        rule_ids = join_groups(keys, base["rule_id"], "、")
+        count = np.bincount(keys.to_numpy(dtype=np.int64), minlength=n)
+        cand = pd.Series(count > 0)
+        at = reasons.index.to_numpy(dtype=np.int64)
+        b2 = _Builder(p, b.ids)
         b2.add(
             cand,
             flag="renewal_candidate",
             rule_id="renewal_candidate",
             basis=BASIS_RENEWAL,
-            reason="符合"
-            + comb["n"].astype("Int64").astype("string")
-            + "项闲置/低效规则："
-            + comb["reason"].astype("string"),
-            value=comb["n"].astype(float).reindex(p.index),
+            reason=(
+                "符合"
+                + pd.Series(count[at], index=at).astype(str)
+                + "项闲置/低效规则："
+                + pd.Series(reasons.to_numpy(), index=at)
+            ),
+            value=pd.Series(count.astype(float)),
             threshold=1.0,
-            evidence="规则=" + comb["rules"].astype("string"),
+            evidence="规则=" + pd.Series(rule_ids.to_numpy(), index=at),
             severity="中",
         )
         flags = pd.concat([flags, b2.frame()], ignore_index=True)
-    flags["enterprise_names"] = flags["parcel_id"].map(_user_names(p.loc[flags["parcel_id"].unique(), "users"], e))
-    order = {k: i for i, k in enumerate(FLAG_LABELS)}
-    flags["_o"] = flags["flag"].map(order)
-    flags = (
-        flags.sort_values(["parcel_id", "_o", "rule_id"], kind="mergesort").drop(columns="_o").reset_index(drop=True)
-    )
-    out["renewal_candidate"] = p.index.isin(flags.loc[flags["flag"] == "renewal_candidate", "parcel_id"])
+    fpos = flags["_pos"].to_numpy(dtype=np.int64)
+    cand_pos = np.unique(fpos[(flags["flag"] == "renewal_candidate").to_numpy()])
+    names = _user_names(b.users, p["main_user_name"].to_numpy(dtype=object), e)
+    flags["enterprise_names"] = names[fpos]
+    flag_order = flags["flag"].map({k: i for i, k in enumerate(FLAG_LABELS)}).to_numpy()
+    rule_codes = pd.factorize(flags["rule_id"], sort=True)[0]
+    order = np.lexsort((rule_codes, flag_order, fpos))
+    flags = flags.iloc[order].drop(columns="_pos").reset_index(drop=True)
+    is_candidate = np.zeros(n, dtype=bool)
+    is_candidate[cand_pos] = True
+    out["renewal_candidate"] = is_candidate
+    out.index = parcel_index
     return FlagResult(flags=flags, evidence=out, notes=notes)

@@ -43,7 +43,20 @@ def measurement_crs(parcels: gpd.GeoDataFrame) -> CRS:
     return area_crs(crs, longitudes(cx[::step], cy[::step], crs))
 
 
-def parcel_areas(parcels: gpd.GeoDataFrame, *, crs: CRS | None = None, tolerance_pct: float = 5.0) -> pd.DataFrame:
+def to_plane(parcels: gpd.GeoDataFrame, crs: CRS | None = None) -> gpd.GeoSeries:
+    """The parcels' geometries in the Gauss-Krüger plane ``crs`` (default: :func:`measurement_crs`)."""
+    target = crs or measurement_crs(parcels)
+    geom = parcels.geometry
+    return geom if CRS.from_user_input(parcels.crs).equals(target) else geom.to_crs(target)
+
+
+def parcel_areas(
+    parcels: gpd.GeoDataFrame,
+    *,
+    crs: CRS | None = None,
+    tolerance_pct: float = 5.0,
+    plane: gpd.GeoSeries | None = None,
+) -> pd.DataFrame:
     """Area of each parcel in the Gauss-Krüger plane, with the difference to the registered area.
 
     ``area_m2`` = planar area in ``crs`` (default: :func:`measurement_crs`);
@@ -51,12 +64,10 @@ def parcel_areas(parcels: gpd.GeoDataFrame, *, crs: CRS | None = None, tolerance
     ``area_diff_pct = (area_m2 − registered_area_m2) / registered_area_m2 × 100``;
     ``area_mismatch`` is true where ``|area_diff_pct| > tolerance_pct``.
 
-    Returns a frame on ``parcels``' index.
+    ``plane``: the geometries already projected (see :func:`to_plane`). Returns a frame on
+    ``parcels``' index.
     """
-    target = crs or measurement_crs(parcels)
-    geom = parcels.geometry
-    if not CRS.from_user_input(parcels.crs).equals(target):
-        geom = geom.to_crs(target)
+    geom = plane if plane is not None else to_plane(parcels, crs)
     area = pd.Series(geom.area.to_numpy(), index=parcels.index, name="area_m2")
     out = pd.DataFrame({"area_m2": area, "area_mu": area / M2_PER_MU})
     if "registered_area_m2" in parcels:

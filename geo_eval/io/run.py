@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 
 from geo_eval.errors import DatasetError, OutputExistsError
@@ -14,7 +15,6 @@ from geo_eval.evaluate import Evaluation, evaluate
 from geo_eval.flags import FlagResult, flag_parcels
 from geo_eval.io.loaders import load_inputs, read_previous
 from geo_eval.io.writers import write_outputs
-from geo_eval.land import measurement_crs
 from geo_eval.problems import FATAL, Problems
 from geo_eval.renewal import RenewalBlocks, renewal_blocks
 from geo_eval.scheme import Scheme
@@ -104,7 +104,8 @@ def run(
             raise FatalInputError(ev.problems.frame())
         t = time.perf_counter()
         cand = fr.flags.loc[fr.flags["flag"] == "renewal_candidate", "parcel_id"].unique()
-        plane = ev.parcels.to_crs(measurement_crs(ev.parcels))
+        geoms = ev.plane if ev.plane is not None else ev.parcels.geometry.to_crs(ev.area_crs)
+        plane = gpd.GeoDataFrame(ev.parcels.drop(columns=ev.parcels.geometry.name), geometry=geoms)
         blocks = renewal_blocks(
             plane,
             pd.Index(cand),
