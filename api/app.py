@@ -1,0 +1,135 @@
+"""``create_app(settings)``: the deployable FastAPI application (nothing is built at import time).
+
+Extension points for other work:
+
+- routers: :data:`api.routes.ROUTERS`; a module named in :data:`api.routes.OPTIONAL_ROUTERS`
+  (``api.routes.maps``) is included when it exists, with its ``router``;
+- static files: ``api/static/`` (vendored JS/CSS for the maps) is served under ``/static`` when present;
+- dependencies for new routes: :mod:`api.deps` (``PageUser`` for HTML pages, ``RunDep``, ``ParkScopeDep`` …).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import add_exception_handlers
+from api.routes import OPTIONAL_ROUTERS, ROUTERS
+from api.rundata import RunCache
+from api.settings import Settings
+from geo_eval import __version__
+from geo_eval.storage import NotFoundError, Store, open_store
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+DESCRIPTION = """工业用地亩均效益评价（亩均论英雄）服务：评价批次、企业排名与下载、宗地与地块标记（GeoJSON）、标记复核。
+
+**登录**：脚本在请求头带 `Authorization: Bearer 令牌`（`geo-eval users add` 生成）；浏览器在 `/login` 登录后使用会话 cookie。
+
+**角色**：复核人员（reviewer，全部园区，复核标记）、园区管委会（committee，只能查看本园区，其他园区一律 403）、
+管理员（admin，运行评价、管理用户）。未登录不能查看任何企业税收、销售数据（401）。
+
+**批次**：各接口默认使用最新登记的评价批次；`?year=` 选该年度最新批次，`?run=` 选指定批次。
+"""
+
+OPENAPI_TAGS = [
+    {"name": "健康检查", "description": "服务与存储状态"},
+    {"name": "登录", "description": "登录页、会话 cookie、当前用户"},
+    {"name": "用户", "description": "用户与令牌（管理员）"},
+    {"name": "评价批次", "description": "登记的评价批次；运行新评价（管理员）"},
+    {"name": "排名", "description": "企业排名 JSON 与下载"},
+    {"name": "宗地与标记", "description": "GeoJSON（EPSG:4326），按范围筛选、分页"},
+    {"name": "复核", "description": "标记复核与审计记录"},
+]
+
+
+class SecurityHeaders:
+    """Conservative response headers on every response (pure ASGI, streaming-safe)."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"x-frame-options", b"SAMEORIGIN"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.HEADERS if k not in names]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def include_optional_routers(app: FastAPI, modules: tuple[str, ...] = OPTIONAL_ROUTERS) -> list[str]:
+    """Include the ``router`` of each module that exists; returns the names included."""
+    included = []
+    for name in modules:
+        if importlib.util.find_spec(name) is None:
+            continue
+        app.include_router(importlib.import_module(name).router)
+        included.append(name)
+    return included
+
+
+def _warm_up(store: Store, cache: RunCache) -> None:
+    """Load the latest run in the background, so the first request does not wait for its files."""
+    try:
+        cache.get(store.latest_run())
+    except NotFoundError:
+        log.info("no registered run yet")
+    except Exception as exc:  # a missing or broken run is reported by the requests that need it
+        log.warning("could not preload the latest run: %s", exc)
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+    """The service over ``settings.data_dir`` (or over ``store``, e.g. another backend)."""
+    store = store if store is not None else open_store(settings.data_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("geo-eval service: data in %s, demo=%s", settings.data_dir, settings.demo)
+        threading.Thread(target=_warm_up, args=(store, app.state.run_cache), daemon=True).start()
+        yield
+        app.state.run_cache.clear()
+        store.close()
+
+    app = FastAPI(
+        title="geo-eval 工业用地亩均效益评价服务",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.run_cache = RunCache(settings.run_cache_size)
+    app.state.evaluation_lock = threading.Lock()
+    add_exception_handlers(app)
+    app.add_middleware(SecurityHeaders)
+    for router in ROUTERS:
+        app.include_router(router)
+    include_optional_routers(app)
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

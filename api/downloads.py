@@ -1,0 +1,135 @@
+"""Files for download: Chinese file names that survive every browser, csv with BOM, workbooks.
+
+>>> content_disposition("2025年度排名_海滨园.csv", "geo-eval-rankings-2025.csv")
+'attachment; filename="geo-eval-rankings-2025.csv"; filename*=UTF-8\\'\\'2025%E5%B9%B4%E5%BA%A6%E6%8E%92%E5%90%8D_%E6%B5%B7%E6%BB%A8%E5%9B%AD.csv'
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+from fastapi.responses import Response
+
+from geo_eval.evaluate import FIGURES
+from geo_eval.fields import ENTERPRISE_FIELDS
+from geo_eval.indicators import INDICATORS
+from geo_eval.io.xlsx import write_workbook
+from geo_eval.report import ENTERPRISE_COLUMNS, RESULT_COLUMNS
+from geo_eval.storage import STATUS_LABELS, Review
+
+CSV_TYPE = "text/csv; charset=utf-8"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+BOM = "\ufeff"
+
+_FIGURE_LABELS = {
+    f.name: f"{f.label}（{f.unit}）" if f.unit else f.label for f in ENTERPRISE_FIELDS if f.name in FIGURES
+}
+
+FLAG_HEADERS = {
+    "flag_id": "标记编号",
+    "parcel_id": "宗地代码",
+    "county": "县区",
+    "park": "园区",
+    "area_mu": "宗地面积（亩）",
+    "flag_label": "标记",
+    "rule_id": "规则",
+    "reason": "原因",
+    "value": "数值",
+    "threshold": "阈值",
+    "evidence": "证据",
+    "basis": "依据",
+    "severity": "严重程度",
+    "enterprises": "使用企业",
+    "enterprise_names": "企业名称",
+    "review_status_label": "复核状态",
+    "review_comment": "复核意见",
+    "reviewed_by": "复核人",
+    "reviewed_at": "复核时间",
+    "review_version": "复核版本",
+}
+
+
+def _ascii(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "download"
+
+
+def content_disposition(filename: str, fallback: str) -> str:
+    """``attachment`` with an ASCII ``filename`` for old clients and the UTF-8 name as RFC 5987 ``filename*``."""
+    return f"attachment; filename=\"{_ascii(fallback)}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def file_name(text: str) -> str:
+    """A file name from Chinese text: characters Windows refuses replaced by ``_``."""
+    return "".join("_" if c in '<>:"/\\|?*' or ord(c) < 32 else c for c in text).strip() or "下载"
+
+
+def download(content: bytes, *, filename: str, fallback: str, media_type: str) -> Response:
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": content_disposition(filename, fallback), "Cache-Control": "no-store"},
+    )
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """UTF-8 with BOM, ``\\n`` line ends, empty fields for missing values (as ``enterprises.csv``)."""
+    return (BOM + df.to_csv(index=False, lineterminator="\n")).encode("utf-8")
+
+
+def xlsx_bytes(sheets: dict[str, pd.DataFrame], notes: dict[str, list[str]] | None = None) -> bytes:
+    """A workbook written by :func:`geo_eval.io.xlsx.write_workbook`, as bytes."""
+    with tempfile.TemporaryDirectory(prefix="geo-eval-") as tmp:
+        path = Path(tmp) / "download.xlsx"
+        write_workbook(path, sheets, notes=notes)
+        return path.read_bytes()
+
+
+def enterprise_headers(columns: list[str]) -> dict[str, str]:
+    """Chinese headers of the ranking columns present (as in ``rankings.xlsx``), in its column order."""
+    cols: dict[str, str] = dict(ENTERPRISE_COLUMNS)
+    indicators = [c for c in columns if c in INDICATORS]
+    used_figures: dict[str, None] = {}
+    for k in indicators:
+        for c in (INDICATORS[k].numerator, INDICATORS[k].denominator):
+            if c in FIGURES:
+                used_figures.setdefault(c, None)
+    cols.update({c: _FIGURE_LABELS.get(c, c) for c in used_figures})
+    cols.update({k: f"{INDICATORS[k].label}（{INDICATORS[k].unit}）" for k in indicators})
+    cols.update({f"score_{k}": f"{INDICATORS[k].label}得分（分）" for k in indicators})
+    cols.update(RESULT_COLUMNS)
+    return {c: h for c, h in cols.items() if c in columns}
+
+
+def ranking_sheets(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One sheet per evaluation group (in file order) and 不参评企业（T类）, Chinese headers."""
+    headers = enterprise_headers(list(rows.columns))
+    table = rows[list(headers)].rename(columns=headers)
+    sheets: dict[str, pd.DataFrame] = {}
+    rated = rows["grade"] != "T"
+    for label in pd.unique(rows.loc[rated, "group_label"].dropna()):
+        sheets[str(label)] = table.loc[(rows["group_label"] == label) & rated]
+    sheets["不参评企业（T类）"] = table.loc[~rated]
+    return sheets
+
+
+def flag_sheet(flags: pd.DataFrame) -> pd.DataFrame:
+    """疑似闲置／低效地块 with the review state, Chinese headers."""
+    present = [c for c in FLAG_HEADERS if c in flags.columns]
+    return flags[present].rename(columns=FLAG_HEADERS)
+
+
+def with_reviews(flags: pd.DataFrame, reviews: dict[str, Review]) -> pd.DataFrame:
+    """``flags`` with the review columns (pending where never reviewed)."""
+    out = flags.drop(columns=[c for c in ("parcel_pos",) if c in flags.columns]).reset_index(drop=True)
+    got = [reviews.get(str(fid)) or Review("", str(fid)) for fid in out["flag_id"]]
+    out["review_status"] = [r.status for r in got]
+    out["review_status_label"] = [STATUS_LABELS[r.status] for r in got]
+    out["review_comment"] = [r.comment for r in got]
+    out["reviewed_by"] = [r.updated_by for r in got]
+    out["reviewed_at"] = [r.updated_at for r in got]
+    out["review_version"] = [r.version for r in got]
+    return out

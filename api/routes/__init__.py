@@ -1,0 +1,22 @@
+"""One router per resource. ``api.app.create_app`` includes :data:`ROUTERS` and, when their modules
+exist, the :data:`OPTIONAL_ROUTERS` that other work adds (``api/routes/maps.py``: ``GET /maps/`` …)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.routes import auth, flags, health, parcels, rankings, reviews, runs, users
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    auth.router,
+    users.router,
+    runs.router,
+    rankings.router,
+    parcels.router,
+    flags.router,
+    reviews.router,
+)
+
+OPTIONAL_ROUTERS: tuple[str, ...] = ("api.routes.maps",)
+"""Modules with a ``router`` attribute, included when present (the maps work adds ``api.routes.maps``)."""

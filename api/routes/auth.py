@@ -1,0 +1,183 @@
+"""Signing in: a login page (Chinese) that sets the session cookie, sign-out, ``/api/me`` and the start page.
+
+Browsers sign in once with their user name and token; the cookie is HttpOnly, SameSite=Lax, Secure
+(unless ``GEO_EVAL_COOKIE_SECURE=false``) and signed with ``GEO_EVAL_SECRET_KEY``. Scripts send
+``Authorization: Bearer TOKEN`` instead; both end in the same user and the same checks.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from api.deps import CurrentUser, OptionalUser, PageUser, SettingsDep, StoreDep
+from api.errors import Forbidden
+from api.schemas import Login, Me, UserPublic
+from api.security import COOKIE_NAME, safe_next, same_origin, sign_session
+from geo_eval.storage import ROLE_LABELS, NotFoundError
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["登录"])
+
+MAX_FORM_BYTES = 16_384
+
+_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · 亩均效益评价</title>
+<style>
+body {{ font-family: system-ui, "PingFang SC", "Microsoft YaHei", sans-serif; margin: 0; background: #f4f6f8; color: #222; }}
+main {{ max-width: 32rem; margin: 4rem auto; background: #fff; padding: 2rem 2.5rem; border-radius: 8px;
+       box-shadow: 0 1px 4px rgba(0,0,0,.12); }}
+h1 {{ font-size: 1.35rem; margin-top: 0; }}
+label {{ display: block; margin: 1rem 0 .3rem; }}
+input {{ width: 100%; box-sizing: border-box; padding: .5rem; font-size: 1rem; border: 1px solid #bbb; border-radius: 4px; }}
+button {{ margin-top: 1.5rem; padding: .6rem 1.4rem; font-size: 1rem; background: #1f6feb; color: #fff; border: 0;
+          border-radius: 4px; cursor: pointer; }}
+.error {{ color: #b42318; background: #fef3f2; padding: .6rem .8rem; border-radius: 4px; }}
+.muted {{ color: #666; font-size: .9rem; }}
+ul {{ padding-left: 1.2rem; line-height: 1.9; }}
+</style></head>
+<body><main>{body}</main></body></html>
+"""
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
+
+
+def _login_page(next_url: str, error: str = "", name: str = "", status: int = 200) -> HTMLResponse:
+    err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    body = f"""<h1>工业用地亩均效益评价 · 登录</h1>{err}
+<form method="post" action="/login">
+<input type="hidden" name="next" value="{html.escape(next_url)}">
+<label for="name">用户名</label>
+<input id="name" name="name" autocomplete="username" required value="{html.escape(name)}">
+<label for="token">令牌</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required>
+<button type="submit">登录</button>
+</form>
+<p class="muted">令牌由管理员用 <code>geo-eval users add</code> 生成。脚本请用请求头 <code>Authorization: Bearer 令牌</code>。</p>"""
+    return _page("登录", body, status)
+
+
+@router.get("/login", summary="登录页面", response_class=HTMLResponse, include_in_schema=True)
+def login_page(
+    user: OptionalUser,
+    next: Annotated[str | None, Query(description="登录后返回的页面")] = None,
+) -> Response:
+    target = safe_next(next)
+    if user is not None:
+        return RedirectResponse(target, status_code=303)
+    return _login_page(target)
+
+
+async def _login_fields(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return {}
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+    form = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in form.items() if v}
+
+
+@router.post(
+    "/login",
+    summary="登录（设置会话 cookie）",
+    description="表单（application/x-www-form-urlencoded：name、token、next）或 JSON。成功后设置会话 cookie；"
+    "表单登录重定向到 next（303），JSON 登录返回当前用户。",
+    responses={303: {"description": "登录成功，转到 next"}, 401: {"description": "用户名或令牌不正确"}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": Login.model_json_schema()},
+                "application/json": {"schema": Login.model_json_schema()},
+            }
+        }
+    },
+)
+async def login(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
+    if request.headers.get("origin") and not same_origin(request.headers.get("origin"), request.headers.get("host")):
+        raise Forbidden("跨站登录请求被拒绝")
+    is_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+    try:
+        form = Login.model_validate(
+            {k: v for k, v in (await _login_fields(request)).items() if k in Login.model_fields}
+        )
+    except ValidationError:
+        form = Login(name="", token="")
+    target = safe_next(form.next)
+    user = store.authenticate(form.token) if form.token else None
+    if user is None or user.name != form.name.strip():
+        log.info("failed login for %r", form.name[:64])
+        if is_json:
+            return JSONResponse({"detail": "用户名或令牌不正确", "error": "Unauthorized"}, status_code=401)
+        return _login_page(target, "用户名或令牌不正确", form.name, status=401)
+    cookie = sign_session(settings.secret_key.get_secret_value(), user.name, user.token_id)
+    response: Response
+    if is_json:
+        response = JSONResponse(Me(user=UserPublic.of(user), auth="cookie").model_dump())
+    else:
+        response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE_NAME,
+        cookie,
+        max_age=settings.session_max_age_s,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
+    log.info("user %s signed in", user.name)
+    return response
+
+
+@router.post("/logout", summary="退出登录（清除会话 cookie）", responses={303: {"description": "转到登录页"}})
+def logout(settings: SettingsDep) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE_NAME, path="/", secure=settings.cookie_secure, httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/api/me", summary="当前用户", response_model=Me)
+def me(user: CurrentUser, request: Request) -> Me:
+    return Me(user=UserPublic.of(user), auth=getattr(request.state, "auth", "bearer"))
+
+
+@router.get("/", summary="首页（浏览器）", response_class=HTMLResponse)
+def home(user: PageUser, request: Request, store: StoreDep) -> HTMLResponse:
+    try:
+        latest = store.latest_run()
+        run_line = f"当前评价批次：{html.escape(str(latest.year))} 年度（{html.escape(latest.scheme_title)}）"
+    except NotFoundError:
+        run_line = "还没有登记评价批次"
+    parks = "全部园区" if user.sees_all_parks() else "、".join(user.parks)
+    maps = any(getattr(r, "path", "").startswith("/maps") for r in request.app.routes)
+    links = []
+    if maps:
+        links.append('<li><a href="/maps/">园区地图</a></li>')
+    links += [
+        '<li><a href="/api/rankings/download?format=xlsx">下载排名表（Excel）</a></li>',
+        '<li><a href="/api/rankings/download?format=csv">下载排名表（CSV）</a></li>',
+        '<li><a href="/api/flags/download?format=xlsx">下载闲置／低效地块清单及复核状态（Excel）</a></li>',
+        '<li><a href="/docs">接口文档</a></li>',
+    ]
+    body = f"""<h1>工业用地亩均效益评价</h1>
+<p>{html.escape(user.name)}（{html.escape(ROLE_LABELS[user.role])}，可查看：{html.escape(parks)}）</p>
+<p>{run_line}</p>
+<ul>{"".join(links)}</ul>
+<form method="post" action="/logout"><button type="submit">退出登录</button></form>"""
+    return _page("首页", body)

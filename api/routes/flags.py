@@ -1,0 +1,178 @@
+"""Flags (idle and low-efficiency land, 退二优二 candidates) as GeoJSON with their review state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from api.deps import CurrentUser, ParkScopeDep, RunDep, SettingsDep, StoreDep, ensure_park
+from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, download, file_name, flag_sheet, with_reviews, xlsx_bytes
+from api.geojson import feature, feature_collection, geojson_response, not_found
+from api.routes.parcels import GEOJSON_RESPONSE, BBox, Limit, Offset, bbox_positions, page_bounds
+from api.rundata import RunData, records
+from geo_eval.storage import Review, Store
+
+router = APIRouter(prefix="/api/flags", tags=["宗地与标记"])
+
+FlagKind = Annotated[
+    str | None,
+    Query(description="标记：idle_legal、idle_exempt、idle_suspected、low_efficiency、renewal_candidate"),
+]
+StatusFilter = Annotated[
+    Literal["pending", "confirmed", "dismissed", "site_visit"] | None,
+    Query(description="复核状态：pending 待复核、confirmed 确认、dismissed 排除、site_visit 待核查"),
+]
+
+
+def lookup_flag(data: RunData, flag_id: str) -> pd.Series:
+    """A flag's row (404 when the run has no such flag)."""
+    if flag_id not in data.flags.index:
+        raise not_found("标记", flag_id)
+    return data.flags.loc[[flag_id]].iloc[0]
+
+
+def select_flags(
+    data: RunData,
+    store: Store,
+    scope_mask: np.ndarray,
+    *,
+    flag: str | None,
+    status: str | None,
+    bbox: str | None,
+) -> tuple[pd.DataFrame, dict[str, Review] | None]:
+    """The flags matching the filters, and (with a status filter) the run's reviews already read."""
+    fl = data.flags
+    mask = scope_mask.copy()
+    if flag:
+        mask &= (fl["flag"] == flag).to_numpy(dtype=bool)
+    in_box = bbox_positions(data, bbox)
+    if in_box is not None:
+        mask &= fl["parcel_pos"].isin(in_box).to_numpy(dtype=bool)
+    reviews = None
+    if status:
+        reviews = store.reviews(data.run_id)
+        current = np.array([(reviews[f].status if f in reviews else "pending") for f in fl["flag_id"]], dtype=object)
+        mask &= current == status
+    return fl.loc[mask], reviews
+
+
+def _properties(row: dict[str, object], review: Review) -> dict[str, object]:
+    props = {k: v for k, v in row.items() if k != "parcel_pos"}
+    props["review"] = review.public()
+    return props
+
+
+@router.get(
+    "",
+    summary="地块标记（GeoJSON，可按范围筛选、分页）",
+    description="每个要素是一宗地的一条标记（几何为宗地），属性含 flags.csv 的字段和 `review`（复核状态、意见、版本）。"
+    "园区管委会只能看到本园区；指定其他园区返回 403。",
+    response_class=Response,
+    responses=GEOJSON_RESPONSE,
+)
+def list_flags(
+    user: CurrentUser,
+    data: RunDep,
+    scope: ParkScopeDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    flag: FlagKind = None,
+    status: StatusFilter = None,
+    bbox: BBox = None,
+    limit: Limit = None,
+    offset: Offset = 0,
+) -> Response:
+    size = page_bounds(settings, limit)
+    chosen, reviews = select_flags(data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=bbox)
+    page = chosen.iloc[offset : offset + size]
+    if reviews is None:
+        reviews = store.reviews(data.run_id, page["flag_id"].astype(str))
+    features = []
+    for row in records(page):
+        fid = str(row["flag_id"])
+        pos = int(row["parcel_pos"])  # type: ignore[call-overload]
+        geom = data.parcel_geojson[pos] if pos >= 0 else None
+        features.append(feature(fid, geom, _properties(row, reviews.get(fid) or Review(data.run_id, fid))))
+    return geojson_response(
+        feature_collection(
+            features,
+            run_id=data.run_id,
+            year=data.record.year,
+            numberMatched=len(chosen),
+            offset=offset,
+            limit=size,
+        )
+    )
+
+
+@router.get(
+    "/download",
+    summary="下载地块标记清单及复核状态（xlsx 或 csv）",
+    description="疑似闲置／低效地块清单，含复核状态、意见、复核人和时间。园区管委会只能下载本园区。",
+    response_class=Response,
+    responses={200: {"content": {XLSX_TYPE: {}, CSV_TYPE: {}}, "description": "标记清单文件"}},
+)
+def download_flags(
+    user: CurrentUser,
+    data: RunDep,
+    scope: ParkScopeDep,
+    store: StoreDep,
+    format: Annotated[Literal["xlsx", "csv"], Query(description="文件格式")] = "xlsx",
+    flag: FlagKind = None,
+    status: StatusFilter = None,
+) -> Response:
+    chosen, reviews = select_flags(data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=None)
+    if reviews is None:
+        reviews = store.reviews(data.run_id, chosen["flag_id"].astype(str))
+    table = with_reviews(chosen, reviews)
+    year = data.record.year
+    name = file_name(f"{year}年度闲置低效地块复核清单_{scope.label()}")
+    fallback = f"geo-eval-flags-{year}"
+    if format == "csv":
+        return download(csv_bytes(table), filename=f"{name}.csv", fallback=f"{fallback}.csv", media_type=CSV_TYPE)
+    notes = [
+        f"评价年度：{year}；评价批次：{data.run_id}；范围：{scope.label()}",
+        f"导出时间：{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}，导出人：{user.name}",
+        "疑似闲置为线索，须现场核查，不是认定结论",
+    ]
+    return download(
+        xlsx_bytes({"疑似闲置／低效地块": flag_sheet(table)}, {"说明": notes}),
+        filename=f"{name}.xlsx",
+        fallback=f"{fallback}.xlsx",
+        media_type=XLSX_TYPE,
+    )
+
+
+@router.get(
+    "/{flag_id}",
+    summary="单条标记的完整证据与复核状态（GeoJSON Feature）",
+    description="属性含标记的规则、依据、原因、数值与阈值、证据，`parcel`（宗地全部字段）、`enterprise_rows`（使用企业的排名行）、"
+    "`other_flags`（同一宗地的其他标记）和 `review`（复核状态；修改时提交其中的 version）。",
+    response_class=Response,
+    responses=GEOJSON_RESPONSE,
+)
+def get_flag(flag_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> Response:
+    row = lookup_flag(data, flag_id)
+    ensure_park(user, row["park"])
+    rec = records(data.flags.loc[[flag_id]])[0]
+    props = _properties(rec, store.get_review(data.run_id, flag_id))
+    pos = int(row["parcel_pos"])
+    geom = None
+    if pos >= 0:
+        geom = data.parcel_geojson[pos]
+        props["parcel"] = records(pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name)).iloc[[pos]])[0]
+    same = data.flags.loc[(data.flags["parcel_id"] == row["parcel_id"]) & (data.flags["flag_id"] != flag_id)]
+    others = store.reviews(data.run_id, same["flag_id"].astype(str))
+    props["other_flags"] = [
+        {"flag_id": f, "flag_label": lab, "review_status": (others[f].status if f in others else "pending")}
+        for f, lab in zip(same["flag_id"], same["flag_label"], strict=True)
+    ]
+    users = [u.strip() for u in str(row["enterprises"] or "").replace(";", ",").split(",") if u.strip()]
+    e = data.enterprises
+    props["enterprise_rows"] = records(e.loc[e["uscc"].isin(users)])
+    return geojson_response(feature(flag_id, geom, props))

@@ -1,0 +1,226 @@
+"""A registered run's output files, read once and kept in memory per run id (the edge of the service).
+
+:class:`RunCache` loads ``enterprises.csv``, ``parcels.gpkg`` (layers ``parcels`` and ``flags``) and
+``renewal_blocks.gpkg`` of a run with pandas and pyogrio, reprojects the geometries to EPSG:4326 and
+keeps the latest few runs. A run directory rewritten in place (``evaluate --overwrite``) is reloaded,
+because entries are keyed by the manifest's modification time as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from geo_eval.flags import FLAG_COLUMNS
+from geo_eval.storage import RunFilesError, RunRecord, read_manifest
+
+log = logging.getLogger(__name__)
+
+WGS84 = "EPSG:4326"
+COORD_DECIMALS = 7  # about 1 cm
+
+ENTERPRISE_TEXT_COLUMNS = frozenset(
+    {
+        "uscc",
+        "name",
+        "county",
+        "park",
+        "group",
+        "group_label",
+        "industry_code",
+        "above_scale",
+        "production_start",
+        "grade",
+        "grade_label",
+        "veto",
+        "exempt_reason",
+        "prev_grade",
+        "grade_change",
+    }
+)
+ENTERPRISE_INT_COLUMNS = frozenset({"rank", "rank_of", "parcel_count", "lease_count"})
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values; missing and infinite values as None (valid JSON).
+
+    >>> records(pd.DataFrame({"a": [1.5, float("nan"), float("inf")], "b": ["x", None, "z"]}))
+    [{'a': 1.5, 'b': 'x'}, {'a': None, 'b': None}, {'a': None, 'b': 'z'}]
+    """
+    if df.empty:
+        return []
+    keep = df.notna()
+    for c in df.columns:
+        if df[c].dtype.kind == "f":
+            keep[c] = np.isfinite(df[c].to_numpy(dtype=np.float64, na_value=np.nan))
+    return df.astype(object).where(keep, None).to_dict("records")  # type: ignore[return-value]
+
+
+def _typed_enterprises(text: pd.DataFrame) -> pd.DataFrame:
+    """``enterprises.csv`` read as text → numbers where the column holds numbers, text elsewhere."""
+    out: dict[str, pd.Series] = {}
+    for c in text.columns:
+        s = text[c]
+        if c in ENTERPRISE_TEXT_COLUMNS:
+            out[c] = s.where(s != "", None).astype(object)
+            continue
+        try:
+            num = pd.to_numeric(s.where(s != "", None))
+        except (ValueError, TypeError):
+            out[c] = s.where(s != "", None).astype(object)
+            continue
+        out[c] = num.astype("Int64") if c in ENTERPRISE_INT_COLUMNS and num.dropna().mod(1).eq(0).all() else num
+    return pd.DataFrame(out, index=text.index)
+
+
+def _geometry_json(geoms: gpd.GeoSeries) -> np.ndarray:
+    """GeoJSON text of each geometry (coordinates rounded), None for a missing one."""
+    arr = np.asarray(geoms.array, dtype=object)
+    rounded = shapely.transform(arr, lambda c: np.round(c, COORD_DECIMALS))
+    return np.asarray(shapely.to_geojson(rounded), dtype=object)
+
+
+@dataclass
+class RunData:
+    """The outputs of one run, in memory; geometries in EPSG:4326. Frames keep the files' row order."""
+
+    record: RunRecord
+    manifest: dict[str, Any]
+    enterprises: pd.DataFrame
+    """``enterprises.csv`` with numbers as numbers."""
+    enterprises_text: pd.DataFrame
+    """``enterprises.csv`` exactly as text (for csv downloads)."""
+    parcels: gpd.GeoDataFrame
+    """Layer ``parcels`` of ``parcels.gpkg``."""
+    parcel_geojson: np.ndarray
+    """GeoJSON geometry text per parcel row."""
+    flags: pd.DataFrame
+    """Layer ``flags`` (one row per parcel and rule) with ``parcel_pos``, the parcel's row; indexed by flag id."""
+    blocks: gpd.GeoDataFrame | None
+    """``renewal_blocks.gpkg`` when the run made flags."""
+    parcel_pos: pd.Index = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.parcel_pos = pd.Index(self.parcels["parcel_id"].astype(str))
+        self.parcels.sindex  # noqa: B018  (built now, not concurrently by the first requests)
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    @property
+    def parks(self) -> list[str]:
+        """Every park named by an enterprise or a parcel, sorted."""
+        names = set(self.enterprises["park"].dropna()) | set(self.parcels["park"].dropna())
+        return sorted(str(n) for n in names)
+
+    def parcels_in_bbox(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
+        """Row positions of the parcels intersecting a lon/lat box, ascending."""
+        hits = self.parcels.sindex.query(shapely.box(*bbox), predicate="intersects")
+        return np.sort(np.asarray(hits, dtype=np.int64))
+
+
+def load_run_data(record: RunRecord) -> RunData:
+    """Read a run's outputs (raises :class:`~geo_eval.storage.RunFilesError` when they are missing)."""
+    out = Path(record.out_dir)
+    manifest = read_manifest(out)
+    try:
+        text = pd.read_csv(out / "enterprises.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        text = text.astype(object)
+        parcels = pyogrio.read_dataframe(out / "parcels.gpkg", layer="parcels")
+        layers = {str(name) for name, _ in pyogrio.list_layers(out / "parcels.gpkg")}
+        flags = (
+            pd.DataFrame(pyogrio.read_dataframe(out / "parcels.gpkg", layer="flags", read_geometry=False))
+            if "flags" in layers
+            else pd.DataFrame({c: pd.Series(dtype=object) for c in FLAG_COLUMNS})
+        )
+        blocks_path = out / "renewal_blocks.gpkg"
+        blocks = pyogrio.read_dataframe(blocks_path) if blocks_path.is_file() else None
+    except (OSError, ValueError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise RunFilesError(f"评价批次 {record.run_id} 的输出文件无法读取：{exc}") from exc
+    if parcels.crs is not None and not parcels.empty:
+        parcels = parcels.to_crs(WGS84)
+    else:
+        parcels = parcels.set_crs(WGS84, allow_override=True)
+    if blocks is not None and blocks.crs is not None and not blocks.empty:
+        blocks = blocks.to_crs(WGS84)
+    for c in ("parcel_id", "park", "county"):
+        parcels[c] = parcels[c].astype(object).where(parcels[c].notna(), None)
+    data = RunData(
+        record=record,
+        manifest=manifest,
+        enterprises=_typed_enterprises(text),
+        enterprises_text=text,
+        parcels=parcels,
+        parcel_geojson=_geometry_json(parcels.geometry),
+        flags=flags,
+        blocks=blocks,
+    )
+    fl = data.flags
+    for c in ("flag_id", "parcel_id", "park", "county", "flag"):
+        fl[c] = fl[c].astype(object).where(fl[c].notna(), None)
+    fl["parcel_pos"] = data.parcel_pos.get_indexer(pd.Index(fl["parcel_id"].astype(str)))
+    data.flags = fl.set_index("flag_id", drop=False)
+    log.info("run %s loaded: %d enterprises, %d parcels, %d flags", record.run_id, len(text), len(parcels), len(fl))
+    return data
+
+
+class RunCache:
+    """The latest ``size`` runs in memory, loaded at most once each even under concurrent requests."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[tuple[str, int], RunData]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    @staticmethod
+    def _stamp(record: RunRecord) -> tuple[str, int]:
+        try:
+            st = (Path(record.out_dir) / "manifest.json").stat()
+        except OSError as exc:
+            raise RunFilesError(f"评价批次 {record.run_id} 的输出目录不存在或不完整，请重新评价或重新登记") from exc
+        return record.out_dir, st.st_mtime_ns
+
+    def _hit(self, run_id: str, stamp: tuple[str, int]) -> RunData | None:
+        with self._lock:
+            item = self._items.get(run_id)
+            if item is not None and item[0] == stamp:
+                self._items.move_to_end(run_id)
+                return item[1]
+            return None
+
+    def get(self, record: RunRecord) -> RunData:
+        """The data of a run, from memory or freshly read."""
+        stamp = self._stamp(record)
+        hit = self._hit(record.run_id, stamp)
+        if hit is not None:
+            return hit
+        with self._lock:
+            loading = self._loading.setdefault(record.run_id, threading.Lock())
+        with loading:
+            hit = self._hit(record.run_id, stamp)
+            if hit is not None:
+                return hit
+            data = load_run_data(record)
+            with self._lock:
+                self._items[record.run_id] = (stamp, data)
+                self._items.move_to_end(record.run_id)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return data
+
+    def clear(self) -> None:
+        """Forget every loaded run."""
+        with self._lock:
+            self._items.clear()

@@ -1,0 +1,81 @@
+"""Service settings from the environment (prefix ``GEO_EVAL_``), validated once by ``create_app``.
+
+========================  ===========================================================================
+``GEO_EVAL_DATA_DIR``     where the database (users, run registry, reviews, audit) and the runs
+                          started through the API live (default ``data``)
+``GEO_EVAL_SECRET_KEY``   signs the browser session cookies; at least 32 characters and not a
+                          placeholder, or the service refuses to start (except in demo mode)
+``GEO_EVAL_DEMO``         demo mode: a placeholder secret is replaced by a random one per process
+``GEO_EVAL_COOKIE_SECURE`` send the session cookie only over HTTPS (default true; browsers accept
+                          secure cookies from http://localhost and http://127.0.0.1 too)
+========================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from geo_eval.storage import DEFAULT_DATA_DIR
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "changethis",
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "secret-key",
+        "placeholder",
+        "demo",
+        "test",
+        "password",
+        "xxx",
+        "todo",
+        "please-change-me",
+    }
+)
+MIN_SECRET_LENGTH = 32
+
+
+class InsecureSecretError(ValueError):
+    """The secret key is empty, a placeholder or too short outside demo mode."""
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_EVAL_", hide_input_in_errors=True, extra="ignore")
+
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="数据目录：数据库与通过接口运行的评价结果")
+    secret_key: SecretStr = Field(default=SecretStr("changethis"), description="会话签名密钥（至少 32 个字符）")
+    demo: bool = Field(default=False, description="演示模式：允许占位密钥（每次启动随机生成）")
+    datasets_dir: Path | None = Field(default=None, description="POST /api/runs 只接受此目录下的数据集（为空则不限）")
+    session_max_age_s: int = Field(default=12 * 3600, gt=0, description="浏览器会话有效期（秒）")
+    cookie_secure: bool = True
+    run_cache_size: int = Field(default=4, ge=1, description="内存中缓存的评价批次数")
+    page_limit: int = Field(default=1000, ge=1, description="GeoJSON 每页默认要素数")
+    max_page_limit: int = Field(default=10000, ge=1, description="GeoJSON 每页最多要素数")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Self:
+        value = self.secret_key.get_secret_value()
+        weak = value.strip().lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_LENGTH
+        if weak and not self.demo:
+            raise InsecureSecretError(
+                f"GEO_EVAL_SECRET_KEY 为空、是占位值或短于 {MIN_SECRET_LENGTH} 个字符，服务拒绝启动。"
+                "请设置随机密钥（例如 python -c 'import secrets; print(secrets.token_urlsafe(48))'），"
+                "或以演示模式运行（GEO_EVAL_DEMO=1）"
+            )
+        if weak:
+            log.warning("demo mode: GEO_EVAL_SECRET_KEY is a placeholder; using a random key for this process")
+            self.secret_key = SecretStr(secrets.token_urlsafe(48))
+        return self

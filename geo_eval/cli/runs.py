@@ -1,0 +1,67 @@
+"""``geo-eval runs``: the registry of evaluation runs the service serves (under ``GEO_EVAL_DATA_DIR``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from geo_eval.cli.options import err, out
+from geo_eval.errors import GeoEvalError
+from geo_eval.storage import DEFAULT_DATA_DIR, open_store, run_record_from_out_dir
+
+DataDirOpt = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="GEO_EVAL_DATA_DIR", help="服务的数据目录（环境变量 GEO_EVAL_DATA_DIR）"),
+]
+
+app = typer.Typer(help="评价批次：登记评价输出目录，供服务使用", no_args_is_help=True)
+
+
+@app.command("add", help="登记一次评价的输出目录（geo-eval evaluate 的 --out），成为最新批次")
+def add(
+    out_dir: Annotated[Path, typer.Argument(help="评价输出目录（含 manifest.json）", file_okay=False)],
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Register OUT_DIR as the latest run."""
+    try:
+        store = open_store(data_dir)
+        rec = store.add_run(run_record_from_out_dir(out_dir), actor="cli")
+        store.close()
+    except GeoEvalError as exc:
+        err.print(f"[red]错误：{exc}[/]")
+        raise typer.Exit(2) from None
+    out.print(
+        f"已登记评价批次 {rec.run_id}：{rec.year} 年度，{rec.scheme_title}，{rec.counts.get('enterprises')} 家企业"
+    )
+    typer.echo(rec.run_id)
+
+
+@app.command("list", help="列出已登记的评价批次（最新的在前）")
+def list_runs(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+    """List the registered runs."""
+    try:
+        store = open_store(data_dir)
+        runs = store.list_runs()
+        store.close()
+    except GeoEvalError as exc:
+        err.print(f"[red]错误：{exc}[/]")
+        raise typer.Exit(2) from None
+    t = Table(title=f"评价批次（{data_dir}）")
+    for c in ("批次", "年度", "方案", "企业", "宗地", "标记", "登记时间", "输出目录"):
+        t.add_column(c)
+    for r in runs:
+        n = r.counts
+        t.add_row(
+            r.run_id,
+            str(r.year),
+            r.scheme,
+            str(n.get("enterprises", "")),
+            str(n.get("parcels", "")),
+            str(n.get("flags", "")),
+            r.registered_at,
+            r.out_dir,
+        )
+    out.print(t)

@@ -1,0 +1,67 @@
+"""Persistent state of the service: users, the run registry, reviews of flags and their audit trail.
+
+Pure Python (no web framework): the service (``api/``) and the CLI (``geo-eval runs``, ``geo-eval users``)
+both use :func:`open_store`. :class:`Store` is the interface; :class:`SQLiteStore` the embedded default
+under ``GEO_EVAL_DATA_DIR``; a PostGIS store will implement the same protocol.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geo_eval.storage.base import (
+    DEFAULT_DATA_DIR,
+    REVIEW_STATUSES,
+    ROLE_LABELS,
+    ROLES,
+    STATUS_LABELS,
+    AuditEntry,
+    Review,
+    ReviewStatus,
+    Role,
+    RunRecord,
+    Store,
+    User,
+)
+from geo_eval.storage.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidValueError,
+    NotFoundError,
+    RunFilesError,
+    StorageError,
+)
+from geo_eval.storage.runs import read_manifest, run_id_of, run_record_from_out_dir
+from geo_eval.storage.sqlite import SQLiteStore
+
+
+def open_store(data_dir: Path) -> Store:
+    """The store of a data directory (the SQLite default)."""
+    return SQLiteStore.in_dir(Path(data_dir))
+
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "REVIEW_STATUSES",
+    "ROLES",
+    "ROLE_LABELS",
+    "STATUS_LABELS",
+    "AlreadyExistsError",
+    "AuditEntry",
+    "ConflictError",
+    "InvalidValueError",
+    "NotFoundError",
+    "Review",
+    "ReviewStatus",
+    "Role",
+    "RunFilesError",
+    "RunRecord",
+    "SQLiteStore",
+    "StorageError",
+    "Store",
+    "User",
+    "open_store",
+    "read_manifest",
+    "run_id_of",
+    "run_record_from_out_dir",
+]

@@ -1,0 +1,187 @@
+"""The storage interface: users, the run registry, reviews of flags and the audit trail.
+
+:class:`Store` is what the service and the CLI program against. :class:`~geo_eval.storage.sqlite.SQLiteStore`
+is the embedded default; a PostGIS implementation only has to provide the same methods with the same
+guarantees:
+
+- every write is one transaction (all or nothing), and a write that returned is durable;
+- :meth:`Store.set_review` is a compare-and-set on ``version`` (optimistic concurrency): a stale
+  version raises :class:`~geo_eval.storage.errors.ConflictError` and changes nothing;
+- every change to a review, a user or the registry appends one :class:`AuditEntry` in the same
+  transaction; audit entries are never updated or deleted;
+- tokens are stored only as salted hashes (:mod:`geo_eval.storage.tokens`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Role = Literal["reviewer", "committee", "admin"]
+ReviewStatus = Literal["pending", "confirmed", "dismissed", "site_visit"]
+
+ROLES: tuple[Role, ...] = ("reviewer", "committee", "admin")
+ROLE_LABELS: dict[str, str] = {"reviewer": "自然资源局复核人员", "committee": "园区管委会", "admin": "管理员"}
+REVIEW_STATUSES: tuple[ReviewStatus, ...] = ("pending", "confirmed", "dismissed", "site_visit")
+STATUS_LABELS: dict[str, str] = {"pending": "待复核", "confirmed": "确认", "dismissed": "排除", "site_visit": "待核查"}
+
+DEFAULT_DATA_DIR = Path("data")
+"""Where the service keeps its database when ``GEO_EVAL_DATA_DIR`` is not set."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A person or script allowed to use the service; ``parks`` only restricts the committee role."""
+
+    name: str
+    role: Role
+    parks: tuple[str, ...] = ()
+    created: str = ""
+    token_id: str = ""
+
+    def sees_all_parks(self) -> bool:
+        """Reviewers and administrators see every park; a committee only its own."""
+        return self.role != "committee"
+
+    def may_see_park(self, park: object) -> bool:
+        """Whether this user may see data of ``park``.
+
+        >>> User("a", "committee", ("甲园",)).may_see_park("乙园")
+        False
+        >>> User("b", "reviewer").may_see_park("乙园")
+        True
+        """
+        return self.sees_all_parks() or (isinstance(park, str) and park in self.parks)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One registered evaluation run: its outputs live in ``out_dir``."""
+
+    run_id: str
+    year: int
+    scheme: str
+    scheme_title: str
+    out_dir: str
+    counts: dict[str, Any] = field(default_factory=dict)
+    registered_at: str = ""
+    registered_by: str = ""
+
+
+@dataclass(frozen=True)
+class Review:
+    """The review state of one flag of one run; ``version`` 0 means never reviewed (pending)."""
+
+    run_id: str
+    flag_id: str
+    status: ReviewStatus = "pending"
+    comment: str = ""
+    version: int = 0
+    updated_by: str = ""
+    updated_at: str = ""
+
+    def public(self) -> dict[str, Any]:
+        """The fields shown to users (without the run id)."""
+        return {
+            "status": self.status,
+            "status_label": STATUS_LABELS[self.status],
+            "comment": self.comment,
+            "version": self.version,
+            "updated_by": self.updated_by,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One appended line of the audit trail: who did what to which entity, and its state before and after."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    entity: str
+    run_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistent state of the service (see the module docstring for the guarantees)."""
+
+    def status(self) -> dict[str, Any]:
+        """Health of the storage (raises :class:`~geo_eval.storage.errors.StorageError` when unusable)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (the store may be used again afterwards)."""
+        ...
+
+    # users -----------------------------------------------------------------------------------------
+    def add_user(
+        self, name: str, role: str, parks: Sequence[str] = (), *, actor: str = "", replace: bool = False
+    ) -> tuple[User, str]:
+        """Create a user (or with ``replace`` update one and issue a new token); returns it and its token."""
+        ...
+
+    def get_user(self, name: str) -> User:
+        """The user called ``name`` (:class:`~geo_eval.storage.errors.NotFoundError` if none)."""
+        ...
+
+    def list_users(self) -> list[User]:
+        """Every user, by name."""
+        ...
+
+    def authenticate(self, token: str) -> User | None:
+        """The user holding ``token``, or None."""
+        ...
+
+    def rotate_token(self, name: str, *, actor: str = "") -> str:
+        """Issue a new token for ``name``; the old one stops working."""
+        ...
+
+    def delete_user(self, name: str, *, actor: str = "") -> None:
+        """Remove a user (their reviews and audit entries stay)."""
+        ...
+
+    # runs ------------------------------------------------------------------------------------------
+    def add_run(self, record: RunRecord, *, actor: str = "") -> RunRecord:
+        """Register a run (again: updates it and makes it the latest); returns it as stored."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """A registered run (:class:`~geo_eval.storage.errors.NotFoundError` if none)."""
+        ...
+
+    def list_runs(self) -> list[RunRecord]:
+        """Every registered run, latest first."""
+        ...
+
+    def latest_run(self, year: int | None = None) -> RunRecord:
+        """The latest registered run (of ``year``)."""
+        ...
+
+    # reviews ---------------------------------------------------------------------------------------
+    def get_review(self, run_id: str, flag_id: str) -> Review:
+        """The review of a flag (a pending version-0 review if never reviewed)."""
+        ...
+
+    def reviews(self, run_id: str, flag_ids: Iterable[str] | None = None) -> dict[str, Review]:
+        """Stored reviews of a run by flag id (only flags reviewed at least once)."""
+        ...
+
+    def set_review(self, run_id: str, flag_id: str, *, status: str, comment: str, version: int, actor: str) -> Review:
+        """Compare-and-set: write the review if its version is still ``version``; returns the new review."""
+        ...
+
+    # audit -----------------------------------------------------------------------------------------
+    def history(self, run_id: str, flag_id: str) -> list[AuditEntry]:
+        """The audit entries of one flag's review, oldest first."""
+        ...
+
+    def audit(self, *, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """The latest audit entries (of a run), newest first."""
+        ...

@@ -1,0 +1,562 @@
+"""The embedded store: one SQLite database under the data directory (``GEO_EVAL_DATA_DIR``).
+
+Durability: the database runs in WAL mode with ``synchronous=FULL``, every write is a single
+``BEGIN IMMEDIATE … COMMIT`` transaction, so a crash (killed process, power loss) mid-write rolls back
+that write only and loses nothing committed before it. Writers queue on SQLite's lock
+(``busy_timeout``); readers never block. Each thread has its own connection, so the store is safe to share
+between threads (the service's worker threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from geo_eval.storage.base import REVIEW_STATUSES, ROLES, AuditEntry, Review, ReviewStatus, Role, RunRecord, User
+from geo_eval.storage.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidValueError,
+    NotFoundError,
+    StorageError,
+)
+from geo_eval.storage.tokens import hash_secret, new_token, parse_token, verify_secret
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "geo-eval.sqlite3"
+BUSY_TIMEOUT_S = 15.0
+MAX_NAME = 64
+MAX_COMMENT = 4000
+_AUTH_CACHE_SIZE = 4096
+
+# Each entry moves the schema one version up; never edit a released entry, append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('reviewer', 'committee', 'admin')),
+            parks TEXT NOT NULL DEFAULT '[]',
+            token_id TEXT NOT NULL UNIQUE,
+            token_hash TEXT NOT NULL,
+            created TEXT NOT NULL
+        )""",
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            year INTEGER NOT NULL,
+            scheme TEXT NOT NULL,
+            scheme_title TEXT NOT NULL,
+            out_dir TEXT NOT NULL,
+            counts TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            registered_by TEXT NOT NULL,
+            seq INTEGER NOT NULL UNIQUE
+        )""",
+        """CREATE TABLE reviews (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            flag_id TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed', 'dismissed', 'site_visit')),
+            comment TEXT NOT NULL DEFAULT '',
+            version INTEGER NOT NULL CHECK (version >= 1),
+            updated_by TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, flag_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            run_id TEXT,
+            before TEXT,
+            after TEXT
+        )""",
+        "CREATE INDEX audit_by_entity ON audit (run_id, entity, id)",
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+           BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+        """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+           BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 with milliseconds (``2025-03-31T08:00:00.000Z``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _clean_name(name: str) -> str:
+    name = str(name).strip()
+    if not name or len(name) > MAX_NAME or any(not c.isprintable() for c in name):
+        raise InvalidValueError(f"用户名须为 1–{MAX_NAME} 个可打印字符")
+    return name
+
+
+def _clean_parks(role: str, parks: Sequence[str]) -> tuple[str, ...]:
+    if role not in ROLES:
+        raise InvalidValueError(f"角色 {role!r} 无效；可用：{', '.join(ROLES)}")
+    clean = tuple(dict.fromkeys(str(p).strip() for p in parks if str(p).strip()))
+    if role == "committee" and not clean:
+        raise InvalidValueError("园区管委会用户（committee）至少要指定一个园区（--park）")
+    if role != "committee" and clean:
+        raise InvalidValueError(f"只有园区管委会用户（committee）按园区限定；{role} 可查看全部园区，不要指定 --park")
+    return clean
+
+
+def _user_public(u: User) -> dict[str, Any]:
+    return {"name": u.name, "role": u.role, "parks": list(u.parks)}
+
+
+class SQLiteStore:
+    """:class:`~geo_eval.storage.base.Store` on one SQLite file."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"无法创建数据目录 {self.path.parent}：{exc}") from exc
+        self._auth_cache: dict[str, tuple[str, str]] = {}
+        self._auth_lock = threading.Lock()
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._migrate()
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> SQLiteStore:
+        """The store of a data directory (created if missing)."""
+        return cls(Path(data_dir) / DB_NAME)
+
+    # connections -----------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        """This thread's connection (opened once per thread, autocommit; transactions are explicit)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise StorageError(f"无法打开数据库 {self.path}：{exc}") from exc
+        self._local.conn = conn
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close the connections of every thread (the store reopens them when used again)."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise StorageError(f"读取数据库失败：{exc}") from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed when the block ends, rolled back on any exception."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"写入数据库失败（未保存任何改动）：{exc}") from exc
+            raise
+
+    def _migrate(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"无法打开数据库 {self.path}：{exc}") from exc
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("SQLite journal mode is %s, not WAL", mode)
+            conn.execute("BEGIN IMMEDIATE")
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current > SCHEMA_VERSION:
+                conn.execute("ROLLBACK")
+                raise StorageError(
+                    f"数据库 {self.path} 的版本（{current}）比本程序新（{SCHEMA_VERSION}），请升级 geo-eval"
+                )
+            for statements in MIGRATIONS[current:]:
+                for sql in statements:
+                    conn.execute(sql)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise StorageError(f"无法初始化数据库 {self.path}：{exc}") from exc
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _append_audit(
+        conn: sqlite3.Connection,
+        *,
+        actor: str,
+        action: str,
+        entity: str,
+        run_id: str | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        at: str,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO audit (at, actor, action, entity, run_id, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                at,
+                actor,
+                action,
+                entity,
+                run_id,
+                None if before is None else json.dumps(before, ensure_ascii=False),
+                None if after is None else json.dumps(after, ensure_ascii=False),
+            ),
+        )
+
+    # health ----------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self._read() as conn:
+            return {
+                "backend": self.backend,
+                "ok": True,
+                "journal_mode": str(conn.execute("PRAGMA journal_mode").fetchone()[0]),
+                "schema_version": int(conn.execute("PRAGMA user_version").fetchone()[0]),
+                "runs": int(conn.execute("SELECT count(*) FROM runs").fetchone()[0]),
+                "users": int(conn.execute("SELECT count(*) FROM users").fetchone()[0]),
+            }
+
+    # users -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _user(row: sqlite3.Row) -> User:
+        return User(
+            name=row["name"],
+            role=cast(Role, row["role"]),
+            parks=tuple(json.loads(row["parks"])),
+            created=row["created"],
+            token_id=row["token_id"],
+        )
+
+    def add_user(
+        self, name: str, role: str, parks: Sequence[str] = (), *, actor: str = "", replace: bool = False
+    ) -> tuple[User, str]:
+        name = _clean_name(name)
+        clean = _clean_parks(role, parks)
+        token, token_id = new_token()
+        token_hash = hash_secret(token.split(".", 2)[2])
+        at = now()
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            if row is not None and not replace:
+                raise AlreadyExistsError(f"用户 {name} 已存在（换发令牌：geo-eval users token {name}）")
+            before = None if row is None else _user_public(self._user(row))
+            created = at if row is None else row["created"]
+            conn.execute(
+                "INSERT INTO users (name, role, parks, token_id, token_hash, created) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET role = excluded.role, parks = excluded.parks, "
+                "token_id = excluded.token_id, token_hash = excluded.token_hash",
+                (name, role, json.dumps(list(clean), ensure_ascii=False), token_id, token_hash, created),
+            )
+            user = User(name=name, role=cast(Role, role), parks=clean, created=created, token_id=token_id)
+            self._append_audit(
+                conn,
+                actor=actor,
+                action="user.add" if row is None else "user.replace",
+                entity=name,
+                run_id=None,
+                before=before,
+                after=_user_public(user),
+                at=at,
+            )
+        log.info("user %s (%s) saved by %s", name, role, actor or "-")
+        return user, token
+
+    def get_user(self, name: str) -> User:
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"没有用户 {name}")
+        return self._user(row)
+
+    def list_users(self) -> list[User]:
+        with self._read() as conn:
+            return [self._user(r) for r in conn.execute("SELECT * FROM users ORDER BY name")]
+
+    def authenticate(self, token: str) -> User | None:
+        parsed = parse_token(token)
+        if parsed is None:
+            return None
+        token_id, secret = parsed
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM users WHERE token_id = ?", (token_id,)).fetchone()
+        if row is None:
+            return None
+        # scrypt is slow on purpose: a token verified once is remembered (by its sha256, in memory only)
+        # for as long as the stored hash is unchanged, so a rotated or deleted token stops at once.
+        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        stored = (token_id, str(row["token_hash"]))
+        with self._auth_lock:
+            known = self._auth_cache.get(key) == stored
+        if not known:
+            if not verify_secret(secret, stored[1]):
+                return None
+            with self._auth_lock:
+                if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
+                    self._auth_cache.clear()
+                self._auth_cache[key] = stored
+        return self._user(row)
+
+    def rotate_token(self, name: str, *, actor: str = "") -> str:
+        token, token_id = new_token()
+        token_hash = hash_secret(token.split(".", 2)[2])
+        at = now()
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"没有用户 {name}")
+            conn.execute("UPDATE users SET token_id = ?, token_hash = ? WHERE name = ?", (token_id, token_hash, name))
+            u = _user_public(self._user(row))
+            self._append_audit(
+                conn, actor=actor, action="user.token", entity=name, run_id=None, before=u, after=u, at=at
+            )
+        log.info("token of user %s rotated by %s", name, actor or "-")
+        return token
+
+    def delete_user(self, name: str, *, actor: str = "") -> None:
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"没有用户 {name}")
+            conn.execute("DELETE FROM users WHERE name = ?", (name,))
+            self._append_audit(
+                conn,
+                actor=actor,
+                action="user.delete",
+                entity=name,
+                run_id=None,
+                before=_user_public(self._user(row)),
+                after=None,
+                at=now(),
+            )
+        log.info("user %s deleted by %s", name, actor or "-")
+
+    # runs ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _run(row: sqlite3.Row) -> RunRecord:
+        return RunRecord(
+            run_id=row["run_id"],
+            year=int(row["year"]),
+            scheme=row["scheme"],
+            scheme_title=row["scheme_title"],
+            out_dir=row["out_dir"],
+            counts=json.loads(row["counts"]),
+            registered_at=row["registered_at"],
+            registered_by=row["registered_by"],
+        )
+
+    def add_run(self, record: RunRecord, *, actor: str = "") -> RunRecord:
+        if not record.run_id:
+            raise InvalidValueError("评价批次编号不能为空")
+        rec = replace(record, registered_at=now(), registered_by=actor)
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (rec.run_id,)).fetchone()
+            seq = int(conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM runs").fetchone()[0])
+            conn.execute(
+                "INSERT INTO runs (run_id, year, scheme, scheme_title, out_dir, counts, registered_at, registered_by, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                "out_dir = excluded.out_dir, counts = excluded.counts, registered_at = excluded.registered_at, "
+                "registered_by = excluded.registered_by, seq = excluded.seq",
+                (
+                    rec.run_id,
+                    rec.year,
+                    rec.scheme,
+                    rec.scheme_title,
+                    rec.out_dir,
+                    json.dumps(rec.counts, ensure_ascii=False),
+                    rec.registered_at,
+                    rec.registered_by,
+                    seq,
+                ),
+            )
+            self._append_audit(
+                conn,
+                actor=actor,
+                action="run.add" if row is None else "run.update",
+                entity=rec.run_id,
+                run_id=rec.run_id,
+                before=None if row is None else {"out_dir": row["out_dir"], "registered_at": row["registered_at"]},
+                after={"out_dir": rec.out_dir, "year": rec.year, "scheme": rec.scheme},
+                at=rec.registered_at,
+            )
+        log.info("run %s registered by %s", rec.run_id, actor or "-")
+        return rec
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"没有评价批次 {run_id}")
+        return self._run(row)
+
+    def list_runs(self) -> list[RunRecord]:
+        with self._read() as conn:
+            return [self._run(r) for r in conn.execute("SELECT * FROM runs ORDER BY seq DESC")]
+
+    def latest_run(self, year: int | None = None) -> RunRecord:
+        with self._read() as conn:
+            if year is None:
+                row = conn.execute("SELECT * FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+            else:
+                row = conn.execute("SELECT * FROM runs WHERE year = ? ORDER BY seq DESC LIMIT 1", (year,)).fetchone()
+        if row is None:
+            raise NotFoundError(
+                "还没有登记任何评价批次（geo-eval runs add OUT_DIR）" if year is None else f"没有 {year} 年度的评价批次"
+            )
+        return self._run(row)
+
+    # reviews ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _review(row: sqlite3.Row) -> Review:
+        return Review(
+            run_id=row["run_id"],
+            flag_id=row["flag_id"],
+            status=cast(ReviewStatus, row["status"]),
+            comment=row["comment"],
+            version=int(row["version"]),
+            updated_by=row["updated_by"],
+            updated_at=row["updated_at"],
+        )
+
+    def get_review(self, run_id: str, flag_id: str) -> Review:
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM reviews WHERE run_id = ? AND flag_id = ?", (run_id, flag_id)).fetchone()
+        return Review(run_id, flag_id) if row is None else self._review(row)
+
+    def reviews(self, run_id: str, flag_ids: Iterable[str] | None = None) -> dict[str, Review]:
+        with self._read() as conn:
+            if flag_ids is None:
+                rows = conn.execute("SELECT * FROM reviews WHERE run_id = ?", (run_id,)).fetchall()
+            else:
+                ids = list(dict.fromkeys(flag_ids))
+                rows = []
+                for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                    chunk = ids[i : i + 500]
+                    marks = ", ".join("?" * len(chunk))
+                    rows += conn.execute(
+                        f"SELECT * FROM reviews WHERE run_id = ? AND flag_id IN ({marks})", (run_id, *chunk)
+                    ).fetchall()
+        return {r["flag_id"]: self._review(r) for r in rows}
+
+    def set_review(self, run_id: str, flag_id: str, *, status: str, comment: str, version: int, actor: str) -> Review:
+        if status not in REVIEW_STATUSES:
+            raise InvalidValueError(f"复核状态 {status!r} 无效；可用：{', '.join(REVIEW_STATUSES)}")
+        comment = (comment or "").strip()
+        if status == "dismissed" and not comment:
+            raise InvalidValueError("排除（dismissed）须填写理由（comment）")
+        if len(comment) > MAX_COMMENT:
+            raise InvalidValueError(f"意见不能超过 {MAX_COMMENT} 个字符")
+        if not actor:
+            raise InvalidValueError("复核须记录复核人")
+        at = now()
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                raise NotFoundError(f"没有评价批次 {run_id}")
+            row = conn.execute("SELECT * FROM reviews WHERE run_id = ? AND flag_id = ?", (run_id, flag_id)).fetchone()
+            current = Review(run_id, flag_id) if row is None else self._review(row)
+            if current.version != version:
+                raise ConflictError(
+                    f"该标记已被{current.updated_by or '他人'}于 {current.updated_at or '刚才'} 修改"
+                    f"（当前版本 {current.version}，提交的版本 {version}），请刷新后重新提交",
+                    current,
+                )
+            new = Review(
+                run_id,
+                flag_id,
+                status=cast(ReviewStatus, status),
+                comment=comment,
+                version=current.version + 1,
+                updated_by=actor,
+                updated_at=at,
+            )
+            conn.execute(
+                "INSERT INTO reviews (run_id, flag_id, status, comment, version, updated_by, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, flag_id) DO UPDATE SET status = excluded.status, "
+                "comment = excluded.comment, version = excluded.version, updated_by = excluded.updated_by, "
+                "updated_at = excluded.updated_at",
+                (run_id, flag_id, new.status, new.comment, new.version, actor, at),
+            )
+            self._append_audit(
+                conn,
+                actor=actor,
+                action="review",
+                entity=flag_id,
+                run_id=run_id,
+                before=current.public(),
+                after=new.public(),
+                at=at,
+            )
+        log.info("flag %s of run %s set to %s by %s", flag_id, run_id, status, actor)
+        return new
+
+    # audit -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _entry(row: sqlite3.Row) -> AuditEntry:
+        return AuditEntry(
+            id=int(row["id"]),
+            at=row["at"],
+            actor=row["actor"],
+            action=row["action"],
+            entity=row["entity"],
+            run_id=row["run_id"],
+            before=None if row["before"] is None else json.loads(row["before"]),
+            after=None if row["after"] is None else json.loads(row["after"]),
+        )
+
+    def history(self, run_id: str, flag_id: str) -> list[AuditEntry]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM audit WHERE run_id = ? AND entity = ? AND action = 'review' ORDER BY id",
+                (run_id, flag_id),
+            ).fetchall()
+        return [self._entry(r) for r in rows]
+
+    def audit(self, *, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        with self._read() as conn:
+            if run_id is None:
+                rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM audit WHERE run_id = ? ORDER BY id DESC LIMIT ?", (run_id, limit)
+                ).fetchall()
+        return [self._entry(r) for r in rows]
