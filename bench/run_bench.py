@@ -202,6 +202,25 @@ def work_evaluate(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
         ev = evaluate(inputs, scheme)
     with clock("write"):
         manifest = write_outputs(ev, out, overwrite=True, inputs=paths)
+    # Land flags and renewal blocks (issue 3): budgeted at ≤ 50 % of the evaluation time.
+    import geopandas as gpd
+    import pandas as pd
+
+    from geo_eval.flags import flag_parcels
+    from geo_eval.renewal import renewal_blocks
+
+    with clock("flags"):
+        fr = flag_parcels(ev, scheme.flags, evaluation_date=_spec.evaluation_date)
+    with clock("blocks"):
+        cand = fr.flags.loc[fr.flags["flag"] == "renewal_candidate", "parcel_id"].unique()
+        plane = gpd.GeoDataFrame(ev.parcels.drop(columns=ev.parcels.geometry.name), geometry=ev.plane)
+        blocks = renewal_blocks(
+            plane,
+            pd.Index(cand),
+            tolerance_m=scheme.flags.blocks.tolerance_m,
+            min_area_mu=scheme.flags.blocks.min_area_mu,
+            enterprises=ev.enterprises,
+        )
     timings_s: dict[str, float] = manifest["timings_s"]  # type: ignore[assignment]
     wt = {k: float(v) for k, v in timings_s.items() if k.startswith("write_")}
     s = clock.seconds
@@ -222,6 +241,12 @@ def work_evaluate(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
         "write_other": s["write"] - write_files,  # input hashes, grade counts, manifest, rename
         "write": s["write"],
     }
+    res["flags"] = s["flags"]
+    res["blocks"] = s["blocks"]
+    res["flags_blocks_share"] = (s["flags"] + s["blocks"]) / s["evaluate"]
+    res["flag_rows"] = float(len(fr.flags))
+    res["candidates"] = float(len(cand))
+    res["blocks_n"] = float(len(blocks.blocks))
     res["write_no_xlsx"] = res["write"] - res["write_workbooks"]
     res["total"] = s["load_validate"] + s["evaluate"] + s["write"]
     res["total_no_xlsx"] = res["total"] - res["write_workbooks"]
@@ -471,6 +496,23 @@ def render_markdown(results: dict[str, Any]) -> str:
     row("scoring, grades, ranks (ev.timings)", sec("evaluation", "seconds", "scoring"))
     row("parcel join (ev.timings)", sec("evaluation", "seconds", "parcel_join"))
     row("`evaluate()` total", sec("evaluation", "seconds", "evaluate"))
+    row("land flags (`flag_parcels`)", sec("evaluation", "seconds", "flags"))
+    row("renewal blocks (`renewal_blocks`)", sec("evaluation", "seconds", "blocks"))
+    row(
+        "flags + blocks / evaluate() (target ≤ 50 %)",
+        lambda s: (
+            f"{100 * get(s, 'evaluation', 'seconds', 'flags_blocks_share'):.0f} %"
+            if get(s, "evaluation", "seconds", "flags_blocks_share") is not None
+            else "–"
+        ),
+    )
+    row(
+        "flag rows / candidates / blocks",
+        lambda s: (
+            f"{int(get(s, 'evaluation', 'seconds', 'flag_rows') or 0):,} / "
+            f"{int(get(s, 'evaluation', 'seconds', 'candidates') or 0):,} / {int(get(s, 'evaluation', 'seconds', 'blocks_n') or 0):,}"
+        ),
+    )
     row("write enterprises.csv", sec("evaluation", "seconds", "write_enterprises_csv"))
     row("write parcels.gpkg", sec("evaluation", "seconds", "write_parcels_gpkg"))
     row("write exceptions.csv + benchmarks.csv", sec("evaluation", "seconds", "write_reports_csv"))

@@ -272,7 +272,7 @@ def make_frames(
     registered = area * (1 + rng.normal(0, 0.01, n))
     off = rng.random(n) < 0.02
     registered[off] = area[off] * rng.uniform(0.85, 1.15, off.sum())
-    plot_ratio = np.clip(rng.lognormal(np.log(0.9), 0.4, n), 0.2, 3.0)
+    plot_ratio = np.clip(rng.lognormal(np.log(1.3), 0.3, n), 0.2, 3.0)
     floor_area = area * plot_ratio
     floor_area[rng.random(n) < 0.02] = np.nan
     footprint = area * np.clip(rng.normal(0.45, 0.1, n), 0.1, 0.8)
@@ -329,10 +329,12 @@ def make_frames(
     )
 
     # --- enterprise figures (万元, tce, 万kWh, t, persons) ---
-    above = rng.random(n_ent) < 0.35
-    main_rev = np.where(
-        above, 2000 * rng.lognormal(0.8, 0.9, n_ent), np.clip(rng.lognormal(np.log(500), 0.8, n_ent), 10, 1999)
-    )
+    # Revenue scales with the land an enterprise uses (万元 per 亩, lognormal), as in real parks,
+    # so that per-mu indicators spread realistically and about a third of the parcels get flagged.
+    own_land = np.bincount(owner_of_held, weights=area[held_idx], minlength=n_owner) if n_held else np.zeros(n_owner)
+    ent_mu = np.concatenate([own_land, area[lo_first] * 0.25]) / (2000 / 3)
+    main_rev = np.maximum(ent_mu * rng.lognormal(np.log(150), 0.6, n_ent), 10.0)
+    above = main_rev >= 2000
     sales = main_rev * rng.uniform(1.0, 1.15, n_ent)
     tax = sales * rng.lognormal(np.log(0.035), 0.5, n_ent)
     value_added = sales * rng.uniform(0.15, 0.35, n_ent)

@@ -45,17 +45,22 @@ class Problems:
         n = len(rows_arr)
         if n == 0:
             return
+        texts: list[str] | np.ndarray
         if values is None:
-            vals = np.full(n, "", dtype=object)
+            texts = [""] * n
+        elif isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
+            # Text cells as they are, missing ones empty: what _text gives, without a loop per row.
+            texts = values.to_numpy(dtype=object, na_value="")
         else:
             vals = np.asarray(list(values) if not isinstance(values, (pd.Series, np.ndarray)) else values, dtype=object)
+            texts = [_text(v) for v in vals]
         prob = problem.to_numpy(dtype=object) if isinstance(problem, pd.Series) else problem
         frame = pd.DataFrame(
             {
                 "file": file,
                 "row": rows_arr,
                 "field": field,
-                "value": [_text(v) for v in vals],
+                "value": texts,
                 "problem": prob,
                 "severity": severity,
                 "action": action,

@@ -9,11 +9,14 @@ evaluation; warnings keep the row and say what was done.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyproj import CRS
 
@@ -21,8 +24,8 @@ from geo_eval.crs import fix_prefix_mismatch, gk_epsg, prefixed_zone_from_eastin
 from geo_eval.fields import PARCEL_FIELDS, TABLE_FIELDS, Field
 from geo_eval.problems import FATAL, INFO, WARNING, Problems
 from geo_eval.rating import INDUSTRY_CODE_PATTERN
-from geo_eval.table import Table
-from geo_eval.uscc import normalize_uscc, uscc_problems
+from geo_eval.table import Table, arrow_mask, arrow_strings, ascii_matrix
+from geo_eval.uscc import USCC_REASONS, normalize_uscc, uscc_problem_kinds
 
 ABOVE_SCALE_REVENUE = 2000.0
 """规上: main-business revenue ≥ 20 million yuan = 2000 万元 (domain.md §1)."""
@@ -45,13 +48,90 @@ class Inputs:
     notes: list[str] = field(default_factory=list)
 
 
+# Characters that NFKC leaves alone in any context: no compatibility or canonical mapping, not a
+# combining mark and never the second half of a canonical composition. Checked against
+# ``unicodedata`` (ASCII, CJK punctuation, the CJK Unified Ideograph blocks); anything else, such as
+# full-width forms (（，：０Ａ) or compatibility ideographs, sends the cell through Python's NFKC.
+_NFKC_STABLE = (
+    r"\x{0}-\x{7F}\x{B7}\x{2014}\x{2018}\x{2019}\x{201C}\x{201D}\x{3001}\x{3002}\x{3008}-\x{3011}"
+    r"\x{3014}-\x{301B}\x{3400}-\x{4DBF}\x{4E00}-\x{9FFF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2EBEF}"
+    r"\x{30000}-\x{323AF}"
+)
+_NFKC_SUSPECT = "[^" + _NFKC_STABLE + "]"
+_SAMPLE = 10_000  # rows looked at to guess whether a column has few distinct values
+
+
+def _nfkc_suspects(arr: pa.Array) -> np.ndarray:
+    """Cells holding a character outside :data:`_NFKC_STABLE` (which NFKC may change)."""
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:
+        return np.zeros(len(arr), dtype=bool)
+    if len(arr) > 4 * _SAMPLE and pc.count_distinct(arr.slice(0, _SAMPLE)).as_py() < _SAMPLE // 10:
+        # Few distinct values (县区, 园区, 是/否 …): look at each value once.
+        enc = pc.dictionary_encode(arr)
+        per_value = arrow_mask(pc.match_substring_regex(enc.dictionary, _NFKC_SUSPECT))
+        if not per_value.any():
+            return np.zeros(len(arr), dtype=bool)
+        return arrow_mask(pc.take(pa.array(per_value), enc.indices))
+    return arrow_mask(pc.match_substring_regex(arr, _NFKC_SUSPECT))
+
+
+def _nfkc(s: pd.Series) -> pd.Series:
+    """``s.astype("string").str.normalize("NFKC")``, calling Python only on cells it may change."""
+    out = s.astype("string")
+    suspect = _nfkc_suspects(arrow_strings(out))
+    if suspect.any():
+        out = out.copy()
+        out.iloc[suspect] = out.iloc[suspect].str.normalize("NFKC")
+    return out
+
+
 def _text(s: pd.Series) -> pd.Series:
-    out = s.astype("string").str.normalize("NFKC").str.strip()
+    out = _nfkc(s).str.strip()
     return out.mask(out == "", pd.NA)
 
 
 def _rows(t: Table, mask: pd.Series | np.ndarray) -> np.ndarray:
     return t.frame["source_row"].to_numpy()[np.asarray(mask, dtype=bool)]
+
+
+_NUMBER_TOKENS_NA = ["", "-", "—", "/", "无", "nan", "NaN", "None"]
+# Plain non-negative decimals short enough (≤ 15 characters, so ≤ 15 digits) that every parser
+# rounds them the same way: Arrow's cast gives exactly what ``pd.to_numeric`` gives.
+_PLAIN_NUMBER_OR_EMPTY = r"^([0-9]+(\.[0-9]+)?)?$"
+_PLAIN_MAX_CHARS = 15
+# Integers whose value ``pd.to_numeric`` may take from the int or the float parse depending on the
+# rest of the column ("-0", ≥ 16 digits): such a column is converted as a whole.
+_MODE_DEPENDENT_INT = r"^(-[0-9]+|\+?[0-9]{16,})$"
+
+
+def _text_numbers_slow(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Values, bad-cell mask and cleaned text: full-width digits folded, separators and blanks removed."""
+    s = raw.astype("string").str.normalize("NFKC").str.replace(r"[,\s]", "", regex=True)
+    s = s.mask(s.isin(_NUMBER_TOKENS_NA), pd.NA)
+    values = pd.to_numeric(s, errors="coerce").astype(float)
+    bad = (s.notna() & values.isna()).fillna(False).astype(bool)
+    return values, bad, s
+
+
+def _text_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """:func:`_text_numbers_slow` for a text column, with plain numbers and blanks cast by Arrow."""
+    arr = arrow_strings(raw)
+    length = np.asarray(pc.fill_null(pc.binary_length(arr), -1).to_numpy(zero_copy_only=False))
+    plain_or_empty = arrow_mask(pc.match_substring_regex(arr, _PLAIN_NUMBER_OR_EMPTY)) & (length <= _PLAIN_MAX_CHARS)
+    plain = plain_or_empty & (length > 0)
+    cast = pc.cast(pc.if_else(pa.array(plain), arr, pa.scalar(None, arr.type)), pa.float64())
+    numbers = np.asarray(cast.to_numpy(zero_copy_only=False), dtype=float)
+    rest = ~plain_or_empty & (length >= 0)  # neither a plain number, nor empty, nor missing
+    if not rest.any():
+        return pd.Series(numbers, index=raw.index), pd.Series(False, index=raw.index)
+    sub_values, sub_bad, cleaned = _text_numbers_slow(raw.iloc[rest])
+    if cleaned.str.fullmatch(_MODE_DEPENDENT_INT).fillna(False).any():
+        values, bad, _ = _text_numbers_slow(raw)
+        return values, bad
+    numbers[rest] = sub_values.to_numpy()
+    bad_cells = np.zeros(len(raw), dtype=bool)
+    bad_cells[rest] = sub_bad.to_numpy()
+    return pd.Series(numbers, index=raw.index), pd.Series(bad_cells, index=raw.index)
 
 
 def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
@@ -60,11 +140,10 @@ def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         values = raw.astype(float)
         bad = pd.Series(False, index=raw.index)
+    elif isinstance(raw.dtype, pd.StringDtype):
+        values, bad = _text_numbers(raw)
     else:
-        s = raw.astype("string").str.normalize("NFKC").str.replace(r"[,\s]", "", regex=True)
-        s = s.mask(s.isin(["", "-", "—", "/", "无", "nan", "NaN", "None"]), pd.NA)
-        values = pd.to_numeric(s, errors="coerce").astype(float)
-        bad = (s.notna() & values.isna()).fillna(False).astype(bool)
+        values, bad, _ = _text_numbers_slow(raw)
     header = t.headers.get(f.name, f.label)
     if bad.any():
         problems.add(
@@ -94,21 +173,57 @@ def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
     return values * factor if factor != 1.0 else values
 
 
+_ISO_DATE = r"^(19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+
+
+def _iso_dates(s: pd.Series) -> np.ndarray | None:
+    """``datetime64[ns]`` values when every present cell is a real ``YYYY-MM-DD`` date (1900–2199).
+
+    ``None`` when any cell is written otherwise (or names a day that does not exist): those go
+    through pandas' parsers as before.
+    """
+    arr = arrow_strings(s)
+    present = arrow_mask(pc.is_valid(arr))
+    if not present.any() or not np.array_equal(arrow_mask(pc.match_substring_regex(arr, _ISO_DATE)), present):
+        return None
+    d = ascii_matrix(arr.filter(pa.array(present)), 10).astype(np.int64) - ord("0")
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month = d[:, 5] * 10 + d[:, 6]
+    day = d[:, 8] * 10 + d[:, 9]
+    if ((month < 1) | (month > 12) | (day < 1)).any():
+        return None
+    months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
+    first = months.astype("datetime64[D]")
+    length = ((months + 1).astype("datetime64[D]") - first).astype(np.int64)
+    if (day > length).any():
+        return None
+    out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[present] = (first + (day - 1).astype("timedelta64[D]")).astype("datetime64[ns]")
+    return out
+
+
 def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
     """A date column; unreadable dates are warnings and treated as empty."""
     raw = t.frame[f.name]
     if pd.api.types.is_datetime64_any_dtype(raw):
         return pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else pd.to_datetime(raw)
-    obj = raw.astype(object)
-    is_num = obj.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v)
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-    if is_num.any():  # Excel serial dates
-        out[is_num] = pd.to_datetime(obj[is_num].astype(float), unit="D", origin="1899-12-30")
-    is_dt = obj.map(lambda v: isinstance(v, (dt.date, pd.Timestamp)))
-    if is_dt.any():
-        out[is_dt] = pd.to_datetime(obj[is_dt].astype(str).str.slice(0, 19))
-    rest = ~is_num & ~is_dt
-    s = _text(obj[rest].astype(object).where(obj[rest].notna(), None))
+    if isinstance(raw.dtype, pd.StringDtype):  # text cells only (csv, text attributes)
+        rest = pd.Series(True, index=raw.index)
+        s = _text(raw)
+        iso = _iso_dates(s)
+        if iso is not None:  # every date written 2024-05-01: nothing to report
+            return pd.Series(iso, index=raw.index)
+    else:
+        obj = raw.astype(object)
+        is_num = obj.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v)
+        if is_num.any():  # Excel serial dates
+            out[is_num] = pd.to_datetime(obj[is_num].astype(float), unit="D", origin="1899-12-30")
+        is_dt = obj.map(lambda v: isinstance(v, (dt.date, pd.Timestamp)))
+        if is_dt.any():
+            out[is_dt] = pd.to_datetime(obj[is_dt].astype(str).str.slice(0, 19))
+        rest = ~is_num & ~is_dt
+        s = _text(obj[rest].astype(object).where(obj[rest].notna(), None))
     s = (
         s.str.replace("年", "-")
         .str.replace("月", "-")
@@ -139,7 +254,7 @@ def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
 def parse_bools(t: Table, f: Field, problems: Problems) -> pd.Series:
     """A yes/no column (是/否, Y/N, 1/0 …); anything else is a warning and treated as empty."""
     raw = t.frame[f.name]
-    s = raw.astype("string").str.normalize("NFKC").str.strip().str.lower().fillna("")
+    s = _nfkc(raw).str.strip().str.lower().fillna("")
     out = pd.Series(pd.NA, index=raw.index, dtype="boolean")
     out[s.isin(_TRUE)] = True
     out[s.isin(_FALSE - {""})] = False
@@ -218,11 +333,49 @@ def _required(t: Table, df: pd.DataFrame, name: str, problems: Problems, severit
         )
 
 
-def _duplicates(t: Table, df: pd.DataFrame, name: str, problems: Problems, what: str) -> None:
+def _codes(key: pd.Series) -> np.ndarray:
+    """Keys numbered in order of first appearance (as :func:`pandas.factorize`); missing → -1."""
+    if isinstance(key.dtype, pd.StringDtype):
+        enc = pc.dictionary_encode(arrow_strings(key))
+        codes = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        seen = np.maximum.accumulate(codes) if len(codes) else codes
+        new = codes > np.concatenate(([-1], seen[:-1]))
+        if np.array_equal(codes[new], np.arange(int(new.sum()))):
+            return codes
+    return np.asarray(pd.factorize(key)[0], dtype=np.int64)
+
+
+def _repeats(key: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """For each row: its key is present and appears more than once; it is the key's first row."""
+    codes = _codes(key)
+    present = codes >= 0
+    counts = np.bincount(codes[present])
+    dup = present & (counts[np.where(present, codes, 0)] > 1) if len(counts) else present
+    seen = np.maximum.accumulate(codes) if len(codes) else codes
+    first = present & (codes > np.concatenate(([-1], seen[:-1])))
+    return dup, first
+
+
+def _duplicates(
+    t: Table,
+    df: pd.DataFrame,
+    name: str,
+    problems: Problems,
+    what: str,
+    repeats: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Report every row of a repeated key; return which rows hold a key's first occurrence."""
     key = df[name]
-    dup = key.notna() & key.duplicated(keep=False)
+    repeated, first_row = repeats if repeats is not None else _repeats(key)
+    dup = pd.Series(repeated, index=key.index)
     if dup.any():
-        first = df.loc[dup].groupby(name)["source_row"].transform(lambda r: "、".join(str(x) for x in r))
+        # Per duplicated key, its rows in file order ("3、17").
+        keys = key[dup].to_numpy(dtype=object)
+        rows: dict[object, list[str]] = {}
+        for k, r in zip(keys, df.loc[dup, "source_row"].to_numpy(), strict=True):
+            rows.setdefault(k, []).append(str(r))
+        joined = {k: "、".join(v) for k, v in rows.items()}
+        first = pd.Series([joined[k] for k in keys], index=key.index[dup.to_numpy()], dtype=object)
         problems.add(
             file=t.file,
             rows=_rows(t, dup),
@@ -233,15 +386,25 @@ def _duplicates(t: Table, df: pd.DataFrame, name: str, problems: Problems, what:
             problem="重复的" + what + "（出现在第 " + first.astype(str) + " 行）",
             action="请删除或合并重复行后重新运行",
         )
+    return first_row
 
 
-def _uscc_check(t: Table, df: pd.DataFrame, name: str, problems: Problems) -> None:
+def _uscc_kinds(df: pd.DataFrame, name: str) -> tuple[pd.Series, np.ndarray]:
+    """The present codes of column ``name`` and their check results (:func:`uscc_problem_kinds`)."""
     codes = df[name]
-    present = codes.notna()
-    reasons = uscc_problems(codes[present])
-    bad = reasons != ""
+    present = codes[codes.notna()]
+    return present, uscc_problem_kinds(present)
+
+
+def _uscc_check(
+    t: Table, df: pd.DataFrame, name: str, problems: Problems, checked: tuple[pd.Series, np.ndarray] | None = None
+) -> None:
+    codes = df[name]
+    present, kinds = checked if checked is not None else _uscc_kinds(df, name)
+    bad = kinds != 0
     if bad.any():
-        idx = reasons.index[bad]
+        idx = present.index[bad]
+        reasons = pd.Series(np.array(USCC_REASONS, dtype=object)[kinds[bad]], index=idx, dtype=object)
         problems.add(
             file=t.file,
             rows=df.loc[idx, "source_row"].to_numpy(),
@@ -249,7 +412,7 @@ def _uscc_check(t: Table, df: pd.DataFrame, name: str, problems: Problems) -> No
             values=codes[idx],
             severity=WARNING,
             code="uscc_invalid",
-            problem="统一社会信用代码校验不通过：" + reasons[bad],
+            problem="统一社会信用代码校验不通过：" + reasons,
             action="保留该行并照常评价；请向登记机关核实代码",
         )
 
@@ -273,7 +436,7 @@ def validate_enterprises(t: Table, problems: Problems) -> pd.DataFrame:
     _required(t, df, "county", problems, FATAL, "请补全县区（评价按县区排名）后重新运行")
     _required(t, df, "tax", problems, FATAL, "请填写税收（无税收填 0）后重新运行")
     _required(t, df, "name", problems, WARNING, "保留该行并照常评价")
-    _duplicates(t, df, "uscc", problems, "统一社会信用代码")
+    first_row = _duplicates(t, df, "uscc", problems, "统一社会信用代码")
     _uscc_check(t, df, "uscc", problems)
     for col in (
         "park",
@@ -337,12 +500,14 @@ def validate_enterprises(t: Table, problems: Problems) -> pd.DataFrame:
             problem="行业代码不符合 GB/T 4754-2017（如 C3360）",
             action="保留该行；不参与按行业判定的规则",
         )
-    keep = df["uscc"].notna() & ~blank
-    df = df.loc[keep & ~df["uscc"].duplicated(keep="first")]
+    keep = first_row & ~blank
+    df = df.loc[keep]
     return df.set_index("uscc", drop=True)
 
 
-def _repair_geometries(t: Table, geoms: gpd.GeoSeries, problems: Problems) -> tuple[gpd.GeoSeries, np.ndarray]:
+def _repair_geometries(
+    t: Table, geoms: gpd.GeoSeries, problems: Problems, valid: np.ndarray
+) -> tuple[gpd.GeoSeries, np.ndarray]:
     arr = geoms.to_numpy()
     missing = shapely.is_missing(arr) | shapely.is_empty(arr)
     if missing.any():
@@ -369,7 +534,7 @@ def _repair_geometries(t: Table, geoms: gpd.GeoSeries, problems: Problems) -> tu
             problem="宗地图形不是面（多边形）",
             action="请提供面状宗地后重新运行",
         )
-    invalid = ~missing & polygonal & ~shapely.is_valid(arr)
+    invalid = ~missing & polygonal & ~valid
     ok = ~missing & polygonal
     if invalid.any():
         bad = arr[invalid]
@@ -424,9 +589,11 @@ def _polygonal_part(g: shapely.Geometry) -> shapely.Geometry | None:
     return shapely.union_all(parts)
 
 
-def _resolve_crs(t: Table, geoms: gpd.GeoSeries, override: str | None, problems: Problems) -> CRS | None:
-    b = geoms.total_bounds if len(geoms) else np.array([np.nan] * 4)
-    x = float(b[0]) if np.isfinite(b[0]) else np.nan
+def _resolve_crs(
+    t: Table, geoms: gpd.GeoSeries, override: str | None, problems: Problems, bounds: np.ndarray
+) -> CRS | None:
+    """The CRS to measure in; ``bounds`` are the layer's total bounds (NaN when empty)."""
+    x = float(bounds[0]) if np.isfinite(bounds[0]) else np.nan
     if geoms.crs is not None and override and not CRS.from_user_input(geoms.crs).equals(CRS.from_user_input(override)):
         problems.add(
             file=t.file,
@@ -495,15 +662,23 @@ def validate_parcels(
     t: Table, geoms: gpd.GeoSeries, problems: Problems, *, crs_override: str | None = None
 ) -> gpd.GeoDataFrame:
     """Typed parcel layer indexed by ``parcel_id``, geometries repaired where safe."""
-    _report_units(t, problems)
-    df = typed_frame(t, problems)
-    crs = _resolve_crs(t, geoms, crs_override, problems)
-    geoms, geom_ok = _repair_geometries(t, geoms, problems)
+    bounds = geoms.total_bounds if len(geoms) else np.array([np.nan] * 4)
+    # GEOS checks validity without the GIL: let it run beside the attribute checks (which do not
+    # touch the geometries).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        validity = pool.submit(shapely.is_valid, geoms.to_numpy())
+        _report_units(t, problems)
+        df = typed_frame(t, problems)
+        crs = _resolve_crs(t, geoms, crs_override, problems, bounds)
+        repeats = _repeats(df["parcel_id"])
+        holders = _uscc_kinds(df, "holder_uscc")
+        valid = validity.result()
+    geoms, geom_ok = _repair_geometries(t, geoms, problems, valid)
     _required(t, df, "parcel_id", problems, FATAL, "请补全宗地代码后重新运行")
-    _duplicates(t, df, "parcel_id", problems, "宗地代码")
+    first_row = _duplicates(t, df, "parcel_id", problems, "宗地代码", repeats)
     _required(t, df, "county", problems, WARNING, "保留该宗地")
     _required(t, df, "park", problems, WARNING, "保留该宗地；园区汇总中计入“未注明园区”")
-    _uscc_check(t, df, "holder_uscc", problems)
+    _uscc_check(t, df, "holder_uscc", problems, holders)
     no_holder = df["holder_uscc"].isna() & df["parcel_id"].notna()
     if no_holder.any():
         problems.add(
@@ -547,7 +722,7 @@ def validate_parcels(
                 problem="比例超出0–1范围",
                 action="请改为0–1之间的比例后重新运行",
             )
-    keep = df["parcel_id"].notna() & ~df["parcel_id"].duplicated(keep="first") & geom_ok
+    keep = pd.Series(first_row & geom_ok, index=df.index)
     gdf = gpd.GeoDataFrame(df, geometry=geoms.to_numpy(), crs=crs)
     gdf = gdf.loc[keep.to_numpy()]
     return gdf.set_index("parcel_id", drop=True)

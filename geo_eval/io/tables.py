@@ -8,18 +8,25 @@ factor of each column.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import mmap
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from geo_eval.errors import DatasetError, InputFileError
 from geo_eval.fields import TABLE_FIELDS, UNIT_FACTORS, Field, header_lookup, normalize_header
-from geo_eval.table import Table
+from geo_eval.table import Table, arrow_mask
 
 HEADER_SCAN_ROWS = 15
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # what pandas reads csv text cells as
 
 
 def map_headers(table: str, headers: list[object]) -> tuple[dict[int, Field], dict[int, str], list[str]]:
@@ -131,12 +138,33 @@ def read_xlsx(path: Path, table: str, *, sheet: str | None = None, display: str 
 
 def detect_text_encoding(path: Path) -> str:
     """``utf-8-sig`` when the file decodes as UTF-8, else ``gb18030`` (a superset of GBK)."""
-    data = path.read_bytes()
+    return _text_encoding(path.read_bytes())
+
+
+Bytes = bytes | mmap.mmap
+
+
+def _text_encoding(data: Bytes) -> str:
+    return "utf-8-sig" if _is_utf8(data) else "gb18030"
+
+
+def _file_bytes(path: Path) -> Bytes:
+    """The file's bytes, memory-mapped (read from the page cache, not copied) where possible."""
+    with path.open("rb") as fh:
+        try:
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # an empty file, or one that cannot be mapped
+            return fh.read()
+
+
+def _is_utf8(data: Bytes) -> bool:
+    """Whether ``data`` decodes as (strict) UTF-8, checked by Arrow without building a str."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
     try:
-        data.decode("utf-8")
-        return "utf-8-sig"
-    except UnicodeDecodeError:
-        return "gb18030"
+        pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def read_csv(path: Path, table: str, *, encoding: str | None = None, display: str | None = None) -> Table:
@@ -144,12 +172,23 @@ def read_csv(path: Path, table: str, *, encoding: str | None = None, display: st
     file = display or path.name
     if not path.is_file():
         raise InputFileError(f"找不到文件 {path}")
-    enc = encoding or detect_text_encoding(path)
+    data = _file_bytes(path)
+    enc = encoding or _text_encoding(data)
+    checked = encoding is None and enc == "utf-8-sig"  # just validated as UTF-8
     with path.open(encoding=enc, newline="") as fh:
         head = [row for _, row in zip(range(HEADER_SCAN_ROWS), csv.reader(fh), strict=False)]
     h = detect_header_row(table, [list(r) for r in head])
     if h < 0:
         raise DatasetError(f"{file}：前 {HEADER_SCAN_ROWS} 行中找不到表头（如“统一社会信用代码”“宗地代码”）。")
+    t = _read_csv_arrow(data, enc, head, h, table, file, checked=checked)
+    if t is None:
+        t = _read_csv_pandas(path, enc, h, table, file)
+    check_columns(t)
+    return t
+
+
+def _read_csv_pandas(path: Path, enc: str, h: int, table: str, file: str) -> Table:
+    """The general reader: every cell as text (blank lines, ragged rows, any line breaks)."""
     text = path.read_text(encoding=enc)
     raw = pd.read_csv(
         io.StringIO(text),
@@ -160,9 +199,117 @@ def read_csv(path: Path, table: str, *, encoding: str | None = None, display: st
         na_values=[],
         skip_blank_lines=False,
     )
-    t = _finish(table, file, raw, 0, first_line=h + 1)
-    check_columns(t)
-    return t
+    return _finish(table, file, raw, 0, first_line=h + 1)
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _utf8_body(data: Bytes, enc: str, *, checked: bool) -> tuple[Bytes, int] | None:
+    """The file as UTF-8 and where its text starts (after a BOM), as :meth:`Path.read_text` would
+    decode it; ``None`` if it would not."""
+    name = codecs.lookup(enc).name
+    if name in ("utf-8", "utf-8-sig"):
+        begin = 0
+        if data[: len(_UTF8_BOM)] == _UTF8_BOM:
+            if name == "utf-8":  # the BOM stays in the text (and in the first header)
+                return None
+            begin = len(_UTF8_BOM)
+        return (data, begin) if checked or _is_utf8(data) else None
+    try:
+        return str(data, enc).encode("utf-8"), 0
+    except (UnicodeError, LookupError):
+        return None
+
+
+def _read_csv_arrow(
+    data: Bytes, enc: str, head: list[list[str]], h: int, table: str, file: str, *, checked: bool
+) -> Table | None:
+    """Arrow's multi-threaded reader for the common case, cell for cell what the pandas reader gives.
+
+    ``None`` (use :func:`_read_csv_pandas`) for what Arrow reads differently: blank lines, rows
+    with too few or too many cells, carriage returns inside quoted cells (``read_text`` turns them
+    into line feeds) and line breaks inside the title lines above the header.
+    """
+    if any("\r" in c or "\n" in c for row in head[:h] for c in row):
+        return None
+    utf8 = _utf8_body(data, enc, checked=checked)
+    if utf8 is None:
+        return None
+    body, start = utf8
+    for i, m in enumerate(_LINE_END.finditer(body, start)):
+        if i == h:
+            break
+        start = m.end()
+    else:
+        if h:
+            return None
+    ncols = len(head[h])
+    try:
+        tbl = pacsv.read_csv(
+            pa.py_buffer(memoryview(body)[start:]),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f"f{i}": pa.large_string() for i in range(ncols)},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                null_values=[],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if tbl.num_columns != ncols or any(not pa.types.is_large_string(c.type) for c in tbl.columns):
+        return None
+    if body.find(b"\r", start) >= 0 and any(pc.any(pc.match_substring(c, "\r")).as_py() for c in tbl.columns):
+        return None
+    any_value, blank = _blank_rows(tbl.slice(1))
+    if blank.size and any(body.find(pair) >= 0 for pair in (b"\n\n", b"\r\r", b"\n\r")):
+        return None  # perhaps a blank line, which pandas reads as a row of missing cells
+    return _finish_arrow(table, file, tbl, any_value, first_line=h + 1)
+
+
+def _blank_rows(body: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows have a cell that is not blank after trimming, and the rows whose cells are all ``""``."""
+    n = body.num_rows
+    any_value = np.zeros(n, dtype=bool)
+    undecided = np.arange(n)  # most rows are settled by their first cell
+    for col in body.columns:
+        if not len(undecided):
+            break
+        cells = col if len(undecided) == n else col.take(pa.array(undecided))
+        filled = arrow_mask(pc.greater(pc.binary_length(pc.utf8_trim_whitespace(cells)), 0))
+        any_value[undecided[filled]] = True
+        undecided = undecided[~filled]
+    for col in body.columns:
+        if not len(undecided):
+            break
+        undecided = undecided[arrow_mask(pc.equal(pc.binary_length(col.take(pa.array(undecided))), 0))]
+    return any_value, undecided
+
+
+def _finish_arrow(table: str, file: str, tbl: pa.Table, any_value: np.ndarray, first_line: int) -> Table:
+    """:func:`_finish` for a table read by Arrow: row 0 is the header, every cell text."""
+    headers: list[object] = [c[0].as_py() if len(c) else None for c in tbl.columns]
+    found, units, unknown = map_headers(table, headers)
+    body = tbl.slice(1)
+    last = int(np.flatnonzero(any_value)[-1]) + 1 if any_value.any() else 0
+    body = body.slice(0, last)
+    cols: dict[str, pd.Series] = {}
+    hdrs: dict[str, str] = {}
+    factors: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    for i, f in found.items():
+        cols[f.name] = pd.Series(pd.array(body.column(i).combine_chunks(), dtype=_TEXT))
+        hdrs[f.name] = str(headers[i])
+        factors[f.name], note = _unit_factor(f, units[i], file, str(headers[i]))
+        if note:
+            notes[f.name] = note
+    frame = pd.DataFrame(cols, index=pd.RangeIndex(last))
+    frame["source_row"] = np.arange(last, dtype=np.int64) + 1 + first_line
+    frame["_empty"] = ~any_value[:last]
+    return Table(table, file, frame, hdrs, factors, unknown, notes)
 
 
 def read_table(

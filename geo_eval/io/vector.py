@@ -7,6 +7,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 
 from geo_eval.errors import InputFileError
@@ -71,7 +72,7 @@ def read_parcel_layer(
     cols = {}
     headers = {}
     for i, f in found.items():
-        cols[f.name] = gdf[attrs[i]].reset_index(drop=True)
+        cols[f.name] = _one_chunk(gdf[attrs[i]].reset_index(drop=True))
         headers[f.name] = attrs[i]
     frame = pd.DataFrame(cols)
     frame["source_row"] = np.arange(1, len(gdf) + 1, dtype=np.int64)
@@ -86,3 +87,12 @@ def read_parcel_layer(
     check_columns(t)
     geoms = gpd.GeoSeries(gdf.geometry.to_numpy(), crs=gdf.crs)
     return t, geoms
+
+
+def _one_chunk(s: pd.Series) -> pd.Series:
+    """An Arrow-backed text column in one piece (later checks run column-wide Arrow kernels)."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        arr = pa.array(s.array)
+        if isinstance(arr, pa.ChunkedArray) and arr.num_chunks > 1:
+            return pd.Series(pd.array(arr.combine_chunks(), dtype=s.dtype), index=s.index, name=s.name)
+    return s
