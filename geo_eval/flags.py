@@ -96,11 +96,16 @@ def full_years_reached(start: pd.Series, end: pd.Timestamp, years: int) -> pd.Se
 
 def normalize_delay_cause(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Canonical cause codes (codes or Chinese names accepted) and a mask of unrecognised values."""
-    s = values.astype("string").str.strip()
-    by_name = {v: k for k, v in DELAY_CAUSES.items()}
-    code = s.str.lower().where(s.str.lower().isin(list(DELAY_CAUSES)), s.map(by_name))
-    bad = s.notna() & (s != "") & code.isna()
-    return code, bad.fillna(False).astype(bool)
+    code = pd.Series(pd.NA, index=values.index, dtype="string")
+    bad = pd.Series(False, index=values.index)
+    given = values.notna().to_numpy()
+    if given.any():  # most parcels have no cause: look at the given ones only
+        s = values[given].astype("string").str.strip()
+        by_name = {v: k for k, v in DELAY_CAUSES.items()}
+        c = s.str.lower().where(s.str.lower().isin(list(DELAY_CAUSES)), s.map(by_name))
+        code[given] = c
+        bad[given] = ((s != "") & c.isna()).fillna(False).astype(bool)
+    return code, bad
 
 
 def _fmt(x: pd.Series, digits: int = 2) -> pd.Series:
@@ -195,9 +200,9 @@ class _Builder:
 
 
 def _user_names(users: np.ndarray, main_name: np.ndarray, enterprises: pd.DataFrame) -> np.ndarray:
-    """Names of the ";"-joined users of each parcel, joined with "；"; a single user is the main user."""
+    """Names of the ";"-joined users of the given parcels, joined with "；"; a single user is the main user."""
     out = np.where(pd.isna(main_name), "", main_name).astype(object)
-    multi = np.flatnonzero(np.char.find(users.astype(str), ";") >= 0)
+    multi = np.flatnonzero(pd.Series(users, dtype=object).str.contains(";", regex=False).fillna(False).to_numpy())
     if len(multi):
         codes = pd.Series(users[multi], index=multi).str.split(";").explode()
         names = pd.Series(codes.map(enterprises["name"]).to_numpy(dtype=object), index=codes.index).fillna("")
@@ -635,8 +640,9 @@ def flag_parcels(
         flags = pd.concat([flags, b2.frame()], ignore_index=True)
     fpos = flags["_pos"].to_numpy(dtype=np.int64)
     cand_pos = np.unique(fpos[(flags["flag"] == "renewal_candidate").to_numpy()])
-    names = _user_names(b.users, p["main_user_name"].to_numpy(dtype=object), e)
-    flags["enterprise_names"] = names[fpos]
+    flagged = np.unique(fpos)
+    names = _user_names(b.users[flagged], p["main_user_name"].to_numpy(dtype=object)[flagged], e)
+    flags["enterprise_names"] = names[np.searchsorted(flagged, fpos)]
     flag_order = flags["flag"].map({k: i for i, k in enumerate(FLAG_LABELS)}).to_numpy()
     rule_codes = pd.factorize(flags["rule_id"], sort=True)[0]
     order = np.lexsort((rule_codes, flag_order, fpos))
