@@ -5,8 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 SCHEME ?= lianyungang
+# the service (geo-eval serve): its database and registered runs, and where it listens
+export GEO_EVAL_DATA_DIR ?= $(OUT)/service
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_SERVE ?= 1
+DEMO_PARK ?= 海滨高新技术产业园
 
-.PHONY: install demo test lint format typecheck bench clean
+.PHONY: install demo serve test lint format typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,9 +22,31 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make demo`: evaluate the sample for 2024 and 2025, register both runs, make one demo user per role
+# (printing their tokens), then serve at http://$(HOST):$(PORT)/ until Ctrl-C (DEMO_SERVE=0: no serving).
 demo: $(STAMP)
 	$(BIN)/geo-eval evaluate sample_parcels/2024 --scheme $(SCHEME) --out $(OUT)/2024 --overwrite
 	$(BIN)/geo-eval evaluate sample_parcels/2025 --scheme $(SCHEME) --out $(OUT)/2025 --previous $(OUT)/2024 --overwrite
+	$(BIN)/geo-eval runs add $(OUT)/2024
+	$(BIN)/geo-eval runs add $(OUT)/2025
+	@echo "演示用户（数据目录 $(GEO_EVAL_DATA_DIR)；令牌每次 make demo 重新生成，只显示这一次）："
+	@set -e; \
+	for spec in "admin demo-admin" "reviewer demo-reviewer" "committee demo-committee"; do \
+	  set -- $$spec; \
+	  if [ "$$1" = committee ]; then park="--park=$(DEMO_PARK)"; else park=""; fi; \
+	  token=$$($(BIN)/geo-eval users add "$$2" --role "$$1" $$park --replace | tail -n 1); \
+	  printf '  %-10s %-15s %s\n' "$$1" "$$2" "$$token"; \
+	done
+	@echo "园区管委会 demo-committee 只能查看 $(DEMO_PARK)。浏览器登录：http://$(HOST):$(PORT)/login（用户名 + 令牌）；"
+	@echo "脚本：curl -H 'Authorization: Bearer 令牌' http://$(HOST):$(PORT)/api/runs"
+ifneq ($(DEMO_SERVE),0)
+	GEO_EVAL_DEMO=1 $(BIN)/geo-eval serve --host $(HOST) --port $(PORT)
+endif
+
+# `make serve`: serve the runs already registered under GEO_EVAL_DATA_DIR (needs GEO_EVAL_SECRET_KEY,
+# or GEO_EVAL_DEMO=1 for a throwaway key)
+serve: $(STAMP)
+	$(BIN)/geo-eval serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -34,6 +62,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_bench
+	$(BIN)/python -m bench.bench_service
 
 clean:
 	rm -rf $(OUT) bench/data bench/out .pytest_cache .ruff_cache .mypy_cache

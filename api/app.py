@@ -51,6 +51,7 @@ OPENAPI_TAGS = [
     {"name": "排名", "description": "企业排名 JSON 与下载"},
     {"name": "宗地与标记", "description": "GeoJSON（EPSG:4326），按范围筛选、分页"},
     {"name": "复核", "description": "标记复核与审计记录"},
+    {"name": "地图", "description": "园区地图（Folium 页面，资源全部由本服务提供）、大园区的矢量瓦片与搜索索引"},
 ]
 
 

@@ -8,6 +8,12 @@
 ``GEO_EVAL_DEMO``         demo mode: a placeholder secret is replaced by a random one per process
 ``GEO_EVAL_COOKIE_SECURE`` send the session cookie only over HTTPS (default true; browsers accept
                           secure cookies from http://localhost and http://127.0.0.1 too)
+``GEO_EVAL_TIANDITU_KEY`` 天地图 key for the maps' optional 天地图 basemap (``?basemap=tianditu``)
+``GEO_EVAL_MAP_TILE_THRESHOLD`` above this many parcels a map draws them from vector tiles
+                          (default ``geo_eval.maps.TILE_THRESHOLD``, 5000)
+``GEO_EVAL_PARKS_LAYER``  park outlines for the maps (a GeoPackage with a ``park``/``园区`` column);
+                          default: a ``parks.gpkg`` beside the run's dataset or its layers, else the
+                          union of each park's parcels
 ========================  ===========================================================================
 """
 
@@ -64,6 +70,11 @@ class Settings(BaseSettings):
     run_cache_size: int = Field(default=4, ge=1, description="内存中缓存的评价批次数")
     page_limit: int = Field(default=1000, ge=1, description="GeoJSON 每页默认要素数")
     max_page_limit: int = Field(default=10000, ge=1, description="GeoJSON 每页最多要素数")
+    tianditu_key: str | None = Field(default=None, description="天地图密钥（地图可选天地图底图）")
+    map_tile_threshold: int | None = Field(
+        default=None, ge=0, description="地块数超过此值时地图以矢量瓦片显示（默认 5000）"
+    )
+    parks_layer: Path | None = Field(default=None, description="园区边界图层（GeoPackage，含“园区”或 park 字段）")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Self:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.routing import NoMatchFound
 
 from api.deps import CurrentUser, OptionalUser, PageUser, SettingsDep, StoreDep
 from api.errors import Forbidden
@@ -165,7 +166,11 @@ def home(user: PageUser, request: Request, store: StoreDep) -> HTMLResponse:
     except NotFoundError:
         run_line = "还没有登记评价批次"
     parks = "全部园区" if user.sees_all_parks() else "、".join(user.parks)
-    maps = any(getattr(r, "path", "").startswith("/maps") for r in request.app.routes)
+    try:  # the maps router is optional (api.routes.maps); included routers are not listed in app.routes
+        request.app.url_path_for("overview_map")
+        maps = True
+    except NoMatchFound:
+        maps = False
     links = []
     if maps:
         links.append('<li><a href="/maps/">园区地图</a></li>')
