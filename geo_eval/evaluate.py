@@ -60,6 +60,8 @@ class Evaluation:
     """Input file labels (parcels, enterprises, leases) for problem reports."""
     plane: gpd.GeoSeries | None = None
     """The parcels in the Gauss-Krüger plane of ``area_crs`` (for distances and blocks)."""
+    main_user_pos: np.ndarray | None = None
+    """Per parcel, the position of its main user in ``enterprises`` (-1: none), for the flags."""
 
 
 def _keys(s: pd.Series) -> pd.Series:
@@ -296,7 +298,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
 
     # --- parcels: figures of their users -----------------------------------------------------
     t3 = time.perf_counter()
-    out_parcels = _parcel_results(parcels, pdata, allocation, ent)
+    out_parcels, main_pos = _parcel_results(parcels, pdata, allocation, ent)
     timings["parcel_join"] = time.perf_counter() - t3
     timings["evaluate_total"] = time.perf_counter() - t0
     return Evaluation(
@@ -313,6 +315,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
         timings=timings,
         files=dict(inputs.files),
         plane=plane,
+        main_user_pos=main_pos,
     )
 
 
@@ -374,7 +377,7 @@ def _grade_change(prev: pd.Series, cur: pd.Series) -> pd.Series:
 
 def _parcel_results(
     parcels: gpd.GeoDataFrame, pdata: pd.DataFrame, allocation: pd.DataFrame, ent: pd.DataFrame
-) -> gpd.GeoDataFrame:
+) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Parcel layer with areas and the figures of the parcel's users.
 
     ``tax_per_mu`` of a parcel = Σ over its users of (user's tax × share of the user's evaluated land
@@ -382,9 +385,12 @@ def _parcel_results(
     Computed on positions (one hash lookup per key column), not by repeated index alignment.
     """
     n = len(parcels)
+    # Positions of every allocation row's parcel and user, kept for the flags (one hash pass each).
+    allocation["parcel_pos"] = parcels.index.get_indexer(pd.Index(allocation["parcel_id"]))
+    allocation["ent_pos"] = ent.index.get_indexer(pd.Index(allocation["uscc"]))
     a = allocation.loc[allocation["land_m2"] > 0]
-    pcode = parcels.index.get_indexer(pd.Index(a["parcel_id"]))
-    ecode = ent.index.get_indexer(pd.Index(a["uscc"]))
+    pcode = a["parcel_pos"].to_numpy(dtype=np.int64)
+    ecode = a["ent_pos"].to_numpy(dtype=np.int64)
     land_m2 = a["land_m2"].to_numpy(dtype=float)
     known = ecode >= 0
     user_land = np.where(known, ent["land_m2"].to_numpy(dtype=float)[ecode], np.nan)
@@ -403,7 +409,7 @@ def _parcel_results(
     main_uscc = np.full(n, np.nan, dtype=object)
     main_uscc[pcode[first]] = uscc[first]
     owners = allocation["role"].to_numpy() == "owner"
-    opos = parcels.index.get_indexer(pd.Index(allocation.loc[owners, "parcel_id"]))
+    opos = allocation.loc[owners, "parcel_pos"].to_numpy(dtype=np.int64)
     leased_out = np.bincount(opos, weights=allocation.loc[owners, "leased_out_m2"].to_numpy(dtype=float), minlength=n)
     by_code = np.lexsort((uscc.astype(str), pcode))  # users listed in USCC order
     users = join_groups(pd.Series(pcode[by_code]), pd.Series(uscc[by_code]), ";") if len(a) else pd.Series(dtype=object)
@@ -425,7 +431,7 @@ def _parcel_results(
     out["grade"] = of_main("grade")
     out["tax_per_mu"] = tax / (out["eval_area_m2"].to_numpy(dtype=float) / land.M2_PER_MU)
     out["holder_in_enterprises"] = ent.index.get_indexer(pd.Index(out["holder_uscc"])) >= 0
-    return out
+    return out, main_code
 
 
 def indicator_labels(scheme: Scheme) -> dict[str, str]:

@@ -140,7 +140,7 @@ class _Builder:
         self.county = parcels["county"].to_numpy(dtype=object)
         self.park = parcels["park"].to_numpy(dtype=object)
         self.area_mu = parcels["area_mu"].round(4).to_numpy(dtype=float)
-        self.frames: list[pd.DataFrame] = []
+        self.parts: list[dict[str, np.ndarray]] = []
 
     def add(
         self,
@@ -167,36 +167,51 @@ class _Builder:
                 return v.to_numpy()
             return v.reindex(pos).to_numpy()
 
-        frame = pd.DataFrame(
-            {
-                "_pos": pos,
-                "flag_id": pd.Series(self.ids[pos], dtype=object).astype(str).to_numpy(dtype=object) + (":" + rule_id),
-                "parcel_id": self.ids[pos],
-                "flag": flag,
-                "flag_label": FLAG_LABELS[flag],
-                "rule_id": rule_id,
-                "basis": basis,
-                "reason": pick(reason),
-                "value": pick(value),
-                "threshold": pick(threshold),
-                "evidence": pick(evidence),
-                "severity": severity,
-                "enterprises": self.users[pos],
-                "enterprise_names": "",
-                "county": self.county[pos],
-                "park": self.park[pos],
-                "area_mu": self.area_mu[pos],
-            },
-        )
-        self.frames.append(frame)
+        k = len(pos)
+
+        def col(v: object) -> np.ndarray:
+            picked = pick(v)  # type: ignore[arg-type]
+            if isinstance(picked, np.ndarray):
+                return picked
+            return np.full(k, picked, dtype=object if isinstance(picked, str) else float)
+
+        ids = self.ids[pos]
+        part = {
+            "_pos": pos,
+            "flag_id": ids.astype(str).astype(object) + (":" + rule_id),
+            "parcel_id": ids,
+            "flag": col(flag),
+            "flag_label": col(FLAG_LABELS[flag]),
+            "rule_id": col(rule_id),
+            "basis": col(basis),
+            "reason": col(reason),
+            "value": col(value),
+            "threshold": col(threshold),
+            "evidence": col(evidence),
+            "severity": col(severity),
+            "enterprises": self.users[pos],
+            "enterprise_names": col(""),
+            "county": self.county[pos],
+            "park": self.park[pos],
+            "area_mu": self.area_mu[pos],
+        }
+        self.parts.append(part)
 
     def frame(self) -> pd.DataFrame:
-        if not self.frames:
-            return pd.DataFrame(columns=["_pos", *FLAG_COLUMNS])
-        out = pd.concat(self.frames, ignore_index=True)
-        for c in ("value", "threshold"):
-            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
-        return out
+        """All rows added, one column at a time (text kept as NumPy object arrays)."""
+        names = ["_pos", *FLAG_COLUMNS]
+        if not self.parts:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+        out: dict[str, pd.Series] = {}
+        for c in names:
+            arr = np.concatenate([np.asarray(part[c]) for part in self.parts])
+            if c in ("value", "threshold", "area_mu"):
+                out[c] = pd.Series(pd.to_numeric(arr, errors="coerce"), dtype=float)
+            elif c == "_pos":
+                out[c] = pd.Series(arr.astype(np.int64))
+            else:
+                out[c] = pd.Series(arr.astype(object), dtype=object)
+        return pd.DataFrame(out)
 
 
 def _user_names(users: np.ndarray, main_name: np.ndarray, enterprises: pd.DataFrame) -> np.ndarray:
@@ -245,8 +260,7 @@ def _idle(
     months = full_months(since, eval_date)
     fee = full_years_reached(since, eval_date, r.fee_years) & since.notna()
     reclaim = full_years_reached(since, eval_date, r.reclaim_years) & since.notna()
-    basis_text = np.where(
-        not_started,
+    basis_text = (
         "超过约定动工日期未动工",
         f"已动工但开发面积不足{r.developed_ratio_min:.0%}或投资不足{r.invested_ratio_min:.0%}且中止开发",
     )
@@ -270,8 +284,9 @@ def _idle(
             + "；土地出让价款（万元）="
             + _fmt(q(price))
         )
-        start_word = q(pd.Series(np.where(not_started, "约定动工日期", "中止开发日期"), index=p.index, dtype="string"))
-        basis_s = q(pd.Series(basis_text, index=p.index, dtype="string"))
+        ns = q(not_started)
+        start_word = pd.Series(np.where(ns, "约定动工日期", "中止开发日期"), index=ns.index, dtype="string")
+        basis_s = pd.Series(np.where(ns, basis_text[0], basis_text[1]), index=ns.index, dtype="string")
         head = start_word + " " + _date(q(since))
         held = q(months).astype("Int64").astype("string")
         b.add(
@@ -364,7 +379,9 @@ def flag_parcels(
     b = _Builder(p, parcel_index.to_numpy(dtype=object))
     file = ev.files.get("parcels", "parcels")
     out = _idle(b, p, rules, eval_date, ev.problems, file)
-    main_code = e.index.get_indexer(pd.Index(p["main_user"]))
+    main_code = ev.main_user_pos
+    if main_code is None or len(main_code) != len(p):
+        main_code = e.index.get_indexer(pd.Index(p["main_user"]))
 
     def of_main(col: str) -> pd.Series:
         """Column ``col`` of each parcel's main user (NaN where none)."""
@@ -377,8 +394,12 @@ def flag_parcels(
     users = p["users"].fillna("")
     has_user = users != ""
     alloc = ev.allocation.loc[ev.allocation["land_m2"] > 0]
-    apos = parcel_index.get_indexer(pd.Index(alloc["parcel_id"]))
-    acode = e.index.get_indexer(pd.Index(alloc["uscc"]))
+    if "parcel_pos" in alloc and "ent_pos" in alloc:
+        apos = alloc["parcel_pos"].to_numpy(dtype=np.int64)
+        acode = alloc["ent_pos"].to_numpy(dtype=np.int64)
+    else:
+        apos = parcel_index.get_indexer(pd.Index(alloc["parcel_id"]))
+        acode = e.index.get_indexer(pd.Index(alloc["uscc"]))
     n = len(p)
 
     def per_parcel(values: np.ndarray) -> pd.Series:
