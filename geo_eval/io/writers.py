@@ -9,16 +9,22 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
+import shapely
 
 from geo_eval import __version__, report
 from geo_eval.errors import OutputExistsError
 from geo_eval.evaluate import FIGURES, Evaluation, grade_counts
 from geo_eval.flags import FlagResult
+from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
 from geo_eval.renewal import BLOCK_LABELS, RenewalBlocks
 
@@ -99,7 +105,7 @@ def enterprise_frame(ev: Evaluation) -> pd.DataFrame:
     e = ev.enterprises.reset_index()
     keys = list(ev.scheme.indicator_keys)
     cols = ENTERPRISE_CSV_BASE + list(FIGURES) + keys + [f"score_{k}" for k in keys] + ENTERPRISE_CSV_TAIL
-    out = pd.DataFrame({c: e.get(c, pd.NA) for c in cols})
+    out = pd.DataFrame({c: e.get(c, pd.NA) for c in cols}, copy=False)  # no consolidation into 2-D blocks
     for c in ("owned_m2", "leased_out_m2", "leased_in_m2", "land_m2"):
         out[c] = out[c].astype(float).round(2)
     out["land_mu"] = out["land_mu"].astype(float).round(4)
@@ -113,39 +119,208 @@ def enterprise_frame(ev: Evaluation) -> pd.DataFrame:
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """UTF-8 with BOM (opens in Excel and WPS), ``\\n`` line ends, empty for missing."""
-    df.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n")
+    """UTF-8 with BOM (opens in Excel and WPS), ``\\n`` line ends, empty for missing.
+
+    The text pandas ``to_csv(index=False)`` gives, built with pyarrow: see :mod:`geo_eval.io.csvout`.
+    """
+    csvout.write_csv(df, path)
+
+
+_PARCEL_ROUNDING = {
+    "area_m2": 2,
+    "eval_area_m2": 2,
+    "leased_out_m2": 2,
+    "area_mu": 4,
+    "area_diff_pct": 3,
+    "tax_per_mu": 4,
+}
+_EVIDENCE_ROUNDING = ("plot_ratio", "plot_ratio_min", "building_coefficient", "builtup_fraction", "leased_out_share")
 
 
 def write_parcels(
     ev: Evaluation, path: Path, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
 ) -> None:
     """``parcels.gpkg``: layer ``parcels`` (input fields plus areas, grade and tax per 亩 of the users,
-    and the flag evidence) and, with flags, layer ``flags`` (one feature per parcel and flag)."""
-    p = ev.parcels.copy()
+    and the flag evidence) and, with flags, layer ``flags`` (one feature per parcel and flag).
+
+    Both layers go to GDAL as Arrow tables built column by column (no copy of the parcel frame); the
+    geometries are encoded to WKB once and the flags layer takes its parcels' WKB by position.
+    """
+    parcels = ev.parcels
+    geoms = _LayerGeometry(parcels.geometry)
+    cols: dict[str, pd.Series] = {str(parcels.index.name or "index"): parcels.index.to_series(index=parcels.index)}
+    for c in parcels.columns:
+        cols[c] = parcels[c]
     if flags is not None:
-        ev_cols = flags.evidence.drop(columns=[c for c in flags.evidence.columns if c in p.columns])
-        p = p.join(ev_cols)
-        for c in ("plot_ratio", "plot_ratio_min", "building_coefficient", "builtup_fraction", "leased_out_share"):
-            if c in p:
-                p[c] = p[c].astype(float).round(4)
+        evidence = flags.evidence.drop(columns=[c for c in flags.evidence.columns if c in parcels.columns])
+        if not evidence.index.equals(parcels.index):
+            evidence = evidence.reindex(parcels.index)
+        for c in evidence.columns:
+            cols[c] = evidence[c]
+        for c in _EVIDENCE_ROUNDING:
+            if c in cols:
+                cols[c] = cols[c].astype(float).round(4)
     if blocks is not None:
-        p["block_id"] = blocks.membership.reindex(p.index)
-    p = p.reset_index()
-    for c in ("area_m2", "eval_area_m2", "leased_out_m2"):
-        p[c] = p[c].round(2)
-    p["area_mu"] = p["area_mu"].round(4)
-    p["area_diff_pct"] = p["area_diff_pct"].round(3)
-    p["tax_per_mu"] = p["tax_per_mu"].round(4)
-    for c in p.columns:
-        if pd.api.types.is_datetime64_any_dtype(p[c]):
-            p[c] = p[c].dt.strftime("%Y-%m-%d")
-    pyogrio.write_dataframe(p, path, layer="parcels", driver="GPKG", use_arrow=True)
-    if flags is not None:
-        geoms = ev.parcels.geometry
-        f = flags.flags
-        layer = gpd.GeoDataFrame(f, geometry=geoms.reindex(f["parcel_id"]).to_numpy(), crs=ev.parcels.crs)
-        pyogrio.write_dataframe(layer, path, layer="flags", driver="GPKG", use_arrow=True)
+        cols["block_id"] = _reindex(blocks.membership, parcels.index)
+    for c, digits in _PARCEL_ROUNDING.items():
+        cols[c] = cols[c].round(digits)
+    del cols[parcels.geometry.name]
+    with _gdal_config(OGR_SQLITE_SYNCHRONOUS="OFF"):
+        wkb, geometry_type = geoms.layer(None)
+        _write_layer(path, "parcels", cols, geoms.name, wkb, geometry_type, geoms.crs, dates_as_text=True)
+        if flags is not None:
+            f = flags.flags
+            wkb, geometry_type = geoms.layer(_positions(parcels.index, f["parcel_id"]))
+            _write_layer(path, "flags", {c: f[c] for c in f.columns}, geoms.name, wkb, geometry_type, geoms.crs)
+
+
+@contextlib.contextmanager
+def _gdal_config(**options: str) -> Iterator[None]:
+    """GDAL config options for the block, restored afterwards. ``OGR_SQLITE_SYNCHRONOUS=OFF``: SQLite
+    skips its fsyncs while writing the GeoPackage (it sits in the run's temporary directory, which
+    replaces OUT_DIR only once complete, like every other output, none of which is fsynced)."""
+    before = {k: pyogrio.get_gdal_config_option(k) for k in options}
+    pyogrio.set_gdal_config_options(dict(options))
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(before)
+
+
+def _positions(index: pd.Index, keys: pd.Series) -> np.ndarray:
+    """Position in ``index`` of every key, -1 where absent (``index.get_indexer``, hashed in Arrow)."""
+    try:
+        values, wanted = pa.array(index.array, from_pandas=True), _arrow(keys)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            values, wanted = values.cast(pa.large_string()), wanted.cast(pa.large_string())
+        found = pc.index_in(wanted, value_set=values)
+        return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return index.get_indexer(pd.Index(keys))
+
+
+_GEOMETRY_TYPES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
+"""Layer geometry type by shapely type id."""
+_MULTI_OF = {0: 4, 1: 5, 3: 6}
+"""Shapely type id of a single-part type → that of its multi-part type."""
+
+
+def _reindex(s: pd.Series, index: pd.Index) -> pd.Series:
+    """``s.reindex(index)`` (missing labels give NaN), with the lookup hashed in Arrow."""
+    if s.index.equals(index):
+        return s
+    if len(s) == 0 or not s.index.is_unique:
+        return s.reindex(index)
+    pos = _positions(s.index, pd.Series(index))
+    found = pos >= 0
+    out = s.iloc[np.where(found, pos, 0)].set_axis(index)
+    return out if found.all() else out.where(found)
+
+
+def _arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """``s``'s values as Arrow (missing as null), without the Series (whose index pyarrow would probe)."""
+    return pa.array(
+        s.array if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) else s.to_numpy(), from_pandas=True
+    )
+
+
+class _LayerGeometry:
+    """The parcels' geometries for GDAL, as ``pyogrio.write_dataframe`` prepares them for a GPKG
+    (layer type from the geometry types present, single parts promoted to multi where both occur,
+    " Z" when any geometry has z), computed once for the parcels and taken by position for a layer
+    of some of them (the flags)."""
+
+    def __init__(self, geometry: gpd.GeoSeries) -> None:
+        self.name = str(geometry.name)
+        self.values = geometry.to_numpy()
+        self.type_ids = shapely.get_type_id(self.values)
+        self.has_z = shapely.has_z(self.values) & ~shapely.is_empty(self.values)
+        self._wkb: dict[int, pa.Array] = {}
+        crs = geometry.crs
+        epsg = crs.to_epsg() if crs is not None else None
+        self.crs = None if crs is None else (f"EPSG:{epsg}" if epsg else crs.to_wkt("WKT1_GDAL"))
+
+    def _wkb_promoting(self, single: int) -> pa.Array:
+        """WKB of every geometry, with those of type ``single`` (-1: none) made multi."""
+        if single not in self._wkb:
+            values = self.values
+            if single >= 0:
+                mask = self.type_ids == single
+                values = values.copy()
+                make = {0: shapely.multipoints, 1: shapely.multilinestrings, 3: shapely.multipolygons}[single]
+                values[mask] = make(np.atleast_2d(values[mask]), axis=0)
+            self._wkb[single] = pa.array(shapely.to_wkb(values), type=pa.binary())  # as geopandas.array.to_wkb
+        return self._wkb[single]
+
+    def layer(self, positions: np.ndarray | None) -> tuple[pa.Array, str]:
+        """WKB and layer geometry type for the geometries at ``positions`` (-1: none; None: all)."""
+        if positions is None:
+            type_ids, has_z = self.type_ids, self.has_z
+        else:
+            absent = positions < 0
+            type_ids = np.where(absent, -1, self.type_ids[positions])
+            has_z = np.where(absent, False, self.has_z[positions])
+        present = sorted(set(np.unique(type_ids).tolist()) - {-1})
+        geometry_type, promote = "Unknown", -1
+        if len(present) == 1 and present[0] < len(_GEOMETRY_TYPES):
+            geometry_type = _GEOMETRY_TYPES[present[0]]
+        elif len(present) == 2 and _MULTI_OF.get(present[0]) == present[1]:
+            geometry_type, promote = _GEOMETRY_TYPES[present[1]], present[0]
+        if len(type_ids) and bool(has_z.any()) and geometry_type != "Unknown":
+            geometry_type = f"{geometry_type} Z"
+        wkb = self._wkb_promoting(promote)
+        if positions is not None:
+            wkb = wkb.take(pa.array(positions, mask=positions < 0))
+        return wkb, geometry_type
+
+
+def _write_layer(
+    path: Path,
+    layer: str,
+    cols: dict[str, pd.Series],
+    geometry_name: str,
+    wkb: pa.Array,
+    geometry_type: str,
+    crs: str | None,
+    *,
+    dates_as_text: bool = False,
+) -> None:
+    """One GPKG layer through ``pyogrio.write_arrow``, fields typed as ``pyogrio.write_dataframe``
+    types them; with ``dates_as_text`` datetime columns are written as ``YYYY-MM-DD`` text."""
+    names, arrays, fields = [], [], []
+    for name, s in cols.items():
+        field_meta = None
+        if dates_as_text and pd.api.types.is_datetime64_any_dtype(s.dtype):
+            arr = _arrow(s.dt.strftime("%Y-%m-%d"))
+        elif isinstance(s.dtype, pd.DatetimeTZDtype) and str(s.dtype.tz) != "UTC":  # as pyogrio does
+            arr, field_meta = _arrow(s.astype("string")), {"GDAL:OGR:type": "DateTime"}
+        elif pd.api.types.is_object_dtype(s.dtype):
+            kind = pd.api.types.infer_dtype(s, skipna=True)
+            if kind == "datetime":  # pyogrio: text, marked as DateTime for GDAL
+                arr, field_meta = _arrow(s.astype("string")), {"GDAL:OGR:type": "DateTime"}
+            else:
+                try:
+                    arr = _arrow(s)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    arr = _arrow(s.astype("string"))
+        else:
+            arr = _arrow(s)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pa.types.is_null(arr.type):  # GDAL has no null type: pyogrio writes such a column as text
+            arr = arr.cast(pa.string())
+        elif pa.types.is_dictionary(arr.type) and pa.types.is_null(arr.type.value_type):
+            arr = arr.cast(pa.dictionary(arr.type.index_type, pa.string()))
+        names.append(str(name))
+        arrays.append(arr)
+        fields.append(pa.field(str(name), arr.type, metadata=field_meta))
+    names.append(geometry_name)
+    arrays.append(wkb)
+    fields.append(pa.field(geometry_name, wkb.type))
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    pyogrio.write_arrow(
+        table, path, layer=layer, driver="GPKG", geometry_name=geometry_name, geometry_type=geometry_type, crs=crs
+    )
 
 
 def write_blocks(blocks: RenewalBlocks, path: Path) -> None:
@@ -189,26 +364,71 @@ def workbook_sheets(
     blocks: RenewalBlocks | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The sheets of a rankings workbook (all enterprises, or ``rows`` of one park)."""
-    sub = ev if rows is None else _restrict(ev, rows)
-    sheets = report.group_sheets(sub)
-    sheets["用地面积公示"] = report.land_disclosure(sub)
-    sheets["园区汇总"] = report.park_summary(sub)
-    sheets["基准值"] = report.benchmark_sheet(ev)
-    if flags is not None:
-        fs = flag_sheet(flags)
-        if rows is not None:
-            parks = set(rows["park"].dropna())
-            fs = fs.loc[fs["园区"].isin(parks)]
-        sheets["疑似闲置／低效地块"] = fs
-    if blocks is not None:
-        bs = block_sheet(blocks)
-        sheets["连片改造区块"] = bs
-    return sheets
+    shared = _SharedSheets(ev, flags)
+    return shared.sheets(rows, None if blocks is None else block_sheet(blocks))
+
+
+class _SharedSheets:
+    """What every park's workbook repeats, computed once: the 基准值 sheet, the flag sheet split by
+    park, and the land allocation split by the park of its enterprise (``_restrict`` per park)."""
+
+    def __init__(self, ev: Evaluation, flags: FlagResult | None) -> None:
+        self.ev = ev
+        self.benchmarks = report.benchmark_sheet(ev)
+        self.flag_sheet = None if flags is None else flag_sheet(flags)
+        self._flags_by_park: dict[object, pd.DataFrame] | None = None
+        self._allocation_by_park: dict[object, pd.DataFrame] | None = None
+
+    def sheets(
+        self, rows: pd.DataFrame | None, blocks_sheet: pd.DataFrame | None = None, *, whole_park: bool = False
+    ) -> dict[str, pd.DataFrame]:
+        """``workbook_sheets``; ``whole_park``: ``rows`` are all the enterprises of one park."""
+        ev = self.ev
+        sub = ev if rows is None else (self._park(rows) if whole_park else _restrict(ev, rows))
+        sheets = report.group_sheets(sub)
+        sheets["用地面积公示"] = report.land_disclosure(sub)
+        sheets["园区汇总"] = report.park_summary(sub)
+        sheets["基准值"] = self.benchmarks
+        if self.flag_sheet is not None:
+            fs = self.flag_sheet
+            if rows is not None:
+                fs = self._flags_of(set(rows["park"].dropna()))
+            sheets["疑似闲置／低效地块"] = fs
+        if blocks_sheet is not None:
+            sheets["连片改造区块"] = blocks_sheet
+        return sheets
+
+    def _flags_of(self, parks: set[object]) -> pd.DataFrame:
+        """``flag_sheet.loc[flag_sheet["园区"].isin(parks)]``, from the sheet grouped once."""
+        fs = self.flag_sheet
+        assert fs is not None
+        if len(parks) != 1:
+            return fs.loc[fs["园区"].isin(parks)]
+        if self._flags_by_park is None:  # dict(iter(…)): a GroupBy has a .keys that dict() would call
+            self._flags_by_park = dict(iter(fs.groupby("园区", sort=False, dropna=True)))
+        (park,) = parks
+        return self._flags_by_park.get(park, fs.iloc[:0])
+
+    def _park(self, rows: pd.DataFrame) -> Evaluation:
+        """``_restrict(ev, rows)`` for all the enterprises of one park: the allocation rows of their
+        USCCs are those whose enterprise is in that park, grouped once for all parks."""
+        ev = self.ev
+        e = ev.enterprises
+        parks = rows["park"].fillna(_NO_PARK).unique()
+        if len(parks) != 1 or not e.index.is_unique:
+            return _restrict(ev, rows)
+        if self._allocation_by_park is None:
+            alloc = ev.allocation
+            park_of = alloc["uscc"].map(e["park"].fillna(_NO_PARK))
+            self._allocation_by_park = dict(iter(alloc.groupby(park_of, sort=False, dropna=True)))
+        alloc = self._allocation_by_park.get(parks[0], ev.allocation.iloc[:0])
+        return replace(ev, enterprises=rows, allocation=alloc)
+
+
+_NO_PARK = "未注明园区"
 
 
 def _restrict(ev: Evaluation, rows: pd.DataFrame) -> Evaluation:
-    from dataclasses import replace
-
     return replace(ev, enterprises=rows, allocation=ev.allocation.loc[ev.allocation["uscc"].isin(rows.index)])
 
 
@@ -317,9 +537,11 @@ def write_workbooks(
     folder.mkdir()
     names = []
     e = ev.enterprises
-    for park, rows in e.groupby(e["park"].fillna("未注明园区"), sort=True):
+    shared = _SharedSheets(ev, flags)
+    notes = {"说明": _notes(ev)}
+    for park, rows in e.groupby(e["park"].fillna(_NO_PARK), sort=True):
         name = f"rankings/{_safe(str(park))}.xlsx"
-        write_workbook(out_dir / name, workbook_sheets(ev, rows, flags, None), notes={"说明": _notes(ev)})
+        write_workbook(out_dir / name, shared.sheets(rows, whole_park=True), notes=notes)
         names.append(name)
     return names
 
