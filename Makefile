@@ -62,6 +62,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_bench
+	$(BIN)/python -m bench.bench_zonal --n 1000000 --skip-slow
+	$(BIN)/python -m bench.bench_blocks --n 300000
 	$(BIN)/python -m bench.bench_service
 
 clean:
