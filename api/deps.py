@@ -184,7 +184,7 @@ class ParkScope:
         """Rows of ``values`` (park names) inside the scope."""
         if self.parks is None:
             return np.ones(len(values), dtype=bool)
-        return values.isin(self.parks).to_numpy(dtype=bool)
+        return np.array(values.isin(self.parks).to_numpy(dtype=bool), dtype=bool)  # a writable copy
 
     def allows(self, park: object) -> bool:
         return self.parks is None or (isinstance(park, str) and park in self.parks)

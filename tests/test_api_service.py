@@ -750,3 +750,12 @@ def test_optional_routers_are_included_when_present(svc, tmp_path, monkeypatch):
     assert c.get(f"/maps/{PARK_B}", headers=svc.h("comA")).status_code == 403
     app.state.store.close()
     sys.modules.pop("fake_maps_routes", None)
+
+
+def test_rankings_filtered_by_park_and_grade_together(svc):
+    """Regression: the park scope combined with another filter must not hit a read-only mask."""
+    r = svc.client.get("/api/rankings", params={"park": PARK_A, "group": "above_scale"}, headers=svc.h("rev"))
+    assert r.status_code == 200, r.text
+    rows = r.json()["rows"]
+    assert rows
+    assert all(row["group"] == "above_scale" and row["park"] == PARK_A for row in rows)
