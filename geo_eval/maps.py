@@ -763,7 +763,8 @@ var {{ this.get_name() }} = (function () {
     var light = {{ this._parent.get_name() }}.getZoom() < cfg.detailZoom;
     var content = geoEval.popup(p, cfg.fields, cfg.grades, light);
     if (light) { content += '<div class="ge-note">' + cfg.lightNote + "</div>"; }
-    L.popup({maxWidth: 380}).setLatLng(e.latlng).setContent(content)
+    // closeOnClick: false — the map sees the same click and must not close the popup it opened
+    L.popup({maxWidth: 380, closeOnClick: false}).setLatLng(e.latlng).setContent(content)
       .openOn({{ this._parent.get_name() }});
   });
   layer.on("tileload", function () {
