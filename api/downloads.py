@@ -14,8 +14,7 @@ from urllib.parse import quote
 import pandas as pd
 from fastapi.responses import Response
 
-from geo_eval.evaluate import FIGURES
-from geo_eval.fields import ENTERPRISE_FIELDS
+from geo_eval.fields import ENTERPRISE_FIELDS, FIGURES
 from geo_eval.indicators import INDICATORS
 from geo_eval.io.xlsx import write_workbook
 from geo_eval.report import ENTERPRISE_COLUMNS, RESULT_COLUMNS

@@ -24,19 +24,6 @@ from geo_eval.scheme import GRADE_LABELS, Scheme
 from geo_eval.scoring import score
 from geo_eval.validate import Inputs
 
-FIGURES = (
-    "tax",
-    "sales",
-    "value_added",
-    "main_revenue",
-    "rnd",
-    "energy_tce",
-    "electricity_10k_kwh",
-    "emission_t",
-    "employees",
-)
-"""Raw enterprise figures carried into the results (and read back as last year's figures)."""
-
 GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3, "T": 4}
 UNKNOWN_PARK = "未注明园区"
 

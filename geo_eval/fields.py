@@ -122,6 +122,19 @@ LEASE_FIELDS: tuple[Field, ...] = (
     ),
 )
 
+FIGURES: tuple[str, ...] = (
+    "tax",
+    "sales",
+    "value_added",
+    "main_revenue",
+    "rnd",
+    "energy_tce",
+    "electricity_10k_kwh",
+    "emission_t",
+    "employees",
+)
+"""Raw enterprise figures carried into the results (and read back as last year's figures)."""
+
 TABLE_FIELDS: dict[str, tuple[Field, ...]] = {
     "parcels": PARCEL_FIELDS,
     "enterprises": ENTERPRISE_FIELDS,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from geo_eval.evaluate import FIGURES, Evaluation, indicator_labels
-from geo_eval.fields import ENTERPRISE_FIELDS
+from geo_eval.evaluate import Evaluation, indicator_labels
+from geo_eval.fields import ENTERPRISE_FIELDS, FIGURES
 from geo_eval.grouping import join_groups
 from geo_eval.indicators import INDICATORS
 from geo_eval.scheme import GRADE_LABELS

@@ -21,7 +21,7 @@ import shapely
 from pyproj import CRS
 
 from geo_eval.crs import fix_prefix_mismatch, gk_epsg, prefixed_zone_from_easting
-from geo_eval.fields import PARCEL_FIELDS, TABLE_FIELDS, Field
+from geo_eval.fields import FIGURES, PARCEL_FIELDS, TABLE_FIELDS, Field
 from geo_eval.problems import FATAL, INFO, WARNING, Problems
 from geo_eval.rating import INDUSTRY_CODE_PATTERN
 from geo_eval.table import Table, arrow_mask, arrow_strings, ascii_matrix
@@ -449,18 +449,7 @@ def validate_enterprises(t: Table, problems: Problems) -> pd.DataFrame:
     ):
         if col not in df:
             df[col] = pd.NA
-    for col in (
-        "sales",
-        "value_added",
-        "main_revenue",
-        "rnd",
-        "energy_tce",
-        "electricity_10k_kwh",
-        "emission_t",
-        "employees",
-        "bonus",
-        "penalty",
-    ):
+    for col in (*FIGURES, "bonus", "penalty"):
         if col not in df:
             df[col] = np.nan
     derive = df["above_scale"].isna() & df["main_revenue"].notna()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from geo_eval.errors import DatasetError, InputFileError
-from geo_eval.evaluate import FIGURES
+from geo_eval.fields import FIGURES
 from geo_eval.io.dataset import DatasetSpec, read_dataset_spec
 from geo_eval.io.tables import read_table
 from geo_eval.io.vector import read_parcel_layer

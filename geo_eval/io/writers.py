@@ -22,7 +22,8 @@ import shapely
 
 from geo_eval import __version__, report
 from geo_eval.errors import OutputExistsError
-from geo_eval.evaluate import FIGURES, Evaluation, grade_counts
+from geo_eval.evaluate import Evaluation, grade_counts
+from geo_eval.fields import FIGURES
 from geo_eval.flags import FlagResult
 from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
