@@ -18,6 +18,7 @@ from geo_eval.errors import DatasetError
 from geo_eval.fields import ENTERPRISE_FIELDS
 from geo_eval.grouping import join_groups
 from geo_eval.indicators import INDICATORS, compute_indicators
+from geo_eval.keys import positions, string_rank, take, to_objects
 from geo_eval.problems import FATAL, WARNING, Problems
 from geo_eval.rating import rating_status
 from geo_eval.scheme import GRADE_LABELS, Scheme
@@ -51,28 +52,21 @@ class Evaluation:
     """Per parcel, the position of its main user in ``enterprises`` (-1: none), for the flags."""
 
 
-def _keys(s: pd.Series) -> pd.Series:
-    """Identifiers as a NumPy object column (missing as NaN) for fast hashing in joins."""
-    return pd.Series(s.to_numpy(dtype=object, na_value=np.nan), index=s.index, dtype=object, name=s.name)
+def _lease_problems(
+    inputs: Inputs,
+    leases: pd.DataFrame,
+    holder: np.ndarray,
+    area_m2: np.ndarray,
+    lessee_known: np.ndarray,
+    problems: Problems,
+) -> None:
+    """Warnings on the leases; ``holder`` and ``area_m2`` per parcel position, ``lessee_known`` per lease.
 
-
-def _object_strings(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every text column as a NumPy object column (see :func:`_keys`)."""
-    for c in frame.columns:
-        if pd.api.types.is_string_dtype(frame[c].dtype) and frame[c].dtype != object:
-            frame[c] = _keys(frame[c])
-    return frame
-
-
-def _keys_index(idx: pd.Index) -> pd.Index:
-    """An identifier index backed by a NumPy object array."""
-    return pd.Index(idx.to_numpy(dtype=object, na_value=np.nan), dtype=object, name=idx.name)
-
-
-def _lease_problems(inputs: Inputs, leases: pd.DataFrame, parcels: pd.DataFrame, problems: Problems) -> None:
+    A lease of the holder's own parcel stops counting (its ``lease_land_m2`` becomes NaN)."""
     file = inputs.files.get("leases", "leases")
     rows = leases["source_row"]
-    unknown_parcel = ~leases["parcel_id"].isin(parcels.index)
+    pos = leases["parcel_pos"].to_numpy(dtype=np.int64)
+    unknown_parcel = pos < 0
     if unknown_parcel.any():
         problems.add(
             file=file,
@@ -84,7 +78,7 @@ def _lease_problems(inputs: Inputs, leases: pd.DataFrame, parcels: pd.DataFrame,
             problem="租赁的宗地不在宗地图层中",
             action="该租赁不计入任何企业用地",
         )
-    unknown_lessee = ~leases["lessee_uscc"].isin(inputs.enterprises.index)
+    unknown_lessee = ~lessee_known
     if unknown_lessee.any():
         problems.add(
             file=file,
@@ -96,7 +90,7 @@ def _lease_problems(inputs: Inputs, leases: pd.DataFrame, parcels: pd.DataFrame,
             problem="承租方不在企业数据中",
             action="仍从出租方用地中扣除该租赁面积",
         )
-    no_ratio = (leases["lease_basis"] == "厂房") & leases["lease_land_m2"].isna() & ~unknown_parcel
+    no_ratio = ((leases["lease_basis"] == "厂房") & leases["lease_land_m2"].isna()).to_numpy() & ~unknown_parcel
     if no_ratio.any():
         problems.add(
             file=file,
@@ -108,7 +102,9 @@ def _lease_problems(inputs: Inputs, leases: pd.DataFrame, parcels: pd.DataFrame,
             problem="宗地没有总建筑面积，无法按容积率把厂房面积折算为土地面积",
             action="该租赁不计入；请补充宗地总建筑面积",
         )
-    own = leases["lessee_uscc"] == leases["parcel_id"].map(parcels["holder_uscc"])
+    lessee = leases["lessee_uscc"].to_numpy(dtype=object, na_value=None)
+    parcel_holder = take(holder, pos, None)
+    own = np.asarray(lessee == parcel_holder, dtype=bool) & pd.notna(lessee)
     if own.any():
         problems.add(
             file=file,
@@ -121,12 +117,13 @@ def _lease_problems(inputs: Inputs, leases: pd.DataFrame, parcels: pd.DataFrame,
             action="该租赁不计入（自有用地已计入）",
         )
         leases.loc[own, "lease_land_m2"] = np.nan
-    counted = leases.loc[leases["lease_land_m2"].notna()]
-    total = counted.groupby("parcel_id")["lease_land_m2"].sum()
-    over = total[total > parcels["area_m2"].reindex(total.index) * 1.0001]
-    if len(over):
-        hit = leases["parcel_id"].isin(over.index) & leases["lease_land_m2"].notna()
-        pct = leases.loc[hit, "parcel_id"].map(over) / leases.loc[hit, "parcel_id"].map(parcels["area_m2"]) * 100
+    land = leases["lease_land_m2"].to_numpy(dtype=float)
+    counted = ~np.isnan(land) & (pos >= 0)
+    total = np.bincount(pos[counted], weights=land[counted], minlength=len(area_m2))
+    over_parcel = total > area_m2 * 1.0001
+    hit = counted & over_parcel[np.maximum(pos, 0)]
+    if hit.any():
+        pct = pd.Series(total[pos[hit]] / area_m2[pos[hit]] * 100, index=leases.index[hit])
         problems.add(
             file=file,
             rows=rows[hit],
@@ -152,10 +149,8 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     t0 = time.perf_counter()
 
     # --- land -------------------------------------------------------------------------------
-    # Keys as plain object arrays: lookups on Arrow-backed string indexes convert the whole index
-    # to Python objects at every reindex/map/isin, which dominates the run time at 1M parcels.
-    parcels = _object_strings(inputs.parcels.copy())
-    parcels.index = _keys_index(parcels.index)
+    # Keys are hashed once each (geo_eval.keys.positions); from there on rows meet by position.
+    parcels = inputs.parcels
     crs = land.measurement_crs(parcels)
     plane = land.to_plane(parcels, crs)
     plane.index = parcels.index
@@ -178,39 +173,36 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
             + _mu_hint(parcels.loc[mism], areas.loc[mism]),
             action=f"按{'图形' if scheme.land.area_source == 'computed' else '登记'}面积评价；请核实",
         )
-    pdata = pd.DataFrame(parcels.drop(columns=parcels.geometry.name))
-    pdata = pdata.join(areas)
+    pdata = pd.DataFrame({c: parcels[c] for c in parcels.columns if c != parcels.geometry.name}, index=parcels.index)
+    for c in areas.columns:
+        pdata[c] = areas[c].to_numpy()
     if scheme.land.area_source == "registered":
         use = pdata["registered_area_m2"].where(pdata["registered_area_m2"] > 0, pdata["area_m2"])
         pdata["eval_area_m2"] = use
     else:
         pdata["eval_area_m2"] = pdata["area_m2"]
-    lease_in = inputs.leases.copy()
-    lease_in["parcel_id"] = _keys(lease_in["parcel_id"])
-    lease_in["lessee_uscc"] = _keys(lease_in["lessee_uscc"])
-    basis = pdata[["eval_area_m2", "floor_area_m2"]].rename(columns={"eval_area_m2": "area_m2"})
-    leases = land.lease_land(lease_in, basis, floor_conversion=scheme.land.floor_lease_conversion)
-    _lease_problems(inputs, leases, pdata.assign(area_m2=pdata["eval_area_m2"]), problems)
-    alloc_parcels = pdata[["holder_uscc"]].assign(area_m2=pdata["eval_area_m2"])
-    allocation = land.land_allocation(alloc_parcels, leases)
-    ent_land = land.evaluated_land(allocation)
+    eval_area = pdata["eval_area_m2"].to_numpy(dtype=float)
+    basis = pd.DataFrame({"area_m2": eval_area, "floor_area_m2": pdata["floor_area_m2"].to_numpy()}, index=pdata.index)
+    leases = land.lease_land(inputs.leases, basis, floor_conversion=scheme.land.floor_lease_conversion)
+    ent = inputs.enterprises.copy()
+    holder = pdata["holder_uscc"].to_numpy(dtype=object, na_value=None)
+    lessee_known = positions(ent.index, leases["lessee_uscc"]) >= 0
+    _lease_problems(inputs, leases, holder, eval_area, lessee_known, problems)
+    allocation = land.land_allocation(
+        pd.DataFrame({"holder_uscc": pdata["holder_uscc"], "area_m2": basis["area_m2"]}), leases
+    )
+    allocation["ent_pos"] = positions(ent.index, allocation["uscc"])
+    ent_land = land.evaluated_land(allocation, ent.index)
     timings["land"] = time.perf_counter() - t0
 
     # --- enterprises: land, groups, indicators ------------------------------------------------
     t1 = time.perf_counter()
-    ent = _object_strings(inputs.enterprises.copy())
-    ent.index = _keys_index(ent.index)
     efile = inputs.files.get("enterprises", "enterprises")
-    land_cols = ["owned_m2", "leased_out_m2", "leased_in_m2", "land_m2", "land_mu", "parcel_count", "lease_count"]
-    ent = ent.join(ent_land[land_cols], how="left")
-    for c in land_cols:
-        ent[c] = ent[c].fillna(0)
-    # Park from the enterprise's largest parcel use when the table has none.
-    by_use = allocation.sort_values(["uscc", "land_m2", "parcel_id"], ascending=[True, False, True], kind="mergesort")
-    main_use = by_use.drop_duplicates("uscc").set_index("uscc")["parcel_id"]
-    park_from_land = main_use.map(pdata["park"])
-    no_park = ent["park"].isna()
-    ent.loc[no_park, "park"] = park_from_land.reindex(ent.index[no_park]).to_numpy()
+    for c in ("owned_m2", "leased_out_m2", "leased_in_m2", "land_m2", "land_mu", "parcel_count", "lease_count"):
+        ent[c] = ent_land[c].to_numpy()
+    no_park = ent["park"].isna().to_numpy()
+    if no_park.any():
+        ent.loc[no_park, "park"] = _park_from_land(allocation, pdata["park"], no_park)
     ent["park"] = ent["park"].fillna(UNKNOWN_PARK)
     no_land = ent["land_m2"] <= 0
     if no_land.any():
@@ -224,13 +216,15 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
             problem="企业在宗地图层和租赁表中都没有用地",
             action="列为T类（不参评），照常列入结果表",
         )
-    orphan = pdata["holder_uscc"].notna() & ~pdata["holder_uscc"].isin(ent.index)
-    if orphan.any():
+    owner_rows = (allocation["role"] == "owner").to_numpy()
+    orphan_pos = allocation["parcel_pos"].to_numpy()[owner_rows & (allocation["ent_pos"].to_numpy() < 0)]
+    if len(orphan_pos):
+        orphans = pdata.iloc[orphan_pos]
         problems.add(
             file=pfile,
-            rows=pdata.loc[orphan, "source_row"],
+            rows=orphans["source_row"],
             field="权利人统一社会信用代码",
-            values=pdata.loc[orphan, "holder_uscc"],
+            values=orphans["holder_uscc"],
             severity=WARNING,
             code="holder_not_in_enterprises",
             problem="宗地权利人不在企业数据中",
@@ -238,16 +232,19 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
         )
 
     status = rating_status(ent, scheme, year=inputs.year)
-    ent = ent.join(status)
+    for c in status.columns:
+        ent[c] = status[c].to_numpy()
     ind = compute_indicators(ent, scheme.indicator_keys)
-    ent = ent.join(ind)
+    for c in ind.columns:
+        ent[c] = ind[c].to_numpy()
     _missing_indicator_problems(ent, scheme, problems, efile)
     timings["indicators"] = time.perf_counter() - t1
 
     # --- scores, grades, ranks ----------------------------------------------------------------
     t2 = time.perf_counter()
-    rated_mask = ent["group"] != ""
-    rated = ent.loc[rated_mask]
+    unit_col = scheme.ranking_unit
+    rated_pos = np.flatnonzero((ent["group"] != "").to_numpy())
+    rated = ent[_scoring_columns(scheme, ent)].iloc[rated_pos]
     prev = None
     if previous is not None:
         prev = previous
@@ -255,32 +252,44 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
         notes.append("方案需要上年评价结果（--previous），未提供：基准值改用本年均值")
     result = score(rated, scheme, previous=prev)
     notes.extend(result.fallbacks)
-    ent = ent.join(result.items)
-    ent["score"] = result.score.reindex(ent.index)
-    unit_col = scheme.ranking_unit
+    n_ent = len(ent)
+
+    def of_rated(values: pd.Series | pd.api.extensions.ExtensionArray | np.ndarray, fill: object) -> np.ndarray:
+        out = np.full(n_ent, fill, dtype=float if isinstance(fill, float) else object)
+        out[rated_pos] = np.asarray(values, dtype=out.dtype)
+        return out
+
+    for c in result.items.columns:
+        ent[c] = of_rated(result.items[c], np.nan)
+    ent["score"] = of_rated(result.score, np.nan)
     keys = rated[[unit_col, "group"]]
     base_grade = grading.grade(result.score, keys, scheme)
     final_grade, veto = grading.apply_vetoes(base_grade, rated, scheme)
-    ent["grade"] = final_grade.reindex(ent.index).fillna("T")
-    ent["veto"] = veto.reindex(ent.index).fillna("")
-    ent["rank"] = grading.ranks(result.score, keys).reindex(ent.index)
-    ent["rank_of"] = rated.groupby([unit_col, "group"])["group"].transform("size").reindex(ent.index).astype("Int64")
+    ent["grade"] = of_rated(final_grade, "T")
+    ent["veto"] = of_rated(veto, "")
+    rank_values = grading.ranks(result.score, keys).to_numpy(dtype=float, na_value=np.nan)
+    ent["rank"] = pd.array(of_rated(rank_values, np.nan), dtype="Int64")
+    unit_codes, _ = pd.factorize(keys[unit_col])
+    group_codes, _ = pd.factorize(keys["group"])
+    cell = unit_codes.astype(np.int64) * (group_codes.max(initial=0) + 2) + group_codes
+    cell_codes, cell_n = np.unique(cell, return_inverse=True, return_counts=True)[1:]
+    size = np.where(unit_codes >= 0, cell_n[cell_codes], np.nan) if len(cell) else np.zeros(0)
+    ent["rank_of"] = pd.array(of_rated(size, np.nan), dtype="Int64")
     ent["grade_label"] = ent["grade"].map(GRADE_LABELS)
     ent["exempt_reason"] = ent["t_reason"].where(ent["grade"] == "T", "")
     if previous is not None:
-        ent["prev_grade"] = previous["grade"].reindex(ent.index)
-        ent["prev_score"] = pd.to_numeric(previous["score"], errors="coerce").reindex(ent.index)
+        ppos = positions(previous.index, ent.index)
+        ent["prev_grade"] = take(previous["grade"].to_numpy(dtype=object), ppos)
+        ent["prev_score"] = take(pd.to_numeric(previous["score"], errors="coerce").to_numpy(dtype=float), ppos)
         ent["score_change"] = (ent["score"] - ent["prev_score"]).round(scheme.grading.score_decimals)
         ent["grade_change"] = _grade_change(ent["prev_grade"], ent["grade"])
-    ent["_unit_order"] = ent[unit_col].fillna("")
-    ent["_group_order"] = ent["group"].map({g.key: i for i, g in enumerate(scheme.groups)}).fillna(len(scheme.groups))
-    ent = ent.sort_values(
-        ["_unit_order", "_group_order", "rank", "score"],
-        ascending=[True, True, True, False],
-        na_position="last",
-        kind="mergesort",
-    ).drop(columns=["_unit_order", "_group_order", "t_reason"])
+    order = _result_order(ent, scheme)
+    ent = ent.take(order).drop(columns=["t_reason"])
     ent.index.name = "uscc"
+    new_pos = np.empty(len(order), dtype=np.int64)
+    new_pos[order] = np.arange(len(order), dtype=np.int64)
+    epos = allocation["ent_pos"].to_numpy(dtype=np.int64)
+    allocation["ent_pos"] = np.where(epos >= 0, new_pos[np.maximum(epos, 0)], -1)
     timings["scoring"] = time.perf_counter() - t2
 
     # --- parcels: figures of their users -----------------------------------------------------
@@ -304,6 +313,40 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
         plane=plane,
         main_user_pos=main_pos,
     )
+
+
+def _park_from_land(allocation: pd.DataFrame, park: pd.Series, wanted: np.ndarray) -> np.ndarray:
+    """For the enterprises at ``wanted`` (a mask on their positions), the park of the parcel they use
+    most land on (then the smallest parcel code); missing where they use none."""
+    epos = allocation["ent_pos"].to_numpy(dtype=np.int64)
+    rows = allocation.loc[(epos >= 0) & wanted[np.maximum(epos, 0)], ["ent_pos", "land_m2", "parcel_id", "parcel_pos"]]
+    by_use = rows.sort_values(["ent_pos", "land_m2", "parcel_id"], ascending=[True, False, True], kind="mergesort")
+    main = by_use.drop_duplicates("ent_pos")
+    out = np.full(len(wanted), None, dtype=object)
+    out[main["ent_pos"].to_numpy()] = park.iloc[main["parcel_pos"].to_numpy()].to_numpy(dtype=object, na_value=None)
+    return out[wanted]
+
+
+def _scoring_columns(scheme: Scheme, ent: pd.DataFrame) -> list[str]:
+    """The enterprise columns scoring, grading and vetoes read (a narrow copy of the rated rows)."""
+    cols = [scheme.ranking_unit, "group"]
+    for key in scheme.indicator_keys:
+        cols += [INDICATORS[key].numerator, INDICATORS[key].denominator]
+    cols += ["bonus", "penalty"] + [v.field for v in scheme.vetoes]
+    return [c for c in dict.fromkeys(cols) if c in ent.columns]
+
+
+def _result_order(ent: pd.DataFrame, scheme: Scheme) -> np.ndarray:
+    """Positions in the order of ``enterprises.csv``: ranking unit, group (scheme order), rank, score
+    (high first), then the input order; missing units first, missing ranks and scores last."""
+    unit_codes, _ = pd.factorize(ent[scheme.ranking_unit], sort=True)  # -1 (missing) sorts first
+    groups = {g.key: i for i, g in enumerate(scheme.groups)}
+    codes, uniques = pd.factorize(ent["group"])
+    group_order = np.append([groups.get(u, len(groups)) for u in uniques], len(groups))[codes]
+    rank = ent["rank"].to_numpy(dtype=float, na_value=np.inf)
+    neg_score = -ent["score"].to_numpy(dtype=float)
+    neg_score[np.isnan(neg_score)] = np.inf
+    return np.lexsort((np.arange(len(ent)), neg_score, rank, group_order, unit_codes))
 
 
 _FIGURE_LABELS = {f.name: f.label for f in ENTERPRISE_FIELDS} | {"land_mu": "评价用地"}
@@ -368,56 +411,75 @@ def _parcel_results(
     """Parcel layer with areas and the figures of the parcel's users.
 
     ``tax_per_mu`` of a parcel = Σ over its users of (user's tax × share of the user's evaluated land
-    on this parcel) / parcel area in 亩; ``grade`` is the grade of the user with most land on it.
-    Computed on positions (one hash lookup per key column), not by repeated index alignment.
+    on this parcel) / parcel area in 亩; ``grade`` is the grade of the user with most land on it (then
+    the smaller USCC); ``users`` lists the users in USCC order. Computed on the allocation's
+    positions (``parcel_pos``, ``ent_pos``): identifiers are compared only on parcels with several users.
     """
     n = len(parcels)
-    # Positions of every allocation row's parcel and user, kept for the flags (one hash pass each).
-    allocation["parcel_pos"] = parcels.index.get_indexer(pd.Index(allocation["parcel_id"]))
-    allocation["ent_pos"] = ent.index.get_indexer(pd.Index(allocation["uscc"]))
     a = allocation.loc[allocation["land_m2"] > 0]
     pcode = a["parcel_pos"].to_numpy(dtype=np.int64)
     ecode = a["ent_pos"].to_numpy(dtype=np.int64)
     land_m2 = a["land_m2"].to_numpy(dtype=float)
-    known = ecode >= 0
-    user_land = np.where(known, ent["land_m2"].to_numpy(dtype=float)[ecode], np.nan)
-    user_tax = np.where(known, ent["tax"].to_numpy(dtype=float)[ecode], np.nan)
+    uscc = a["uscc"].to_numpy(dtype=object)
+    user_land = take(ent["land_m2"].to_numpy(dtype=float), ecode)
+    user_tax = take(ent["tax"].to_numpy(dtype=float), ecode)
     with np.errstate(divide="ignore", invalid="ignore"):
         attributed = user_tax * land_m2 / np.where(user_land > 0, user_land, np.nan)
     ok = ~np.isnan(attributed)
     tax = np.bincount(pcode[ok], weights=attributed[ok], minlength=n)
     tax = np.where(np.bincount(pcode[ok], minlength=n) > 0, tax, np.nan)
-    # main user: most land on the parcel, then the smaller USCC
-    uscc = a["uscc"].to_numpy(dtype=object)
-    order = np.lexsort((uscc.astype(str), -land_m2, pcode))
-    first = order[np.r_[True, pcode[order][1:] != pcode[order][:-1]]]
+    # One user: that user. Several: most land, then the smaller USCC; users joined in USCC order.
     main_code = np.full(n, -1, dtype=np.int64)
-    main_code[pcode[first]] = ecode[first]
     main_uscc = np.full(n, np.nan, dtype=object)
-    main_uscc[pcode[first]] = uscc[first]
-    owners = allocation["role"].to_numpy() == "owner"
-    opos = allocation.loc[owners, "parcel_pos"].to_numpy(dtype=np.int64)
-    leased_out = np.bincount(opos, weights=allocation.loc[owners, "leased_out_m2"].to_numpy(dtype=float), minlength=n)
-    by_code = np.lexsort((uscc.astype(str), pcode))  # users listed in USCC order
-    users = join_groups(pd.Series(pcode[by_code]), pd.Series(uscc[by_code]), ";") if len(a) else pd.Series(dtype=object)
     users_arr = np.full(n, "", dtype=object)
-    if len(users):
+    multi = np.bincount(pcode, minlength=n)[pcode] > 1
+    single = ~multi
+    main_code[pcode[single]] = ecode[single]
+    main_uscc[pcode[single]] = uscc[single]
+    users_arr[pcode[single]] = uscc[single]
+    if multi.any():
+        mp, me, mu = pcode[multi], ecode[multi], uscc[multi]
+        rank = string_rank(pd.Index(mu))
+        order = np.lexsort((rank, -land_m2[multi], mp))
+        first = order[np.r_[True, mp[order][1:] != mp[order][:-1]]]
+        main_code[mp[first]] = me[first]
+        main_uscc[mp[first]] = mu[first]
+        by_code = np.lexsort((rank, mp))
+        users = join_groups(pd.Series(mp[by_code]), pd.Series(mu[by_code]), ";")
         users_arr[users.index.to_numpy(dtype=np.int64)] = users.to_numpy()
+    owners = (allocation["role"] == "owner").to_numpy()
+    opos = allocation["parcel_pos"].to_numpy(dtype=np.int64)[owners]
+    leased_out = np.bincount(opos, weights=allocation["leased_out_m2"].to_numpy(dtype=float)[owners], minlength=n)
+    holder_known = np.zeros(n, dtype=bool)
+    holder_known[opos[allocation["ent_pos"].to_numpy()[owners] >= 0]] = True
 
     def of_main(col: str) -> np.ndarray:
-        values = ent[col].to_numpy(dtype=object)
-        return np.where(main_code >= 0, values[np.maximum(main_code, 0)], np.nan) if len(values) else main_code * np.nan
+        return take(ent[col].to_numpy(dtype=object), main_code)
 
-    out = parcels.copy()
+    # Text as NumPy object columns (the flags and blocks work on object arrays); explicit dtype=object,
+    # or pandas would infer Arrow strings again.
+    index = pd.Index(to_objects(parcels.index), name=parcels.index.name, dtype=object)
+    out = parcels.copy(deep=False)
+    out.index = index
+
+    def put(name: str, values: object) -> None:
+        if isinstance(values, pd.Series):
+            values = to_objects(values) if pd.api.types.is_string_dtype(values.dtype) else values.to_numpy()
+        arr = np.asarray(values)
+        out[name] = pd.Series(arr, index=index, dtype=object) if arr.dtype == object else arr
+
+    for c in parcels.columns:
+        if c != parcels.geometry.name:
+            put(c, parcels[c])
     for c in ("area_m2", "area_mu", "area_diff_pct", "eval_area_m2"):
-        out[c] = pdata[c].to_numpy()
-    out["leased_out_m2"] = leased_out
-    out["users"] = users_arr
-    out["main_user"] = main_uscc
-    out["main_user_name"] = of_main("name")
-    out["grade"] = of_main("grade")
-    out["tax_per_mu"] = tax / (out["eval_area_m2"].to_numpy(dtype=float) / land.M2_PER_MU)
-    out["holder_in_enterprises"] = ent.index.get_indexer(pd.Index(out["holder_uscc"])) >= 0
+        put(c, pdata[c])
+    put("leased_out_m2", leased_out)
+    put("users", users_arr)
+    put("main_user", main_uscc)
+    put("main_user_name", of_main("name"))
+    put("grade", of_main("grade"))
+    put("tax_per_mu", tax / (pdata["eval_area_m2"].to_numpy(dtype=float) / land.M2_PER_MU))
+    put("holder_in_enterprises", holder_known)
     return out, main_code
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from geo_eval.keys import reindex, string_rank
 from geo_eval.scheme import GRADES, Grading, Scheme
 
 _EPS = 1e-9
@@ -36,30 +37,50 @@ def cut_count(n: int | np.ndarray, share: float, rounding: str) -> np.ndarray:
 
 
 def grades_by_percentile(score: pd.Series, keys: pd.DataFrame, grading: Grading) -> pd.Series:
-    """Grades from score positions within each group of ``keys`` (e.g. county and group)."""
-    frame = keys.copy()
-    frame["score"] = score
-    frame["_id"] = score.index.astype(str)
-    cols = list(keys.columns)
-    frame = frame.sort_values([*cols, "score", "_id"], ascending=[True] * len(cols) + [False, True], kind="mergesort")
-    grouped = frame.groupby(cols, sort=False)
-    pos = grouped.cumcount().to_numpy() + 1
-    n = grouped["score"].transform("size").to_numpy()
-    letters = np.array(GRADES)
-    idx = np.full(len(frame), 3, dtype=np.int64)  # D
+    """Grades from score positions within each group of ``keys`` (e.g. county and group).
+
+    Within a group the order is score (high first), then USCC (the index); a missing key is a group
+    of its own.
+    """
+    n = len(score)
+    if n == 0:
+        return pd.Series([], index=score.index, dtype=object)
+    cell = _cells(keys)
+    s = score.to_numpy(dtype=float)
+    order = np.lexsort((string_rank(score.index), -s, cell))
+    c = cell[order]
+    s_sorted = s[order]
+    new_cell = np.r_[True, c[1:] != c[:-1]]
+    at = np.arange(n)
+    pos = at - np.maximum.accumulate(np.where(new_cell, at, 0)) + 1
+    size = np.bincount(cell)[c]
+    idx = np.full(n, 3, dtype=np.int64)  # D
     for i, share in reversed(list(enumerate((grading.shares["A"], grading.shares["B"], grading.shares["C"])))):
-        idx = np.where(pos <= cut_count(n, share, grading.rounding), i, idx)
-    grade_idx = pd.Series(idx, index=frame.index)
-    tie_keys = [frame[c] for c in cols] + [frame["score"]]
-    tie = grade_idx.groupby(tie_keys, sort=False)
-    worst = tie.transform("max")
+        idx = np.where(pos <= cut_count(size, share, grading.rounding), i, idx)
+    # runs of equal scores within a group: the tie rules
+    starts_run = new_cell | np.r_[True, s_sorted[1:] != s_sorted[:-1]]
+    run_start = np.flatnonzero(starts_run)
+    run = np.cumsum(starts_run) - 1
+    worst = np.maximum.reduceat(idx, run_start)[run]
+    grade_idx = idx
     if grading.ties == "up":
-        grade_idx = tie.transform("min")
+        grade_idx = np.minimum.reduceat(idx, run_start)[run]
     elif grading.ties == "down":
         grade_idx = worst
     if grading.ties_at_d == "down":
-        grade_idx = grade_idx.where(worst != 3, 3)
-    return pd.Series(letters[grade_idx.to_numpy()], index=frame.index).reindex(score.index)
+        grade_idx = np.where(worst != 3, grade_idx, 3)
+    out = np.empty(n, dtype=object)
+    out[order] = np.array(GRADES, dtype=object)[grade_idx]
+    return pd.Series(out, index=score.index)
+
+
+def _cells(keys: pd.DataFrame) -> np.ndarray:
+    """One integer per distinct combination of the ``keys`` columns (missing values included)."""
+    cell = np.zeros(len(keys), dtype=np.int64)
+    for col in keys.columns:
+        codes, uniques = pd.factorize(keys[col], use_na_sentinel=False)
+        cell = cell * (len(uniques) + 1) + codes
+    return np.unique(cell, return_inverse=True)[1].astype(np.int64)
 
 
 def grades_by_threshold(score: pd.Series, grading: Grading) -> pd.Series:
@@ -79,21 +100,21 @@ def apply_vetoes(grade: pd.Series, data: pd.DataFrame, scheme: Scheme) -> tuple[
 
     ``set`` replaces the grade; ``cap`` lowers it to the given grade when it is better.
     """
-    out = grade.copy()
-    notes = pd.Series("", index=grade.index, dtype=object)
+    out = grade.to_numpy(dtype=object).copy()
+    notes = np.full(len(grade), "", dtype=object)
     order = {g: i for i, g in enumerate(GRADES)}
     for v in scheme.vetoes:
         if v.field not in data:
             continue
-        hit = data[v.field].fillna(False).astype(bool).reindex(grade.index, fill_value=False)
+        hit = reindex(data[v.field], grade.index).to_numpy(dtype=bool, na_value=False)
         if v.mode == "set":
             out[hit] = v.grade
         else:
-            worse = hit & (out.map(order) < order[v.grade])
-            out[worse] = v.grade
+            current = pd.Series(out, dtype=object).map(order).to_numpy(dtype=float)
+            out[hit & (current < order[v.grade])] = v.grade
         label = v.label or f"{v.field} → {v.grade}"
         notes[hit] = np.where(notes[hit] == "", label, notes[hit] + "；" + label)
-    return out, notes
+    return pd.Series(out, index=grade.index), pd.Series(notes, index=grade.index)
 
 
 def grade(score: pd.Series, keys: pd.DataFrame, scheme: Scheme) -> pd.Series:

@@ -47,11 +47,11 @@ INDICATORS: dict[str, Indicator] = {
 
 def ratio(numerator: pd.Series, denominator: pd.Series, factor: float = 1.0) -> pd.Series:
     """``numerator / denominator × factor``; 0 where the numerator is 0; NaN where it cannot be computed."""
-    num = pd.to_numeric(numerator, errors="coerce").astype(float)
-    den = pd.to_numeric(denominator, errors="coerce").astype(float)
+    num = pd.to_numeric(numerator, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    den = pd.to_numeric(denominator, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        values = num.to_numpy() / den.where(den > 0).to_numpy() * factor
-    values = np.where(num.to_numpy() == 0, 0.0, values)
+        values = num / np.where(den > 0, den, np.nan) * factor
+    values = np.where(num == 0, 0.0, values)
     return pd.Series(values, index=numerator.index)
 
 

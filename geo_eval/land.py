@@ -14,6 +14,7 @@ import pandas as pd
 from pyproj import CRS
 
 from geo_eval.crs import area_crs, longitudes
+from geo_eval.keys import positions, take
 
 M2_PER_MU = 2000.0 / 3.0
 """1 亩 = 10000/15 m² ≈ 666.667 m²."""
@@ -96,13 +97,19 @@ def lease_land(
       ``plot_ratio = floor_area_m2 / area_m2`` of the parcel (``floor_conversion="plot_ratio"``),
       or the floor area itself (``"floor_area"``).
 
-    Returns the leases with ``plot_ratio``, ``lease_basis`` (土地/厂房) and ``lease_land_m2``;
-    ``lease_land_m2`` is NaN where it cannot be computed (unknown parcel, no plot ratio).
+    Returns the leases with ``plot_ratio``, ``lease_basis`` (土地/厂房), ``lease_land_m2`` and
+    ``parcel_pos`` (the parcel's position in ``parcels``, -1 when unknown); ``lease_land_m2`` is NaN
+    where it cannot be computed (unknown parcel, no plot ratio).
     """
     out = leases.copy()
-    area = out["parcel_id"].map(parcels["area_m2"])
-    floor_total = out["parcel_id"].map(parcels["floor_area_m2"]) if "floor_area_m2" in parcels else np.nan
-    plot_ratio = pd.Series(np.asarray(floor_total, dtype=float), index=out.index) / area
+    pos = positions(parcels.index, out["parcel_id"])
+    area = take(parcels["area_m2"].to_numpy(dtype=float), pos)
+    if "floor_area_m2" in parcels:
+        floor_total = take(parcels["floor_area_m2"].to_numpy(dtype=float), pos)
+    else:
+        floor_total = np.full(len(out), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plot_ratio = pd.Series(floor_total / area, index=out.index)
     plot_ratio = plot_ratio.where(plot_ratio > 0)
     empty = pd.Series(np.nan, index=out.index)
     land = pd.to_numeric(out["leased_land_m2"], errors="coerce") if "leased_land_m2" in out else empty
@@ -111,8 +118,8 @@ def lease_land(
     converted = floor / plot_ratio if floor_conversion == "plot_ratio" else floor
     out["plot_ratio"] = plot_ratio
     out["lease_basis"] = np.where(by_land, "土地", np.where(floor.notna(), "厂房", ""))
-    out["lease_land_m2"] = np.where(by_land, land, converted)
-    out.loc[out["parcel_id"].map(parcels["area_m2"]).isna(), "lease_land_m2"] = np.nan
+    out["lease_land_m2"] = np.where(np.isnan(area), np.nan, np.where(by_land, land, converted))
+    out["parcel_pos"] = pos
     return out
 
 
@@ -121,58 +128,89 @@ def land_allocation(parcels: pd.DataFrame, leases: pd.DataFrame) -> pd.DataFrame
 
     The holder keeps ``area_m2 − Σ leased land`` (never below 0); each lessee gets its lease land.
     Where leases add up to more than the parcel, they are scaled down to the parcel's area (the
-    validator reports it). Columns: ``parcel_id, uscc, role`` (owner/lessee), ``land_m2``.
+    validator reports it). Columns: ``parcel_id, uscc, role`` (owner/lessee), ``land_m2``,
+    ``leased_out_m2`` and ``parcel_pos`` (the row's parcel position in ``parcels``). ``leases`` from
+    :func:`lease_land` carry ``parcel_pos``, which must refer to the same ``parcels`` rows.
     """
-    lease_rows = leases.loc[leases["lease_land_m2"].notna() & (leases["lease_land_m2"] > 0)]
-    leased = lease_rows.groupby("parcel_id", sort=False)["lease_land_m2"].sum()
     area = parcels["area_m2"]
-    leased_total = leased.reindex(area.index).fillna(0.0)
-    scale = np.where(leased_total > area, area / leased_total.where(leased_total > 0, 1.0), 1.0)
-    scale_s = pd.Series(scale, index=area.index)
+    n = len(area)
+    lease_rows = leases.loc[leases["lease_land_m2"].notna() & (leases["lease_land_m2"] > 0)]
+    if "parcel_pos" in lease_rows:
+        lpos = lease_rows["parcel_pos"].to_numpy(dtype=np.int64)
+    else:
+        lpos = positions(area.index, lease_rows["parcel_id"])
+    if (lpos < 0).any():  # leases not made by lease_land on these parcels: unknown parcels count nothing
+        lease_rows, lpos = lease_rows.loc[lpos >= 0], lpos[lpos >= 0]
+    lease_m2 = lease_rows["lease_land_m2"].to_numpy(dtype=float)
+    area_m2 = area.to_numpy(dtype=float)
+    leased_total = np.bincount(lpos, weights=lease_m2, minlength=n) if len(lpos) else np.zeros(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(leased_total > area_m2, area_m2 / np.where(leased_total > 0, leased_total, 1.0), 1.0)
     holder = parcels["holder_uscc"]
+    held = np.flatnonzero(holder.notna().to_numpy())
+    leased_out = leased_total * scale
     owners = pd.DataFrame(
         {
-            "parcel_id": area.index.to_numpy(),
-            "uscc": holder.to_numpy(),
+            "parcel_id": area.index.take(held).array,
+            "uscc": holder.iloc[held].array,
             "role": "owner",
-            "land_m2": (area - leased_total * scale_s).clip(lower=0).to_numpy(),
-            "leased_out_m2": (leased_total * scale_s).to_numpy(),
+            "land_m2": np.clip(area_m2 - leased_out, 0.0, None)[held],
+            "leased_out_m2": leased_out[held],
+            "parcel_pos": held,
         }
     )
-    owners = owners.loc[owners["uscc"].notna()]
     lessees = pd.DataFrame(
         {
-            "parcel_id": lease_rows["parcel_id"].to_numpy(),
-            "uscc": lease_rows["lessee_uscc"].to_numpy(),
+            "parcel_id": lease_rows["parcel_id"].array,
+            "uscc": lease_rows["lessee_uscc"].array,
             "role": "lessee",
-            "land_m2": (lease_rows["lease_land_m2"] * lease_rows["parcel_id"].map(scale_s)).to_numpy(),
+            "land_m2": lease_m2 * scale[lpos],
             "leased_out_m2": 0.0,
+            "parcel_pos": lpos,
         }
     )
     return pd.concat([owners, lessees], ignore_index=True)
 
 
-def evaluated_land(allocation: pd.DataFrame) -> pd.DataFrame:
+def evaluated_land(allocation: pd.DataFrame, enterprises: pd.Index | None = None) -> pd.DataFrame:
     """Evaluated land per enterprise from :func:`land_allocation`, indexed by USCC.
 
     ``owned_m2`` (parcels held), ``leased_out_m2``, ``leased_in_m2``,
     ``land_m2 = owned_m2 − leased_out_m2 + leased_in_m2``, ``land_mu = land_m2 / (2000/3)``,
     ``parcel_count`` (parcels held) and ``lease_count`` (leases taken).
+
+    With ``enterprises`` (their USCC index) the rows are those enterprises in that order (zeros for an
+    enterprise without land, nothing for users who are not among them), and ``allocation`` may carry
+    ``ent_pos`` (each row's position in ``enterprises``, -1 for none); otherwise the rows are every
+    user of ``allocation`` in USCC order.
     """
     a = allocation
-    is_owner = a["role"] == "owner"
-    owned = (a["land_m2"] + a["leased_out_m2"]).where(is_owner, 0.0)
-    frame = pd.DataFrame(
+    if enterprises is None:
+        codes, uniques = pd.factorize(a["uscc"], sort=True)
+        index = pd.Index(uniques, name="uscc")
+    else:
+        codes = a["ent_pos"].to_numpy(dtype=np.int64) if "ent_pos" in a else positions(enterprises, a["uscc"])
+        index = enterprises
+    n = len(index)
+    known = codes >= 0
+    c = codes[known]
+    is_owner = (a["role"] == "owner").to_numpy()[known]
+    land = a["land_m2"].to_numpy(dtype=float)[known]
+    out_m2 = a["leased_out_m2"].to_numpy(dtype=float)[known]
+
+    def total(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(c, weights=weights, minlength=n) if len(c) else np.zeros(n)
+
+    out = pd.DataFrame(
         {
-            "uscc": a["uscc"],
-            "owned_m2": owned,
-            "leased_out_m2": a["leased_out_m2"].where(is_owner, 0.0),
-            "leased_in_m2": a["land_m2"].where(~is_owner, 0.0),
-            "parcel_count": is_owner.astype(np.int64),
-            "lease_count": (~is_owner).astype(np.int64),
-        }
+            "owned_m2": total(np.where(is_owner, land + out_m2, 0.0)),
+            "leased_out_m2": total(np.where(is_owner, out_m2, 0.0)),
+            "leased_in_m2": total(np.where(is_owner, 0.0, land)),
+            "parcel_count": np.bincount(c[is_owner], minlength=n).astype(np.int64),
+            "lease_count": np.bincount(c[~is_owner], minlength=n).astype(np.int64),
+        },
+        index=index,
     )
-    out = frame.groupby("uscc", sort=True).sum()
     out["land_m2"] = out["owned_m2"] - out["leased_out_m2"] + out["leased_in_m2"]
     out["land_mu"] = out["land_m2"] / M2_PER_MU
     out.index.name = "uscc"

@@ -175,13 +175,16 @@ def score(
                 item = item.fillna(fill)
             col = items.columns.get_loc(f"score_{rule.key}")
             items.iloc[pos, col] = item.fillna(0.0).to_numpy()  # type: ignore[index]
-    total = items.sum(axis=1, min_count=1).fillna(0.0)
+    total = np.nansum(items.to_numpy(dtype=float), axis=1) if len(items.columns) else np.zeros(len(rated))
     adj = scheme.adjustments
+
+    def adjustment(col: str, cap: float | None) -> np.ndarray:
+        x = np.clip(np.nan_to_num(pd.to_numeric(rated[col], errors="coerce").to_numpy(dtype=float)), 0.0, None)
+        return np.minimum(x, cap) if cap is not None else x
+
     if adj.use_bonus and "bonus" in rated:
-        bonus = pd.to_numeric(rated["bonus"], errors="coerce").fillna(0.0).clip(lower=0)
-        total = total + (bonus.clip(upper=adj.bonus_max) if adj.bonus_max is not None else bonus)
+        total = total + adjustment("bonus", adj.bonus_max)
     if adj.use_penalty and "penalty" in rated:
-        pen = pd.to_numeric(rated["penalty"], errors="coerce").fillna(0.0).clip(lower=0)
-        total = total - (pen.clip(upper=adj.penalty_max) if adj.penalty_max is not None else pen)
-    total = total.round(scheme.grading.score_decimals)
+        total = total - adjustment("penalty", adj.penalty_max)
+    total = pd.Series(total, index=rated.index).round(scheme.grading.score_decimals)
     return ScoreResult(items=items, score=total.rename("score"), benchmarks=bench, fallbacks=notes)

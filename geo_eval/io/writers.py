@@ -16,7 +16,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyogrio
 import shapely
 
@@ -27,6 +26,7 @@ from geo_eval.fields import FIGURES
 from geo_eval.flags import FlagResult
 from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
+from geo_eval.keys import arrow_values, positions, reindex
 from geo_eval.renewal import BLOCK_LABELS, RenewalBlocks
 
 WORKBOOK_ROW_LIMIT = 50_000
@@ -162,7 +162,7 @@ def write_parcels(
             if c in cols:
                 cols[c] = cols[c].astype(float).round(4)
     if blocks is not None:
-        cols["block_id"] = _reindex(blocks.membership, parcels.index)
+        cols["block_id"] = reindex(blocks.membership, parcels.index)
     for c, digits in _PARCEL_ROUNDING.items():
         cols[c] = cols[c].round(digits)
     del cols[parcels.geometry.name]
@@ -171,7 +171,7 @@ def write_parcels(
         _write_layer(path, "parcels", cols, geoms.name, wkb, geometry_type, geoms.crs, dates_as_text=True)
         if flags is not None:
             f = flags.flags
-            wkb, geometry_type = geoms.layer(_positions(parcels.index, f["parcel_id"]))
+            wkb, geometry_type = geoms.layer(positions(parcels.index, f["parcel_id"]))
             _write_layer(path, "flags", {c: f[c] for c in f.columns}, geoms.name, wkb, geometry_type, geoms.crs)
 
 
@@ -188,41 +188,10 @@ def _gdal_config(**options: str) -> Iterator[None]:
         pyogrio.set_gdal_config_options(before)
 
 
-def _positions(index: pd.Index, keys: pd.Series) -> np.ndarray:
-    """Position in ``index`` of every key, -1 where absent (``index.get_indexer``, hashed in Arrow)."""
-    try:
-        values, wanted = pa.array(index.array, from_pandas=True), _arrow(keys)
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            values, wanted = values.cast(pa.large_string()), wanted.cast(pa.large_string())
-        found = pc.index_in(wanted, value_set=values)
-        return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return index.get_indexer(pd.Index(keys))
-
-
 _GEOMETRY_TYPES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
 """Layer geometry type by shapely type id."""
 _MULTI_OF = {0: 4, 1: 5, 3: 6}
 """Shapely type id of a single-part type → that of its multi-part type."""
-
-
-def _reindex(s: pd.Series, index: pd.Index) -> pd.Series:
-    """``s.reindex(index)`` (missing labels give NaN), with the lookup hashed in Arrow."""
-    if s.index.equals(index):
-        return s
-    if len(s) == 0 or not s.index.is_unique:
-        return s.reindex(index)
-    pos = _positions(s.index, pd.Series(index))
-    found = pos >= 0
-    out = s.iloc[np.where(found, pos, 0)].set_axis(index)
-    return out if found.all() else out.where(found)
-
-
-def _arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """``s``'s values as Arrow (missing as null), without the Series (whose index pyarrow would probe)."""
-    return pa.array(
-        s.array if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) else s.to_numpy(), from_pandas=True
-    )
 
 
 class _LayerGeometry:
@@ -292,20 +261,20 @@ def _write_layer(
     for name, s in cols.items():
         field_meta = None
         if dates_as_text and pd.api.types.is_datetime64_any_dtype(s.dtype):
-            arr = _arrow(s.dt.strftime("%Y-%m-%d"))
+            arr = arrow_values(s.dt.strftime("%Y-%m-%d"))
         elif isinstance(s.dtype, pd.DatetimeTZDtype) and str(s.dtype.tz) != "UTC":  # as pyogrio does
-            arr, field_meta = _arrow(s.astype("string")), {"GDAL:OGR:type": "DateTime"}
+            arr, field_meta = arrow_values(s.astype("string")), {"GDAL:OGR:type": "DateTime"}
         elif pd.api.types.is_object_dtype(s.dtype):
             kind = pd.api.types.infer_dtype(s, skipna=True)
             if kind == "datetime":  # pyogrio: text, marked as DateTime for GDAL
-                arr, field_meta = _arrow(s.astype("string")), {"GDAL:OGR:type": "DateTime"}
+                arr, field_meta = arrow_values(s.astype("string")), {"GDAL:OGR:type": "DateTime"}
             else:
                 try:
-                    arr = _arrow(s)
+                    arr = arrow_values(s)
                 except (pa.ArrowInvalid, pa.ArrowTypeError):
-                    arr = _arrow(s.astype("string"))
+                    arr = arrow_values(s.astype("string"))
         else:
-            arr = _arrow(s)
+            arr = arrow_values(s)
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         if pa.types.is_null(arr.type):  # GDAL has no null type: pyogrio writes such a column as text
