@@ -102,7 +102,7 @@ def _lease_problems(
             problem="宗地没有总建筑面积，无法按容积率把厂房面积折算为土地面积",
             action="该租赁不计入；请补充宗地总建筑面积",
         )
-    lessee = leases["lessee_uscc"].to_numpy(dtype=object, na_value=None)
+    lessee = to_objects(leases["lessee_uscc"], None)
     parcel_holder = take(holder, pos, None)
     own = np.asarray(lessee == parcel_holder, dtype=bool) & pd.notna(lessee)
     if own.any():
@@ -185,7 +185,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     basis = pd.DataFrame({"area_m2": eval_area, "floor_area_m2": pdata["floor_area_m2"].to_numpy()}, index=pdata.index)
     leases = land.lease_land(inputs.leases, basis, floor_conversion=scheme.land.floor_lease_conversion)
     ent = inputs.enterprises.copy()
-    holder = pdata["holder_uscc"].to_numpy(dtype=object, na_value=None)
+    holder = to_objects(pdata["holder_uscc"], None)
     lessee_known = positions(ent.index, leases["lessee_uscc"]) >= 0
     _lease_problems(inputs, leases, holder, eval_area, lessee_known, problems)
     allocation = land.land_allocation(
@@ -323,7 +323,7 @@ def _park_from_land(allocation: pd.DataFrame, park: pd.Series, wanted: np.ndarra
     by_use = rows.sort_values(["ent_pos", "land_m2", "parcel_id"], ascending=[True, False, True], kind="mergesort")
     main = by_use.drop_duplicates("ent_pos")
     out = np.full(len(wanted), None, dtype=object)
-    out[main["ent_pos"].to_numpy()] = park.iloc[main["parcel_pos"].to_numpy()].to_numpy(dtype=object, na_value=None)
+    out[main["ent_pos"].to_numpy()] = park.iloc[main["parcel_pos"].to_numpy()].to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
     return out[wanted]
 
 

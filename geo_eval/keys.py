@@ -51,7 +51,10 @@ def string_rank(values: pd.Series | pd.Index) -> np.ndarray:
     >>> string_rank(pd.Index(["b", "a", None, "c"])).tolist()
     [1, 0, 3, 2]
     """
-    order = np.asarray(pc.array_sort_indices(arrow_values(values), order="ascending", null_placement="at_end").to_numpy(), dtype=np.int64)
+    order = np.asarray(
+        pc.array_sort_indices(arrow_values(values), order="ascending", null_placement="at_end").to_numpy(),
+        dtype=np.int64,
+    )
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     return rank
@@ -87,12 +90,12 @@ def to_objects(s: pd.Series | pd.Index, na_value: object = np.nan) -> np.ndarray
     ['甲', nan, '甲']
     """
     if not (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow") or len(s) <= _SAMPLE:
-        return s.to_numpy(dtype=object, na_value=na_value)
+        return s.to_numpy(dtype=object, na_value=na_value)  # type: ignore[call-overload]
     arr = arrow_values(s)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if pc.count_distinct(arr.slice(0, _SAMPLE)).as_py() > _SAMPLE // 4:
-        return s.to_numpy(dtype=object, na_value=na_value)
+        return s.to_numpy(dtype=object, na_value=na_value)  # type: ignore[call-overload]
     enc = arr.dictionary_encode()
     words = np.array([*enc.dictionary.to_pylist(), na_value], dtype=object)
     idx = np.asarray(pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(), dtype=np.int64)
