@@ -323,7 +323,7 @@ def _park_from_land(allocation: pd.DataFrame, park: pd.Series, wanted: np.ndarra
     by_use = rows.sort_values(["ent_pos", "land_m2", "parcel_id"], ascending=[True, False, True], kind="mergesort")
     main = by_use.drop_duplicates("ent_pos")
     out = np.full(len(wanted), None, dtype=object)
-    out[main["ent_pos"].to_numpy()] = park.iloc[main["parcel_pos"].to_numpy()].to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+    out[main["ent_pos"].to_numpy()] = to_objects(park.iloc[main["parcel_pos"].to_numpy()], None)
     return out[wanted]
 
 
