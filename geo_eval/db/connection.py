@@ -20,6 +20,8 @@ APPLICATION_NAME = "geo-eval"
 _SCHEMES = ("postgresql://", "postgres://")
 _QUERY_PASSWORD = re.compile(r"([?&]|^)(password=)[^&#]*", re.IGNORECASE)
 _USER_PASSWORD = re.compile(r"^([a-z]+://[^:/@?#]*):.*@")
+INVALID_URL = "数据库地址无效：应以 postgresql:// 或 postgres:// 开头（例如 postgresql://用户@主机:5432/库名）"
+"""The message for a database address that is not a URL (the value itself is not repeated: it may hold a password)."""
 MIN_MASKED = 4  # a shorter password is not searched for in messages (it would mask parts of words)
 
 # libpq's messages (English, whatever the server's language for the FATAL part may be) → what to say
@@ -108,10 +110,7 @@ def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Con
     Extra keyword arguments go to :func:`psycopg.connect` (e.g. ``row_factory``).
     """
     if not is_database_url(url):
-        raise DatabaseUnavailableError(
-            f"数据库地址 {redact_url(str(url))} 无效：应以 postgresql:// 或 postgres:// 开头",
-            database=redact_url(str(url)),
-        )
+        raise DatabaseUnavailableError(INVALID_URL)
     options = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": APPLICATION_NAME, **kwargs}
     try:
         return psycopg.connect(url.strip(), autocommit=autocommit, **options)
