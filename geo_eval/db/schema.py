@@ -265,7 +265,7 @@ def _ensure_postgis(conn: psycopg.Connection[Any], database: str) -> tuple[str, 
         raise PostGISMissingError(
             f"数据库 {database} 没有 PostGIS 扩展，数据库服务器上也没有安装 PostGIS："
             "请在数据库服务器上安装 Debian 软件包 postgresql-15-postgis-3（或对应 PostgreSQL 版本的 PostGIS 3），"
-            f"再运行 geo-eval db init --db {database}",
+            f"或请数据库管理员处理并在该数据库中执行 CREATE EXTENSION postgis，再运行 geo-eval db init --db {database}",
             database=database,
         )
     try:
@@ -273,7 +273,8 @@ def _ensure_postgis(conn: psycopg.Connection[Any], database: str) -> tuple[str, 
     except psycopg.Error as exc:
         raise PostGISMissingError(
             f"数据库 {database} 没有 PostGIS 扩展，当前用户无法创建（{_first_line(exc)}）："
-            f"请数据库管理员在该数据库中执行 CREATE EXTENSION postgis，再运行 geo-eval db init --db {database}",
+            "请数据库管理员在该数据库中执行 CREATE EXTENSION postgis（服务器上须已安装 PostGIS，"
+            f"Debian 软件包 postgresql-15-postgis-3），再运行 geo-eval db init --db {database}",
             database=database,
         ) from exc
     created = postgis_version(conn)
