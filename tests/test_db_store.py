@@ -813,6 +813,14 @@ def test_serve_with_db_uses_the_database(pg_db, tmp_path):
 
 def test_serve_refuses_a_database_without_the_schema(pg_url, tmp_path):
     wipe_database(pg_url)
-    env = {"GEO_EVAL_SECRET_KEY": SECRET, "GEO_EVAL_DEMO": "0"}
+    before = os.environ.get("GEO_EVAL_DATABASE_URL")
+    # serve hands --db and --data-dir to the app factory through os.environ: listed here, the runner restores them
+    env = {
+        "GEO_EVAL_SECRET_KEY": SECRET,
+        "GEO_EVAL_DEMO": "0",
+        "GEO_EVAL_DATABASE_URL": None,
+        "GEO_EVAL_DATA_DIR": None,
+    }
     r = runner.invoke(cli, ["serve", "--port", "1", "--db", pg_url, "--data-dir", str(tmp_path)], env=env)
     assert r.exit_code == 2 and "geo-eval db init" in r.output
+    assert os.environ.get("GEO_EVAL_DATABASE_URL") == before  # nothing leaks into the next tests
