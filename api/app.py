@@ -27,6 +27,7 @@ from api.routes import OPTIONAL_ROUTERS, ROUTERS
 from api.rundata import RunCache
 from api.settings import Settings
 from geo_eval import __version__
+from geo_eval.db.connection import redact_url
 from geo_eval.storage import NotFoundError, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -104,12 +105,13 @@ def _warm_up(store: Store, cache: RunCache) -> None:
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
-    """The service over ``settings.data_dir`` (or over ``store``, e.g. another backend)."""
-    store = store if store is not None else open_store(settings.data_dir)
+    """The service over ``settings.data_dir`` and ``settings.database_url`` (or over ``store``)."""
+    store = store if store is not None else open_store(settings.data_dir, database_url=settings.database())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("geo-eval service: data in %s, demo=%s", settings.data_dir, settings.demo)
+        where = f"database {redact_url(url)}" if (url := settings.database()) else "SQLite"
+        log.info("geo-eval service: data in %s, store %s, demo=%s", settings.data_dir, where, settings.demo)
         threading.Thread(target=_warm_up, args=(store, app.state.run_cache), daemon=True).start()
         yield
         app.state.run_cache.clear()

@@ -186,7 +186,10 @@ class Health(BaseModel):
 
     status: Literal["ok", "error"]
     version: str
-    storage: dict[str, Any]
+    storage: dict[str, Any] = Field(
+        description="存储状态：backend（sqlite 或 postgis）、ok、schema_version；SQLite 另有 journal_mode，"
+        "PostGIS 另有 database（不含密码的数据库地址）和 postgis_version；不可用时有 error"
+    )
     runs: int | None = None
     demo: bool
 

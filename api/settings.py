@@ -3,6 +3,10 @@
 ========================  ===========================================================================
 ``GEO_EVAL_DATA_DIR``     where the database (users, run registry, reviews, audit) and the runs
                           started through the API live (default ``data``)
+``GEO_EVAL_DATABASE_URL`` a PostgreSQL/PostGIS database (``postgresql://user[:password]@host:5432/db``,
+                          prepared with ``geo-eval db init``) that then holds the users, run registry,
+                          reviews and audit instead of the SQLite file in the data directory; the
+                          password never appears in logs or messages
 ``GEO_EVAL_SECRET_KEY``   signs the browser session cookies; at least 32 characters and not a
                           placeholder, or the service refuses to start (except in demo mode)
 ``GEO_EVAL_DEMO``         demo mode: a placeholder secret is replaced by a random one per process
@@ -24,9 +28,10 @@ import secrets
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from geo_eval.db.connection import INVALID_URL, is_database_url
 from geo_eval.storage import DEFAULT_DATA_DIR
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GEO_EVAL_", hide_input_in_errors=True, extra="ignore")
 
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="数据目录：数据库与通过接口运行的评价结果")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL/PostGIS 数据库地址（postgresql://用户[:密码]@主机:5432/库名，须先运行 geo-eval db init）；"
+        "设置后用户、评价批次登记、复核与审计记录存于该数据库，而不是数据目录中的 SQLite 文件",
+    )
     secret_key: SecretStr = Field(default=SecretStr("changethis"), description="会话签名密钥（至少 32 个字符）")
     demo: bool = Field(default=False, description="演示模式：允许占位密钥（每次启动随机生成）")
     datasets_dir: Path | None = Field(default=None, description="POST /api/runs 只接受此目录下的数据集（为空则不限）")
@@ -75,6 +85,19 @@ class Settings(BaseSettings):
         default=None, ge=0, description="地块数超过此值时地图以矢量瓦片显示（默认 5000）"
     )
     parks_layer: Path | None = Field(default=None, description="园区边界图层（GeoPackage，含“园区”或 park 字段）")
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # GEO_EVAL_DATABASE_URL= (empty) means the SQLite default
+        if not is_database_url(value.get_secret_value()):
+            raise ValueError(f"GEO_EVAL_DATABASE_URL {INVALID_URL}")
+        return value
+
+    def database(self) -> str | None:
+        """The database URL in clear (for :func:`~geo_eval.storage.open_store`), or None for SQLite."""
+        return None if self.database_url is None else self.database_url.get_secret_value().strip()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Self:

@@ -1,9 +1,12 @@
-"""Shared fixtures: the hand-made catalogue (tests/catalogue.py) as frames and as a dataset directory."""
+"""Shared fixtures: the hand-made catalogue (tests/catalogue.py) as frames and as a dataset directory; the
+PostgreSQL test database (see the comment above ``pg_url``)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -16,3 +19,55 @@ import catalogue
 def catalogue_dir(tmp_path: Path) -> Path:
     """The catalogue written as a dataset directory (GeoPackage + csv)."""
     return catalogue.write_dataset(tmp_path / "dataset")
+
+
+# PostgreSQL/PostGIS ----------------------------------------------------------------------------------
+# The database tests run against the database named by GEO_EVAL_TEST_DATABASE_URL. Its schema geo_eval is
+# WIPED (dropped and created anew) before every test that uses `pg_db`: give a throwaway database, never
+# one with data you want (`.ci/run` creates one per run). Without that variable (or with the database
+# unreachable) those tests are skipped, unless GEO_EVAL_REQUIRE_DB=1 (CI), where they fail instead.
+TEST_DATABASE_ENV = "GEO_EVAL_TEST_DATABASE_URL"
+REQUIRE_DATABASE_ENV = "GEO_EVAL_REQUIRE_DB"
+
+
+def database_unavailable(reason: str) -> NoReturn:
+    """Skip a database test, or fail it when the database tests are required (GEO_EVAL_REQUIRE_DB=1)."""
+    if os.environ.get(REQUIRE_DATABASE_ENV) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_DATABASE_ENV}=1 requires the PostgreSQL tests to run", pytrace=False)
+    pytest.skip(
+        f"{reason}; to run the PostgreSQL/PostGIS tests set {TEST_DATABASE_ENV}="
+        "postgresql://postgres@127.0.0.1:5432/<throwaway database> (its schema geo_eval is wiped by the tests)"
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The URL of the test database (reachable), from GEO_EVAL_TEST_DATABASE_URL."""
+    from geo_eval.db import DatabaseUnavailableError, connect
+
+    url = os.environ.get(TEST_DATABASE_ENV, "").strip()
+    if not url:
+        database_unavailable(f"{TEST_DATABASE_ENV} is not set")
+    try:
+        connect(url, autocommit=True).close()
+    except DatabaseUnavailableError as exc:
+        database_unavailable(f"the test database is unreachable: {exc}")
+    return url
+
+
+def wipe_database(url: str) -> None:
+    """Drop the schema geo_eval (every table, row and function of geo-eval) of the test database."""
+    from geo_eval.db import connect
+
+    with connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS geo_eval CASCADE")
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> str:
+    """The test database with a fresh geo_eval schema at the current version (the previous one is wiped)."""
+    from geo_eval.db import init_schema
+
+    wipe_database(pg_url)
+    init_schema(pg_url)
+    return pg_url

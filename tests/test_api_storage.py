@@ -1,4 +1,9 @@
-"""The storage layer of the service: users and tokens, the run registry, reviews, the audit trail, durability."""
+"""The storage layer of the service: users and tokens, the run registry, reviews, the audit trail, durability.
+
+Every test taking ``store`` runs on both backends: SQLite in a temporary directory and PostgreSQL/PostGIS
+on the test database (``GEO_EVAL_TEST_DATABASE_URL``, see tests/conftest.py; skipped without it unless
+``GEO_EVAL_REQUIRE_DB=1``). The PostGIS-only behaviour is in tests/test_db_store.py.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import sys
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from geo_eval.db import PostgresStore
 from geo_eval.storage import (
     AlreadyExistsError,
     ConflictError,
@@ -28,11 +35,50 @@ from geo_eval.storage import (
 from geo_eval.storage.sqlite import DB_NAME
 
 
+@pytest.fixture(params=["sqlite", "postgis"])
+def store(request, tmp_path: Path):
+    """A new, empty store of each backend."""
+    s: SQLiteStore | PostgresStore
+    if request.param == "sqlite":
+        s = SQLiteStore.in_dir(tmp_path / "data")
+    else:
+        s = PostgresStore(request.getfixturevalue("pg_db"))
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path):
+def sqlite_store(tmp_path: Path):
     s = SQLiteStore.in_dir(tmp_path / "data")
     yield s
     s.close()
+
+
+def raw_rows(store, sql: str) -> list[tuple]:
+    """Rows of a query on the store's database, read past the store (``{t}`` is the table's schema prefix)."""
+    if isinstance(store, SQLiteStore):
+        raw = sqlite3.connect(store.path)
+        try:
+            return raw.execute(sql.format(t="")).fetchall()
+        finally:
+            raw.close()
+    with psycopg.connect(store.url) as conn:
+        return conn.execute(sql.format(t="geo_eval.")).fetchall()
+
+
+def raw_change_refused(store, sql: str) -> str:
+    """The error message of a change made past the store, which the database must refuse."""
+    if isinstance(store, SQLiteStore):
+        raw = sqlite3.connect(store.path)
+        try:
+            with pytest.raises(sqlite3.IntegrityError) as info:
+                raw.execute(sql.format(t=""))
+        finally:
+            raw.close()
+        return str(info.value)
+    with psycopg.connect(store.url) as conn, pytest.raises(psycopg.errors.RaiseException) as info:
+        conn.execute(sql.format(t="geo_eval."))
+    return str(info.value)
 
 
 def record(run_id: str = "2025-x-1", year: int = 2025) -> RunRecord:
@@ -58,13 +104,23 @@ def fake_out_dir(root: Path, *, year: int = 2025, inputs_sha: str = "aa") -> Pat
     return root
 
 
-def test_the_sqlite_store_implements_the_interface_in_wal_mode(store):
+def test_the_store_implements_the_interface(store, tmp_path):
     assert isinstance(store, Store)
     st = store.status()
-    assert st["ok"] and st["backend"] == "sqlite"
-    assert st["journal_mode"] == "wal"
-    assert st["schema_version"] == 1
-    assert isinstance(open_store(store.path.parent), SQLiteStore)
+    assert st["ok"] and st["backend"] == store.backend
+    assert st["schema_version"] == 1 and st["runs"] == 0 and st["users"] == 0
+    if isinstance(store, PostgresStore):
+        reopened = open_store(tmp_path, database_url=store.url)
+        assert isinstance(reopened, PostgresStore) and reopened.url == store.url
+        reopened.close()
+        assert st["database"] == store.database and st["postgis_version"]
+    else:
+        assert isinstance(open_store(store.path.parent), SQLiteStore)
+
+
+def test_the_sqlite_store_runs_in_wal_mode(sqlite_store):
+    st = sqlite_store.status()
+    assert st["backend"] == "sqlite" and st["journal_mode"] == "wal"
 
 
 # users and tokens -------------------------------------------------------------------------------------
@@ -73,15 +129,18 @@ def test_tokens_are_stored_only_as_salted_hashes(store):
     u2, token2 = store.add_user("李四", "reviewer")
     assert token != token2 and token.startswith("gev.")
     assert store.authenticate(token) == u and store.authenticate(token2) == u2
-    raw = sqlite3.connect(store.path)
-    rows = raw.execute("SELECT token_hash FROM users").fetchall()
-    raw.close()
-    hashes = [r[0] for r in rows]
-    assert all(h.startswith("scrypt$") for h in hashes)
+    hashes = [r[0] for r in raw_rows(store, "SELECT token_hash FROM {t}users")]
+    assert len(hashes) == 2 and all(h.startswith("scrypt$") for h in hashes)
     assert hashes[0].split("$")[4] != hashes[1].split("$")[4]  # salts differ
     secret = token.split(".", 2)[2]
-    for f in store.path.parent.iterdir():  # not in the database, its WAL or anywhere else
-        assert secret.encode() not in f.read_bytes()
+    if isinstance(store, SQLiteStore):
+        for f in store.path.parent.iterdir():  # not in the database, its WAL or anywhere else
+            assert secret.encode() not in f.read_bytes()
+    else:  # not in any column of the users or the audit trail
+        stored = raw_rows(
+            store, "SELECT row_to_json(u)::text FROM {t}users u UNION ALL SELECT row_to_json(a)::text FROM {t}audit a"
+        )
+        assert len(stored) == 4 and not any(secret in r[0] for r in stored)
 
 
 def test_authentication_refuses_wrong_rotated_and_deleted_tokens(store):
@@ -192,12 +251,9 @@ def test_every_change_is_in_the_append_only_audit_trail(store):
     actions = [e.action for e in store.audit()]
     assert actions == ["review", "review", "user.add", "run.add"]
     assert "token" not in json.dumps([e.after for e in store.audit()])
-    raw = sqlite3.connect(store.path)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw.execute("UPDATE audit SET actor = 'x'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw.execute("DELETE FROM audit")
-    raw.close()
+    assert "append-only" in raw_change_refused(store, "UPDATE {t}audit SET actor = 'x'")
+    assert "append-only" in raw_change_refused(store, "DELETE FROM {t}audit")
+    assert [e.action for e in store.audit()] == actions and store.audit()[-1].actor == "cli"
 
 
 def test_a_failing_write_changes_nothing(store, monkeypatch):
@@ -207,7 +263,7 @@ def test_a_failing_write_changes_nothing(store, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("crash between the review and its audit entry")
 
-    monkeypatch.setattr(SQLiteStore, "_append_audit", staticmethod(boom))
+    monkeypatch.setattr(type(store), "_append_audit", staticmethod(boom))
     with pytest.raises(RuntimeError):
         store.set_review("2025-x-1", "P1:idle", status="site_visit", comment="", version=1, actor="b")
     monkeypatch.undo()
@@ -241,8 +297,9 @@ def test_two_reviewers_at_once_one_wins_the_other_conflicts(store):
 
 CHILD = """
 import sys
-from geo_eval.storage import SQLiteStore
-store = SQLiteStore(sys.argv[1])
+from pathlib import Path
+from geo_eval.storage import open_store
+store = open_store(Path(sys.argv[1]), database_url=sys.argv[2] or None)
 v = 0
 while True:
     store.set_review("2025-x-1", "P1:idle", status="confirmed", comment=str(v), version=v, actor="child")
@@ -253,7 +310,8 @@ while True:
 
 def test_a_killed_writer_loses_nothing_it_saved(store):
     store.add_run(record())
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(store.path)], stdout=subprocess.PIPE, text=True)
+    where = [str(store.path.parent), ""] if isinstance(store, SQLiteStore) else ["", store.url]
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *where], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     saved = 0
     for line in proc.stdout:
@@ -263,10 +321,14 @@ def test_a_killed_writer_loses_nothing_it_saved(store):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    fresh = SQLiteStore(store.path)
-    raw = sqlite3.connect(store.path)
-    assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    raw.close()
+    fresh: SQLiteStore | PostgresStore
+    if isinstance(store, SQLiteStore):
+        fresh = SQLiteStore(store.path)
+        raw = sqlite3.connect(store.path)
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        raw.close()
+    else:
+        fresh = PostgresStore(store.url)
     review = fresh.get_review("2025-x-1", "P1:idle")
     assert review.version >= saved  # every acknowledged write survived (one more may have committed)
     assert len(fresh.history("2025-x-1", "P1:idle")) == review.version  # and each with its audit entry

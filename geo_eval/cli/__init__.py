@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from geo_eval.cli import db as _db
 from geo_eval.cli import evaluate as _evaluate
 from geo_eval.cli import runs as _runs
 from geo_eval.cli import schemes as _schemes
@@ -23,9 +24,13 @@ app = typer.Typer(
 app.command("evaluate", help="评价一个年度的数据集，输出排名表、宗地图层和问题清单")(_evaluate.evaluate)
 app.command("validate", help="只检查数据集，列出全部问题，不输出评价结果")(_validate.validate)
 app.command("schemes", help="列出内置评价方案")(_schemes.schemes)
-app.command("serve", help="启动网页服务（地图、排名下载、标记复核），数据目录为 GEO_EVAL_DATA_DIR")(_serve.serve)
+app.command(
+    "serve",
+    help="启动网页服务（地图、排名下载、标记复核），数据目录为 GEO_EVAL_DATA_DIR，数据库为 --db / GEO_EVAL_DATABASE_URL",
+)(_serve.serve)
 app.add_typer(_runs.app, name="runs", help="评价批次：登记评价输出目录，供服务使用")
 app.add_typer(_users.app, name="users", help="用户与令牌")
+app.add_typer(_db.app, name="db", help="PostgreSQL/PostGIS 数据库：创建、升级和查看 geo-eval 的数据库结构")
 
 
 def main() -> None:

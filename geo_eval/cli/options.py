@@ -16,11 +16,30 @@ DatasetDir = Annotated[
     Path, typer.Argument(help="数据集目录（含 dataset.toml）", exists=True, file_okay=False, dir_okay=True)
 ]
 SchemeOpt = Annotated[str, typer.Option("--scheme", help="评价方案：内置方案名（见 geo-eval schemes）或 TOML 文件路径")]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="GEO_EVAL_DATABASE_URL",
+        show_default=False,
+        help="PostgreSQL/PostGIS 数据库地址 postgresql://用户[:密码]@主机:5432/库名（环境变量 GEO_EVAL_DATABASE_URL，"
+        "须先运行 geo-eval db init）；不指定则使用数据目录中的 SQLite 数据库",
+    ),
+]
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 MAX_LISTED = 20
+
+
+def store_label(data_dir: Path, db: str | None) -> str:
+    """Where a command's store is, for titles: the redacted database URL, else the data directory."""
+    if db:
+        from geo_eval.db.connection import redact_url
+
+        return redact_url(db)
+    return str(data_dir)
 
 
 def print_fatal(problems: pd.DataFrame, *, dataset: Path) -> None:

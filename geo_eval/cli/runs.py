@@ -1,4 +1,5 @@
-"""``geo-eval runs``: the registry of evaluation runs the service serves (under ``GEO_EVAL_DATA_DIR``)."""
+"""``geo-eval runs``: the registry of evaluation runs the service serves (under ``GEO_EVAL_DATA_DIR``, or in the
+PostgreSQL database of ``--db`` / ``GEO_EVAL_DATABASE_URL``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from geo_eval.cli.options import err, out
+from geo_eval.cli.options import DatabaseOpt, err, out, store_label
 from geo_eval.errors import GeoEvalError
 from geo_eval.storage import DEFAULT_DATA_DIR, open_store, run_record_from_out_dir
 
@@ -24,10 +25,11 @@ app = typer.Typer(help="评价批次：登记评价输出目录，供服务使�
 def add(
     out_dir: Annotated[Path, typer.Argument(help="评价输出目录（含 manifest.json）", file_okay=False)],
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    db: DatabaseOpt = None,
 ) -> None:
     """Register OUT_DIR as the latest run."""
     try:
-        store = open_store(data_dir)
+        store = open_store(data_dir, database_url=db)
         rec = store.add_run(run_record_from_out_dir(out_dir), actor="cli")
         store.close()
     except GeoEvalError as exc:
@@ -40,16 +42,16 @@ def add(
 
 
 @app.command("list", help="列出已登记的评价批次（最新的在前）")
-def list_runs(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+def list_runs(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None) -> None:
     """List the registered runs."""
     try:
-        store = open_store(data_dir)
+        store = open_store(data_dir, database_url=db)
         runs = store.list_runs()
         store.close()
     except GeoEvalError as exc:
         err.print(f"[red]错误：{exc}[/]")
         raise typer.Exit(2) from None
-    t = Table(title=f"评价批次（{data_dir}）")
+    t = Table(title=f"评价批次（{store_label(data_dir, db)}）")
     for c in ("批次", "年度", "方案", "企业", "宗地", "标记", "登记时间", "输出目录"):
         t.add_column(c)
     for r in runs:

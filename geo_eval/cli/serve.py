@@ -1,4 +1,5 @@
-"""``geo-eval serve``: the web service (``api/``) over the runs and reviews under ``GEO_EVAL_DATA_DIR``.
+"""``geo-eval serve``: the web service (``api/``) over the runs and reviews under ``GEO_EVAL_DATA_DIR`` (or in
+the PostgreSQL database of ``--db`` / ``GEO_EVAL_DATABASE_URL``).
 
 The library never imports FastAPI: this command checks the settings (pydantic-settings only) and hands
 ``api.main:create_app_from_env`` to uvicorn by name.
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from geo_eval.cli.options import err, out
+from geo_eval.cli.options import DatabaseOpt, err, out, store_label
 from geo_eval.cli.runs import DataDirOpt
 from geo_eval.errors import GeoEvalError
 from geo_eval.storage import DEFAULT_DATA_DIR, open_store
@@ -23,6 +24,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="监听地址")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="端口", min=1, max=65535)] = 8000,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    db: DatabaseOpt = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn 日志级别")] = "info",
 ) -> None:
     """Serve the registered runs over HTTP until Ctrl-C."""
@@ -31,6 +33,8 @@ def serve(
     from api.settings import Settings
 
     os.environ["GEO_EVAL_DATA_DIR"] = str(data_dir)
+    if db:  # the application factory reads the settings from the environment
+        os.environ["GEO_EVAL_DATABASE_URL"] = db
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -38,7 +42,7 @@ def serve(
             err.print(f"[red]错误：{e['msg'].removeprefix('Value error, ')}[/]")
         raise typer.Exit(2) from None
     try:
-        store = open_store(settings.data_dir)
+        store = open_store(settings.data_dir, database_url=settings.database())
         runs = store.list_runs()
         store.close()
     except GeoEvalError as exc:
@@ -48,7 +52,8 @@ def serve(
         err.print("[yellow]注意：还没有登记评价批次（geo-eval runs add OUT_DIR），接口将返回 404。[/]")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     mode = "（演示模式）" if settings.demo else ""
-    out.print(f"服务地址{mode}：http://{shown}:{port}/  数据目录：{settings.data_dir}  （Ctrl-C 停止）")
+    where = f"  数据库：{store_label(settings.data_dir, url)}" if (url := settings.database()) else ""
+    out.print(f"服务地址{mode}：http://{shown}:{port}/  数据目录：{settings.data_dir}{where}  （Ctrl-C 停止）")
 
     import uvicorn
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from geo_eval.cli.options import err, out
+from geo_eval.cli.options import DatabaseOpt, err, out, store_label
 from geo_eval.cli.runs import DataDirOpt
 from geo_eval.errors import GeoEvalError
 from geo_eval.storage import DEFAULT_DATA_DIR, ROLE_LABELS, open_store
@@ -35,10 +35,11 @@ def add(
     park: Annotated[list[str] | None, typer.Option("--park", help="园区管委会可查看的园区（可重复）")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="用户已存在时更新角色和园区并换发令牌")] = False,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    db: DatabaseOpt = None,
 ) -> None:
     """Create a user and print the token as the last line."""
     try:
-        store = open_store(data_dir)
+        store = open_store(data_dir, database_url=db)
         user, token = store.add_user(name, role.value, park or [], actor="cli", replace=replace)
         store.close()
     except GeoEvalError as exc:
@@ -50,10 +51,12 @@ def add(
 
 
 @app.command("token", help="换发令牌（旧令牌和浏览器会话立即失效），最后一行输出新令牌")
-def token(name: Annotated[str, typer.Argument(help="用户名")], data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+def token(
+    name: Annotated[str, typer.Argument(help="用户名")], data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None
+) -> None:
     """Rotate a user's token and print the new one as the last line."""
     try:
-        store = open_store(data_dir)
+        store = open_store(data_dir, database_url=db)
         new = store.rotate_token(name, actor="cli")
         store.close()
     except GeoEvalError as exc:
@@ -64,16 +67,16 @@ def token(name: Annotated[str, typer.Argument(help="用户名")], data_dir: Data
 
 
 @app.command("list", help="列出用户（不含令牌）")
-def list_users(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+def list_users(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None) -> None:
     """List the users."""
     try:
-        store = open_store(data_dir)
+        store = open_store(data_dir, database_url=db)
         users = store.list_users()
         store.close()
     except GeoEvalError as exc:
         err.print(f"[red]错误：{exc}[/]")
         raise typer.Exit(2) from None
-    t = Table(title=f"用户（{data_dir}）")
+    t = Table(title=f"用户（{store_label(data_dir, db)}）")
     for c in ("用户名", "角色", "园区", "创建时间"):
         t.add_column(c)
     for u in users:
@@ -82,10 +85,12 @@ def list_users(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
 
 
 @app.command("remove", help="删除用户（其复核记录保留）")
-def remove(name: Annotated[str, typer.Argument(help="用户名")], data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+def remove(
+    name: Annotated[str, typer.Argument(help="用户名")], data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None
+) -> None:
     """Delete a user."""
     try:
-        store = open_store(data_dir)
+        store = open_store(data_dir, database_url=db)
         store.delete_user(name, actor="cli")
         store.close()
     except GeoEvalError as exc:

@@ -2,7 +2,8 @@
 
 Pure Python (no web framework): the service (``api/``) and the CLI (``geo-eval runs``, ``geo-eval users``)
 both use :func:`open_store`. :class:`Store` is the interface; :class:`SQLiteStore` the embedded default
-under ``GEO_EVAL_DATA_DIR``; a PostGIS store will implement the same protocol.
+under ``GEO_EVAL_DATA_DIR``; :class:`geo_eval.db.PostgresStore` the same on a PostgreSQL/PostGIS database
+(``GEO_EVAL_DATABASE_URL``, ``--db``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,20 @@ from geo_eval.storage.runs import read_manifest, run_id_of, run_record_from_out_
 from geo_eval.storage.sqlite import SQLiteStore
 
 
-def open_store(data_dir: Path) -> Store:
-    """The store of a data directory (the SQLite default)."""
+def open_store(data_dir: Path, database_url: str | None = None) -> Store:
+    """The store on the PostgreSQL database ``database_url`` when given, else the SQLite store of ``data_dir``.
+
+    The database must have been prepared with ``geo-eval db init`` (else
+    :class:`~geo_eval.db.errors.SchemaVersionError`).
+    """
+    if database_url:
+        from geo_eval.db.connection import INVALID_URL, is_database_url
+
+        if not is_database_url(database_url):
+            raise InvalidValueError(INVALID_URL)
+        from geo_eval.db.store import PostgresStore
+
+        return PostgresStore(database_url)
     return SQLiteStore.in_dir(Path(data_dir))
 
 

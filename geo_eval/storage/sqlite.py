@@ -10,34 +10,37 @@ between threads (the service's worker threads).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from geo_eval.storage.base import REVIEW_STATUSES, ROLES, AuditEntry, Review, ReviewStatus, Role, RunRecord, User
-from geo_eval.storage.errors import (
-    AlreadyExistsError,
-    ConflictError,
-    InvalidValueError,
-    NotFoundError,
-    StorageError,
+from geo_eval.storage.base import AuditEntry, Review, ReviewStatus, Role, RunRecord, User
+from geo_eval.storage.common import (
+    MAX_COMMENT,
+    MAX_NAME,
+    TokenCache,
+    clean_name,
+    clean_parks,
+    clean_review,
+    conflict,
+    issue_token,
+    now,
+    user_public,
 )
-from geo_eval.storage.tokens import hash_secret, new_token, parse_token, verify_secret
+from geo_eval.storage.errors import AlreadyExistsError, InvalidValueError, NotFoundError, StorageError
+from geo_eval.storage.tokens import parse_token
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "geo-eval.sqlite3"
 BUSY_TIMEOUT_S = 15.0
-MAX_NAME = 64
-MAX_COMMENT = 4000
-_AUTH_CACHE_SIZE = 4096
+# now, MAX_NAME and MAX_COMMENT live in geo_eval.storage.common (shared with the PostGIS store); re-exported
+__all__ = ["DB_NAME", "MAX_COMMENT", "MAX_NAME", "MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore", "now"]
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -91,33 +94,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def now() -> str:
-    """The current UTC time as ISO 8601 with milliseconds (``2025-03-31T08:00:00.000Z``)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _clean_name(name: str) -> str:
-    name = str(name).strip()
-    if not name or len(name) > MAX_NAME or any(not c.isprintable() for c in name):
-        raise InvalidValueError(f"用户名须为 1–{MAX_NAME} 个可打印字符")
-    return name
-
-
-def _clean_parks(role: str, parks: Sequence[str]) -> tuple[str, ...]:
-    if role not in ROLES:
-        raise InvalidValueError(f"角色 {role!r} 无效；可用：{', '.join(ROLES)}")
-    clean = tuple(dict.fromkeys(str(p).strip() for p in parks if str(p).strip()))
-    if role == "committee" and not clean:
-        raise InvalidValueError("园区管委会用户（committee）至少要指定一个园区（--park）")
-    if role != "committee" and clean:
-        raise InvalidValueError(f"只有园区管委会用户（committee）按园区限定；{role} 可查看全部园区，不要指定 --park")
-    return clean
-
-
-def _user_public(u: User) -> dict[str, Any]:
-    return {"name": u.name, "role": u.role, "parks": list(u.parks)}
-
-
 class SQLiteStore:
     """:class:`~geo_eval.storage.base.Store` on one SQLite file."""
 
@@ -129,8 +105,7 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"无法创建数据目录 {self.path.parent}：{exc}") from exc
-        self._auth_cache: dict[str, tuple[str, str]] = {}
-        self._auth_lock = threading.Lock()
+        self._tokens = TokenCache()
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -271,16 +246,15 @@ class SQLiteStore:
     def add_user(
         self, name: str, role: str, parks: Sequence[str] = (), *, actor: str = "", replace: bool = False
     ) -> tuple[User, str]:
-        name = _clean_name(name)
-        clean = _clean_parks(role, parks)
-        token, token_id = new_token()
-        token_hash = hash_secret(token.split(".", 2)[2])
+        name = clean_name(name)
+        clean = clean_parks(role, parks)
+        token, token_id, token_hash = issue_token()
         at = now()
         with self._write() as conn:
             row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
             if row is not None and not replace:
                 raise AlreadyExistsError(f"用户 {name} 已存在（换发令牌：geo-eval users token {name}）")
-            before = None if row is None else _user_public(self._user(row))
+            before = None if row is None else user_public(self._user(row))
             created = at if row is None else row["created"]
             conn.execute(
                 "INSERT INTO users (name, role, parks, token_id, token_hash, created) VALUES (?, ?, ?, ?, ?, ?) "
@@ -296,7 +270,7 @@ class SQLiteStore:
                 entity=name,
                 run_id=None,
                 before=before,
-                after=_user_public(user),
+                after=user_public(user),
                 at=at,
             )
         log.info("user %s (%s) saved by %s", name, role, actor or "-")
@@ -322,31 +296,19 @@ class SQLiteStore:
             row = conn.execute("SELECT * FROM users WHERE token_id = ?", (token_id,)).fetchone()
         if row is None:
             return None
-        # scrypt is slow on purpose: a token verified once is remembered (by its sha256, in memory only)
-        # for as long as the stored hash is unchanged, so a rotated or deleted token stops at once.
-        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        stored = (token_id, str(row["token_hash"]))
-        with self._auth_lock:
-            known = self._auth_cache.get(key) == stored
-        if not known:
-            if not verify_secret(secret, stored[1]):
-                return None
-            with self._auth_lock:
-                if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
-                    self._auth_cache.clear()
-                self._auth_cache[key] = stored
+        if not self._tokens.verify(token, secret, token_id, str(row["token_hash"])):
+            return None
         return self._user(row)
 
     def rotate_token(self, name: str, *, actor: str = "") -> str:
-        token, token_id = new_token()
-        token_hash = hash_secret(token.split(".", 2)[2])
+        token, token_id, token_hash = issue_token()
         at = now()
         with self._write() as conn:
             row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFoundError(f"没有用户 {name}")
             conn.execute("UPDATE users SET token_id = ?, token_hash = ? WHERE name = ?", (token_id, token_hash, name))
-            u = _user_public(self._user(row))
+            u = user_public(self._user(row))
             self._append_audit(
                 conn, actor=actor, action="user.token", entity=name, run_id=None, before=u, after=u, at=at
             )
@@ -365,7 +327,7 @@ class SQLiteStore:
                 action="user.delete",
                 entity=name,
                 run_id=None,
-                before=_user_public(self._user(row)),
+                before=user_public(self._user(row)),
                 after=None,
                 at=now(),
             )
@@ -479,15 +441,7 @@ class SQLiteStore:
         return {r["flag_id"]: self._review(r) for r in rows}
 
     def set_review(self, run_id: str, flag_id: str, *, status: str, comment: str, version: int, actor: str) -> Review:
-        if status not in REVIEW_STATUSES:
-            raise InvalidValueError(f"复核状态 {status!r} 无效；可用：{', '.join(REVIEW_STATUSES)}")
-        comment = (comment or "").strip()
-        if status == "dismissed" and not comment:
-            raise InvalidValueError("排除（dismissed）须填写理由（comment）")
-        if len(comment) > MAX_COMMENT:
-            raise InvalidValueError(f"意见不能超过 {MAX_COMMENT} 个字符")
-        if not actor:
-            raise InvalidValueError("复核须记录复核人")
+        comment = clean_review(status, comment, actor)
         at = now()
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
@@ -495,11 +449,7 @@ class SQLiteStore:
             row = conn.execute("SELECT * FROM reviews WHERE run_id = ? AND flag_id = ?", (run_id, flag_id)).fetchone()
             current = Review(run_id, flag_id) if row is None else self._review(row)
             if current.version != version:
-                raise ConflictError(
-                    f"该标记已被{current.updated_by or '他人'}于 {current.updated_at or '刚才'} 修改"
-                    f"（当前版本 {current.version}，提交的版本 {version}），请刷新后重新提交",
-                    current,
-                )
+                raise conflict(current, version)
             new = Review(
                 run_id,
                 flag_id,
