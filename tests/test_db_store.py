@@ -144,12 +144,12 @@ def test_init_creates_every_table_and_a_gist_index_on_every_geometry_column(pg_d
                 "WHERE table_schema = 'geo_eval' AND table_name = 'runs'"
             ).fetchall()
         )
-        assert {k: columns[k] for k in ("counts", "stored_at", "srid", "manifest", "enterprise_columns", "seq")} == {
+        assert {k: columns[k] for k in ("counts", "stored_at", "srid", "manifest", "columns", "seq")} == {
             "counts": "jsonb",
             "stored_at": "text",
             "srid": "integer",
             "manifest": "jsonb",
-            "enterprise_columns": "ARRAY",
+            "columns": "jsonb",
             "seq": "bigint",
         }
         versions = conn.execute("SELECT version, tool_version FROM geo_eval.schema_version").fetchall()

@@ -6,6 +6,7 @@ The service and ``geo-eval runs`` / ``geo-eval users`` use such a database with 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -95,3 +96,27 @@ def status(db: DbUrlOpt = None) -> None:
     if st["problem"]:
         _fail(st["problem"])
     out.print("状态：正常")
+
+
+@app.command(
+    "import-parcels",
+    help="把宗地图层文件（GeoPackage、GeoJSON、Shapefile）导入数据库的一张新表（COPY 批量写入，带空间索引），"
+    "供 dataset.toml 的 [parcels] db / table 读取",
+)
+def import_parcels(
+    path: Annotated[Path, typer.Argument(help="宗地图层文件", exists=True, dir_okay=False)],
+    table: Annotated[str, typer.Option("--table", help="目标表名（schema.table 或 table）")],
+    db: DbUrlOpt = None,
+    layer: Annotated[str | None, typer.Option("--layer", help="GeoPackage 中的图层名")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="表已存在时替换")] = False,
+) -> None:
+    """Load a parcel file into a PostGIS table."""
+    from geo_eval.db.connection import redact_url
+    from geo_eval.db.parcels import import_parcels as load
+
+    url = _url(db)
+    try:
+        n = load(url, path, table, layer=layer, replace=replace)
+    except GeoEvalError as exc:
+        _fail(str(exc))
+    out.print(f"已导入 {n} 宗地到 {escape(redact_url(url))} 表 {escape(table)}")

@@ -24,6 +24,16 @@ def evaluate(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="输出目录已存在时覆盖")] = False,
     no_flags: Annotated[bool, typer.Option("--no-flags", help="不做闲置/低效地块标记和连片区块")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="GEO_EVAL_DATABASE_URL",
+            show_default=False,
+            help="同时把评价结果存入 PostgreSQL/PostGIS 数据库 postgresql://用户[:密码]@主机:5432/库名"
+            "（环境变量 GEO_EVAL_DATABASE_URL；须先运行 geo-eval db init），并登记为最新批次",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate DATASET_DIR with a scheme and write every output into OUT_DIR."""
     t0 = time.perf_counter()
@@ -33,7 +43,7 @@ def evaluate(
             err.print(
                 f"[yellow]注意：方案 {sch.name} 的基准值需要上年结果（--previous），未提供，改用本年均值，并记入 manifest.json。[/]"
             )
-        result = run(dataset_dir, sch, out_dir, previous_dir=previous, overwrite=overwrite, flags=not no_flags)
+        result = run(dataset_dir, sch, out_dir, previous_dir=previous, overwrite=overwrite, flags=not no_flags, db=db)
     except FatalInputError as exc:
         print_fatal(exc.frame, dataset=dataset_dir)
         raise typer.Exit(2) from None
@@ -60,4 +70,6 @@ def evaluate(
     if result.flags is not None:
         files += "、flags.csv、renewal_blocks.gpkg"
     out.print(f"输出目录：{out_dir}（{files}）")
+    if result.stored is not None:
+        out.print(f"已存入数据库 {manifest.get('database')}：评价批次 {result.stored.run_id}（已登记为最新批次）")
     out.print(f"用时 {time.perf_counter() - t0:.1f} 秒")

@@ -61,7 +61,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             stored_at text,
             srid int,
             manifest jsonb,
-            enterprise_columns text[]
+            columns jsonb
         )""",
         """CREATE TABLE geo_eval.enterprise_results (
             run_id text NOT NULL REFERENCES geo_eval.runs ON DELETE CASCADE,
@@ -75,7 +75,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             score double precision,
             grade text,
             rank int,
-            csv_values text[] NOT NULL,
+            attributes jsonb NOT NULL DEFAULT '{}',
             PRIMARY KEY (run_id, row_no)
         )""",
         "CREATE INDEX enterprise_results_run_uscc ON geo_eval.enterprise_results (run_id, uscc)",
@@ -94,6 +94,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             area_m2 double precision,
             area_mu double precision,
             block_id text,
+            holder text,
+            users text,
+            main_name text,
             attributes jsonb NOT NULL DEFAULT '{}',
             geom geometry NOT NULL,
             geom_gcj02 geometry(Geometry, 4326),
@@ -112,6 +115,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             flag text NOT NULL,
             rule_id text,
             severity text,
+            row_no int NOT NULL,
+            popup text NOT NULL DEFAULT '',
             attributes jsonb NOT NULL DEFAULT '{}',
             PRIMARY KEY (run_id, flag_id)
         )""",

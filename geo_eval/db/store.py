@@ -65,6 +65,51 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(str(primary or exc).split())
 
 
+def register_run(cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str) -> RunRecord:
+    """Register (or re-register) a run inside the caller's transaction; it becomes the latest.
+
+    Used by :meth:`PostgresStore.add_run` and by the publisher (:mod:`geo_eval.db.publish`), which
+    stores a run's results in the same transaction. Appends the audit entry. Results columns
+    (``stored_at``, ``srid``, ``manifest``, ``enterprise_columns``) are left as they are.
+    """
+    rec = replace(record, registered_at=now(), registered_by=actor)
+    cur.execute("LOCK TABLE geo_eval.runs IN SHARE ROW EXCLUSIVE MODE")  # seq: one registration at a time
+    row = cur.execute("SELECT * FROM geo_eval.runs WHERE run_id = %s", (rec.run_id,)).fetchone()
+    seq_row = cur.execute("SELECT coalesce(max(seq), 0) + 1 AS seq FROM geo_eval.runs").fetchone()
+    assert seq_row is not None
+    cur.execute(
+        "INSERT INTO geo_eval.runs "
+        "(run_id, year, scheme, scheme_title, out_dir, counts, registered_at, registered_by, seq) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
+        "out_dir = excluded.out_dir, counts = excluded.counts, registered_at = excluded.registered_at, "
+        "registered_by = excluded.registered_by, seq = excluded.seq",
+        (
+            rec.run_id,
+            rec.year,
+            rec.scheme,
+            rec.scheme_title,
+            rec.out_dir,
+            Jsonb(rec.counts),
+            rec.registered_at,
+            rec.registered_by,
+            int(seq_row["seq"]),
+        ),
+    )
+    PostgresStore._append_audit(
+        cur,
+        actor=actor,
+        action="run.add" if row is None else "run.update",
+        entity=rec.run_id,
+        run_id=rec.run_id,
+        before=None if row is None else {"out_dir": row["out_dir"], "registered_at": row["registered_at"]},
+        after={"out_dir": rec.out_dir, "year": rec.year, "scheme": rec.scheme},
+        at=rec.registered_at,
+    )
+    if row is not None:
+        rec = replace(rec, stored_at=row["stored_at"] or "", srid=row["srid"])
+    return rec
+
+
 class PostgresStore:
     """:class:`~geo_eval.storage.base.Store` on a PostgreSQL database with the ``geo_eval`` schema.
 
@@ -164,6 +209,11 @@ class PostgresStore:
             raise unavailable(self.url, exc) from exc
         except psycopg.Error as exc:
             raise DatabaseError(f"读取数据库 {self.database} 失败：{_first_line(exc)}", database=self.database) from exc
+
+    def transaction(self) -> contextlib.AbstractContextManager[psycopg.Cursor[DictRow]]:
+        """One write transaction (a cursor with dict rows): committed when the block ends, rolled back on
+        any exception, database errors turned into :class:`~geo_eval.db.errors.DatabaseError`."""
+        return self._write()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[psycopg.Cursor[DictRow]]:
@@ -332,45 +382,15 @@ class PostgresStore:
             counts=dict(row["counts"]),
             registered_at=row["registered_at"],
             registered_by=row["registered_by"],
+            stored_at=row["stored_at"] or "",
+            srid=row["srid"],
         )
 
     def add_run(self, record: RunRecord, *, actor: str = "") -> RunRecord:
         if not record.run_id:
             raise InvalidValueError("评价批次编号不能为空")
-        rec = replace(record, registered_at=now(), registered_by=actor)
         with self._write() as cur:
-            cur.execute("LOCK TABLE geo_eval.runs IN SHARE ROW EXCLUSIVE MODE")  # seq: one registration at a time
-            row = cur.execute("SELECT * FROM geo_eval.runs WHERE run_id = %s", (rec.run_id,)).fetchone()
-            seq_row = cur.execute("SELECT coalesce(max(seq), 0) + 1 AS seq FROM geo_eval.runs").fetchone()
-            assert seq_row is not None
-            cur.execute(
-                "INSERT INTO geo_eval.runs "
-                "(run_id, year, scheme, scheme_title, out_dir, counts, registered_at, registered_by, seq) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
-                "out_dir = excluded.out_dir, counts = excluded.counts, registered_at = excluded.registered_at, "
-                "registered_by = excluded.registered_by, seq = excluded.seq",
-                (
-                    rec.run_id,
-                    rec.year,
-                    rec.scheme,
-                    rec.scheme_title,
-                    rec.out_dir,
-                    Jsonb(rec.counts),
-                    rec.registered_at,
-                    rec.registered_by,
-                    int(seq_row["seq"]),
-                ),
-            )
-            self._append_audit(
-                cur,
-                actor=actor,
-                action="run.add" if row is None else "run.update",
-                entity=rec.run_id,
-                run_id=rec.run_id,
-                before=None if row is None else {"out_dir": row["out_dir"], "registered_at": row["registered_at"]},
-                after={"out_dir": rec.out_dir, "year": rec.year, "scheme": rec.scheme},
-                at=rec.registered_at,
-            )
+            rec = register_run(cur, record, actor=actor)
         log.info("run %s registered by %s", rec.run_id, actor or "-")
         return rec
 

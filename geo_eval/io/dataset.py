@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from pathlib import Path
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from geo_eval.errors import DatasetError, InputFileError
 
@@ -16,14 +17,36 @@ class _Spec(BaseModel):
 
 
 class ParcelSource(_Spec):
-    """Where the cadastral parcels are."""
+    """Where the cadastral parcels are: a file (``path``) or a PostGIS table or query (``db`` with
+    ``table`` or ``sql``)."""
 
-    path: str
+    path: str | None = None
+    db: str | None = None
+    """A PostgreSQL URL (``postgresql://用户@主机:5432/库名``) holding the parcels."""
+    table: str | None = None
+    """With ``db``: the parcel table, ``schema.table`` or ``table``."""
+    sql: str | None = None
+    """With ``db``: a query returning the parcels (one geometry column)."""
+    geometry: str | None = None
+    """With ``db``: the geometry column, when the table or query has several."""
     layer: str | None = None
     crs: str | None = None
     """The layer's CRS (e.g. ``"EPSG:4528"``): used when the file has none, and overrides a wrong one."""
     encoding: str | None = None
     """Attribute encoding of a Shapefile without ``.cpg`` (e.g. ``"GBK"``); detected when absent."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.path is None) == (self.db is None):
+            raise ValueError("须且只须给出 path（宗地文件）或 db（PostGIS 数据库地址）之一")
+        if self.db is not None:
+            if not self.db.startswith(("postgresql://", "postgres://")):
+                raise ValueError("db 须是 postgresql:// 开头的数据库地址")
+            if (self.table is None) == (self.sql is None):
+                raise ValueError("使用 db 时须且只须给出 table（宗地表）或 sql（查询语句）之一")
+        elif self.table is not None or self.sql is not None or self.geometry is not None:
+            raise ValueError("table、sql、geometry 只用于 db（PostGIS）来源")
+        return self
 
 
 class TableSource(_Spec):
@@ -70,7 +93,7 @@ def read_dataset_spec(dataset_dir: Path) -> DatasetSpec:
         lines = [f"  - {'.'.join(str(p) for p in e['loc']) or '(顶层)'}：{e['msg']}" for e in exc.errors()]
         raise DatasetError(f"{path} 有 {len(lines)} 处问题：\n" + "\n".join(lines)) from None
     for label, src in (("parcels", spec.parcels), ("enterprises", spec.enterprises), ("leases", spec.leases)):
-        if src is not None and not (Path(dataset_dir) / src.path).exists():
+        if src is not None and src.path is not None and not (Path(dataset_dir) / src.path).exists():
             raise InputFileError(f"{path} 中 [{label}] 指定的文件 {src.path} 不存在")
     if spec.layers and spec.layers.builtup and not (Path(dataset_dir) / spec.layers.builtup).exists():
         raise InputFileError(f"{path} 中 [layers] builtup 指定的栅格 {spec.layers.builtup} 不存在")

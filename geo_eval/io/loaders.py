@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -15,23 +16,41 @@ from geo_eval.problems import Problems
 from geo_eval.validate import Inputs, validate_enterprises, validate_leases, validate_parcels
 
 
-def load_inputs(dataset_dir: Path) -> tuple[Inputs, dict[str, Path], DatasetSpec]:
+@dataclass(frozen=True)
+class InputDigest:
+    """An input that is not a file (a PostGIS table or query): its label and the sha256 of what was read."""
+
+    label: str
+    sha256: str
+
+
+def load_inputs(dataset_dir: Path) -> tuple[Inputs, dict[str, Path | InputDigest], DatasetSpec]:
     """Read and validate ``DATASET_DIR``; every problem lands in ``inputs.problems``.
 
-    Returns the inputs, the input file paths (for the manifest's hashes) and the dataset spec.
+    Returns the inputs, the inputs' paths (or :class:`InputDigest` for a database source; for the
+    manifest's hashes) and the dataset spec.
     """
     root = Path(dataset_dir)
     spec = read_dataset_spec(root)
     problems = Problems()
-    paths: dict[str, Path] = {"dataset": root / "dataset.toml"}
+    paths: dict[str, Path | InputDigest] = {"dataset": root / "dataset.toml"}
     files: dict[str, str] = {}
 
-    ppath = root / spec.parcels.path
-    paths["parcels"] = ppath
-    files["parcels"] = spec.parcels.path
-    ptable, geoms = read_parcel_layer(
-        ppath, layer=spec.parcels.layer, encoding=spec.parcels.encoding, display=spec.parcels.path
-    )
+    if spec.parcels.db is not None:
+        from geo_eval.db.parcels import ParcelQuery, read_parcel_table
+
+        query = ParcelQuery(spec.parcels.db, spec.parcels.table, spec.parcels.sql, spec.parcels.geometry)
+        ptable, geoms, digest = read_parcel_table(query)
+        paths["parcels"] = InputDigest(query.label, digest)
+        files["parcels"] = query.label
+    else:
+        assert spec.parcels.path is not None
+        ppath = root / spec.parcels.path
+        paths["parcels"] = ppath
+        files["parcels"] = spec.parcels.path
+        ptable, geoms = read_parcel_layer(
+            ppath, layer=spec.parcels.layer, encoding=spec.parcels.encoding, display=spec.parcels.path
+        )
     parcels = validate_parcels(ptable, geoms, problems, crs_override=spec.parcels.crs)
 
     epath = root / spec.enterprises.path

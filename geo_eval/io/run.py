@@ -18,6 +18,7 @@ from geo_eval.io.writers import write_outputs
 from geo_eval.problems import FATAL, Problems
 from geo_eval.renewal import RenewalBlocks, renewal_blocks
 from geo_eval.scheme import Scheme
+from geo_eval.storage.base import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class RunResult:
     blocks: RenewalBlocks | None
     manifest: dict[str, object]
     notes: list[str] = field(default_factory=list)
+    stored: RunRecord | None = None
+    """With ``db``: the run as registered and stored in the database."""
 
 
 class FatalInputError(DatasetError):
@@ -73,11 +76,24 @@ def run(
     previous_dir: Path | None = None,
     overwrite: bool = False,
     flags: bool = True,
+    db: str | None = None,
 ) -> RunResult:
-    """Load, validate, evaluate, flag and write; raises :class:`FatalInputError` on fatal problems."""
+    """Load, validate, evaluate, flag and write; raises :class:`FatalInputError` on fatal problems.
+
+    With ``db`` (a PostgreSQL URL) the run is also stored in that PostGIS database, in one transaction
+    before OUT_DIR is put in place (:func:`geo_eval.db.publish.publish_run`): a failure leaves neither.
+    The database is checked (reachable, PostGIS, schema version) before anything is computed.
+    """
     t0 = time.perf_counter()
     if Path(out_dir).exists() and not overwrite:
         raise OutputExistsError(f"输出目录 {out_dir} 已存在；如要覆盖，请加 --overwrite")
+    store = None
+    if db is not None:
+        from geo_eval.db.store import PostgresStore
+
+        store = PostgresStore(db)
+        store.status()  # fails now, with the one-line message, if the database is not usable
+        store.close()  # reopened for publishing, after the evaluation
     inputs, paths, spec = load_inputs(dataset_dir)
     load_s = time.perf_counter() - t0
     if inputs.problems.has_fatal:
@@ -114,14 +130,38 @@ def run(
             enterprises=ev.enterprises,
         )
         ev.timings["blocks"] = time.perf_counter() - t
-    manifest = write_outputs(
-        ev,
-        out_dir,
-        overwrite=overwrite,
-        inputs=paths,
-        flags=fr,
-        blocks=blocks,
-        extra_manifest={"dataset": str(dataset_dir), "previous": str(previous_dir or "")},
-    )
+    stored: list[RunRecord] = []
+
+    def publish(files_dir: Path, manifest: dict[str, object]) -> None:
+        from geo_eval.db.publish import publish_run
+
+        assert store is not None
+        t = time.perf_counter()
+        record, timings = publish_run(
+            store, ev, manifest=manifest, files_dir=files_dir, out_dir=Path(out_dir), flags=fr, blocks=blocks
+        )
+        timings["db_total"] = time.perf_counter() - t
+        stored.append(record)
+        manifest["database_timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+
+    extra: dict[str, object] = {"dataset": str(dataset_dir), "previous": str(previous_dir or "")}
+    if store is not None:
+        extra["database"] = store.database
+    try:
+        manifest = write_outputs(
+            ev,
+            out_dir,
+            overwrite=overwrite,
+            inputs=paths,
+            flags=fr,
+            blocks=blocks,
+            extra_manifest=extra,
+            before_commit=publish if store is not None else None,
+        )
+    finally:
+        if store is not None:
+            store.close()
     log.info("run finished in %.1f s", time.perf_counter() - t0)
-    return RunResult(ev, fr, blocks, manifest, notes=list(ev.notes) + (fr.notes if fr else []))
+    return RunResult(
+        ev, fr, blocks, manifest, notes=list(ev.notes) + (fr.notes if fr else []), stored=stored[0] if stored else None
+    )

@@ -67,26 +67,33 @@ def read_parcel_layer(
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
         raise InputFileError(f"{file} 没有几何图形列，不是宗地图层")
     geom_name = gdf.geometry.name
-    attrs = [c for c in gdf.columns if c != geom_name]
-    found, units, unknown = map_headers("parcels", attrs)
+    attrs = pd.DataFrame({c: gdf[c] for c in gdf.columns if c != geom_name})
+    return parcel_table(attrs, file), gpd.GeoSeries(gdf.geometry.to_numpy(), crs=gdf.crs)
+
+
+def parcel_table(attrs: pd.DataFrame, file: str) -> Table:
+    """A parcel layer's attribute columns (in layer order, any headers) as the parcels :class:`Table`:
+    headers matched to the data contract, units converted, ``source_row`` = 1-based feature position.
+    Used for files (:func:`read_parcel_layer`) and PostGIS tables (:mod:`geo_eval.db.parcels`)."""
+    names = [str(c) for c in attrs.columns]
+    found, units, unknown = map_headers("parcels", list(attrs.columns))
     cols = {}
     headers = {}
     for i, f in found.items():
-        cols[f.name] = _one_chunk(gdf[attrs[i]].reset_index(drop=True))
-        headers[f.name] = attrs[i]
+        cols[f.name] = _one_chunk(attrs.iloc[:, i].reset_index(drop=True))
+        headers[f.name] = names[i]
     frame = pd.DataFrame(cols)
-    frame["source_row"] = np.arange(1, len(gdf) + 1, dtype=np.int64)
+    frame["source_row"] = np.arange(1, len(attrs) + 1, dtype=np.int64)
     frame["_empty"] = False
     factors: dict[str, float] = {}
     notes: dict[str, str] = {}
     for i, f in found.items():
-        factors[f.name], note = _unit_factor(f, units[i], file, attrs[i])
+        factors[f.name], note = _unit_factor(f, units[i], file, names[i])
         if note:
             notes[f.name] = note
     t = Table("parcels", file, frame, headers, factors, unknown, notes)
     check_columns(t)
-    geoms = gpd.GeoSeries(gdf.geometry.to_numpy(), crs=gdf.crs)
-    return t, geoms
+    return t
 
 
 def _one_chunk(s: pd.Series) -> pd.Series:

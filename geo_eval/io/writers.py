@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -138,20 +138,16 @@ _PARCEL_ROUNDING = {
 _EVIDENCE_ROUNDING = ("plot_ratio", "plot_ratio_min", "building_coefficient", "builtup_fraction", "leased_out_share")
 
 
-def write_parcels(
-    ev: Evaluation, path: Path, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
-) -> None:
-    """``parcels.gpkg``: layer ``parcels`` (input fields plus areas, grade and tax per 亩 of the users,
-    and the flag evidence) and, with flags, layer ``flags`` (one feature per parcel and flag).
-
-    Both layers go to GDAL as Arrow tables built column by column (no copy of the parcel frame); the
-    geometries are encoded to WKB once and the flags layer takes its parcels' WKB by position.
-    """
+def parcel_layer_columns(
+    ev: Evaluation, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
+) -> dict[str, pd.Series]:
+    """The attribute columns of layer ``parcels`` (``parcels.gpkg`` and the database's parcel results),
+    in order: the parcel code, the parcel frame's columns, the flag evidence and ``block_id``, rounded."""
     parcels = ev.parcels
-    geoms = _LayerGeometry(parcels.geometry)
     cols: dict[str, pd.Series] = {str(parcels.index.name or "index"): parcels.index.to_series(index=parcels.index)}
     for c in parcels.columns:
-        cols[c] = parcels[c]
+        if c != parcels.geometry.name:
+            cols[c] = parcels[c]
     if flags is not None:
         evidence = flags.evidence.drop(columns=[c for c in flags.evidence.columns if c in parcels.columns])
         if not evidence.index.equals(parcels.index):
@@ -165,7 +161,21 @@ def write_parcels(
         cols["block_id"] = reindex(blocks.membership, parcels.index)
     for c, digits in _PARCEL_ROUNDING.items():
         cols[c] = cols[c].round(digits)
-    del cols[parcels.geometry.name]
+    return cols
+
+
+def write_parcels(
+    ev: Evaluation, path: Path, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
+) -> None:
+    """``parcels.gpkg``: layer ``parcels`` (input fields plus areas, grade and tax per 亩 of the users,
+    and the flag evidence) and, with flags, layer ``flags`` (one feature per parcel and flag).
+
+    Both layers go to GDAL as Arrow tables built column by column (no copy of the parcel frame); the
+    geometries are encoded to WKB once and the flags layer takes its parcels' WKB by position.
+    """
+    parcels = ev.parcels
+    geoms = _LayerGeometry(parcels.geometry)
+    cols = parcel_layer_columns(ev, flags, blocks)
     with _gdal_config(OGR_SQLITE_SYNCHRONOUS="OFF"):
         wkb, geometry_type = geoms.layer(None)
         _write_layer(path, "parcels", cols, geoms.name, wkb, geometry_type, geoms.crs, dates_as_text=True)
@@ -426,12 +436,17 @@ def write_outputs(
     out_dir: Path,
     *,
     overwrite: bool = False,
-    inputs: dict[str, Path] | None = None,
+    inputs: Mapping[str, object] | None = None,
     extra_manifest: dict[str, object] | None = None,
     flags: FlagResult | None = None,
     blocks: RenewalBlocks | None = None,
+    before_commit: Callable[[Path, dict[str, object]], None] | None = None,
 ) -> dict[str, object]:
-    """Write every output of ``ev`` into ``out_dir`` atomically; returns the manifest."""
+    """Write every output of ``ev`` into ``out_dir`` atomically; returns the manifest.
+
+    ``before_commit(tmp_dir, manifest)`` runs once every file is written into the temporary directory
+    and before it replaces ``out_dir`` (the database publisher): if it raises, nothing is left behind.
+    """
     timings = dict(ev.timings)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         t = time.perf_counter()
@@ -458,7 +473,7 @@ def write_outputs(
             "year": ev.year,
             "scheme": {"name": ev.scheme.name, "title": ev.scheme.title, "sha256": ev.scheme.digest},
             "area_crs": ev.area_crs,
-            "inputs": {k: {"path": str(p), "sha256": sha256_file(p)} for k, p in sorted((inputs or {}).items())},
+            "inputs": {k: _input_entry(p) for k, p in sorted((inputs or {}).items())},
             "counts": {
                 "enterprises": len(ev.enterprises),
                 "parcels": len(ev.parcels),
@@ -473,7 +488,16 @@ def write_outputs(
         }
         manifest.update(extra_manifest or {})
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if before_commit is not None:
+            before_commit(tmp, manifest)
     return manifest
+
+
+def _input_entry(source: object) -> dict[str, str]:
+    """Manifest entry of an input: a file's path and sha256, or a database source's label and digest."""
+    if isinstance(source, Path):
+        return {"path": str(source), "sha256": sha256_file(source)}
+    return {"path": str(getattr(source, "label", source)), "sha256": str(getattr(source, "sha256", ""))}
 
 
 def flag_counts(flags: FlagResult | None, blocks: RenewalBlocks | None) -> dict[str, object]:

@@ -68,6 +68,15 @@ class RunRecord:
     counts: dict[str, Any] = field(default_factory=dict)
     registered_at: str = ""
     registered_by: str = ""
+    stored_at: str = ""
+    """When the run's results were published into the database (``evaluate --db``); empty otherwise."""
+    srid: int | None = None
+    """The SRID of the stored parcel geometries (the run's Gauss-Krüger plane), when stored."""
+
+    @property
+    def stored(self) -> bool:
+        """Whether the run's results are in the database (not only in ``out_dir``)."""
+        return bool(self.stored_at)
 
 
 @dataclass(frozen=True)
