@@ -126,7 +126,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.run_cache = RunCache(settings.run_cache_size)
+    app.state.run_cache = RunCache(settings.run_cache_size, store=store)
     app.state.evaluation_lock = threading.Lock()
     add_exception_handlers(app)
     app.add_middleware(SecurityHeaders)

@@ -8,6 +8,7 @@ because entries are keyed by the manifest's modification time as well.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections import OrderedDict
@@ -108,6 +109,8 @@ class RunData:
     """Layer ``flags`` (one row per parcel and rule) with ``parcel_pos``, the parcel's row; indexed by flag id."""
     blocks: gpd.GeoDataFrame | None
     """``renewal_blocks.gpkg`` when the run made flags."""
+    source: str = "files"
+    """Where the data came from: ``files`` (the run's OUT_DIR) or ``postgis`` (the result tables)."""
     parcel_pos: pd.Index = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,6 +157,35 @@ def load_run_data(record: RunRecord) -> RunData:
         parcels = parcels.set_crs(WGS84, allow_override=True)
     if blocks is not None and blocks.crs is not None and not blocks.empty:
         blocks = blocks.to_crs(WGS84)
+    return _run_data(record, manifest, text, parcels, flags, blocks, source="files")
+
+
+def load_stored_run_data(store: Any, record: RunRecord) -> RunData:
+    """Read a run stored in PostGIS (``evaluate --db``) from its result tables: the same :class:`RunData`
+    as :func:`load_run_data` makes from the files, without needing the run's OUT_DIR."""
+    from geo_eval.db.results import read_stored_run
+
+    with store.connection() as conn:
+        stored = read_stored_run(conn, record.run_id)
+    text = pd.read_csv(io.BytesIO(stored.enterprises_csv), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    flags = (
+        stored.flags if len(stored.flags.columns) else pd.DataFrame({c: pd.Series(dtype=object) for c in FLAG_COLUMNS})
+    )
+    return _run_data(
+        record, stored.manifest, text.astype(object), stored.parcels, flags, stored.blocks, source="postgis"
+    )
+
+
+def _run_data(
+    record: RunRecord,
+    manifest: dict[str, Any],
+    text: pd.DataFrame,
+    parcels: gpd.GeoDataFrame,
+    flags: pd.DataFrame,
+    blocks: gpd.GeoDataFrame | None,
+    *,
+    source: str,
+) -> RunData:
     for c in ("parcel_id", "park", "county"):
         parcels[c] = parcels[c].astype(object).where(parcels[c].notna(), None)
     data = RunData(
@@ -165,27 +197,41 @@ def load_run_data(record: RunRecord) -> RunData:
         parcel_geojson=_geometry_json(parcels.geometry),
         flags=flags,
         blocks=blocks,
+        source=source,
     )
     fl = data.flags
     for c in ("flag_id", "parcel_id", "park", "county", "flag"):
         fl[c] = fl[c].astype(object).where(fl[c].notna(), None)
     fl["parcel_pos"] = data.parcel_pos.get_indexer(pd.Index(fl["parcel_id"].astype(str)))
     data.flags = fl.set_index("flag_id", drop=False)
-    log.info("run %s loaded: %d enterprises, %d parcels, %d flags", record.run_id, len(text), len(parcels), len(fl))
+    log.info(
+        "run %s loaded from %s: %d enterprises, %d parcels, %d flags",
+        record.run_id,
+        source,
+        len(text),
+        len(parcels),
+        len(fl),
+    )
     return data
 
 
 class RunCache:
     """The latest ``size`` runs in memory, loaded at most once each even under concurrent requests."""
 
-    def __init__(self, size: int = 4) -> None:
+    def __init__(self, size: int = 4, *, store: Any = None) -> None:
+        """``store``: a PostGIS store; runs stored in it (``evaluate --db``) are read from its tables."""
         self.size = size
+        self.store = store if hasattr(store, "connection") else None
         self._items: OrderedDict[str, tuple[tuple[str, int], RunData]] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
-    @staticmethod
-    def _stamp(record: RunRecord) -> tuple[str, int]:
+    def _from_database(self, record: RunRecord) -> bool:
+        return self.store is not None and record.stored
+
+    def _stamp(self, record: RunRecord) -> tuple[str, int]:
+        if self._from_database(record):
+            return "postgis:" + record.stored_at, 0
         try:
             st = (Path(record.out_dir) / "manifest.json").stat()
         except OSError as exc:
@@ -212,7 +258,7 @@ class RunCache:
             hit = self._hit(record.run_id, stamp)
             if hit is not None:
                 return hit
-            data = load_run_data(record)
+            data = load_stored_run_data(self.store, record) if self._from_database(record) else load_run_data(record)
             with self._lock:
                 self._items[record.run_id] = (stamp, data)
                 self._items.move_to_end(record.run_id)

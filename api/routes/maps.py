@@ -569,6 +569,8 @@ def _tile_response(
     version = review_version(store, data.run_id)
 
     def build() -> bytes:
+        if data.source == "postgis" and data.record.srid:
+            return _database_tile(store, data, scope, basemap, z, x, y)
         src = tile_source(data, store, caches, scope, basemap, version)
         return tiles.mvt_tile(src, z, x, y, properties=maps.tile_properties(z))
 
@@ -577,6 +579,25 @@ def _tile_response(
     except ValueError as exc:
         raise NotFound(str(exc)) from None
     return Response(body, media_type=MVT_TYPE, headers={"Cache-Control": "private, max-age=600"})
+
+
+def _database_tile(store: Store, data: RunData, scope: MapScope, basemap: str, z: int, x: int, y: int) -> bytes:
+    """The tile cut by PostGIS (``ST_AsMVT``) from a run stored in the database, for the scope's parks."""
+    from geo_eval.db import tiles as db_tiles
+
+    assert data.record.srid is not None
+    with store.connection() as conn:  # type: ignore[attr-defined]  # a PostgresStore (data.source == "postgis")
+        return db_tiles.mvt_tile(
+            conn,
+            run_id=data.run_id,
+            srid=data.record.srid,
+            z=z,
+            x=x,
+            y=y,
+            properties=maps.tile_properties(z),
+            parks=scope.parks,
+            gcj02=_tile_basemap(basemap) == "gaode",
+        )
 
 
 @router.get(

@@ -27,3 +27,10 @@ class PostGISMissingError(DatabaseError):
 
 class SchemaVersionError(DatabaseError):
     """The ``geo_eval`` schema is missing, older than this tool (upgrade it) or newer (upgrade geo-eval)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The server's primary message of a database error on one line (no SQL, no context lines)."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    return " ".join(str(primary or exc).split())

@@ -30,7 +30,7 @@ import shapely
 from psycopg import sql
 
 from geo_eval.db.connection import connect, redact_url
-from geo_eval.db.errors import DatabaseError
+from geo_eval.db.errors import DatabaseError, first_line
 from geo_eval.errors import DatasetError, InputFileError
 from geo_eval.io.vector import parcel_table
 from geo_eval.table import Table
@@ -78,7 +78,7 @@ class ParcelQuery:
 
 
 def _fail(q: ParcelQuery, exc: psycopg.Error) -> DatabaseError:
-    first = " ".join(str(getattr(getattr(exc, "diag", None), "message_primary", None) or exc).split())
+    first = first_line(exc)
     return DatabaseError(
         f"无法从 {q.label} 读取宗地：{first}（请检查 dataset.toml 的 [parcels] table 或 sql）",
         database=redact_url(q.url),
@@ -238,7 +238,7 @@ def import_parcels(
                 f"数据库 {redact_url(url)} 中已有表 {table}；如要替换，请加 --replace", database=redact_url(url)
             ) from None
         except psycopg.Error as exc:
-            first = " ".join(str(getattr(getattr(exc, "diag", None), "message_primary", None) or exc).split())
+            first = first_line(exc)
             raise DatabaseError(
                 f"导入宗地到 {redact_url(url)} 表 {table} 失败：{first}", database=redact_url(url)
             ) from exc

@@ -312,6 +312,7 @@ def _copy_blocks(cur: Cursor, run_id: str, blocks: RenewalBlocks, srid: int) -> 
         {
             "run_id": pa.array([run_id] * n, type=pa.large_string()),
             "block_id": _arrow(attrs["block_id"]),
+            "row_no": pa.array(np.arange(1, n + 1, dtype=np.int64)),
             "attributes": _json_rows(attrs),
             "geom": _ewkb(np.asarray(b.geometry.array, dtype=object), srid),
         },

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from geo_eval import __version__
 from geo_eval.db.connection import connect, redact_url
-from geo_eval.db.errors import DatabaseError, PostGISMissingError, SchemaVersionError
+from geo_eval.db.errors import DatabaseError, PostGISMissingError, SchemaVersionError, first_line
 
 SCHEMA = "geo_eval"
 LOCK_KEY = int.from_bytes(b"geo_eval", "big")
@@ -124,6 +124,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE geo_eval.renewal_blocks (
             run_id text NOT NULL REFERENCES geo_eval.runs ON DELETE CASCADE,
             block_id text NOT NULL,
+            row_no int NOT NULL,
             attributes jsonb NOT NULL DEFAULT '{}',
             geom geometry NOT NULL,
             PRIMARY KEY (run_id, block_id)
@@ -180,12 +181,6 @@ def database_of(conn: psycopg.Connection[Any]) -> str:
     return f"postgresql://{quote(info.user, safe='')}@{host}:{info.port}/{quote(info.dbname, safe='')}"
 
 
-def _first_line(exc: BaseException) -> str:
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    return " ".join(str(primary or exc).split())
-
-
 def _hint(exc: BaseException) -> str:
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return "（请以数据库所有者身份运行，或请数据库管理员授予该用户在此数据库中的 CREATE 权限）"
@@ -233,7 +228,7 @@ def check_schema(conn: psycopg.Connection[Any], *, database: str | None = None) 
     try:
         version = current_version(conn)
     except psycopg.Error as exc:
-        raise DatabaseError(f"无法读取数据库 {database} 的结构版本：{_first_line(exc)}", database=database) from exc
+        raise DatabaseError(f"无法读取数据库 {database} 的结构版本：{first_line(exc)}", database=database) from exc
     problem = version_problem(version, database=database)
     if problem is not None:
         raise SchemaVersionError(problem, database=database)
@@ -248,7 +243,7 @@ def schema_status(conn: psycopg.Connection[Any], *, database: str | None = None)
         postgis = postgis_version(conn)
         row = conn.execute("SELECT current_setting('server_version')").fetchone()
     except psycopg.Error as exc:
-        raise DatabaseError(f"无法读取数据库 {database} 的状态：{_first_line(exc)}", database=database) from exc
+        raise DatabaseError(f"无法读取数据库 {database} 的状态：{first_line(exc)}", database=database) from exc
     return {
         "database": database,
         "postgresql_version": None if row is None else str(row[0]),
@@ -277,7 +272,7 @@ def _ensure_postgis(conn: psycopg.Connection[Any], database: str) -> tuple[str, 
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     except psycopg.Error as exc:
         raise PostGISMissingError(
-            f"数据库 {database} 没有 PostGIS 扩展，当前用户无法创建（{_first_line(exc)}）："
+            f"数据库 {database} 没有 PostGIS 扩展，当前用户无法创建（{first_line(exc)}）："
             "请数据库管理员在该数据库中执行 CREATE EXTENSION postgis（服务器上须已安装 PostGIS，"
             f"Debian 软件包 postgresql-15-postgis-3），再运行 geo-eval db init --db {database}",
             database=database,
@@ -336,7 +331,7 @@ def init_schema(url: str) -> dict[str, Any]:
         except psycopg.Error as exc:
             conn.rollback()
             raise DatabaseError(
-                f"初始化数据库 {database} 失败（未做任何改动）：{_first_line(exc)}{_hint(exc)}", database=database
+                f"初始化数据库 {database} 失败（未做任何改动）：{first_line(exc)}{_hint(exc)}", database=database
             ) from exc
     return {
         "action": action,
@@ -366,7 +361,7 @@ def upgrade_schema(url: str) -> dict[str, Any]:
         except psycopg.Error as exc:
             conn.rollback()
             raise DatabaseError(
-                f"升级数据库 {database} 失败（未做任何改动）：{_first_line(exc)}{_hint(exc)}", database=database
+                f"升级数据库 {database} 失败（未做任何改动）：{first_line(exc)}{_hint(exc)}", database=database
             ) from exc
     return {
         "action": "upgraded" if applied else "up_to_date",

@@ -32,7 +32,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from geo_eval.db.connection import APPLICATION_NAME, CONNECT_TIMEOUT_S, connect, redact_url, unavailable
-from geo_eval.db.errors import DatabaseError, DatabaseUnavailableError
+from geo_eval.db.errors import DatabaseError, DatabaseUnavailableError, first_line
 from geo_eval.db.schema import check_schema, postgis_version
 from geo_eval.storage.base import AuditEntry, Review, ReviewStatus, Role, RunRecord, User
 from geo_eval.storage.common import (
@@ -57,12 +57,6 @@ POOL_TIMEOUT_S = 10.0
 
 def _jsonb(value: dict[str, Any] | None) -> Jsonb | None:
     return None if value is None else Jsonb(value)
-
-
-def _first_line(exc: BaseException) -> str:
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    return " ".join(str(primary or exc).split())
 
 
 def register_run(cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str) -> RunRecord:
@@ -208,7 +202,7 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             raise unavailable(self.url, exc) from exc
         except psycopg.Error as exc:
-            raise DatabaseError(f"读取数据库 {self.database} 失败：{_first_line(exc)}", database=self.database) from exc
+            raise DatabaseError(f"读取数据库 {self.database} 失败：{first_line(exc)}", database=self.database) from exc
 
     def transaction(self) -> contextlib.AbstractContextManager[psycopg.Cursor[DictRow]]:
         """One write transaction (a cursor with dict rows): committed when the block ends, rolled back on
@@ -225,7 +219,7 @@ class PostgresStore:
             raise unavailable(self.url, exc) from exc
         except psycopg.Error as exc:
             raise DatabaseError(
-                f"写入数据库 {self.database} 失败（未保存任何改动）：{_first_line(exc)}", database=self.database
+                f"写入数据库 {self.database} 失败（未保存任何改动）：{first_line(exc)}", database=self.database
             ) from exc
 
     @staticmethod
