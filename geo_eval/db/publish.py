@@ -162,9 +162,12 @@ def _arrow(values: pd.Series | pd.Index | np.ndarray, kind: str = "text") -> pa.
 
 
 def _json_rows(frame: pd.DataFrame) -> pa.Array:
-    """Each row of ``frame`` as one JSON object (missing as null, dates as ISO text), for ``attributes``."""
+    """Each row of ``frame`` as one JSON object (missing as null, dates as ``YYYY-MM-DD``), for ``attributes``."""
     if frame.empty:
         return pa.array([], type=pa.large_string())
+    dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c].dtype)]
+    if dates:  # as parcels.gpkg writes them: the day as text
+        frame = frame.assign(**{str(c): frame[c].dt.strftime("%Y-%m-%d") for c in dates})
     text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=10, date_format="iso")
     lines = text.split("\n")
     if lines and lines[-1] == "":

@@ -69,7 +69,7 @@ def _layer(
     )
     texts = t.column("a").to_pylist()
     if texts:
-        frame = pd.read_json(io.StringIO("\n".join(texts)), lines=True, dtype=False, convert_dates=False)
+        frame = pd.read_json(io.StringIO("\n".join(texts)), lines=True, dtype=False, precise_float=True)
     else:
         frame = pd.DataFrame()
     for c in columns:
