@@ -163,8 +163,8 @@ def test_geometry_columns_take_any_gauss_krueger_srid_but_gcj02_only_4326(pg_db)
             "registered_by, seq) VALUES ('r', 2025, 'x', 'x', '/', '{}', '', '', 1)"
         )
         insert = (
-            "INSERT INTO geo_eval.parcel_results (run_id, row_no, parcel_id, geom, geom_gcj02) "
-            "VALUES ('r', %s, 'P', ST_GeomFromText('POINT(40500000 3800000)', %s), ST_GeomFromText(%s, %s))"
+            "INSERT INTO geo_eval.parcel_results (run_id, row_no, parcel_id, row_csv, geom, geom_gcj02) "
+            "VALUES ('r', %s, 'P', '', ST_GeomFromText('POINT(40500000 3800000)', %s), ST_GeomFromText(%s, %s))"
         )
         conn.execute(insert, (1, 4527, "POINT(119.2 34.6)", 4326))
         conn.execute(insert, (2, 4528, "POINT(119.2 34.6)", 4326))  # another zone in the same table

@@ -35,6 +35,7 @@ from api.app import create_app
 from api.settings import Settings
 from geo_eval.db import DatabaseError, PostgresStore, init_schema, redact_url
 from geo_eval.db.parcels import import_parcels
+from geo_eval.db.results import read_rows
 from geo_eval.errors import DatasetError
 from geo_eval.io import load_inputs
 from geo_eval.io.run import run
@@ -216,10 +217,10 @@ def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_pa
             pg_db, "SELECT content FROM geo_eval.run_files WHERE run_id = %s AND name = %s", (rec.run_id, name)
         )
         assert bytes(stored[0][0]) == (out / name).read_bytes(), name
-    # typed columns and attributes hold the csv's figures, in its order
+    # typed columns hold the key figures; row_csv the whole row, read back to the csv's values
     rows = sql(
         pg_db,
-        "SELECT uscc, grade, score, rank, attributes->>'land_mu' FROM geo_eval.enterprise_results "
+        "SELECT uscc, grade, score, rank, land_mu, row_csv FROM geo_eval.enterprise_results "
         "WHERE run_id = %s ORDER BY row_no",
         (rec.run_id,),
     )
@@ -227,7 +228,14 @@ def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_pa
     assert [r[1] for r in rows] == ent["grade"].tolist()
     rated = ent["score"] != ""
     assert np.allclose([r[2] for r, k in zip(rows, rated, strict=True) if k], ent.loc[rated, "score"].astype(float))
-    assert [float(r[4]) for r in rows] == pytest.approx(ent["land_mu"].astype(float).tolist())
+    assert [r[4] for r in rows] == pytest.approx(ent["land_mu"].astype(float).tolist())
+    layout = sql(pg_db, "SELECT columns->'enterprises' FROM geo_eval.runs WHERE run_id = %s", (rec.run_id,))[0][0]
+    back = read_rows([r[5] for r in rows], layout)
+    assert list(back.columns) == list(ent.columns)
+    typed = pd.read_csv(out / "enterprises.csv", encoding="utf-8-sig")
+    for c in ("uscc", "name", "grade", "land_mu", "score", "tax"):
+        a, b = typed[c], back[c]
+        assert ((a == b) | (a.isna() & b.isna())).all(), c
     store = PostgresStore(pg_db)
     try:
         assert store.latest_run().run_id == rec.run_id and store.latest_run().stored

@@ -193,8 +193,8 @@ def import_parcels(
     """Load a parcel file into a new PostGIS table ``table`` (with a GIST index); returns the row count.
 
     Columns keep their names and get text, bigint, double precision, boolean or timestamp types; the
-    geometry column is ``geom`` in the file's SRID (or ``srid``). An existing table is an error unless
-    ``replace``. Everything happens in one transaction.
+    geometry column is ``geom`` in the file's SRID (or ``srid``). The schema of ``schema.table`` is
+    created when missing; an existing table is an error unless ``replace``. One transaction.
     """
     if not Path(path).exists():
         raise InputFileError(f"找不到宗地图层 {path}")
@@ -216,6 +216,9 @@ def import_parcels(
     with connect(url) as conn:
         try:
             with conn.transaction():
+                parts = [p.strip().strip('"') for p in table.split(".")]
+                if len(parts) == 2:
+                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(parts[0])))
                 if replace:
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
                 conn.execute(sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(", ").join(defs)))

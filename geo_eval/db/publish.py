@@ -9,9 +9,11 @@ row in Python. Publishing the same run again (same run id: same inputs, scheme a
 its results and keeps its reviews. If anything fails the transaction rolls back and, because the
 publisher runs before OUT_DIR is swapped into place, no output directory is left either.
 
-Every table keeps a few typed columns for SQL users (``uscc``, ``grade``, ``tax_per_mu`` …) and the
-whole row as ``attributes`` (jsonb; numbers to 10 decimal places). ``runs.columns`` keeps each
-table's column order, which jsonb does not.
+Every table keeps typed columns for SQL users (``uscc``, ``grade``, ``tax_per_mu``, ``reason`` …) and the
+whole row as ``row_csv``: one csv line (text quoted, numbers in their shortest exact digits), whose column
+names and kinds are in ``runs.columns`` (see :func:`row_csv`); the service reads the rows back from it. A
+csv line costs the server one text value per row: jsonb (one parsed value per field) made publishing a
+million parcels several times slower.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import hashlib
 import io
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
@@ -105,7 +107,7 @@ def publish_run(
                 sql.SQL("DELETE FROM geo_eval.{} WHERE run_id = %s").format(sql.Identifier(table)), (rec.run_id,)
             )
         timings["db_register"] = time.perf_counter() - t
-        columns: dict[str, list[str]] = {}
+        columns: dict[str, dict[str, list[str]]] = {}
         t = time.perf_counter()
         columns["enterprises"] = _copy_enterprises(cur, rec.run_id, ev)
         timings["db_enterprises"] = time.perf_counter() - t
@@ -130,8 +132,77 @@ def publish_run(
 # --- COPY -------------------------------------------------------------------------------------------
 
 
-def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray]) -> int:
-    """``COPY geo_eval.<table> (columns) FROM STDIN`` from Arrow columns of equal length; returns rows."""
+def _arrow_column(s: pd.Series) -> pa.Array:
+    """A column for COPY and ``row_csv``: numbers, booleans and text as they are (missing as null; NaN and
+    ±inf as null), dates as ``YYYY-MM-DD`` (as parcels.gpkg writes them)."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = s.dt.strftime("%Y-%m-%d")
+    values = s.array if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) else s.to_numpy()
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects: as text
+        arr = pa.array(s.astype("string").array, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_floating(arr.type):
+        arr = pc.if_else(pc.is_finite(arr), arr.cast(pa.float64()), pa.scalar(None, pa.float64()))
+    elif pa.types.is_null(arr.type):
+        arr = pa.nulls(len(arr), pa.large_string())
+    elif not (pa.types.is_integer(arr.type) or pa.types.is_boolean(arr.type)):
+        arr = arr.cast(pa.large_string())
+    return arr
+
+
+def kind_of(arr: pa.Array) -> str:
+    """``float``, ``int``, ``bool`` or ``text``: how :mod:`geo_eval.db.results` reads the column back."""
+    t = arr.type
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_boolean(t):
+        return "bool"
+    return "text"
+
+
+def row_csv(frame: pd.DataFrame) -> tuple[pa.Array, dict[str, list[str]]]:
+    """Each row of ``frame`` as one csv line (``row_csv``) and the table's ``columns`` and ``kinds``.
+
+    Text is always quoted (so an empty text ``""`` differs from a missing value, which is empty), numbers
+    are their shortest exact digits, booleans ``true``/``false``: read back by
+    :func:`geo_eval.db.results.read_rows` to the same values, nulls included.
+
+    >>> lines, layout = row_csv(pd.DataFrame({"a": [1.5, None], "b": ['x"y', ""], "c": [True, False]}))
+    >>> lines.to_pylist(), layout["kinds"]
+    (['1.5,"x""y",true', ',"",false'], ['float', 'text', 'bool'])
+    """
+    names = [str(c) for c in frame.columns]
+    kinds: list[str] = []
+    parts: list[pa.Array] = []
+    for c in frame.columns:
+        arr = _arrow_column(frame[c])
+        kind = kind_of(arr)
+        kinds.append(kind)
+        if kind in ("float", "int"):
+            parts.append(arr.cast(pa.large_string()))
+        elif kind == "bool":
+            parts.append(pc.if_else(arr, pa.scalar("true", pa.large_string()), pa.scalar("false", pa.large_string())))
+        else:
+            quote = pa.scalar('"', pa.large_string())
+            empty = pa.scalar("", pa.large_string())
+            parts.append(pc.binary_join_element_wise(quote, pc.replace_substring(arr, '"', '""'), quote, empty))
+    sep = pa.scalar(",", pa.large_string())
+    if not parts:
+        lines = pa.array([""] * len(frame), type=pa.large_string())
+    elif len(parts) == 1:
+        lines = pc.fill_null(parts[0], pa.scalar("", pa.large_string()))
+    else:
+        lines = pc.binary_join_element_wise(*parts, sep, null_handling="replace", null_replacement="")
+    return lines, {"columns": names, "kinds": kinds}
+
+
+def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray]) -> None:
+    """``COPY geo_eval.<table> (columns) FROM STDIN (FORMAT csv)`` from Arrow columns of equal length."""
     t = pa.table(columns)
     stmt = sql.SQL("COPY geo_eval.{} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
@@ -142,37 +213,19 @@ def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray
             buf = io.BytesIO()
             pacsv.write_csv(t.slice(start, COPY_ROWS), buf, options)
             copy.write(buf.getbuffer())
-    return int(t.num_rows)
 
 
-def _arrow(values: pd.Series | pd.Index | np.ndarray, kind: str = "text") -> pa.Array:
-    """A column for :func:`_copy`: missing values (NaN, None, NA) as null."""
-    if isinstance(values, (pd.Series, pd.Index)):
-        arr = values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy()
-    else:
-        arr = values
-    out = pa.array(arr, from_pandas=True)
-    if kind == "text" and not (pa.types.is_string(out.type) or pa.types.is_large_string(out.type)):
-        out = out.cast(pa.large_string()) if not pa.types.is_null(out.type) else pa.nulls(len(out), pa.large_string())
-    elif kind == "float":
-        out = out.cast(pa.float64()) if not pa.types.is_null(out.type) else pa.nulls(len(out), pa.float64())
-    elif kind == "int":
-        out = out.cast(pa.int64()) if not pa.types.is_null(out.type) else pa.nulls(len(out), pa.int64())
-    return out
-
-
-def _json_rows(frame: pd.DataFrame) -> pa.Array:
-    """Each row of ``frame`` as one JSON object (missing as null, dates as ``YYYY-MM-DD``), for ``attributes``."""
-    if frame.empty:
-        return pa.array([], type=pa.large_string())
-    dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c].dtype)]
-    if dates:  # as parcels.gpkg writes them: the day as text
-        frame = frame.assign(**{str(c): frame[c].dt.strftime("%Y-%m-%d") for c in dates})
-    text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=10, date_format="iso")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return pa.array(lines, type=pa.large_string())
+def _typed(frame: pd.DataFrame, name: str, kind: str = "text") -> pa.Array:
+    """Column ``name`` of ``frame`` for a typed target column (all null when the frame has none)."""
+    if name not in frame.columns:
+        return pa.nulls(len(frame), {"text": pa.large_string(), "float": pa.float64(), "int": pa.int64()}[kind])
+    s = frame[name]
+    if kind == "float":
+        v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return pa.array(np.where(np.isfinite(v), v, np.nan), from_pandas=True)
+    if kind == "int":
+        return pa.array(pd.to_numeric(s, errors="coerce").astype("Int64").array).cast(pa.int64())
+    return _arrow_column(s).cast(pa.large_string())
 
 
 def _ewkb(geoms: np.ndarray, srid: int) -> pa.Array:
@@ -181,43 +234,28 @@ def _ewkb(geoms: np.ndarray, srid: int) -> pa.Array:
     return pa.array(values, type=pa.large_string(), from_pandas=True)
 
 
-def _copy_enterprises(cur: Cursor, run_id: str, ev: Evaluation) -> list[str]:
+def _head(run_id: str, n: int) -> dict[str, pa.Array]:
+    return {
+        "run_id": pa.array(np.full(n, run_id, dtype=object), type=pa.large_string()),
+        "row_no": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+    }
+
+
+def _copy_enterprises(cur: Cursor, run_id: str, ev: Evaluation) -> dict[str, list[str]]:
     e = enterprise_frame(ev)
-    n = len(e)
-    _copy(
-        cur,
-        "enterprise_results",
-        {
-            "run_id": pa.array([run_id] * n, type=pa.large_string()),
-            "row_no": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-            "uscc": _arrow(e["uscc"]),
-            "name": _arrow(e["name"]),
-            "county": _arrow(e["county"]),
-            "park": _arrow(e["park"]),
-            "group_key": _arrow(e["group"]),
-            "land_mu": _arrow(e["land_mu"], "float"),
-            "score": _arrow(e["score"], "float"),
-            "grade": _arrow(e["grade"]),
-            "rank": _arrow(pd.to_numeric(e["rank"], errors="coerce"), "int"),
-            "attributes": _json_rows(e),
-        },
-    )
-    return [str(c) for c in e.columns]
-
-
-def _parcel_popups(ev: Evaluation, attrs: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The popup texts the map tiles carry that do not depend on reviews (holder, users, main user)."""
-    from geo_eval.maps import parcel_attributes
-
-    pop = parcel_attributes(attrs, enterprises=ev.enterprises.reset_index())
-    ids = attrs["parcel_id"].to_numpy(dtype=object)
-    pop = pop.reindex(ids)
-    return {c: pop[c].to_numpy(dtype=object) for c in ("holder", "users", "main_name")}
-
-
-def _slices(n: int) -> Iterator[slice]:
-    for start in range(0, n, COPY_ROWS * 4):
-        yield slice(start, min(n, start + COPY_ROWS * 4))
+    lines, layout = row_csv(e)
+    cols = _head(run_id, len(e))
+    for target, source in (("uscc", "uscc"), ("name", "name"), ("county", "county"), ("park", "park")):
+        cols[target] = _typed(e, source)
+    cols["group_key"] = _typed(e, "group")
+    cols["land_mu"] = _typed(e, "land_mu", "float")
+    cols["tax"] = _typed(e, "tax", "float")
+    cols["score"] = _typed(e, "score", "float")
+    cols["grade"] = _typed(e, "grade")
+    cols["rank"] = _typed(e, "rank", "int")
+    cols["row_csv"] = lines
+    _copy(cur, "enterprise_results", cols)
+    return layout
 
 
 def _copy_parcels(
@@ -227,13 +265,13 @@ def _copy_parcels(
     srid: int,
     flags: FlagResult | None,
     blocks: RenewalBlocks | None,
-) -> list[str]:
-    cols = parcel_layer_columns(ev, flags, blocks)
-    attrs = pd.DataFrame({c: s.to_numpy() for c, s in cols.items()})
-    if "parcel_id" not in attrs:
-        attrs = attrs.rename(columns={next(iter(cols)): "parcel_id"})
+) -> dict[str, list[str]]:
+    layer = parcel_layer_columns(ev, flags, blocks)
+    attrs = pd.DataFrame({c: s.to_numpy() for c, s in layer.items()})
+    first = next(iter(layer))
+    if first != "parcel_id":
+        attrs = attrs.rename(columns={first: "parcel_id"})
     plane = ev.plane if ev.plane is not None else ev.parcels.geometry.to_crs(ev.area_crs)
-    plane_geoms = np.asarray(plane.array, dtype=object)
     display = ev.parcels.geometry
     epsg = display.crs.to_epsg() if display.crs is not None else None
     if epsg == 4490:
@@ -241,86 +279,51 @@ def _copy_parcels(
     elif epsg != 4326:
         display = display.to_crs(4326)
     gcj = np.asarray(shift_to_gcj02(display).array, dtype=object)
-    popups = _parcel_popups(ev, attrs)
-    for part in _slices(len(attrs)):
-        a = attrs.iloc[part]
-        n = len(a)
-
-        def col(name: str, kind: str = "text", a: pd.DataFrame = a) -> pa.Array:
-            if name in a:
-                return _arrow(a[name], kind)
-            return pa.nulls(len(a), pa.large_string() if kind == "text" else pa.float64())
-
-        _copy(
-            cur,
-            "parcel_results",
-            {
-                "run_id": pa.array([run_id] * n, type=pa.large_string()),
-                "row_no": pa.array(np.arange(part.start + 1, part.start + n + 1, dtype=np.int64)),
-                "parcel_id": col("parcel_id"),
-                "county": col("county"),
-                "park": col("park"),
-                "holder_uscc": col("holder_uscc"),
-                "main_user": col("main_user"),
-                "main_user_name": col("main_user_name"),
-                "grade": col("grade"),
-                "tax_per_mu": col("tax_per_mu", "float"),
-                "area_m2": col("area_m2", "float"),
-                "area_mu": col("area_mu", "float"),
-                "block_id": col("block_id"),
-                "holder": _arrow(popups["holder"][part]),
-                "users": _arrow(popups["users"][part]),
-                "main_name": _arrow(popups["main_name"][part]),
-                "attributes": _json_rows(a),
-                "geom": _ewkb(plane_geoms[part], srid),
-                "geom_gcj02": _ewkb(gcj[part], 4326),
-            },
-        )
-    return [str(c) for c in attrs.columns]
+    lines, layout = row_csv(attrs)
+    cols = _head(run_id, len(attrs))
+    for c in ("parcel_id", "county", "park", "holder_uscc", "holder_name", "users", "main_user", "main_user_name"):
+        cols[c] = _typed(attrs, c)
+    cols["grade"] = _typed(attrs, "grade")
+    for c in ("tax_per_mu", "area_m2", "area_mu"):
+        cols[c] = _typed(attrs, c, "float")
+    cols["block_id"] = _typed(attrs, "block_id")
+    cols["row_csv"] = lines
+    cols["geom"] = _ewkb(np.asarray(plane.array, dtype=object), srid)
+    cols["geom_gcj02"] = _ewkb(gcj, 4326)
+    _copy(cur, "parcel_results", cols)
+    return layout
 
 
-def _copy_flags(cur: Cursor, run_id: str, flags: FlagResult) -> list[str]:
-    f = flags.flags
-    n = len(f)
-    label = f["flag_label"].astype(object).where(f["flag_label"].notna(), "").astype(str)
-    reason = f["reason"].astype(object).where(f["reason"].notna(), "").astype(str)
+def _copy_flags(cur: Cursor, run_id: str, flags: FlagResult) -> dict[str, list[str]]:
+    f = flags.flags.reset_index(drop=True)
+    lines, layout = row_csv(f)
+    cols = _head(run_id, len(f))
+    for c in ("flag_id", "parcel_id", "county", "park", "flag", "rule_id", "severity", "reason"):
+        cols[c] = _typed(f, c)
+    cols["value"] = _typed(f, "value", "float")
+    cols["threshold"] = _typed(f, "threshold", "float")
+    # the popup line of geo_eval.maps.parcel_attributes: 标记：原因 (or the label alone)
+    label = f["flag_label"].astype(object).where(f["flag_label"].notna(), "").astype(str).str.strip()
+    reason = f["reason"].astype(object).where(f["reason"].notna(), "").astype(str).str.strip()
     popup = np.where(reason != "", label + "：" + reason, label)
-    _copy(
-        cur,
-        "flags",
-        {
-            "run_id": pa.array([run_id] * n, type=pa.large_string()),
-            "flag_id": _arrow(f["flag_id"]),
-            "parcel_id": _arrow(f["parcel_id"]),
-            "county": _arrow(f["county"]),
-            "park": _arrow(f["park"]),
-            "flag": _arrow(f["flag"]),
-            "rule_id": _arrow(f["rule_id"]),
-            "severity": _arrow(f["severity"]),
-            "row_no": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-            "popup": pa.array(popup.astype(object), type=pa.large_string()),
-            "attributes": _json_rows(f.reset_index(drop=True)),
-        },
-    )
-    return [str(c) for c in f.columns]
+    cols["popup"] = pa.array(popup.astype(object), type=pa.large_string())
+    cols["row_csv"] = lines
+    _copy(cur, "flags", cols)
+    return layout
 
 
-def _copy_blocks(cur: Cursor, run_id: str, blocks: RenewalBlocks, srid: int) -> list[str]:
+def _copy_blocks(cur: Cursor, run_id: str, blocks: RenewalBlocks, srid: int) -> dict[str, list[str]]:
     b = blocks.blocks.reset_index(drop=True)
     attrs = pd.DataFrame(b.drop(columns=b.geometry.name))
-    n = len(b)
-    _copy(
-        cur,
-        "renewal_blocks",
-        {
-            "run_id": pa.array([run_id] * n, type=pa.large_string()),
-            "block_id": _arrow(attrs["block_id"]),
-            "row_no": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-            "attributes": _json_rows(attrs),
-            "geom": _ewkb(np.asarray(b.geometry.array, dtype=object), srid),
-        },
-    )
-    return [str(c) for c in attrs.columns]
+    lines, layout = row_csv(attrs)
+    cols = _head(run_id, len(b))
+    cols["block_id"] = _typed(attrs, "block_id")
+    cols["kind"] = _typed(attrs, "kind")
+    cols["area_mu"] = _typed(attrs, "area_mu", "float")
+    cols["row_csv"] = lines
+    cols["geom"] = _ewkb(np.asarray(b.geometry.array, dtype=object), srid)
+    _copy(cur, "renewal_blocks", cols)
+    return layout
 
 
 def _copy_files(cur: Cursor, run_id: str, files_dir: Path) -> None:

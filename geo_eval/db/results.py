@@ -2,8 +2,8 @@
 
 The frames have the columns (in order) and values of the run's files: ``enterprises.csv`` and the
 manifest come back byte for byte (``geo_eval.run_files``); the parcel, flag and block layers come from
-the result tables' ``attributes`` (geometry in EPSG:4326, transformed by PostGIS). Each table travels in
-one ``COPY (SELECT …) TO STDOUT`` parsed by pyarrow and pandas' JSON reader, not row by row.
+the result tables' ``row_csv`` lines (geometry in EPSG:4326, transformed by PostGIS). Each table travels in
+one ``COPY (SELECT …) TO STDOUT`` parsed by pyarrow, not row by row.
 """
 
 from __future__ import annotations
@@ -49,33 +49,69 @@ def _copy_out(conn: Any, query: sql.Composable, params: dict[str, Any]) -> bytes
     return buf.getvalue()
 
 
+_ARROW = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "text": pa.large_string()}
+
+
+def read_rows(lines: list[str] | pa.Array, layout: dict[str, list[str]]) -> pd.DataFrame:
+    """The frame of ``row_csv`` lines (see :func:`geo_eval.db.publish.row_csv`): the columns in order, each
+    of its kind, missing values missing and empty texts empty.
+
+    >>> read_rows(['1.5,"x""y",true', ',"",false'], {"columns": ["a", "b", "c"], "kinds": ["float", "text", "bool"]})
+         a    b      c
+    0  1.5  x"y   True
+    1  NaN       False
+    """
+    names, kinds = layout.get("columns", []), layout.get("kinds", [])
+    texts = lines.to_pylist() if isinstance(lines, pa.Array) else list(lines)
+    if not names:
+        return pd.DataFrame(index=range(len(texts)))
+    if not texts:
+        return pd.DataFrame({n: pd.Series(dtype=_dtype(k)) for n, k in zip(names, kinds, strict=True)})
+    keys = [f"c{i}" for i in range(len(names))]  # positional names: headers may repeat or be anything
+    t = pacsv.read_csv(
+        io.BytesIO("\n".join(texts).encode("utf-8")),
+        read_options=pacsv.ReadOptions(column_names=keys, block_size=1 << 26),
+        convert_options=pacsv.ConvertOptions(
+            column_types={k: _ARROW[kind] for k, kind in zip(keys, kinds, strict=True)},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["true"],
+            false_values=["false"],
+        ),
+    )
+    out = {}
+    for key, name, kind in zip(keys, names, kinds, strict=True):
+        col = t.column(key)
+        if kind == "text":
+            out[name] = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+        elif kind == "bool" and col.null_count:
+            out[name] = pd.Series(pd.array(col.to_pylist(), dtype="boolean"))
+        else:
+            out[name] = pd.Series(col.to_numpy(zero_copy_only=False))
+    return pd.DataFrame(out)
+
+
+def _dtype(kind: str) -> str:
+    return {"float": "float64", "int": "int64", "bool": "bool"}.get(kind, "object")
+
+
 def _layer(
-    conn: Any, table: str, run_id: str, columns: list[str], *, geometry: bool, order: str
+    conn: Any, table: str, run_id: str, layout: dict[str, list[str]], *, geometry: bool
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The rows of a result table as a frame (``columns`` order) and their 4326 geometries."""
-    select = sql.SQL(
-        "SELECT attributes::text AS a{geom} FROM geo_eval.{table} WHERE run_id = %(run)s ORDER BY {order}"
-    ).format(
+    """The rows of a result table as a frame (from ``row_csv``) and their 4326 geometries, in row order."""
+    select = sql.SQL("SELECT row_csv{geom} FROM geo_eval.{table} WHERE run_id = %(run)s ORDER BY row_no").format(
         geom=sql.SQL(", encode(ST_AsBinary(ST_Transform(geom, 4326)), 'hex') AS g") if geometry else sql.SQL(""),
         table=sql.Identifier(table),
-        order=sql.Identifier(order),
     )
     data = _copy_out(conn, select, {"run": run_id})
-    types = {"a": pa.large_string()} | ({"g": pa.large_string()} if geometry else {})
+    types = {"row_csv": pa.large_string()} | ({"g": pa.large_string()} if geometry else {})
     t = pacsv.read_csv(
         io.BytesIO(data),
-        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
         read_options=pacsv.ReadOptions(block_size=1 << 26),
     )
-    texts = t.column("a").to_pylist()
-    if texts:
-        frame = pd.read_json(io.StringIO("\n".join(texts)), lines=True, dtype=False, precise_float=True)
-    else:
-        frame = pd.DataFrame()
-    for c in columns:
-        if c not in frame.columns:
-            frame[c] = pd.Series([None] * len(frame), dtype=object)
-    frame = frame[columns]
+    frame = read_rows(t.column("row_csv").combine_chunks(), layout)
     geoms = None
     if geometry:
         hexes = t.column("g").to_numpy(zero_copy_only=False)
@@ -95,7 +131,7 @@ def _read(conn: Any, run_id: str) -> StoredRun:
     row = conn.execute("SELECT stored_at, columns FROM geo_eval.runs WHERE run_id = %s", (run_id,)).fetchone()
     if row is None or not row[0]:
         raise DatabaseError(f"评价批次 {run_id} 的结果没有存入数据库（请用 geo-eval evaluate … --db 重新评价）")
-    columns: dict[str, list[str]] = row[1] or {}
+    columns: dict[str, dict[str, list[str]]] = row[1] or {}
     files = {
         name: bytes(content)
         for name, content in conn.execute(
@@ -104,12 +140,12 @@ def _read(conn: Any, run_id: str) -> StoredRun:
     }
     if "enterprises.csv" not in files or "manifest.json" not in files:
         raise DatabaseError(f"数据库中评价批次 {run_id} 的输出文件不完整（缺少 enterprises.csv 或 manifest.json）")
-    attrs, geoms = _layer(conn, "parcel_results", run_id, columns.get("parcels", []), geometry=True, order="row_no")
+    attrs, geoms = _layer(conn, "parcel_results", run_id, columns.get("parcels", {}), geometry=True)
     parcels = gpd.GeoDataFrame(attrs, geometry=geoms, crs="EPSG:4326")
-    flags, _ = _layer(conn, "flags", run_id, columns.get("flags", []), geometry=False, order="row_no")
+    flags, _ = _layer(conn, "flags", run_id, columns.get("flags", {}), geometry=False)
     blocks = None
     if "blocks" in columns:
-        battrs, bgeoms = _layer(conn, "renewal_blocks", run_id, columns["blocks"], geometry=True, order="row_no")
+        battrs, bgeoms = _layer(conn, "renewal_blocks", run_id, columns["blocks"], geometry=True)
         blocks = gpd.GeoDataFrame(battrs, geometry=bgeoms, crs="EPSG:4326")
     return StoredRun(
         manifest=json.loads(files["manifest.json"].decode("utf-8")),

@@ -38,20 +38,47 @@ def _status_label() -> sql.Composable:
 
 _PROPERTIES: dict[str, str] = {
     "parcel_id": "p.parcel_id",
-    "park": "nullif(p.park, '')",
+    "park": "nullif(trim(p.park), '')",
     "area_mu": "p.area_mu",
-    "holder": "nullif(p.holder, '')",
-    "users": "nullif(p.users, '')",
-    "main_name": "nullif(p.main_name, '')",
-    "grade": "coalesce(nullif(p.grade, ''), {no_grade})",
+    "holder": "CASE WHEN coalesce(trim(p.holder_name), '') <> '' AND coalesce(trim(p.holder_uscc), '') <> '' "
+    "THEN trim(p.holder_name) || '（' || trim(p.holder_uscc) || '）' "
+    "ELSE nullif(coalesce(nullif(trim(p.holder_name), ''), trim(p.holder_uscc)), '') END",
+    "users": "u.users",
+    "main_name": "nullif(coalesce(({name_of_main}), nullif(trim(p.main_user_name), ''), "
+    "CASE WHEN m.main = trim(p.holder_uscc) THEN nullif(trim(p.holder_name), '') END, m.main), '')",
+    "grade": "coalesce(nullif(trim(p.grade), ''), {no_grade})",
     "tax_per_mu": "CASE WHEN p.tax_per_mu = 'NaN' THEN NULL ELSE p.tax_per_mu END",
-    "block_id": "nullif(p.block_id, '')",
+    "block_id": "nullif(trim(p.block_id), '')",
     "flags": "fl.flags",
     "n_flags": "coalesce(fl.n_flags, 0)",
     "review": "fl.review",
 }
-"""SQL of each tile property (``p``: the parcel row, ``fl``: its flags with their review state)."""
+"""SQL of each tile property, as :func:`geo_eval.maps.parcel_attributes` makes it (``p``: the parcel row,
+``m.main``: its main user, ``u``: its users labelled ``名称（代码）``, ``fl``: its flags with review states).
+Names come from the run's enterprises, else from the parcel's own main-user and holder names."""
 _FLAG_PROPERTIES = {"flags", "n_flags", "review"}
+_NAME_OF = (
+    "SELECT nullif(trim(e.name), '') FROM geo_eval.enterprise_results e "
+    "WHERE e.run_id = p.run_id AND e.uscc = {code} LIMIT 1"
+)
+
+
+def _users_join() -> sql.Composable:
+    """Per parcel: its main user (``m.main``) and its users, main user first, one ``名称（代码）`` per line."""
+    return sql.SQL(
+        """CROSS JOIN LATERAL (SELECT coalesce(trim(p.main_user), '') AS main) m
+    LEFT JOIN LATERAL (
+        SELECT string_agg(CASE WHEN n.nm <> '' THEN n.nm || '（' || c.code || '）' ELSE c.code END, E'\n'
+                          ORDER BY c.code = m.main DESC, c.ord) AS users
+        FROM (SELECT trim(x) AS code, ord FROM unnest(
+                  CASE WHEN coalesce(trim(p.users), '') <> '' THEN string_to_array(p.users, ';')
+                       WHEN m.main <> '' THEN ARRAY[m.main] ELSE ARRAY[]::text[] END) WITH ORDINALITY AS t(x, ord)
+              WHERE trim(x) <> '') c
+        CROSS JOIN LATERAL (SELECT coalesce(({name_of}),
+            CASE WHEN c.code = m.main THEN nullif(trim(p.main_user_name), '') END,
+            CASE WHEN c.code = trim(p.holder_uscc) THEN nullif(trim(p.holder_name), '') END, '') AS nm) n
+    ) u ON true"""
+    ).format(name_of=sql.SQL(_NAME_OF.format(code="c.code")))  # type: ignore[arg-type]
 
 
 def _flags_join() -> sql.Composable:
@@ -76,12 +103,18 @@ def tile_sql(properties: Sequence[str], *, gcj02: bool) -> sql.Composed:
         raise ValueError(f"数据库瓦片不支持的属性：{'、'.join(unknown)}")
     cols = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(
-            sql.SQL(_PROPERTIES[p]).format(no_grade=sql.Literal(NO_GRADE)),  # type: ignore[arg-type]
+            sql.SQL(_PROPERTIES[p]).format(  # type: ignore[arg-type]
+                no_grade=sql.Literal(NO_GRADE),
+                name_of_main=sql.SQL(_NAME_OF.format(code="m.main")),  # type: ignore[arg-type]
+            ),
             sql.Identifier(p),
         )
         for p in properties
     )
-    flags_join = _flags_join() if _FLAG_PROPERTIES & set(properties) else sql.SQL("")
+    joins = [_users_join()] if {"users", "main_name"} & set(properties) else []
+    if _FLAG_PROPERTIES & set(properties):
+        joins.append(_flags_join())
+    flags_join = sql.SQL("\n    ").join(joins)
     geom = sql.Identifier("geom_gcj02" if gcj02 else "geom")
     query_srid = sql.SQL("4326") if gcj02 else sql.SQL("%(srid)s")
     return sql.SQL(
