@@ -35,7 +35,7 @@ from api.app import create_app
 from api.settings import Settings
 from geo_eval.db import DatabaseError, PostgresStore, init_schema, redact_url
 from geo_eval.db.parcels import import_parcels
-from geo_eval.db.results import read_rows
+from geo_eval.db.results import enterprises_csv, read_stored_run
 from geo_eval.errors import DatasetError
 from geo_eval.io import load_inputs
 from geo_eval.io.run import run
@@ -210,9 +210,26 @@ def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_pa
         "parcel_results": 790,
         "flags": len(flags),
         "renewal_blocks": len(blocks),
-        "run_files": 5,
+        "run_files": 3,
     }
-    for name in ("enterprises.csv", "exceptions.csv", "benchmarks.csv", "flags.csv", "manifest.json"):
+    with psycopg.connect(pg_db) as conn:
+        layout = sql(pg_db, "SELECT columns FROM geo_eval.runs WHERE run_id = %s", (rec.run_id,))[0][0]
+        assert enterprises_csv(conn, rec.run_id, layout["enterprises"]) == (out / "enterprises.csv").read_bytes()
+        stored = read_stored_run(conn, rec.run_id)
+    stored_flags = stored.flags
+    # the parcel rows come back from row_csv with the layer's columns and values, nulls included
+    parcels = pd.DataFrame(gpd.read_file(out / "parcels.gpkg", layer="parcels", ignore_geometry=True))
+    back = pd.DataFrame(stored.parcels.drop(columns="geometry"))
+    assert list(back.columns) == list(parcels.columns)
+    for c in parcels.columns:
+        a, b = parcels[c], back[c]
+        assert ((a == b) | (a.isna() & b.isna())).all(), c
+    layer = pd.DataFrame(gpd.read_file(out / "parcels.gpkg", layer="flags", ignore_geometry=True))
+    assert list(stored_flags.columns) == list(layer.columns) and len(stored_flags) == len(layer)
+    for c in layer.columns:  # the same values (the rows come back exactly, nulls included)
+        a, b = layer[c], stored_flags[c]
+        assert ((a == b) | (a.isna() & b.isna())).all(), c
+    for name in ("exceptions.csv", "benchmarks.csv", "manifest.json"):
         stored = sql(
             pg_db, "SELECT content FROM geo_eval.run_files WHERE run_id = %s AND name = %s", (rec.run_id, name)
         )
@@ -229,13 +246,6 @@ def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_pa
     rated = ent["score"] != ""
     assert np.allclose([r[2] for r, k in zip(rows, rated, strict=True) if k], ent.loc[rated, "score"].astype(float))
     assert [r[4] for r in rows] == pytest.approx(ent["land_mu"].astype(float).tolist())
-    layout = sql(pg_db, "SELECT columns->'enterprises' FROM geo_eval.runs WHERE run_id = %s", (rec.run_id,))[0][0]
-    back = read_rows([r[5] for r in rows], layout)
-    assert list(back.columns) == list(ent.columns)
-    typed = pd.read_csv(out / "enterprises.csv", encoding="utf-8-sig")
-    for c in ("uscc", "name", "grade", "land_mu", "score", "tax"):
-        a, b = typed[c], back[c]
-        assert ((a == b) | (a.isna() & b.isna())).all(), c
     store = PostgresStore(pg_db)
     try:
         assert store.latest_run().run_id == rec.run_id and store.latest_run().stored

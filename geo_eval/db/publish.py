@@ -35,10 +35,12 @@ import shapely
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from geo_eval import keys
 from geo_eval.db.store import PostgresStore, register_run
 from geo_eval.evaluate import Evaluation
 from geo_eval.flags import FlagResult
 from geo_eval.gcj02 import shift_to_gcj02
+from geo_eval.io import csvout
 from geo_eval.io.writers import enterprise_frame, parcel_layer_columns
 from geo_eval.renewal import RenewalBlocks
 from geo_eval.storage.base import RunRecord
@@ -49,8 +51,10 @@ log = logging.getLogger(__name__)
 
 COPY_ROWS = 50_000
 """Rows per csv slice sent to COPY."""
-RUN_FILES = ("enterprises.csv", "exceptions.csv", "benchmarks.csv", "flags.csv", "manifest.json")
-"""Output files kept in ``geo_eval.run_files`` (the service reads ``enterprises.csv`` from there)."""
+RUN_FILES = ("exceptions.csv", "benchmarks.csv", "manifest.json")
+"""Output files kept as they are in ``geo_eval.run_files``. ``enterprises.csv`` is its rows in
+``enterprise_results.row_csv`` (byte for byte: :func:`geo_eval.db.results.enterprises_csv`), and
+``flags.csv`` the rows of ``flags``."""
 RESULT_TABLES = ("enterprise_results", "parcel_results", "flags", "renewal_blocks", "run_files")
 
 Cursor = Any  # psycopg.Cursor[DictRow]
@@ -99,6 +103,7 @@ def publish_run(
     record = run_record(manifest, out_dir)
     srid = srid_of(ev.area_crs)
     stored_at = now()
+    COPY_SECONDS.clear()
     with store.transaction() as cur:
         t = time.perf_counter()
         rec = register_run(cur, record, actor=actor)
@@ -107,7 +112,7 @@ def publish_run(
                 sql.SQL("DELETE FROM geo_eval.{} WHERE run_id = %s").format(sql.Identifier(table)), (rec.run_id,)
             )
         timings["db_register"] = time.perf_counter() - t
-        columns: dict[str, dict[str, list[str]]] = {}
+        columns: dict[str, dict[str, Any]] = {}
         t = time.perf_counter()
         columns["enterprises"] = _copy_enterprises(cur, rec.run_id, ev)
         timings["db_enterprises"] = time.perf_counter() - t
@@ -121,10 +126,13 @@ def publish_run(
             columns["blocks"] = _copy_blocks(cur, rec.run_id, blocks, srid)
         _copy_files(cur, rec.run_id, files_dir)
         timings["db_flags_blocks_files"] = time.perf_counter() - t
+        t = time.perf_counter()
+        timings.update({f"db_copy_{k}": v for k, v in COPY_SECONDS.items()})
         cur.execute(
             "UPDATE geo_eval.runs SET stored_at = %s, srid = %s, manifest = %s, columns = %s WHERE run_id = %s",
             (stored_at, srid, Jsonb(manifest), Jsonb(columns), rec.run_id),
         )
+    timings["db_commit"] = time.perf_counter() - t
     log.info("run %s published to %s", rec.run_id, store.database)
     return replace(rec, stored_at=stored_at, srid=srid), timings
 
@@ -201,8 +209,13 @@ def row_csv(frame: pd.DataFrame) -> tuple[pa.Array, dict[str, list[str]]]:
     return lines, {"columns": names, "kinds": kinds}
 
 
+COPY_SECONDS: dict[str, float] = {}
+"""Seconds the last COPY into each table took (the rest of publishing is preparing the columns)."""
+
+
 def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray]) -> None:
     """``COPY geo_eval.<table> (columns) FROM STDIN (FORMAT csv)`` from Arrow columns of equal length."""
+    start_time = time.perf_counter()
     t = pa.table(columns)
     stmt = sql.SQL("COPY geo_eval.{} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
@@ -213,6 +226,7 @@ def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray
             buf = io.BytesIO()
             pacsv.write_csv(t.slice(start, COPY_ROWS), buf, options)
             copy.write(buf.getbuffer())
+    COPY_SECONDS[table] = time.perf_counter() - start_time
 
 
 def _typed(frame: pd.DataFrame, name: str, kind: str = "text") -> pa.Array:
@@ -241,9 +255,10 @@ def _head(run_id: str, n: int) -> dict[str, pa.Array]:
     }
 
 
-def _copy_enterprises(cur: Cursor, run_id: str, ev: Evaluation) -> dict[str, list[str]]:
+def _copy_enterprises(cur: Cursor, run_id: str, ev: Evaluation) -> dict[str, Any]:
+    """The enterprise results; ``row_csv`` holds each line of ``enterprises.csv`` exactly as written."""
     e = enterprise_frame(ev)
-    lines, layout = row_csv(e)
+    lines = pa.concat_arrays(list(csvout.iter_rows(e))) if len(e) else pa.array([], type=pa.large_string())
     cols = _head(run_id, len(e))
     for target, source in (("uscc", "uscc"), ("name", "name"), ("county", "county"), ("park", "park")):
         cols[target] = _typed(e, source)
@@ -255,7 +270,7 @@ def _copy_enterprises(cur: Cursor, run_id: str, ev: Evaluation) -> dict[str, lis
     cols["rank"] = _typed(e, "rank", "int")
     cols["row_csv"] = lines
     _copy(cur, "enterprise_results", cols)
-    return layout
+    return {"columns": [str(c) for c in e.columns], "header": csvout.header_line(e), "format": "enterprises.csv"}
 
 
 def _copy_parcels(
@@ -287,11 +302,20 @@ def _copy_parcels(
     for c in ("tax_per_mu", "area_m2", "area_mu"):
         cols[c] = _typed(attrs, c, "float")
     cols["block_id"] = _typed(attrs, "block_id")
+    cols["n_flags"] = pa.array(_flag_counts(attrs["parcel_id"], flags))
     cols["row_csv"] = lines
     cols["geom"] = _ewkb(np.asarray(plane.array, dtype=object), srid)
     cols["geom_gcj02"] = _ewkb(gcj, 4326)
     _copy(cur, "parcel_results", cols)
     return layout
+
+
+def _flag_counts(parcel_ids: pd.Series, flags: FlagResult | None) -> np.ndarray:
+    """Flags per parcel (what the map tiles show as ``n_flags``)."""
+    if flags is None or flags.flags.empty:
+        return np.zeros(len(parcel_ids), dtype=np.int64)
+    counts = flags.flags["parcel_id"].value_counts()
+    return np.nan_to_num(keys.reindex(counts, pd.Index(parcel_ids)).to_numpy(dtype=float)).astype(np.int64)
 
 
 def _copy_flags(cur: Cursor, run_id: str, flags: FlagResult) -> dict[str, list[str]]:

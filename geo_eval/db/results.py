@@ -119,6 +119,23 @@ def _layer(
     return frame, geoms
 
 
+def enterprises_csv(conn: Any, run_id: str, layout: dict[str, Any]) -> bytes:
+    """``enterprises.csv`` of a stored run, byte for byte: BOM, header and the stored lines."""
+    data = _copy_out(
+        conn,
+        sql.SQL("SELECT row_csv FROM geo_eval.enterprise_results WHERE run_id = %(run)s ORDER BY row_no"),
+        {"run": run_id},
+    )
+    t = pacsv.read_csv(
+        io.BytesIO(data),
+        convert_options=pacsv.ConvertOptions(column_types={"row_csv": pa.large_string()}, strings_can_be_null=False),
+        read_options=pacsv.ReadOptions(block_size=1 << 26),
+    )
+    lines = t.column("row_csv").to_pylist()
+    body = "".join(line + "\n" for line in lines)
+    return b"\xef\xbb\xbf" + (str(layout.get("header", "")) + body).encode("utf-8")
+
+
 def read_stored_run(conn: Any, run_id: str) -> StoredRun:
     """Everything :func:`geo_eval.db.publish.publish_run` stored for ``run_id``."""
     try:
@@ -138,8 +155,8 @@ def _read(conn: Any, run_id: str) -> StoredRun:
             "SELECT name, content FROM geo_eval.run_files WHERE run_id = %s", (run_id,)
         ).fetchall()
     }
-    if "enterprises.csv" not in files or "manifest.json" not in files:
-        raise DatabaseError(f"数据库中评价批次 {run_id} 的输出文件不完整（缺少 enterprises.csv 或 manifest.json）")
+    if "manifest.json" not in files or "enterprises" not in columns:
+        raise DatabaseError(f"数据库中评价批次 {run_id} 的结果不完整（缺少 manifest.json 或企业结果），请重新评价")
     attrs, geoms = _layer(conn, "parcel_results", run_id, columns.get("parcels", {}), geometry=True)
     parcels = gpd.GeoDataFrame(attrs, geometry=geoms, crs="EPSG:4326")
     flags, _ = _layer(conn, "flags", run_id, columns.get("flags", {}), geometry=False)
@@ -149,7 +166,7 @@ def _read(conn: Any, run_id: str) -> StoredRun:
         blocks = gpd.GeoDataFrame(battrs, geometry=bgeoms, crs="EPSG:4326")
     return StoredRun(
         manifest=json.loads(files["manifest.json"].decode("utf-8")),
-        enterprises_csv=files["enterprises.csv"],
+        enterprises_csv=enterprises_csv(conn, run_id, columns["enterprises"]),
         parcels=parcels,
         flags=flags,
         blocks=blocks,

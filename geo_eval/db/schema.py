@@ -97,6 +97,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             area_m2 double precision,
             area_mu double precision,
             block_id text,
+            n_flags int NOT NULL DEFAULT 0,
             row_csv text NOT NULL,
             geom geometry NOT NULL,
             geom_gcj02 geometry(Geometry, 4326),

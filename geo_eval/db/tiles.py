@@ -50,13 +50,32 @@ _PROPERTIES: dict[str, str] = {
     "tax_per_mu": "CASE WHEN p.tax_per_mu = 'NaN' THEN NULL ELSE p.tax_per_mu END",
     "block_id": "nullif(trim(p.block_id), '')",
     "flags": "fl.flags",
-    "n_flags": "coalesce(fl.n_flags, 0)",
-    "review": "fl.review",
+    "n_flags": "p.n_flags",
+    "review": "{review}",
 }
 """SQL of each tile property, as :func:`geo_eval.maps.parcel_attributes` makes it (``p``: the parcel row,
-``m.main``: its main user, ``u``: its users labelled ``名称（代码）``, ``fl``: its flags with review states).
+``m.main``: its main user, ``u``: its users labelled ``名称（代码）``, ``fl``: its flag lines with review states,
+``rv``: the review states its flags have). ``n_flags`` is stored with the parcel; a parcel's review state is
+the first of :data:`STATUS_ORDER` among its flags, a flag never reviewed counting as pending.
 Names come from the run's enterprises, else from the parcel's own main-user and holder names."""
-_FLAG_PROPERTIES = {"flags", "n_flags", "review"}
+
+
+def _review_state() -> str:
+    """The parcel's review state from ``p.n_flags`` and ``rv`` (statuses and number of reviewed flags)."""
+    whens = []
+    for status in STATUS_ORDER:
+        present = f"'{status}' = ANY(rv.statuses)"
+        if status == "pending":
+            present = f"(p.n_flags > coalesce(rv.n, 0) OR {present})"
+        whens.append(f"WHEN {present} THEN '{status}'")
+    return f"CASE WHEN p.n_flags = 0 THEN NULL {' '.join(whens)} END"
+
+
+_REVIEWS_CTE = """, rv AS (
+    SELECT g.parcel_id, array_agg(r.status) AS statuses, count(*) AS n
+    FROM geo_eval.reviews r JOIN geo_eval.flags g ON g.run_id = r.run_id AND g.flag_id = r.flag_id
+    WHERE r.run_id = %(run)s GROUP BY g.parcel_id
+)"""
 _NAME_OF = (
     "SELECT nullif(trim(e.name), '') FROM geo_eval.enterprise_results e "
     "WHERE e.run_id = p.run_id AND e.uscc = {code} LIMIT 1"
@@ -82,18 +101,15 @@ def _users_join() -> sql.Composable:
 
 
 def _flags_join() -> sql.Composable:
-    """Per parcel: its flag lines (``标记：原因（审核状态：意见）``), their number and the parcel's review state."""
-    order = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(sql.Literal(s) for s in STATUS_ORDER))
+    """Per parcel with flags: its flag lines (``标记：原因（审核状态：意见）``)."""
     return sql.SQL(
         """LEFT JOIN LATERAL (
         SELECT string_agg(g.popup || '（' || {label} || CASE WHEN coalesce(r.comment, '') <> ''
-                          THEN '：' || r.comment ELSE '' END || '）', E'\n' ORDER BY g.row_no) AS flags,
-               count(*)::int AS n_flags,
-               ({order})[min(array_position({order}, coalesce(r.status, 'pending')))] AS review
+                          THEN '：' || r.comment ELSE '' END || '）', E'\n' ORDER BY g.row_no) AS flags
         FROM geo_eval.flags g LEFT JOIN geo_eval.reviews r ON r.run_id = g.run_id AND r.flag_id = g.flag_id
-        WHERE g.run_id = p.run_id AND g.parcel_id = p.parcel_id
+        WHERE p.n_flags > 0 AND g.run_id = p.run_id AND g.parcel_id = p.parcel_id
     ) fl ON true"""
-    ).format(label=_status_label(), order=order)
+    ).format(label=_status_label())
 
 
 def tile_sql(properties: Sequence[str], *, gcj02: bool) -> sql.Composed:
@@ -105,6 +121,7 @@ def tile_sql(properties: Sequence[str], *, gcj02: bool) -> sql.Composed:
         sql.SQL("{} AS {}").format(
             sql.SQL(_PROPERTIES[p]).format(  # type: ignore[arg-type]
                 no_grade=sql.Literal(NO_GRADE),
+                review=sql.SQL(_review_state()),  # type: ignore[arg-type]
                 name_of_main=sql.SQL(_NAME_OF.format(code="m.main")),  # type: ignore[arg-type]
             ),
             sql.Identifier(p),
@@ -112,23 +129,26 @@ def tile_sql(properties: Sequence[str], *, gcj02: bool) -> sql.Composed:
         for p in properties
     )
     joins = [_users_join()] if {"users", "main_name"} & set(properties) else []
-    if _FLAG_PROPERTIES & set(properties):
+    if "flags" in properties:
         joins.append(_flags_join())
+    if "review" in properties:
+        joins.append(sql.SQL("LEFT JOIN rv ON rv.parcel_id = p.parcel_id"))
     flags_join = sql.SQL("\n    ").join(joins)
+    reviews = sql.SQL(_REVIEWS_CTE if "review" in properties else "")  # type: ignore[arg-type]
     geom = sql.Identifier("geom_gcj02" if gcj02 else "geom")
     query_srid = sql.SQL("4326") if gcj02 else sql.SQL("%(srid)s")
     return sql.SQL(
         """WITH env AS (
     SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS tile,
            ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), {query_srid}) AS query
-), rows AS (
+){reviews}, rows AS (
     SELECT ST_AsMVTGeom(ST_Transform(p.{geom}, 3857), env.tile, {extent}, {buffer}, true) AS mvtgeom, {cols}
     FROM geo_eval.parcel_results p CROSS JOIN env {flags_join}
     WHERE p.run_id = %(run)s AND p.{geom} && env.query
       AND (%(parks)s::text[] IS NULL OR p.park = ANY(%(parks)s::text[]))
     ORDER BY p.row_no
 )
-SELECT ST_AsMVT(rows.*, 'parcels', {extent}, 'mvtgeom') FROM rows WHERE mvtgeom IS NOT NULL"""
+SELECT ST_AsMVT(rows.*, 'parcels', {extent}, 'mvtgeom') FROM rows"""
     ).format(
         query_srid=query_srid,
         geom=geom,
@@ -136,6 +156,7 @@ SELECT ST_AsMVT(rows.*, 'parcels', {extent}, 'mvtgeom') FROM rows WHERE mvtgeom 
         buffer=sql.Literal(BUFFER),
         cols=cols,
         flags_join=flags_join,
+        reviews=reviews,
     )
 
 

@@ -30,6 +30,7 @@ import csv
 import io
 import os
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -56,35 +57,54 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
         with open(path, "wb") as fh:
             fh.write(BOM + df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
         return
+    with open(path, "wb") as fh:
+        fh.write(BOM + header_line(df).encode("utf-8"))
+        for lines in iter_rows(df):
+            _write_text(fh, pc.binary_join_element_wise(lines, _t(""), _t("\n")))  # line + "\n" + ""
+
+
+def header_line(df: pd.DataFrame) -> str:
+    """The header row of ``df``'s csv, with its line end.
+
+    >>> header_line(pd.DataFrame(columns=["a", "b,c"]))
+    'a,"b,c"\\n'
+    """
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow([str(c) for c in df.columns])
+    return header.getvalue()
+
+
+def iter_rows(df: pd.DataFrame) -> Iterator[pa.Array]:
+    """The csv text of ``df``'s rows (without line ends, as :func:`write_csv` writes them), in order, as
+    large_string arrays of up to :data:`CHUNK_ROWS` rows (slices formatted side by side on threads).
+    ``df`` has at least one column.
+
+    >>> [a.to_pylist() for a in iter_rows(pd.DataFrame({"a": [1.0, None], "b": ["x,y", "z"]}))]
+    [['1.0,"x,y"', ',z']]
+    """
     columns = [_to_arrow(df.iloc[:, j]) for j in range(df.shape[1])]
 
     def rows(start: int) -> pa.Array:
         texts = [_text(c.slice(start, CHUNK_ROWS)) for c in columns]
         if len(texts) == 1:  # the csv module writes a lone empty field as "" (an empty line is no row)
-            line = pc.if_else(pc.fill_null(pc.equal(texts[0], ""), True), _t('""'), texts[0])
-        else:
-            line = pc.binary_join_element_wise(*texts, _t(","), null_handling="replace", null_replacement="")
-        return pc.binary_join_element_wise(line, _t(""), _t("\n"))  # line + "\n" + ""
+            return pc.if_else(pc.fill_null(pc.equal(texts[0], ""), True), _t('""'), texts[0])
+        return pc.binary_join_element_wise(*texts, _t(","), null_handling="replace", null_replacement="")
 
     starts = range(0, len(df), CHUNK_ROWS)
     workers = min(len(starts), os.cpu_count() or 1, MAX_THREADS)
-    with open(path, "wb") as fh:
-        fh.write(BOM + header.getvalue().encode("utf-8"))
-        if workers <= 1:
-            for start in starts:
-                _write_text(fh, rows(start))
-            return
-        # pyarrow's kernels release the GIL: slices are formatted side by side and written in order.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: deque[Future[pa.Array]] = deque()
-            for start in starts:
-                pending.append(pool.submit(rows, start))
-                if len(pending) > workers:
-                    _write_text(fh, pending.popleft().result())
-            while pending:
-                _write_text(fh, pending.popleft().result())
+    if workers <= 1:
+        for start in starts:
+            yield rows(start)
+        return
+    # pyarrow's kernels release the GIL: slices are formatted side by side and handed out in order.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future[pa.Array]] = deque()
+        for start in starts:
+            pending.append(pool.submit(rows, start))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _write_text(fh: BinaryIO, arr: pa.Array) -> None:
