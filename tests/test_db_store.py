@@ -162,6 +162,8 @@ def test_geometry_columns_take_any_gauss_krueger_srid_but_gcj02_only_4326(pg_db)
             "INSERT INTO geo_eval.runs (run_id, year, scheme, scheme_title, out_dir, counts, registered_at, "
             "registered_by, seq) VALUES ('r', 2025, 'x', 'x', '/', '{}', '', '', 1)"
         )
+        # result tables hold one partition per run (geo_eval.db.publish makes them)
+        conn.execute("CREATE TABLE geo_eval.parcel_results_r PARTITION OF geo_eval.parcel_results FOR VALUES IN ('r')")
         insert = (
             "INSERT INTO geo_eval.parcel_results (run_id, row_no, parcel_id, row_csv, geom, geom_gcj02) "
             "VALUES ('r', %s, 'P', '', ST_GeomFromText('POINT(40500000 3800000)', %s), ST_GeomFromText(%s, %s))"

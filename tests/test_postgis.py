@@ -255,6 +255,14 @@ def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_pa
         again = run(SAMPLE, load_scheme(SCHEME), out, overwrite=True, db=pg_db)
         assert again.stored is not None and again.stored.run_id == rec.run_id
         assert run_count(pg_db, rec.run_id) == counts
+        assert len(partitions(pg_db)) == 4  # the old partitions were swapped out, not kept
+        # each partition has its parent's indexes (built before attaching, adopted, not duplicated)
+        n_indexes = dict(
+            sql(pg_db, "SELECT tablename, count(*) FROM pg_indexes WHERE schemaname = 'geo_eval' GROUP BY 1")
+        )
+        for part in partitions(pg_db):
+            parent = part.rsplit("_", 1)[0]
+            assert n_indexes[part] == n_indexes[parent] >= 2, part
         assert store.get_review(rec.run_id, flag_id).status == "confirmed"
         actions = [a.action for a in store.audit(run_id=rec.run_id)]
         assert actions.count("run.update") == 1 and actions.count("run.add") == 1
@@ -262,18 +270,23 @@ def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_pa
         store.close()
 
 
+def partitions(url: str) -> list[str]:
+    """The tables attached as partitions of the result tables."""
+    query = "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relkind = 'r'"
+    return [r[0] for r in sql(url, query)]
+
+
 def test_a_failed_publish_leaves_nothing_behind(pg_db, tmp_path):
-    """A database failure in the middle of publishing (the blocks come after enterprises, parcels and
-    flags) rolls the whole transaction back, and OUT_DIR is not created either."""
+    """A database failure at the very end of publishing (the last statement, after every COPY, index build
+    and partition swap) rolls the whole transaction back, and OUT_DIR is not created either."""
     sql(
         pg_db,
-        "CREATE FUNCTION geo_eval.fail_blocks() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'disk full (test)'; END $$",
+        "CREATE FUNCTION geo_eval.fail_store() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.stored_at IS NOT NULL THEN RAISE EXCEPTION 'disk full (test)'; END IF; RETURN NEW; END $$",
     )
     sql(
         pg_db,
-        "CREATE TRIGGER fail_blocks BEFORE INSERT ON geo_eval.renewal_blocks "
-        "FOR EACH ROW EXECUTE FUNCTION geo_eval.fail_blocks()",
+        "CREATE TRIGGER fail_store BEFORE UPDATE ON geo_eval.runs FOR EACH ROW EXECUTE FUNCTION geo_eval.fail_store()",
     )
     out = tmp_path / "out"
     with pytest.raises(DatabaseError, match="disk full"):
@@ -283,15 +296,18 @@ def test_a_failed_publish_leaves_nothing_behind(pg_db, tmp_path):
     assert sql(pg_db, "SELECT count(*) FROM geo_eval.runs")[0][0] == 0
     for table in RESULT_TABLES:
         assert sql(pg_db, f"SELECT count(*) FROM geo_eval.{table}")[0][0] == 0, table
+    assert partitions(pg_db) == []
     # a run already stored keeps its previous results when republishing it fails
-    sql(pg_db, "ALTER TABLE geo_eval.renewal_blocks DISABLE TRIGGER fail_blocks")
+    sql(pg_db, "ALTER TABLE geo_eval.runs DISABLE TRIGGER fail_store")
     first = run(SAMPLE, load_scheme(SCHEME), out, db=pg_db)
     assert first.stored is not None
-    before = run_count(pg_db, first.stored.run_id)
-    sql(pg_db, "ALTER TABLE geo_eval.renewal_blocks ENABLE TRIGGER fail_blocks")
+    before, parts = run_count(pg_db, first.stored.run_id), sorted(partitions(pg_db))
+    assert len(parts) == 4  # one partition per result table
+    sql(pg_db, "ALTER TABLE geo_eval.runs ENABLE TRIGGER fail_store")
     with pytest.raises(DatabaseError):
         run(SAMPLE, load_scheme(SCHEME), out, overwrite=True, db=pg_db)
     assert run_count(pg_db, first.stored.run_id) == before
+    assert sorted(partitions(pg_db)) == parts
     assert (out / "manifest.json").is_file()  # the old OUT_DIR is untouched
 
 
@@ -463,3 +479,27 @@ def test_postgis_tiles_for_a_gaode_basemap_are_shifted_to_gcj02(served):
     # GCJ-02 lies ~500–600 m east and ~100 m north of WGS-84 near Lianyungang; at zoom 15 a tile is
     # ~1 km wide in 4096 units (y grows downwards in tile units)
     assert 1500 < x1 - x0 < 3000 and 100 < y0 - y1 < 700
+
+
+def test_an_evaluation_started_through_the_service_on_postgis_is_stored_there(pg_db, tmp_path):
+    store = PostgresStore(pg_db)
+    token = store.add_user("管理员", "admin")[1]
+    store.close()
+    app = create_app(Settings(data_dir=tmp_path / "data", secret_key="s" * 48, database_url=pg_db))
+    with TestClient(app) as c:
+        r = c.post(
+            "/api/runs",
+            json={"dataset_dir": str(SAMPLE), "scheme": SCHEME},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 201, r.text
+        run_id = r.json()["run_id"]
+    store = PostgresStore(pg_db)
+    try:
+        rec = store.get_run(run_id)
+        assert rec.stored and rec.srid == 4528
+        assert run_count(pg_db, run_id)["parcel_results"] == 790
+        entry = next(a for a in store.audit(run_id=run_id) if a.action == "run.add")
+        assert entry.actor == "管理员"
+    finally:
+        store.close()

@@ -69,12 +69,17 @@ def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: Sett
     out_dir = Path(settings.data_dir) / "runs" / f"{stamp}-{name}"
     if not lock.acquire(blocking=False):
         raise Busy("已有一次评价在运行，请稍后再试")
+    # On PostGIS the run is stored in the database as well (and registered there by the same transaction).
+    db = settings.database() if getattr(store, "backend", "") == "postgis" else None
     try:
         log.info("evaluation of %s started by %s", dataset, admin.name)
-        run(dataset, scheme, out_dir, previous_dir=previous, flags=body.flags)
+        result = run(dataset, scheme, out_dir, previous_dir=previous, flags=body.flags, db=db, actor=admin.name)
     finally:
         lock.release()
-    record = store.add_run(run_record_from_out_dir(out_dir), actor=admin.name)
+    if result.stored is not None:
+        record = store.get_run(result.stored.run_id)
+    else:
+        record = store.add_run(run_record_from_out_dir(out_dir), actor=admin.name)
     return RunPublic.of(record, latest=True, show_dir=True)
 
 

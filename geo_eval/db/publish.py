@@ -5,8 +5,10 @@ the enterprise results, the parcel results with their geometry (in the run's Gau
 GCJ-02-shifted for 高德 basemaps), the flags, the renewal blocks and the output files (``enterprises.csv``,
 ``exceptions.csv``, ``benchmarks.csv``, ``flags.csv``, ``manifest.json``). The rows go in with ``COPY …
 FROM STDIN (FORMAT csv)``, the csv made by pyarrow in slices of :data:`COPY_ROWS` rows, never row by
-row in Python. Publishing the same run again (same run id: same inputs, scheme and version) replaces
-its results and keeps its reviews. If anything fails the transaction rolls back and, because the
+row in Python, into a new table per result table; its indexes are then built in bulk and it is attached
+as the run's partition (at a million parcels this halves the database's time against growing the
+shared indexes row by row). Publishing the same run again (same run id: same inputs, scheme and
+version) swaps its partitions, at the very end, and keeps its reviews. If anything fails the transaction rolls back and, because the
 publisher runs before OUT_DIR is swapped into place, no output directory is left either.
 
 Every table keeps typed columns for SQL users (``uscc``, ``grade``, ``tax_per_mu``, ``reason`` …) and the
@@ -55,7 +57,8 @@ RUN_FILES = ("exceptions.csv", "benchmarks.csv", "manifest.json")
 """Output files kept as they are in ``geo_eval.run_files``. ``enterprises.csv`` is its rows in
 ``enterprise_results.row_csv`` (byte for byte: :func:`geo_eval.db.results.enterprises_csv`), and
 ``flags.csv`` the rows of ``flags``."""
-RESULT_TABLES = ("enterprise_results", "parcel_results", "flags", "renewal_blocks", "run_files")
+PARTITIONED = ("enterprise_results", "parcel_results", "flags", "renewal_blocks")
+"""Result tables with one partition per run."""
 
 Cursor = Any  # psycopg.Cursor[DictRow]
 
@@ -107,26 +110,30 @@ def publish_run(
     with store.transaction() as cur:
         t = time.perf_counter()
         rec = register_run(cur, record, actor=actor)
-        for table in RESULT_TABLES:
-            cur.execute(
-                sql.SQL("DELETE FROM geo_eval.{} WHERE run_id = %s").format(sql.Identifier(table)), (rec.run_id,)
-            )
+        cur.execute("DELETE FROM geo_eval.run_files WHERE run_id = %s", (rec.run_id,))
+        parts = {table: _new_partition(cur, table, rec.run_id, stored_at) for table in PARTITIONED}
         timings["db_register"] = time.perf_counter() - t
         columns: dict[str, dict[str, Any]] = {}
         t = time.perf_counter()
-        columns["enterprises"] = _copy_enterprises(cur, rec.run_id, ev)
+        columns["enterprises"] = _copy_enterprises(cur, parts["enterprise_results"], rec.run_id, ev)
         timings["db_enterprises"] = time.perf_counter() - t
         t = time.perf_counter()
-        columns["parcels"] = _copy_parcels(cur, rec.run_id, ev, srid, flags, blocks)
+        columns["parcels"] = _copy_parcels(cur, parts["parcel_results"], rec.run_id, ev, srid, flags, blocks)
         timings["db_parcels"] = time.perf_counter() - t
         t = time.perf_counter()
         if flags is not None:
-            columns["flags"] = _copy_flags(cur, rec.run_id, flags)
+            columns["flags"] = _copy_flags(cur, parts["flags"], rec.run_id, flags)
         if blocks is not None:
-            columns["blocks"] = _copy_blocks(cur, rec.run_id, blocks, srid)
+            columns["blocks"] = _copy_blocks(cur, parts["renewal_blocks"], rec.run_id, blocks, srid)
         _copy_files(cur, rec.run_id, files_dir)
         timings["db_flags_blocks_files"] = time.perf_counter() - t
         t = time.perf_counter()
+        for table, part in parts.items():
+            _index_partition(cur, table, part)
+        timings["db_indexes"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for table, part in parts.items():  # the old partitions of a run published again go only now
+            _attach_partition(cur, table, part, rec.run_id)
         timings.update({f"db_copy_{k}": v for k, v in COPY_SECONDS.items()})
         cur.execute(
             "UPDATE geo_eval.runs SET stored_at = %s, srid = %s, manifest = %s, columns = %s WHERE run_id = %s",
@@ -135,6 +142,72 @@ def publish_run(
     timings["db_commit"] = time.perf_counter() - t
     log.info("run %s published to %s", rec.run_id, store.database)
     return replace(rec, stored_at=stored_at, srid=srid), timings
+
+
+# --- partitions -------------------------------------------------------------------------------------
+
+
+def _new_partition(cur: Cursor, table: str, run_id: str, stamp: str) -> str:
+    """An empty table shaped like ``geo_eval.<table>`` (no indexes yet) for one run's rows."""
+    name = f"{table}_{hashlib.sha1(f'{run_id}|{stamp}'.encode()).hexdigest()[:16]}"
+    cur.execute(
+        sql.SQL("CREATE TABLE geo_eval.{} (LIKE geo_eval.{} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
+            sql.Identifier(name), sql.Identifier(table)
+        )
+    )
+    cur.execute(
+        sql.SQL("ALTER TABLE geo_eval.{} ADD CHECK (run_id = {})").format(sql.Identifier(name), sql.Literal(run_id))
+    )
+    return name
+
+
+def _index_partition(cur: Cursor, table: str, part: str) -> None:
+    """Build, on the loaded partition, every index the parent table declares (bulk builds, faster than
+    growing them row by row); attaching the partition then adopts them instead of building its own."""
+    rows = cur.execute(
+        "SELECT pg_get_indexdef(i.indexrelid) AS definition, i.indisprimary AS primary_key FROM pg_index i "
+        "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "WHERE n.nspname = 'geo_eval' AND t.relname = %s",
+        (table,),
+    ).fetchall()
+    for row in rows:
+        definition, primary = (row["definition"], row["primary_key"]) if isinstance(row, dict) else row
+        using = str(definition)[str(definition).index(" USING ") :]
+        if primary:  # the partition's primary key (an index of the constraint, which attaching adopts)
+            columns = using[using.index("(") :]
+            cur.execute(
+                sql.SQL("ALTER TABLE geo_eval.{} ADD PRIMARY KEY {}").format(
+                    sql.Identifier(part),
+                    sql.SQL(columns),  # type: ignore[arg-type]  # the server's own column list
+                )
+            )
+            continue
+        unique = str(definition).startswith("CREATE UNIQUE INDEX")
+        cur.execute(
+            sql.SQL("CREATE {}INDEX ON geo_eval.{}{}").format(
+                sql.SQL("UNIQUE " if unique else ""),
+                sql.Identifier(part),
+                sql.SQL(using),  # type: ignore[arg-type]  # the server's own index definition
+            )
+        )
+
+
+def _attach_partition(cur: Cursor, table: str, part: str, run_id: str) -> None:
+    """Make ``part`` the partition of ``run_id`` in ``geo_eval.<table>``, dropping the run's previous one."""
+    old = cur.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
+        "WHERE n.nspname = 'geo_eval' AND p.relname = %s AND pg_get_expr(c.relpartbound, c.oid) = %s",
+        (table, f"FOR VALUES IN ({sql.Literal(run_id).as_string(cur)})"),
+    ).fetchall()
+    for row in old:
+        name = str(row["relname"] if isinstance(row, dict) else row[0])
+        cur.execute(sql.SQL("DROP TABLE geo_eval.{}").format(sql.Identifier(name)))
+    cur.execute(
+        sql.SQL("ALTER TABLE geo_eval.{} ATTACH PARTITION geo_eval.{} FOR VALUES IN ({})").format(
+            sql.Identifier(table), sql.Identifier(part), sql.Literal(run_id)
+        )
+    )
 
 
 # --- COPY -------------------------------------------------------------------------------------------
@@ -213,7 +286,7 @@ COPY_SECONDS: dict[str, float] = {}
 """Seconds the last COPY into each table took (the rest of publishing is preparing the columns)."""
 
 
-def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray]) -> None:
+def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray], *, label: str) -> None:
     """``COPY geo_eval.<table> (columns) FROM STDIN (FORMAT csv)`` from Arrow columns of equal length."""
     start_time = time.perf_counter()
     t = pa.table(columns)
@@ -226,7 +299,7 @@ def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray
             buf = io.BytesIO()
             pacsv.write_csv(t.slice(start, COPY_ROWS), buf, options)
             copy.write(buf.getbuffer())
-    COPY_SECONDS[table] = time.perf_counter() - start_time
+    COPY_SECONDS[label] = time.perf_counter() - start_time
 
 
 def _typed(frame: pd.DataFrame, name: str, kind: str = "text") -> pa.Array:
@@ -255,7 +328,7 @@ def _head(run_id: str, n: int) -> dict[str, pa.Array]:
     }
 
 
-def _copy_enterprises(cur: Cursor, run_id: str, ev: Evaluation) -> dict[str, Any]:
+def _copy_enterprises(cur: Cursor, table: str, run_id: str, ev: Evaluation) -> dict[str, Any]:
     """The enterprise results; ``row_csv`` holds each line of ``enterprises.csv`` exactly as written."""
     e = enterprise_frame(ev)
     lines = pa.concat_arrays(list(csvout.iter_rows(e))) if len(e) else pa.array([], type=pa.large_string())
@@ -269,12 +342,13 @@ def _copy_enterprises(cur: Cursor, run_id: str, ev: Evaluation) -> dict[str, Any
     cols["grade"] = _typed(e, "grade")
     cols["rank"] = _typed(e, "rank", "int")
     cols["row_csv"] = lines
-    _copy(cur, "enterprise_results", cols)
+    _copy(cur, table, cols, label="enterprise_results")
     return {"columns": [str(c) for c in e.columns], "header": csvout.header_line(e), "format": "enterprises.csv"}
 
 
 def _copy_parcels(
     cur: Cursor,
+    table: str,
     run_id: str,
     ev: Evaluation,
     srid: int,
@@ -306,7 +380,7 @@ def _copy_parcels(
     cols["row_csv"] = lines
     cols["geom"] = _ewkb(np.asarray(plane.array, dtype=object), srid)
     cols["geom_gcj02"] = _ewkb(gcj, 4326)
-    _copy(cur, "parcel_results", cols)
+    _copy(cur, table, cols, label="parcel_results")
     return layout
 
 
@@ -318,7 +392,7 @@ def _flag_counts(parcel_ids: pd.Series, flags: FlagResult | None) -> np.ndarray:
     return np.nan_to_num(keys.reindex(counts, pd.Index(parcel_ids)).to_numpy(dtype=float)).astype(np.int64)
 
 
-def _copy_flags(cur: Cursor, run_id: str, flags: FlagResult) -> dict[str, list[str]]:
+def _copy_flags(cur: Cursor, table: str, run_id: str, flags: FlagResult) -> dict[str, list[str]]:
     f = flags.flags.reset_index(drop=True)
     lines, layout = row_csv(f)
     cols = _head(run_id, len(f))
@@ -332,11 +406,11 @@ def _copy_flags(cur: Cursor, run_id: str, flags: FlagResult) -> dict[str, list[s
     popup = np.where(reason != "", label + "：" + reason, label)
     cols["popup"] = pa.array(popup.astype(object), type=pa.large_string())
     cols["row_csv"] = lines
-    _copy(cur, "flags", cols)
+    _copy(cur, table, cols, label="flags")
     return layout
 
 
-def _copy_blocks(cur: Cursor, run_id: str, blocks: RenewalBlocks, srid: int) -> dict[str, list[str]]:
+def _copy_blocks(cur: Cursor, table: str, run_id: str, blocks: RenewalBlocks, srid: int) -> dict[str, list[str]]:
     b = blocks.blocks.reset_index(drop=True)
     attrs = pd.DataFrame(b.drop(columns=b.geometry.name))
     lines, layout = row_csv(attrs)
@@ -346,7 +420,7 @@ def _copy_blocks(cur: Cursor, run_id: str, blocks: RenewalBlocks, srid: int) -> 
     cols["area_mu"] = _typed(attrs, "area_mu", "float")
     cols["row_csv"] = lines
     cols["geom"] = _ewkb(np.asarray(b.geometry.array, dtype=object), srid)
-    _copy(cur, "renewal_blocks", cols)
+    _copy(cur, table, cols, label="renewal_blocks")
     return layout
 
 

@@ -7,7 +7,10 @@ refuses to work on any other version. Each applied migration is a row of ``geo_e
 Both run in one transaction behind a transaction-level advisory lock, so concurrent runs queue and the
 second one finds the work done; a failure changes nothing.
 
-Geometry columns are plain ``geometry`` (no SRID type modifier) because runs may use different
+The result tables (``enterprise_results``, ``parcel_results``, ``flags``, ``renewal_blocks``) are
+partitioned by ``run_id``: each stored run is one partition per table, loaded with COPY before its
+indexes are built and attached (:mod:`geo_eval.db.publish`), and dropped as a whole when the run is
+published again. Geometry columns are plain ``geometry`` (no SRID type modifier) because runs may use different
 Gauss-Krüger zones; ``parcel_results.geom_gcj02`` is ``geometry(Geometry, 4326)``. Every geometry column
 has a GIST index. Timestamps are ISO 8601 texts (:func:`geo_eval.storage.common.now`), as in SQLite.
 """
@@ -78,7 +81,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             rank int,
             row_csv text NOT NULL,
             PRIMARY KEY (run_id, row_no)
-        )""",
+        ) PARTITION BY LIST (run_id)""",
         "CREATE INDEX enterprise_results_run_uscc ON geo_eval.enterprise_results (run_id, uscc)",
         "CREATE INDEX enterprise_results_run_park ON geo_eval.enterprise_results (run_id, park)",
         """CREATE TABLE geo_eval.parcel_results (
@@ -102,7 +105,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             geom geometry NOT NULL,
             geom_gcj02 geometry(Geometry, 4326),
             PRIMARY KEY (run_id, row_no)
-        )""",
+        ) PARTITION BY LIST (run_id)""",
         "CREATE INDEX parcel_results_run_parcel ON geo_eval.parcel_results (run_id, parcel_id)",
         "CREATE INDEX parcel_results_run_park ON geo_eval.parcel_results (run_id, park)",
         "CREATE INDEX parcel_results_geom ON geo_eval.parcel_results USING gist (geom)",
@@ -123,7 +126,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             popup text NOT NULL DEFAULT '',
             row_csv text NOT NULL,
             PRIMARY KEY (run_id, flag_id)
-        )""",
+        ) PARTITION BY LIST (run_id)""",
         "CREATE INDEX flags_run_parcel ON geo_eval.flags (run_id, parcel_id)",
         """CREATE TABLE geo_eval.renewal_blocks (
             run_id text NOT NULL REFERENCES geo_eval.runs ON DELETE CASCADE,
@@ -134,7 +137,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             row_csv text NOT NULL,
             geom geometry NOT NULL,
             PRIMARY KEY (run_id, block_id)
-        )""",
+        ) PARTITION BY LIST (run_id)""",
         "CREATE INDEX renewal_blocks_geom ON geo_eval.renewal_blocks USING gist (geom)",
         """CREATE TABLE geo_eval.run_files (
             run_id text NOT NULL REFERENCES geo_eval.runs ON DELETE CASCADE,

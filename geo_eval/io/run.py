@@ -77,12 +77,14 @@ def run(
     overwrite: bool = False,
     flags: bool = True,
     db: str | None = None,
+    actor: str = "cli",
 ) -> RunResult:
     """Load, validate, evaluate, flag and write; raises :class:`FatalInputError` on fatal problems.
 
     With ``db`` (a PostgreSQL URL) the run is also stored in that PostGIS database, in one transaction
     before OUT_DIR is put in place (:func:`geo_eval.db.publish.publish_run`): a failure leaves neither.
-    The database is checked (reachable, PostGIS, schema version) before anything is computed.
+    The database is checked (reachable, PostGIS, schema version) before anything is computed; ``actor``
+    is who the registration's audit entry names.
     """
     t0 = time.perf_counter()
     if Path(out_dir).exists() and not overwrite:
@@ -138,7 +140,14 @@ def run(
         assert store is not None
         t = time.perf_counter()
         record, timings = publish_run(
-            store, ev, manifest=manifest, files_dir=files_dir, out_dir=Path(out_dir), flags=fr, blocks=blocks
+            store,
+            ev,
+            manifest=manifest,
+            files_dir=files_dir,
+            out_dir=Path(out_dir),
+            flags=fr,
+            blocks=blocks,
+            actor=actor,
         )
         timings["db_total"] = time.perf_counter() - t
         stored.append(record)
