@@ -246,7 +246,20 @@ def kind_of(arr: pa.Array) -> str:
     return "text"
 
 
-def row_csv(frame: pd.DataFrame) -> tuple[pa.Array, dict[str, list[str]]]:
+class _Arrow:
+    """A frame's columns as :func:`_arrow_column` makes them, each converted once."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._cache: dict[object, pa.Array] = {}
+
+    def __getitem__(self, column: object) -> pa.Array:
+        if column not in self._cache:
+            self._cache[column] = _arrow_column(self.frame[column])
+        return self._cache[column]
+
+
+def row_csv(frame: pd.DataFrame, arrow: _Arrow | None = None) -> tuple[pa.Array, dict[str, list[str]]]:
     """Each row of ``frame`` as one csv line (``row_csv``) and the table's ``columns`` and ``kinds``.
 
     Text is always quoted (so an empty text ``""`` differs from a missing value, which is empty), numbers
@@ -260,8 +273,9 @@ def row_csv(frame: pd.DataFrame) -> tuple[pa.Array, dict[str, list[str]]]:
     names = [str(c) for c in frame.columns]
     kinds: list[str] = []
     parts: list[pa.Array] = []
+    arrow = arrow if arrow is not None else _Arrow(frame)
     for c in frame.columns:
-        arr = _arrow_column(frame[c])
+        arr = arrow[c]
         kind = kind_of(arr)
         kinds.append(kind)
         if kind in ("float", "int"):
@@ -302,7 +316,7 @@ def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray
     COPY_SECONDS[label] = time.perf_counter() - start_time
 
 
-def _typed(frame: pd.DataFrame, name: str, kind: str = "text") -> pa.Array:
+def _typed(frame: pd.DataFrame, name: str, kind: str = "text", arrow: _Arrow | None = None) -> pa.Array:
     """Column ``name`` of ``frame`` for a typed target column (all null when the frame has none)."""
     if name not in frame.columns:
         return pa.nulls(len(frame), {"text": pa.large_string(), "float": pa.float64(), "int": pa.int64()}[kind])
@@ -312,7 +326,7 @@ def _typed(frame: pd.DataFrame, name: str, kind: str = "text") -> pa.Array:
         return pa.array(np.where(np.isfinite(v), v, np.nan), from_pandas=True)
     if kind == "int":
         return pa.array(pd.to_numeric(s, errors="coerce").astype("Int64").array).cast(pa.int64())
-    return _arrow_column(s).cast(pa.large_string())
+    return (arrow[name] if arrow is not None else _arrow_column(s)).cast(pa.large_string())
 
 
 def _ewkb(geoms: np.ndarray, srid: int) -> pa.Array:
@@ -356,7 +370,8 @@ def _copy_parcels(
     blocks: RenewalBlocks | None,
 ) -> dict[str, list[str]]:
     layer = parcel_layer_columns(ev, flags, blocks)
-    attrs = pd.DataFrame({c: s.to_numpy() for c, s in layer.items()})
+    attrs = pd.DataFrame(layer, copy=False)  # the columns as they are (no text inference)
+    attrs.index = pd.RangeIndex(len(attrs))
     first = next(iter(layer))
     if first != "parcel_id":
         attrs = attrs.rename(columns={first: "parcel_id"})
@@ -368,14 +383,15 @@ def _copy_parcels(
     elif epsg != 4326:
         display = display.to_crs(4326)
     gcj = np.asarray(shift_to_gcj02(display).array, dtype=object)
-    lines, layout = row_csv(attrs)
+    arrow = _Arrow(attrs)
+    lines, layout = row_csv(attrs, arrow)
     cols = _head(run_id, len(attrs))
     for c in ("parcel_id", "county", "park", "holder_uscc", "holder_name", "users", "main_user", "main_user_name"):
-        cols[c] = _typed(attrs, c)
-    cols["grade"] = _typed(attrs, "grade")
+        cols[c] = _typed(attrs, c, arrow=arrow)
+    cols["grade"] = _typed(attrs, "grade", arrow=arrow)
     for c in ("tax_per_mu", "area_m2", "area_mu"):
         cols[c] = _typed(attrs, c, "float")
-    cols["block_id"] = _typed(attrs, "block_id")
+    cols["block_id"] = _typed(attrs, "block_id", arrow=arrow)
     cols["n_flags"] = pa.array(_flag_counts(attrs["parcel_id"], flags))
     cols["row_csv"] = lines
     cols["geom"] = _ewkb(np.asarray(plane.array, dtype=object), srid)
@@ -394,10 +410,11 @@ def _flag_counts(parcel_ids: pd.Series, flags: FlagResult | None) -> np.ndarray:
 
 def _copy_flags(cur: Cursor, table: str, run_id: str, flags: FlagResult) -> dict[str, list[str]]:
     f = flags.flags.reset_index(drop=True)
-    lines, layout = row_csv(f)
+    arrow = _Arrow(f)
+    lines, layout = row_csv(f, arrow)
     cols = _head(run_id, len(f))
     for c in ("flag_id", "parcel_id", "county", "park", "flag", "rule_id", "severity", "reason"):
-        cols[c] = _typed(f, c)
+        cols[c] = _typed(f, c, arrow=arrow)
     cols["value"] = _typed(f, "value", "float")
     cols["threshold"] = _typed(f, "threshold", "float")
     # the popup line of geo_eval.maps.parcel_attributes: 标记：原因 (or the label alone)
