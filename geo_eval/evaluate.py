@@ -295,6 +295,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     # --- parcels: figures of their users -----------------------------------------------------
     t3 = time.perf_counter()
     out_parcels, main_pos = _parcel_results(parcels, pdata, allocation, ent)
+    plane.index = out_parcels.index  # the same codes, the same index object (frames built on both align for free)
     timings["parcel_join"] = time.perf_counter() - t3
     timings["evaluate_total"] = time.perf_counter() - t0
     return Evaluation(
