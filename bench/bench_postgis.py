@@ -27,14 +27,13 @@ import platform
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench.bench_service import GEO_EVAL, free_port, load_test, stop_service
+from bench.bench_service import free_port, load_test, start_service, stop_service
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
@@ -75,36 +74,6 @@ def whole_park_tiles(url: str, run_id: str) -> list[tuple[str, int, int, int]]:
                 out.append((park, z, a[0], a[1]))
                 break
     return out
-
-
-def start_service(url: str, data_dir: Path, port: int, log: Path, *, timeout_s: float = 900) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "GEO_EVAL_DATA_DIR": str(data_dir),
-        "GEO_EVAL_DATABASE_URL": url,
-        "GEO_EVAL_SECRET_KEY": "b" * 48,
-        "GEO_EVAL_DEMO": "0",
-    }
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [str(GEO_EVAL), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"geo-eval serve did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.2)
 
 
 def _rss_gb(pid: int) -> float:
@@ -193,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     print("serve --db; loading the stored run …", file=sys.stderr)
     t = time.perf_counter()
-    proc = start_service(a.db, work / "data", port, work / "server.log")
+    proc = start_service(
+        work / "data", port, work / "server.log", env_extra={"GEO_EVAL_DATABASE_URL": a.db}, timeout_s=900
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         import httpx

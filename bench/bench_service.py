@@ -114,12 +114,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_service(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_service(
+    data_dir: Path, port: int, log: Path, *, env_extra: dict[str, str] | None = None, timeout_s: float = 60
+) -> subprocess.Popen[bytes]:
+    """``geo-eval serve`` on 127.0.0.1:``port`` (``env_extra``: e.g. ``GEO_EVAL_DATABASE_URL``), once /health answers."""
     env = {
         **os.environ,
         "GEO_EVAL_DATA_DIR": str(data_dir),
         "GEO_EVAL_SECRET_KEY": secrets.token_urlsafe(48),
         "GEO_EVAL_DEMO": "0",
+        **(env_extra or {}),
     }
     with log.open("wb") as fh:
         proc = subprocess.Popen(
@@ -130,7 +134,7 @@ def start_service(data_dir: Path, port: int, log: Path) -> subprocess.Popen[byte
         )
     import httpx
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:

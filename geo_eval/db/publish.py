@@ -47,7 +47,7 @@ from geo_eval.io.writers import enterprise_frame, parcel_layer_columns
 from geo_eval.renewal import RenewalBlocks
 from geo_eval.storage.base import RunRecord
 from geo_eval.storage.common import now
-from geo_eval.storage.runs import counts_of, run_id_of
+from geo_eval.storage.runs import run_record
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +61,6 @@ PARTITIONED = ("enterprise_results", "parcel_results", "flags", "renewal_blocks"
 """Result tables with one partition per run."""
 
 Cursor = Any  # psycopg.Cursor[DictRow]
-
-
-def run_record(manifest: dict[str, Any], out_dir: Path) -> RunRecord:
-    """The registry record of a run from its manifest (``out_dir``: where its files will be)."""
-    scheme = manifest.get("scheme") or {}
-    return RunRecord(
-        run_id=run_id_of(manifest),
-        year=int(manifest["year"]),
-        scheme=str(scheme.get("name", "")),
-        scheme_title=str(scheme.get("title", "")),
-        out_dir=str(Path(out_dir).resolve()),
-        counts=counts_of(manifest),
-    )
 
 
 def srid_of(crs: str) -> int:

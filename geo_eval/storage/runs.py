@@ -74,16 +74,19 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def run_record_from_out_dir(out_dir: Path) -> RunRecord:
-    """The registry record of an evaluation's OUT_DIR (not yet registered)."""
-    out_dir = Path(out_dir).resolve()
-    manifest = read_manifest(out_dir)
+def run_record(manifest: dict[str, Any], out_dir: Path) -> RunRecord:
+    """The registry record of a run from its manifest (``out_dir``: where its files are or will be)."""
     scheme = manifest.get("scheme") or {}
     return RunRecord(
         run_id=run_id_of(manifest),
         year=int(manifest["year"]),
         scheme=str(scheme.get("name", "")),
         scheme_title=str(scheme.get("title", "")),
-        out_dir=str(out_dir),
+        out_dir=str(Path(out_dir).resolve()),
         counts=counts_of(manifest),
     )
+
+
+def run_record_from_out_dir(out_dir: Path) -> RunRecord:
+    """The registry record of an evaluation's OUT_DIR (not yet registered)."""
+    return run_record(read_manifest(Path(out_dir)), out_dir)
