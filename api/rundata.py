@@ -3,7 +3,9 @@
 :class:`RunCache` loads ``enterprises.csv``, ``parcels.gpkg`` (layers ``parcels`` and ``flags``) and
 ``renewal_blocks.gpkg`` of a run with pandas and pyogrio, reprojects the geometries to EPSG:4326 and
 keeps the latest few runs. A run directory rewritten in place (``evaluate --overwrite``) is reloaded,
-because entries are keyed by the manifest's modification time as well.
+because entries are keyed by the manifest's modification time as well. With a PostGIS store, a run
+stored in the database (``evaluate --db``) is read from its result tables instead
+(:func:`load_stored_run_data`, keyed by when it was stored), so its OUT_DIR need not be on this server.
 """
 
 from __future__ import annotations
