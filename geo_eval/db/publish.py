@@ -93,7 +93,6 @@ def publish_run(
     record = run_record(manifest, out_dir)
     srid = srid_of(ev.area_crs)
     stored_at = now()
-    COPY_SECONDS.clear()
     with store.transaction() as cur:
         t = time.perf_counter()
         rec = register_run(cur, record, actor=actor)
@@ -102,16 +101,16 @@ def publish_run(
         timings["db_register"] = time.perf_counter() - t
         columns: dict[str, dict[str, Any]] = {}
         t = time.perf_counter()
-        columns["enterprises"] = _copy_enterprises(cur, parts["enterprise_results"], rec.run_id, ev)
+        columns["enterprises"] = _copy_enterprises(cur, parts["enterprise_results"], rec.run_id, ev, timings)
         timings["db_enterprises"] = time.perf_counter() - t
         t = time.perf_counter()
-        columns["parcels"] = _copy_parcels(cur, parts["parcel_results"], rec.run_id, ev, srid, flags, blocks)
+        columns["parcels"] = _copy_parcels(cur, parts["parcel_results"], rec.run_id, ev, srid, flags, blocks, timings)
         timings["db_parcels"] = time.perf_counter() - t
         t = time.perf_counter()
         if flags is not None:
-            columns["flags"] = _copy_flags(cur, parts["flags"], rec.run_id, flags)
+            columns["flags"] = _copy_flags(cur, parts["flags"], rec.run_id, flags, timings)
         if blocks is not None:
-            columns["blocks"] = _copy_blocks(cur, parts["renewal_blocks"], rec.run_id, blocks, srid)
+            columns["blocks"] = _copy_blocks(cur, parts["renewal_blocks"], rec.run_id, blocks, srid, timings)
         _copy_files(cur, rec.run_id, files_dir)
         timings["db_flags_blocks_files"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -121,7 +120,6 @@ def publish_run(
         t = time.perf_counter()
         for table, part in parts.items():  # the old partitions of a run published again go only now
             _attach_partition(cur, table, part, rec.run_id)
-        timings.update({f"db_copy_{k}": v for k, v in COPY_SECONDS.items()})
         cur.execute(
             "UPDATE geo_eval.runs SET stored_at = %s, srid = %s, manifest = %s, columns = %s WHERE run_id = %s",
             (stored_at, srid, Jsonb(manifest), Jsonb(columns), rec.run_id),
@@ -283,12 +281,11 @@ def row_csv(frame: pd.DataFrame, arrow: _Arrow | None = None) -> tuple[pa.Array,
     return lines, {"columns": names, "kinds": kinds}
 
 
-COPY_SECONDS: dict[str, float] = {}
-"""Seconds the last COPY into each table took (the rest of publishing is preparing the columns)."""
-
-
-def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray], *, label: str) -> None:
-    """``COPY geo_eval.<table> (columns) FROM STDIN (FORMAT csv)`` from Arrow columns of equal length."""
+def _copy(
+    cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray], *, label: str, timings: dict[str, float]
+) -> None:
+    """``COPY geo_eval.<table> (columns) FROM STDIN (FORMAT csv)`` from Arrow columns of equal length; its
+    seconds go to ``timings["db_copy_<label>"]`` (the rest of publishing is preparing the columns)."""
     start_time = time.perf_counter()
     t = pa.table(columns)
     stmt = sql.SQL("COPY geo_eval.{} ({}) FROM STDIN (FORMAT csv)").format(
@@ -300,7 +297,7 @@ def _copy(cur: Cursor, table: str, columns: dict[str, pa.Array | pa.ChunkedArray
             buf = io.BytesIO()
             pacsv.write_csv(t.slice(start, COPY_ROWS), buf, options)
             copy.write(buf.getbuffer())
-    COPY_SECONDS[label] = time.perf_counter() - start_time
+    timings[f"db_copy_{label}"] = time.perf_counter() - start_time
 
 
 def _typed(frame: pd.DataFrame, name: str, kind: str = "text", arrow: _Arrow | None = None) -> pa.Array:
@@ -346,7 +343,9 @@ def _head(run_id: str, n: int) -> dict[str, pa.Array]:
     }
 
 
-def _copy_enterprises(cur: Cursor, table: str, run_id: str, ev: Evaluation) -> dict[str, Any]:
+def _copy_enterprises(
+    cur: Cursor, table: str, run_id: str, ev: Evaluation, timings: dict[str, float]
+) -> dict[str, Any]:
     """The enterprise results; ``row_csv`` holds each line of ``enterprises.csv`` exactly as written."""
     e = enterprise_frame(ev)
     lines = pa.concat_arrays(list(csvout.iter_rows(e))) if len(e) else pa.array([], type=pa.large_string())
@@ -360,7 +359,7 @@ def _copy_enterprises(cur: Cursor, table: str, run_id: str, ev: Evaluation) -> d
     cols["grade"] = _typed(e, "grade")
     cols["rank"] = _typed(e, "rank", "int")
     cols["row_csv"] = lines
-    _copy(cur, table, cols, label="enterprise_results")
+    _copy(cur, table, cols, label="enterprise_results", timings=timings)
     return {"columns": [str(c) for c in e.columns], "header": csvout.header_line(e), "format": "enterprises.csv"}
 
 
@@ -372,6 +371,7 @@ def _copy_parcels(
     srid: int,
     flags: FlagResult | None,
     blocks: RenewalBlocks | None,
+    timings: dict[str, float],
 ) -> dict[str, list[str]]:
     layer = parcel_layer_columns(ev, flags, blocks)
     attrs = pd.DataFrame(layer, copy=False)  # the columns as they are (no text inference)
@@ -400,7 +400,7 @@ def _copy_parcels(
     cols["row_csv"] = lines
     cols["geom"] = _ewkb(np.asarray(plane.array, dtype=object), srid)
     cols["geom_gcj02"] = _ewkb(gcj, 4326)
-    _copy(cur, table, cols, label="parcel_results")
+    _copy(cur, table, cols, label="parcel_results", timings=timings)
     return layout
 
 
@@ -412,7 +412,9 @@ def _flag_counts(parcel_ids: pd.Series, flags: FlagResult | None) -> np.ndarray:
     return np.nan_to_num(keys.reindex(counts, pd.Index(parcel_ids)).to_numpy(dtype=float)).astype(np.int64)
 
 
-def _copy_flags(cur: Cursor, table: str, run_id: str, flags: FlagResult) -> dict[str, list[str]]:
+def _copy_flags(
+    cur: Cursor, table: str, run_id: str, flags: FlagResult, timings: dict[str, float]
+) -> dict[str, list[str]]:
     f = flags.flags.reset_index(drop=True)
     arrow = _Arrow(f)
     lines, layout = row_csv(f, arrow)
@@ -427,11 +429,13 @@ def _copy_flags(cur: Cursor, table: str, run_id: str, flags: FlagResult) -> dict
     popup = np.where(reason != "", label + "：" + reason, label)
     cols["popup"] = pa.array(popup.astype(object), type=pa.large_string())
     cols["row_csv"] = lines
-    _copy(cur, table, cols, label="flags")
+    _copy(cur, table, cols, label="flags", timings=timings)
     return layout
 
 
-def _copy_blocks(cur: Cursor, table: str, run_id: str, blocks: RenewalBlocks, srid: int) -> dict[str, list[str]]:
+def _copy_blocks(
+    cur: Cursor, table: str, run_id: str, blocks: RenewalBlocks, srid: int, timings: dict[str, float]
+) -> dict[str, list[str]]:
     b = blocks.blocks.reset_index(drop=True)
     attrs = pd.DataFrame(b.drop(columns=b.geometry.name))
     lines, layout = row_csv(attrs)
@@ -441,7 +445,7 @@ def _copy_blocks(cur: Cursor, table: str, run_id: str, blocks: RenewalBlocks, sr
     cols["area_mu"] = _typed(attrs, "area_mu", "float")
     cols["row_csv"] = lines
     cols["geom"] = _ewkb(np.asarray(b.geometry.array, dtype=object), srid)
-    _copy(cur, table, cols, label="renewal_blocks")
+    _copy(cur, table, cols, label="renewal_blocks", timings=timings)
     return layout
 
 
