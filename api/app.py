@@ -4,8 +4,13 @@ Extension points for other work:
 
 - routers: :data:`api.routes.ROUTERS`; a module named in :data:`api.routes.OPTIONAL_ROUTERS`
   (``api.routes.maps``) is included when it exists, with its ``router``;
-- static files: ``api/static/`` (vendored JS/CSS for the maps) is served under ``/static`` when present;
+- static files: ``api/static/`` (vendored JS/CSS for the maps and ``/docs``) is served under ``/static``;
 - dependencies for new routes: :mod:`api.deps` (``PageUser`` for HTML pages, ``RunDep``, ``ParkScopeDep`` …).
+
+Pages of the app itself: ``/docs`` (Swagger UI from ``api/static/vendor/swagger-ui``, nothing from a
+CDN; public), ``/redoc`` (redirects to ``/docs``), ``/favicon.ico``. Every HTML answer and ``/api/me``
+is sent with ``Cache-Control: no-store`` (:class:`NoStore`), so that after signing out the browser's
+Back button cannot show the previous user's page.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import add_exception_handlers
+from api.errors import UnexpectedErrors, add_exception_handlers
 from api.routes import OPTIONAL_ROUTERS, ROUTERS
 from api.rundata import RunCache
 from api.settings import Settings
@@ -33,6 +40,10 @@ from geo_eval.storage import NotFoundError, Store, open_store
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+SWAGGER_UI = "/static/vendor/swagger-ui"
+"""Where the vendored Swagger UI (``api/static/vendor/swagger-ui``) is served."""
+FAVICON = STATIC_DIR / "favicon.ico"
+FAVICON_CACHE = "public, max-age=2592000"
 
 DESCRIPTION = """工业用地亩均效益评价（亩均论英雄）服务：评价批次、企业排名与下载、宗地与地块标记（GeoJSON）、标记复核。
 
@@ -83,6 +94,66 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class NoStore:
+    """``Cache-Control: no-store`` on every HTML answer (but static files) and on ``NO_STORE_PATHS`` (pure ASGI).
+
+    Replaces what a route set: a signed-in page must not be kept by the browser, so that Back after
+    signing out shows nothing of the previous user.
+    """
+
+    NO_STORE_PATHS = frozenset({"/api/me"})
+    STATIC_PREFIX = "/static/"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.STATIC_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        always = scope["path"] in self.NO_STORE_PATHS
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if always or ctype.lower().startswith(b"text/html"):
+                    kept = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    message["headers"] = [*kept, (b"cache-control", b"no-store")]
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
+def add_page_routes(app: FastAPI) -> None:
+    """``/docs`` from the vendored Swagger UI (no CDN), ``/redoc`` → ``/docs``, ``/favicon.ico``."""
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} · 接口文档",
+            swagger_js_url=f"{root}{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"{request.scope.get('root_path', '').rstrip('/')}/docs", status_code=307)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(FAVICON, media_type="image/x-icon", headers={"Cache-Control": FAVICON_CACHE})
+
+
 def include_optional_routers(app: FastAPI, modules: tuple[str, ...] = OPTIONAL_ROUTERS) -> list[str]:
     """Include the ``router`` of each module that exists; returns the names included."""
     included = []
@@ -123,16 +194,20 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        docs_url=None,  # add_page_routes serves /docs from the vendored Swagger UI, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
     app.state.run_cache = RunCache(settings.run_cache_size, store=store)
     app.state.evaluation_lock = threading.Lock()
     add_exception_handlers(app)
+    app.add_middleware(UnexpectedErrors)  # innermost: its 500 answer still passes the two below
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(NoStore)
+    add_page_routes(app)
     for router in ROUTERS:
         app.include_router(router)
     include_optional_routers(app)
-    if STATIC_DIR.is_dir():
-        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-vendor the JavaScript and CSS that geo-eval's maps load (geo_eval/maps.py), from the npm registry.
+# Re-vendor the JavaScript and CSS that geo-eval's maps (geo_eval/maps.py) and the API docs (/docs) load,
+# from the npm registry.
 # Dev time only: the service never fetches anything at run time (no CDN, no internet; domain.md §9).
 #
 #   bash api/static/vendor/fetch_assets.sh          # re-download and overwrite the files here
@@ -15,6 +16,7 @@ JQUERY=3.7.1                  # folium 0.20: jquery-3.7.1.min.js
 BOOTSTRAP=5.2.2               # folium 0.20: bootstrap@5.2.2
 AWESOME_MARKERS=2.0.5         # folium names 2.0.2 on cdnjs, which npm never had; 2.0.5 has the same dist files
 VECTORGRID=1.3.0              # Leaflet.VectorGrid, for parcels drawn from vector tiles (large parks)
+SWAGGER_UI=5.36.0             # swagger-ui-dist for /docs (FastAPI links swagger-ui-dist@5 from a CDN by default)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 check=0
@@ -76,6 +78,11 @@ put "$work/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js" leaflet.ve
   sed -n '/^## Legalese/,$p' "$work/leaflet.vectorgrid/README.md"
 } > "$out/leaflet.vectorgrid/LICENSE.md"
 
+unpack "swagger-ui-dist@$SWAGGER_UI"
+for f in swagger-ui-bundle.js swagger-ui.css favicon-32x32.png LICENSE NOTICE swagger-ui-bundle.js.LICENSE.txt; do
+  put "$work/swagger-ui-dist/$f" "swagger-ui/$f"
+done
+
 (cd "$out" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
 
 if [[ $check == 1 ]]; then
@@ -86,8 +93,8 @@ if [[ $check == 1 ]]; then
     exit 1
   fi
 else
-  for d in leaflet jquery bootstrap leaflet.awesome-markers leaflet.vectorgrid; do rm -rf "${here:?}/$d"; done
+  for d in leaflet jquery bootstrap leaflet.awesome-markers leaflet.vectorgrid swagger-ui; do rm -rf "${here:?}/$d"; done
   cp -r "$out"/. "$here"/
   echo "vendored into $here:"
-  (cd "$here" && du -ab leaflet jquery bootstrap leaflet.awesome-markers leaflet.vectorgrid | sort -k2)
+  (cd "$here" && du -ab leaflet jquery bootstrap leaflet.awesome-markers leaflet.vectorgrid swagger-ui | sort -k2)
 fi
