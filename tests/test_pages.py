@@ -470,6 +470,8 @@ def test_pages_and_api_me_are_not_stored_by_the_browser(svc):
         assert r.headers["cache-control"] == "no-store", path
     login = svc.browser().get("/login")
     assert login.status_code == 200 and login.headers["cache-control"] == "no-store"
+    for page in (browser.get("/").text, login.text):  # no page of the service links another host
+        assert not re.search(r"https?://", page)
     me = browser.get("/api/me", headers=JSON)
     assert me.status_code == 200 and me.json()["user"]["name"] == "rev"
     assert me.headers["cache-control"] == "no-store"
