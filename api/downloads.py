@@ -15,10 +15,12 @@ import pandas as pd
 from fastapi.responses import Response
 
 from geo_eval.fields import ENTERPRISE_FIELDS, FIGURES
+from geo_eval.flags import rule_labels
 from geo_eval.indicators import INDICATORS
 from geo_eval.io.xlsx import write_workbook
 from geo_eval.report import ENTERPRISE_COLUMNS, RESULT_COLUMNS
 from geo_eval.storage import STATUS_LABELS, Review
+from geo_eval.timefmt import beijing_time
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -35,7 +37,7 @@ FLAG_HEADERS = {
     "park": "园区",
     "area_mu": "宗地面积（亩）",
     "flag_label": "标记",
-    "rule_id": "规则",
+    "rule_label": "规则",
     "reason": "原因",
     "value": "数值",
     "threshold": "阈值",
@@ -47,7 +49,7 @@ FLAG_HEADERS = {
     "review_status_label": "复核状态",
     "review_comment": "复核意见",
     "reviewed_by": "复核人",
-    "reviewed_at": "复核时间",
+    "reviewed_at_label": "复核时间",
     "review_version": "复核版本",
 }
 
@@ -122,13 +124,16 @@ def flag_sheet(flags: pd.DataFrame) -> pd.DataFrame:
 
 
 def with_reviews(flags: pd.DataFrame, reviews: dict[str, Review]) -> pd.DataFrame:
-    """``flags`` with the review columns (pending where never reviewed)."""
+    """``flags`` with the rule's Chinese name (``rule_label``) and the review columns (pending where never
+    reviewed); ``reviewed_at`` is UTC ISO text for scripts, ``reviewed_at_label`` Beijing time for people."""
     out = flags.drop(columns=[c for c in ("parcel_pos",) if c in flags.columns]).reset_index(drop=True)
+    out.insert(list(out.columns).index("rule_id") + 1, "rule_label", rule_labels(out["rule_id"]).to_numpy(dtype=object))
     got = [reviews.get(str(fid)) or Review("", str(fid)) for fid in out["flag_id"]]
     out["review_status"] = [r.status for r in got]
     out["review_status_label"] = [STATUS_LABELS[r.status] for r in got]
     out["review_comment"] = [r.comment for r in got]
     out["reviewed_by"] = [r.updated_by for r in got]
     out["reviewed_at"] = [r.updated_at for r in got]
+    out["reviewed_at_label"] = [beijing_time(r.updated_at) for r in got]
     out["review_version"] = [r.version for r in got]
     return out

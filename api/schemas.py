@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from geo_eval.scheme import DEFAULT_SCHEME
 from geo_eval.storage import ROLE_LABELS, STATUS_LABELS, AuditEntry, Review, RunRecord, User
 from geo_eval.storage.sqlite import MAX_COMMENT
+from geo_eval.timefmt import beijing_time
 
 
 # users ---------------------------------------------------------------------------------------------
@@ -105,15 +107,30 @@ class RankingsPage(BaseModel):
 
 
 # reviews -------------------------------------------------------------------------------------------
+ReviewStatusField = Literal["pending", "confirmed", "dismissed", "site_visit"]
+Decision = Annotated[
+    ReviewStatusField,
+    Field(description="confirmed 确认、dismissed 排除（须填理由）、site_visit 待核查、pending 撤回（回到待复核）"),
+]
+Comment = Annotated[str, Field(max_length=MAX_COMMENT, description="意见；排除时必填理由")]
+
+
+def _needs_reason(status: str, comment: str) -> None:
+    """排除 without a reason: a Chinese validation message (no "Value error," prefix)."""
+    if status == "dismissed" and not comment.strip():
+        raise PydanticCustomError("dismissal_reason", "排除（dismissed）须在 comment 中填写理由")
+
+
 class ReviewPublic(BaseModel):
     """The review state of a flag; ``version`` is what the next PATCH must send."""
 
-    status: Literal["pending", "confirmed", "dismissed", "site_visit"]
+    status: ReviewStatusField
     status_label: str
     comment: str
     version: int
     updated_by: str
-    updated_at: str
+    updated_at: str = Field(description="最后修改时间（UTC，ISO 8601；未复核为空）")
+    updated_at_label: str = Field(description="最后修改时间（北京时间，如 2026-12-06 19:57；未复核为空）")
 
     @classmethod
     def of(cls, r: Review) -> ReviewPublic:
@@ -121,19 +138,17 @@ class ReviewPublic(BaseModel):
 
 
 class ReviewUpdate(BaseModel):
-    """A reviewer's decision: 确认 (confirmed), 排除 (dismissed, reason required) or 待核查 (site_visit)."""
+    """A reviewer's decision: 确认 (confirmed), 排除 (dismissed, reason required), 待核查 (site_visit) or
+    撤回 (pending: back to 待复核)."""
 
     model_config = ConfigDict(extra="forbid")
-    status: Literal["confirmed", "dismissed", "site_visit"] = Field(
-        description="confirmed 确认、dismissed 排除（须填理由）、site_visit 待核查"
-    )
-    comment: str = Field("", max_length=MAX_COMMENT, description="意见；排除时必填理由")
+    status: Decision
+    comment: Comment = ""
     version: int = Field(ge=0, description="读取时的版本号（未复核为 0）；已被他人修改则返回 409")
 
     @model_validator(mode="after")
     def _dismissal_needs_reason(self) -> Self:
-        if self.status == "dismissed" and not self.comment.strip():
-            raise ValueError("排除（dismissed）须在 comment 中填写理由")
+        _needs_reason(self.status, self.comment)
         return self
 
 
@@ -143,6 +158,61 @@ class ReviewResult(BaseModel):
     run_id: str
     flag_id: str
     review: ReviewPublic
+
+
+MAX_BATCH = 500
+
+
+class BatchItem(BaseModel):
+    """One flag of a batch and the version its review was read at."""
+
+    model_config = ConfigDict(extra="forbid")
+    flag_id: str = Field(min_length=1, description="标记编号")
+    version: int = Field(ge=0, description="读取时的版本号（未复核为 0）")
+
+
+class ReviewBatch(BaseModel):
+    """The same decision for several flags (e.g. every flag of a parcel); each is checked on its own version."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Decision
+    comment: Comment = ""
+    items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH, description=f"标记及其版本，1–{MAX_BATCH} 条")
+
+    @model_validator(mode="after")
+    def _dismissal_needs_reason(self) -> Self:
+        _needs_reason(self.status, self.comment)
+        return self
+
+
+class BatchSuccess(BaseModel):
+    """A flag of the batch that was changed."""
+
+    flag_id: str
+    ok: Literal[True] = True
+    review: ReviewPublic
+
+
+class BatchFailure(BaseModel):
+    """A flag of the batch that was left as it is, and why."""
+
+    flag_id: str
+    ok: Literal[False] = False
+    error: Literal["conflict", "not_found", "forbidden"] = Field(
+        description="conflict 已被他人修改（版本不符）、not_found 本批次没有该标记、forbidden 无权复核该园区"
+    )
+    detail: str = Field(description="中文说明")
+    current: ReviewPublic | None = Field(description="该标记当前的复核状态（冲突时）；没有该标记或无权查看时为 null")
+
+
+class BatchResult(BaseModel):
+    """What became of each flag of a batch, in the order given."""
+
+    run_id: str
+    status: ReviewStatusField
+    succeeded: int
+    failed: int
+    results: list[BatchSuccess | BatchFailure]
 
 
 class AuditPublic(BaseModel):
@@ -156,12 +226,14 @@ class AuditPublic(BaseModel):
     run_id: str | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    at_label: str = Field(description="时间（北京时间，如 2026-12-06 19:57）")
 
     @classmethod
     def of(cls, e: AuditEntry) -> AuditPublic:
         return cls(
             id=e.id,
             at=e.at,
+            at_label=beijing_time(e.at),
             actor=e.actor,
             action=e.action,
             entity=e.entity,

@@ -46,6 +46,66 @@ FLAG_LABELS = {
     "renewal_candidate": "退二优二候选",
 }
 
+RULE_LABELS: dict[str, str] = {
+    "idle_legal.reclaim": "闲置土地·满两年可收回",
+    "idle_legal.fee": "闲置土地·满一年征收闲置费",
+    "idle_exempt": "闲置土地·政府原因（不予处罚）",
+    "idle_suspected.no_enterprise": "疑似闲置·无使用企业",
+    "idle_suspected.zero_output": "疑似闲置·无税收无销售",
+    "idle_suspected.low_builtup": "疑似闲置·建成区比例过低",
+    "low_efficiency.grade_d": "低效用地·D类企业",
+    "low_efficiency.tax_per_mu_fixed": "低效用地·亩均税收（低于限值）",
+    "low_efficiency.tax_per_mu_mean": "低效用地·亩均税收（低于均值比例）",
+    "low_efficiency.plot_ratio": "低效用地·容积率",
+    "low_efficiency.building_coefficient": "低效用地·建筑系数",
+    "low_efficiency.zero_tax": "低效用地·零税收",
+    "low_efficiency.leased_out": "低效用地·出租比例过高",
+    "renewal_candidate": "退二优二候选",
+}
+"""The Chinese name of every ``rule_id`` :func:`flag_parcels` writes: what people see instead of the id."""
+
+
+def rule_label(rule_id: str) -> str:
+    """The Chinese name of a flag rule; an unknown id is returned as it is.
+
+    >>> rule_label("low_efficiency.building_coefficient"), rule_label("city.own_rule")
+    ('低效用地·建筑系数', 'city.own_rule')
+    """
+    return RULE_LABELS.get(rule_id, rule_id)
+
+
+def rule_labels(rule_ids: pd.Series) -> pd.Series:
+    """:func:`rule_label` of every value (one look-up per distinct id).
+
+    >>> rule_labels(pd.Series(["renewal_candidate", "x"])).tolist()
+    ['退二优二候选', 'x']
+    """
+    codes, uniques = pd.factorize(rule_ids.astype(object))
+    labels = np.array([rule_label(str(u)) for u in uniques] + [""], dtype=object)
+    return pd.Series(labels[codes], index=rule_ids.index, dtype=object)
+
+
+def short_reasons(flags: pd.DataFrame) -> pd.Series:
+    """Each flag row's short Chinese reason: its ``reason``, except for a 退二优二 candidate, whose reason
+    repeats every rule's: ``符合 N 项规则`` with N counted from its evidence ``规则=a、b``.
+
+    >>> f = pd.DataFrame({"flag": ["low_efficiency", "renewal_candidate"], "reason": ["建筑系数 17.2%，低于 30%", "…"],
+    ...                   "evidence": ["", "规则=low_efficiency.grade_d、low_efficiency.plot_ratio"]})
+    >>> short_reasons(f).tolist()
+    ['建筑系数 17.2%，低于 30%', '符合 2 项规则']
+    """
+    reason = flags["reason"].astype(object).where(flags["reason"].notna(), "")
+    candidate = (flags["flag"] == "renewal_candidate").to_numpy(dtype=bool)
+    if not candidate.any():
+        return pd.Series(reason.to_numpy(dtype=object), index=flags.index, dtype=object)
+    evidence = flags.loc[candidate, "evidence"].fillna("").astype(str)
+    rules = evidence.str.extract(r"规则=([^；]*)", expand=False).fillna("")
+    count = rules.map(lambda text: sum(1 for r in text.split("、") if r.strip()))
+    out = reason.to_numpy(dtype=object).copy()
+    out[candidate] = ("符合 " + count.astype(str) + " 项规则").to_numpy(dtype=object)
+    return pd.Series(out, index=flags.index, dtype=object)
+
+
 BASIS_IDLE = "《闲置土地处置办法》（国土资源部令第53号）第二条、第十四条"
 BASIS_IDLE_EXEMPT = "《闲置土地处置办法》（国土资源部令第53号）第八条"
 BASIS_SUSPECTED = "《闲置土地处置办法》第二条（疑似线索，须现场核查，不是认定结论）"

@@ -462,13 +462,14 @@ def test_reviewer_confirms_and_a_stale_version_is_409(svc):
     v2 = svc.client.get(url, headers=svc.h("rev2")).json()["properties"]["review"]["version"]
     r = svc.client.patch(url, json={"status": "confirmed", "comment": "属实", "version": v}, headers=svc.h("rev"))
     assert r.status_code == 200
-    assert r.json()["review"] | {"updated_at": ""} == {
+    assert r.json()["review"] | {"updated_at": "", "updated_at_label": ""} == {
         "status": "confirmed",
         "status_label": "确认",
         "comment": "属实",
         "version": v + 1,
         "updated_by": "rev",
         "updated_at": "",
+        "updated_at_label": "",
     }
     # the second reviewer read the same version: a conflict, not a silent overwrite
     r = svc.client.patch(url, json={"status": "dismissed", "comment": "不属实", "version": v2}, headers=svc.h("rev2"))
@@ -496,7 +497,7 @@ def test_dismissal_without_a_reason_is_422_in_chinese(svc):
 def test_invalid_review_bodies_are_422(svc):
     fid = flag_ids(svc, PARK_A)[3]
     for body in (
-        {"status": "pending", "version": 0},
+        {"status": "maybe", "version": 0},
         {"status": "confirmed"},
         {"status": "confirmed", "version": -1},
         {"status": "confirmed", "version": 0, "extra": 1},

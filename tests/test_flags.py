@@ -168,3 +168,41 @@ def test_ratios_given_as_percent_are_converted_with_a_warning(tmp_path):
     warn = ev.problems.frame().query("code == 'ratio_as_percent'")
     assert warn["row"].tolist() == [1]
     assert "idle_legal.reclaim" in rules_of(fr, "P1")  # 0.20 < 1/3: stalled two years
+
+
+def test_every_rule_has_a_chinese_name():
+    import inspect
+    import re
+
+    import geo_eval.flags as flags_module
+    from geo_eval.flags import RULE_LABELS, rule_label
+
+    written = set(re.findall(r'rule_id="([^"]+)"', inspect.getsource(flags_module)))
+    assert len(written) == 14 and written == set(RULE_LABELS)
+    kinds = {
+        "idle_legal": "闲置土地·",
+        "idle_exempt": "闲置土地·",
+        "idle_suspected": "疑似闲置·",
+        "low_efficiency": "低效用地·",
+        "renewal_candidate": "退二优二候选",
+    }
+    for rule_id, label in RULE_LABELS.items():
+        assert label.startswith(kinds[rule_id.split(".")[0]]) and "." not in label and "_" not in label
+    assert len(set(RULE_LABELS.values())) == len(RULE_LABELS)
+    assert rule_label("low_efficiency.tax_per_mu_mean") == "低效用地·亩均税收（低于均值比例）"
+    assert rule_label("my_city.rule") == "my_city.rule"
+
+
+def test_short_reasons_count_the_rules_of_a_renewal_candidate(tmp_path):
+    from geo_eval.flags import short_reasons
+
+    p = idle_parcels(contract_start_date="2023-01-01")  # P1: idle, and its user is rated D
+    _, fr = run_flags(tmp_path, parcels=p)
+    f = fr.flags
+    short = short_reasons(f)
+    assert short.index.equals(f.index)
+    renewal = (f["flag"] == "renewal_candidate").to_numpy()
+    assert (short[~renewal] == f.loc[~renewal, "reason"]).all()
+    assert short[renewal].tolist() == [f"符合 {int(v)} 项规则" for v in f.loc[renewal, "value"]]
+    p1 = short[(f["parcel_id"] == "P1").to_numpy() & renewal]
+    assert p1.tolist() == ["符合 2 项规则"]

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from api.checklist import checklist_csv, checklist_rows, checklist_xlsx
 from api.deps import CurrentUser, ParkScopeDep, RunDep, SettingsDep, StoreDep, ensure_park
 from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, download, file_name, flag_sheet, with_reviews, xlsx_bytes
 from api.geojson import feature, feature_collection, geojson_response, not_found
 from api.routes.parcels import GEOJSON_RESPONSE, BBox, Limit, Offset, bbox_positions, page_bounds
 from api.rundata import RunData, records
-from geo_eval.storage import Review, Store
+from geo_eval.flags import FLAG_LABELS
+from geo_eval.storage import STATUS_LABELS, Review, Store
+from geo_eval.timefmt import beijing_now
 
 router = APIRouter(prefix="/api/flags", tags=["宗地与标记"])
 
 FlagKind = Annotated[
     str | None,
     Query(description="标记：idle_legal、idle_exempt、idle_suspected、low_efficiency、renewal_candidate"),
+]
+SeverityFilter = Annotated[
+    Literal["高", "中", "低"] | None,
+    Query(description="严重程度：高、中、低"),
 ]
 StatusFilter = Annotated[
     Literal["pending", "confirmed", "dismissed", "site_visit"] | None,
@@ -44,12 +50,15 @@ def select_flags(
     flag: str | None,
     status: str | None,
     bbox: str | None,
+    severity: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Review] | None]:
     """The flags matching the filters, and (with a status filter) the run's reviews already read."""
     fl = data.flags
     mask = scope_mask.copy()
     if flag:
         mask &= (fl["flag"] == flag).to_numpy(dtype=bool)
+    if severity:
+        mask &= (fl["severity"] == severity).to_numpy(dtype=bool)
     in_box = bbox_positions(data, bbox)
     if in_box is not None:
         mask &= fl["parcel_pos"].isin(in_box).to_numpy(dtype=bool)
@@ -83,12 +92,15 @@ def list_flags(
     settings: SettingsDep,
     flag: FlagKind = None,
     status: StatusFilter = None,
+    severity: SeverityFilter = None,
     bbox: BBox = None,
     limit: Limit = None,
     offset: Offset = 0,
 ) -> Response:
     size = page_bounds(settings, limit)
-    chosen, reviews = select_flags(data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=bbox)
+    chosen, reviews = select_flags(
+        data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=bbox, severity=severity
+    )
     page = chosen.iloc[offset : offset + size]
     if reviews is None:
         reviews = store.reviews(data.run_id, page["flag_id"].astype(str))
@@ -110,10 +122,31 @@ def list_flags(
     )
 
 
+DOWNLOAD_FORMAT = Annotated[Literal["xlsx", "csv"], Query(description="文件格式")]
+
+
+def filter_text(flag: str | None, status: str | None, severity: str | None) -> str:
+    """The filters of a download in Chinese (for its 说明 sheet).
+
+    >>> filter_text("low_efficiency", "site_visit", "高"), filter_text(None, None, None)
+    ('标记：低效用地；复核状态：待核查；严重程度：高', '无（全部标记）')
+    """
+    parts = []
+    if flag:
+        parts.append(f"标记：{FLAG_LABELS.get(flag, flag)}")
+    if status:
+        parts.append(f"复核状态：{STATUS_LABELS.get(status, status)}")
+    if severity:
+        parts.append(f"严重程度：{severity}")
+    return "；".join(parts) or "无（全部标记）"
+
+
 @router.get(
     "/download",
     summary="下载地块标记清单及复核状态（xlsx 或 csv）",
-    description="疑似闲置／低效地块清单，含复核状态、意见、复核人和时间。园区管委会只能下载本园区。",
+    description="疑似闲置／低效地块清单，含复核状态、意见、复核人和时间（北京时间）。筛选条件同 GET /api/flags。"
+    "xlsx 为中文表头、规则中文名；csv 保留原字段名（rule_id、reviewed_at 为 UTC），另有 rule_label（规则中文名）和 "
+    "reviewed_at_label（北京时间）。园区管委会只能下载本园区。",
     response_class=Response,
     responses={200: {"content": {XLSX_TYPE: {}, CSV_TYPE: {}}, "description": "标记清单文件"}},
 )
@@ -122,11 +155,14 @@ def download_flags(
     data: RunDep,
     scope: ParkScopeDep,
     store: StoreDep,
-    format: Annotated[Literal["xlsx", "csv"], Query(description="文件格式")] = "xlsx",
+    format: DOWNLOAD_FORMAT = "xlsx",
     flag: FlagKind = None,
     status: StatusFilter = None,
+    severity: SeverityFilter = None,
 ) -> Response:
-    chosen, reviews = select_flags(data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=None)
+    chosen, reviews = select_flags(
+        data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=None, severity=severity
+    )
     if reviews is None:
         reviews = store.reviews(data.run_id, chosen["flag_id"].astype(str))
     table = with_reviews(chosen, reviews)
@@ -136,12 +172,64 @@ def download_flags(
     if format == "csv":
         return download(csv_bytes(table), filename=f"{name}.csv", fallback=f"{fallback}.csv", media_type=CSV_TYPE)
     notes = [
-        f"评价年度：{year}；评价批次：{data.run_id}；范围：{scope.label()}",
-        f"导出时间：{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}，导出人：{user.name}",
+        f"评价年度：{year}；评价批次：{data.run_id}；范围：{scope.label()}；筛选：{filter_text(flag, status, severity)}",
+        f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
         "疑似闲置为线索，须现场核查，不是认定结论",
     ]
     return download(
         xlsx_bytes({"疑似闲置／低效地块": flag_sheet(table)}, {"说明": notes}),
+        filename=f"{name}.xlsx",
+        fallback=f"{fallback}.xlsx",
+        media_type=XLSX_TYPE,
+    )
+
+
+@router.get(
+    "/checklist",
+    summary="下载现场核查清单（xlsx 或 csv）",
+    description="每宗有符合筛选条件的标记的宗地一行：宗地代码、园区、县区、权利人、使用企业、面积（亩）、标记（简要原因）、"
+    "复核状态、宗地内一点的经纬度（CGCS2000 与 GCJ-02，供手机导航）、地图链接，以及供现场填写的核查结果、核查人。"
+    "按园区、严重程度（高、中、低）、面积从大到小排序。筛选条件同标记下载；xlsx 已设好打印（A4 横向、一页宽、每页重复表头）。"
+    "园区管委会只能下载本园区。",
+    response_class=Response,
+    responses={200: {"content": {XLSX_TYPE: {}, CSV_TYPE: {}}, "description": "现场核查清单文件"}},
+)
+def download_checklist(
+    request: Request,
+    user: CurrentUser,
+    data: RunDep,
+    scope: ParkScopeDep,
+    store: StoreDep,
+    format: DOWNLOAD_FORMAT = "xlsx",
+    flag: FlagKind = None,
+    status: StatusFilter = None,
+    severity: SeverityFilter = None,
+) -> Response:
+    chosen, reviews = select_flags(
+        data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=None, severity=severity
+    )
+    if reviews is None:
+        reviews = store.reviews(data.run_id, chosen["flag_id"].astype(str))
+    rows = checklist_rows(data, chosen, reviews, base_url=str(request.base_url))
+    year = data.record.year
+    name = file_name(f"{year}年度现场核查清单_{scope.label()}")
+    fallback = f"geo-eval-checklist-{year}"
+    if format == "csv":
+        return download(checklist_csv(rows), filename=f"{name}.csv", fallback=f"{fallback}.csv", media_type=CSV_TYPE)
+    notes = [
+        f"{year}年度现场核查清单",
+        f"评价批次：{data.run_id}（{data.record.scheme_title}）",
+        f"范围：{scope.label()}",
+        f"筛选：{filter_text(flag, status, severity)}",
+        f"宗地数：{len(rows)}；标记数：{len(chosen)}",
+        f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
+        "中心点为宗地内的一点（不一定是几何中心，但一定在宗地内）。CGCS2000 经纬度与 WGS-84 相差厘米级，可用于奥维、"
+        "两步路等；GCJ-02 经纬度用于高德、腾讯等手机地图导航。",
+        "标记、复核状态按行一一对应；疑似闲置为线索，须现场核查，不是认定结论。",
+        "“核查结果”“核查人”两列供现场填写。",
+    ]
+    return download(
+        checklist_xlsx(rows, title=f"{year}年度现场核查清单 · {scope.label()}", notes=notes),
         filename=f"{name}.xlsx",
         fallback=f"{fallback}.xlsx",
         media_type=XLSX_TYPE,

@@ -491,8 +491,8 @@ class PostgresStore:
                 action="review",
                 entity=flag_id,
                 run_id=run_id,
-                before=current.public(),
-                after=new.public(),
+                before=current.state(),
+                after=new.state(),
                 at=at,
             )
         log.info("flag %s of run %s set to %s by %s", flag_id, run_id, status, actor)

@@ -23,7 +23,7 @@ from geo_eval import __version__, report
 from geo_eval.errors import OutputExistsError
 from geo_eval.evaluate import Evaluation, grade_counts
 from geo_eval.fields import FIGURES
-from geo_eval.flags import FlagResult
+from geo_eval.flags import FlagResult, rule_labels
 from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
 from geo_eval.keys import arrow_values, positions, reindex
@@ -318,7 +318,7 @@ def flag_sheet(flags: FlagResult) -> pd.DataFrame:
             "园区": f["park"],
             "宗地面积（亩）": f["area_mu"],
             "标记": f["flag_label"],
-            "规则": f["rule_id"],
+            "规则": rule_labels(f["rule_id"]),
             "原因": f["reason"],
             "数值": f["value"],
             "阈值": f["threshold"],

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from geo_eval.timefmt import beijing_time
+
 Role = Literal["reviewer", "committee", "admin"]
 ReviewStatus = Literal["pending", "confirmed", "dismissed", "site_visit"]
 
@@ -91,8 +93,8 @@ class Review:
     updated_by: str = ""
     updated_at: str = ""
 
-    def public(self) -> dict[str, Any]:
-        """The fields shown to users (without the run id)."""
+    def state(self) -> dict[str, Any]:
+        """The review as the audit trail records it (before and after a change): no derived labels."""
         return {
             "status": self.status,
             "status_label": STATUS_LABELS[self.status],
@@ -101,6 +103,15 @@ class Review:
             "updated_by": self.updated_by,
             "updated_at": self.updated_at,
         }
+
+    def public(self) -> dict[str, Any]:
+        """The fields shown to users (without the run id): :meth:`state` and ``updated_at_label``, the time
+        of the last change in Beijing time (``updated_at`` stays UTC ISO text for scripts).
+
+        >>> Review("r", "f", "confirmed", "属实", 1, "张三", "2026-12-06T11:57:03.123Z").public()["updated_at_label"]
+        '2026-12-06 19:57'
+        """
+        return self.state() | {"updated_at_label": beijing_time(self.updated_at)}
 
 
 @dataclass(frozen=True)

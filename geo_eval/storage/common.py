@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from geo_eval.storage.base import REVIEW_STATUSES, ROLES, Review, User
+from geo_eval.storage.base import REVIEW_STATUSES, ROLES, STATUS_LABELS, Review, User
 from geo_eval.storage.errors import ConflictError, InvalidValueError
 from geo_eval.storage.tokens import hash_secret, new_token, verify_secret
+from geo_eval.timefmt import beijing_time
 
 MAX_NAME = 64
 MAX_COMMENT = 4000
@@ -74,12 +75,35 @@ def clean_review(status: str, comment: str, actor: str) -> str:
 
 
 def conflict(current: Review, version: int) -> ConflictError:
-    """The error of a review submitted from ``version`` while it is at ``current.version``."""
-    return ConflictError(
-        f"该标记已被{current.updated_by or '他人'}于 {current.updated_at or '刚才'} 修改"
-        f"（当前版本 {current.version}，提交的版本 {version}），请刷新后重新提交",
-        current,
-    )
+    """The error of a review submitted from ``version`` while it is at ``current.version``.
+
+    Its message names the other reviewer's decision, comment and time (Beijing time), for the page to show:
+
+    >>> r = Review("r", "P1:idle", "confirmed", "现场已核实", 2, "张三", "2026-12-06T11:57:03.123Z")
+    >>> str(conflict(r, 1))
+    '该标记已被 张三 于 2026-12-06 19:57 改为“确认”（意见：现场已核实），请刷新该标记后再操作'
+    >>> str(conflict(Review("r", "P1:idle"), 3))
+    '该标记尚未复核（当前为“待复核”，版本 0），与提交的版本 3 不符，请刷新该标记后再操作'
+    """
+    return ConflictError(conflict_message(current, version), current)
+
+
+CONFLICT_COMMENT_CHARS = 60
+"""A longer comment is shortened in the conflict message (the full text is in ``current``)."""
+
+
+def conflict_message(current: Review, version: int) -> str:
+    """The Chinese sentence of :func:`conflict`."""
+    label = STATUS_LABELS[current.status]
+    if current.version == 0:
+        return f"该标记尚未复核（当前为“{label}”，版本 0），与提交的版本 {version} 不符，请刷新该标记后再操作"
+    who = current.updated_by or "他人"
+    when = beijing_time(current.updated_at) or "刚才"
+    comment = current.comment.strip()
+    if len(comment) > CONFLICT_COMMENT_CHARS:
+        comment = comment[:CONFLICT_COMMENT_CHARS] + "…"
+    said = f"（意见：{comment}）" if comment else ""
+    return f"该标记已被 {who} 于 {when} 改为“{label}”{said}，请刷新该标记后再操作"
 
 
 def issue_token() -> tuple[str, str, str]:
