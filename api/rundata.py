@@ -113,6 +113,9 @@ class RunData:
     """``renewal_blocks.gpkg`` when the run made flags."""
     source: str = "files"
     """Where the data came from: ``files`` (the run's OUT_DIR) or ``postgis`` (the result tables)."""
+    stamp: str = ""
+    """What this copy was read from (OUT_DIR and its manifest's modification time, or when the run was
+    stored in the database): the same in every worker that read the same outputs, so ETags agree."""
     parcel_pos: pd.Index = field(init=False)
 
     def __post_init__(self) -> None:
@@ -261,6 +264,7 @@ class RunCache:
             if hit is not None:
                 return hit
             data = load_stored_run_data(self.store, record) if self._from_database(record) else load_run_data(record)
+            data.stamp = f"{stamp[0]}@{stamp[1]}"
             with self._lock:
                 self._items[record.run_id] = (stamp, data)
                 self._items.move_to_end(record.run_id)

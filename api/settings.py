@@ -15,6 +15,8 @@
 ``GEO_EVAL_TIANDITU_KEY`` 天地图 key for the maps' optional 天地图 basemap (``?basemap=tianditu``)
 ``GEO_EVAL_MAP_TILE_THRESHOLD`` above this many parcels a map draws them from vector tiles
                           (default ``geo_eval.maps.TILE_THRESHOLD``, 5000)
+``GEO_EVAL_REVIEW_POLL_S`` how often a map page asks for review states (seconds, default 10, at most 30)
+``GEO_EVAL_MAP_ATTRIBUTION`` the maps' attribution line (the bureau that publishes the data)
 ``GEO_EVAL_PARKS_LAYER``  park outlines for the maps (a GeoPackage with a ``park``/``园区`` column);
                           default: a ``parks.gpkg`` beside the run's dataset or its layers, else the
                           union of each park's parcels
@@ -85,6 +87,14 @@ class Settings(BaseSettings):
         default=None, ge=0, description="地块数超过此值时地图以矢量瓦片显示（默认 5000）"
     )
     parks_layer: Path | None = Field(default=None, description="园区边界图层（GeoPackage，含“园区”或 park 字段）")
+    review_poll_s: float = Field(
+        default=10.0, gt=0, le=30, description="地图页面询问复核状态的间隔（秒；其他复核人员的决定最迟在此间隔后显示）"
+    )
+    map_attribution: str = Field(
+        default="宗地数据：自然资源局 · 评价：工业和信息化局",
+        max_length=200,
+        description="地图右下角的数据来源说明（如“宗地数据：连云港市自然资源和规划局”）",
+    )
 
     @field_validator("database_url", mode="after")
     @classmethod

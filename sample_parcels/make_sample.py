@@ -1900,8 +1900,12 @@ sheet = "企业数据"
 path = "leases.csv"
 {layers}"""
 
-# The built-up raster shows the 2025 state, so only the 2025 dataset points at it.
-LAYERS_TOML = {2025: '[layers]\nbuiltup = "../../layers/builtup_10m.tif"\n'}
+# The built-up raster shows the 2025 state, so only the 2025 dataset points at it; both years name the
+# park outlines the maps draw.
+LAYERS_TOML = {
+    2024: '[layers]\nparks = "../../layers/parks.gpkg"\n',
+    2025: '[layers]\nbuiltup = "../../layers/builtup_10m.tif"\nparks = "../../layers/parks.gpkg"\n',
+}
 
 
 def make_counties() -> gpd.GeoDataFrame:

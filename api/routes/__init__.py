@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, flags, health, parcels, rankings, reviews, runs, users
+from api.routes import auth, flags, health, home, parcels, rankings, reviews, runs, users
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     auth.router,
+    home.router,
     users.router,
     runs.router,
     rankings.router,
@@ -18,5 +19,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     reviews.router,
 )
 
-OPTIONAL_ROUTERS: tuple[str, ...] = ("api.routes.maps",)
+OPTIONAL_ROUTERS: tuple[str, ...] = ("api.routes.maps", "api.routes.map_data")
 """Modules with a ``router`` attribute, included when present (the maps work adds ``api.routes.maps``)."""

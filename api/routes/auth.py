@@ -16,13 +16,11 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from starlette.routing import NoMatchFound
 
-from api.deps import CurrentUser, OptionalUser, PageUser, SettingsDep, StoreDep
+from api.deps import CurrentUser, OptionalUser, SettingsDep, StoreDep
 from api.errors import Forbidden
 from api.schemas import Login, Me, UserPublic
 from api.security import COOKIE_NAME, safe_next, same_origin, sign_session
-from geo_eval.storage import ROLE_LABELS, NotFoundError
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登录"])
@@ -156,33 +154,3 @@ def logout(settings: SettingsDep) -> Response:
 @router.get("/api/me", summary="当前用户", response_model=Me)
 def me(user: CurrentUser, request: Request) -> Me:
     return Me(user=UserPublic.of(user), auth=getattr(request.state, "auth", "bearer"))
-
-
-@router.get("/", summary="首页（浏览器）", response_class=HTMLResponse)
-def home(user: PageUser, request: Request, store: StoreDep) -> HTMLResponse:
-    try:
-        latest = store.latest_run()
-        run_line = f"当前评价批次：{html.escape(str(latest.year))} 年度（{html.escape(latest.scheme_title)}）"
-    except NotFoundError:
-        run_line = "还没有登记评价批次"
-    parks = "全部园区" if user.sees_all_parks() else "、".join(user.parks)
-    try:  # the maps router is optional (api.routes.maps); included routers are not listed in app.routes
-        request.app.url_path_for("overview_map")
-        maps = True
-    except NoMatchFound:
-        maps = False
-    links = []
-    if maps:
-        links.append('<li><a href="/maps/">园区地图</a></li>')
-    links += [
-        '<li><a href="/api/rankings/download?format=xlsx">下载排名表（Excel）</a></li>',
-        '<li><a href="/api/rankings/download?format=csv">下载排名表（CSV）</a></li>',
-        '<li><a href="/api/flags/download?format=xlsx">下载闲置／低效地块清单及复核状态（Excel）</a></li>',
-        '<li><a href="/docs">接口文档</a></li>',
-    ]
-    body = f"""<h1>工业用地亩均效益评价</h1>
-<p>{html.escape(user.name)}（{html.escape(ROLE_LABELS[user.role])}，可查看：{html.escape(parks)}）</p>
-<p>{run_line}</p>
-<ul>{"".join(links)}</ul>
-<form method="post" action="/logout"><button type="submit">退出登录</button></form>"""
-    return _page("首页", body)

@@ -3,9 +3,9 @@
 The same tiles as :func:`geo_eval.tiles.mvt_tile` makes from files (layer ``parcels``, the properties
 of :func:`geo_eval.maps.tile_properties`), cut by the database: the parcels whose boxes meet the tile
 (GIST index on the run's Gauss-Krüger geometry, or on the GCJ-02 geometry for a 高德 basemap), clipped and
-quantised by ``ST_AsMVTGeom`` (extent 4096, buffer 64), with each parcel's flags and their current review
-state joined in (so a review shows in the next tile without republishing anything). Role checks stay
-with the caller, which passes the parks a user may see.
+quantised by ``ST_AsMVTGeom`` (extent 4096, buffer 64), with each parcel's flag lines joined in. Tiles carry
+no review state: a run's tiles never change (the map page applies the review states it polls), so they can
+be cached. Role checks stay with the caller, which passes the parks a user may see.
 """
 
 from __future__ import annotations
@@ -17,23 +17,12 @@ import psycopg
 from psycopg import sql
 
 from geo_eval.db.errors import DatabaseError, first_line
-from geo_eval.maps import FLAG_STATUS_LABELS, NO_GRADE
+from geo_eval.maps import NO_GRADE
 from geo_eval.tiles import TILE_EXTENT, _check_tile
 
 __all__ = ["mvt_tile", "tile_sql"]
 
 BUFFER = 64
-STATUS_ORDER = ("confirmed", "site_visit", "pending", "dismissed")
-"""A parcel shows the first state any of its flags has (as :func:`geo_eval.maps.parcel_attributes`)."""
-
-
-def _status_label() -> sql.Composable:
-    cases = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(sql.Literal(k), sql.Literal(v)) for k, v in FLAG_STATUS_LABELS.items()
-    )
-    return sql.SQL("CASE coalesce(r.status, 'pending') {} ELSE {} END").format(
-        cases, sql.Literal(FLAG_STATUS_LABELS["pending"])
-    )
 
 
 _PROPERTIES: dict[str, str] = {
@@ -51,31 +40,12 @@ _PROPERTIES: dict[str, str] = {
     "block_id": "nullif(trim(p.block_id), '')",
     "flags": "fl.flags",
     "n_flags": "p.n_flags",
-    "review": "{review}",
 }
 """SQL of each tile property, as :func:`geo_eval.maps.parcel_attributes` makes it (``p``: the parcel row,
-``m.main``: its main user, ``u``: its users labelled ``名称（代码）``, ``fl``: its flag lines with review states,
-``rv``: the review states its flags have). ``n_flags`` is stored with the parcel; a parcel's review state is
-the first of :data:`STATUS_ORDER` among its flags, a flag never reviewed counting as pending.
-Names come from the run's enterprises, else from the parcel's own main-user and holder names."""
+``m.main``: its main user, ``u``: its users labelled ``名称（代码）``, ``fl``: its flag lines ``标记：原因``).
+``n_flags`` is stored with the parcel. Names come from the run's enterprises, else from the parcel's own main-user and holder names."""
 
 
-def _review_state() -> str:
-    """The parcel's review state from ``p.n_flags`` and ``rv`` (statuses and number of reviewed flags)."""
-    whens = []
-    for status in STATUS_ORDER:
-        present = f"'{status}' = ANY(rv.statuses)"
-        if status == "pending":
-            present = f"(p.n_flags > coalesce(rv.n, 0) OR {present})"
-        whens.append(f"WHEN {present} THEN '{status}'")
-    return f"CASE WHEN p.n_flags = 0 THEN NULL {' '.join(whens)} END"
-
-
-_REVIEWS_CTE = """, rv AS (
-    SELECT g.parcel_id, array_agg(r.status) AS statuses, count(*) AS n
-    FROM geo_eval.reviews r JOIN geo_eval.flags g ON g.run_id = r.run_id AND g.flag_id = r.flag_id
-    WHERE r.run_id = %(run)s GROUP BY g.parcel_id
-)"""
 _NAME_OF = (
     "SELECT nullif(trim(e.name), '') FROM geo_eval.enterprise_results e "
     "WHERE e.run_id = p.run_id AND e.uscc = {code} LIMIT 1"
@@ -101,15 +71,14 @@ def _users_join() -> sql.Composable:
 
 
 def _flags_join() -> sql.Composable:
-    """Per parcel with flags: its flag lines (``标记：原因（审核状态：意见）``)."""
+    """Per parcel with flags: its flag lines (``标记：原因``), in the flags' order."""
     return sql.SQL(
         """LEFT JOIN LATERAL (
-        SELECT string_agg(g.popup || '（' || {label} || CASE WHEN coalesce(r.comment, '') <> ''
-                          THEN '：' || r.comment ELSE '' END || '）', E'\n' ORDER BY g.row_no) AS flags
-        FROM geo_eval.flags g LEFT JOIN geo_eval.reviews r ON r.run_id = g.run_id AND r.flag_id = g.flag_id
+        SELECT string_agg(g.popup, E'\n' ORDER BY g.row_no) AS flags
+        FROM geo_eval.flags g
         WHERE p.n_flags > 0 AND g.run_id = p.run_id AND g.parcel_id = p.parcel_id
     ) fl ON true"""
-    ).format(label=_status_label())
+    )
 
 
 def tile_sql(properties: Sequence[str], *, gcj02: bool) -> sql.Composed:
@@ -121,7 +90,6 @@ def tile_sql(properties: Sequence[str], *, gcj02: bool) -> sql.Composed:
         sql.SQL("{} AS {}").format(
             sql.SQL(_PROPERTIES[p]).format(  # type: ignore[arg-type]
                 no_grade=sql.Literal(NO_GRADE),
-                review=sql.SQL(_review_state()),  # type: ignore[arg-type]
                 name_of_main=sql.SQL(_NAME_OF.format(code="m.main")),  # type: ignore[arg-type]
             ),
             sql.Identifier(p),
@@ -131,17 +99,14 @@ def tile_sql(properties: Sequence[str], *, gcj02: bool) -> sql.Composed:
     joins = [_users_join()] if {"users", "main_name"} & set(properties) else []
     if "flags" in properties:
         joins.append(_flags_join())
-    if "review" in properties:
-        joins.append(sql.SQL("LEFT JOIN rv ON rv.parcel_id = p.parcel_id"))
     flags_join = sql.SQL("\n    ").join(joins)
-    reviews = sql.SQL(_REVIEWS_CTE if "review" in properties else "")  # type: ignore[arg-type]
     geom = sql.Identifier("geom_gcj02" if gcj02 else "geom")
     query_srid = sql.SQL("4326") if gcj02 else sql.SQL("%(srid)s")
     return sql.SQL(
         """WITH env AS (
     SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS tile,
            ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), {query_srid}) AS query
-){reviews}, rows AS (
+), rows AS (
     SELECT ST_AsMVTGeom(ST_Transform(p.{geom}, 3857), env.tile, {extent}, {buffer}, true) AS mvtgeom, {cols}
     FROM geo_eval.parcel_results p CROSS JOIN env {flags_join}
     WHERE p.run_id = %(run)s AND p.{geom} && env.query
@@ -156,7 +121,6 @@ SELECT ST_AsMVT(rows.*, 'parcels', {extent}, 'mvtgeom') FROM rows"""
         buffer=sql.Literal(BUFFER),
         cols=cols,
         flags_join=flags_join,
-        reviews=reviews,
     )
 
 

@@ -62,6 +62,8 @@ class LayerSources(_Spec):
 
     builtup: str | None = None
     """A built-up raster (1 = built-up) for the suspected-idle rule, e.g. ``../../layers/builtup_10m.tif``."""
+    parks: str | None = None
+    """Park outlines for the maps (a vector layer with a ``park``/``园区`` column), e.g. ``../../layers/parks.gpkg``."""
 
 
 class DatasetSpec(_Spec):
@@ -97,4 +99,6 @@ def read_dataset_spec(dataset_dir: Path) -> DatasetSpec:
             raise InputFileError(f"{path} 中 [{label}] 指定的文件 {src.path} 不存在")
     if spec.layers and spec.layers.builtup and not (Path(dataset_dir) / spec.layers.builtup).exists():
         raise InputFileError(f"{path} 中 [layers] builtup 指定的栅格 {spec.layers.builtup} 不存在")
+    if spec.layers and spec.layers.parks and not (Path(dataset_dir) / spec.layers.parks).exists():
+        raise InputFileError(f"{path} 中 [layers] parks 指定的园区边界图层 {spec.layers.parks} 不存在")
     return spec

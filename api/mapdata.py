@@ -1,0 +1,463 @@
+"""What the map routes derive from a loaded run, built once and kept per run (:class:`MapCache`).
+
+- :class:`MapScope`: the parks of one map (a park page, or the overview of a user's parks);
+- park outlines (the parks layer of the run's dataset, ``GEO_EVAL_PARKS_LAYER``, else the parks'
+  parcels united and closed over the roads between them), renewal blocks a scope may show (their
+  outlines closed over the gaps between members, so a click anywhere inside opens them);
+- the tile source of a scope, the review list's flag rows, one parcel's popup (by code or by a point);
+- the review states of a scope: the only thing on a map that changes while a run is registered.
+
+Nothing here holds a review state in a cached value: reviews are read from the store per request
+(``review_states``), everything else never changes for a loaded run, so it is safe to cache and its
+HTTP answers carry an ETag derived from the run (:func:`run_etag`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from fastapi import Request
+
+from api.rundata import WGS84, RunData
+from api.settings import Settings
+from geo_eval import maps
+from geo_eval.errors import GeoEvalError
+from geo_eval.io.dataset import read_dataset_spec
+from geo_eval.renewal import closed_outlines
+from geo_eval.storage import Store, User
+from geo_eval.timefmt import beijing_time
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TILE_CACHE_BYTES = 64 * 1024 * 1024
+"""Encoded vector tiles kept in memory (per app), keyed by run, scope, basemap and z/x/y."""
+OUTLINE_CLOSING_M = 40.0
+"""A park outline made from its parcels is closed over roads narrower than this (metres)."""
+OUTLINE_TOLERANCE_M = 2.0
+BLOCK_MARGIN_M = 6.0
+"""A renewal block is drawn this far outside its members, so its outline shows beside theirs."""
+PARK_NAME_COLUMNS = ("park", "园区", "name", "名称")
+ETAG_VERSION = "3"
+"""Bumped when what the map routes answer changes shape, so browsers drop their copies."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Caches
+# ---------------------------------------------------------------------------------------------
+
+
+class MapCache:
+    """A small LRU of values derived from a loaded run, built at most once each under concurrent requests.
+
+    Entries are keyed by the :class:`~api.rundata.RunData` object (held weakly, so a run dropped by the
+    run cache or reloaded after ``evaluate --overwrite`` is not served from here) and a key.
+    """
+
+    def __init__(self, size: int, *, max_bytes: int | None = None) -> None:
+        self.size = size
+        self.max_bytes = max_bytes
+        """With ``max_bytes``, values are ``bytes`` and their total length is kept under it too."""
+        self._bytes = 0
+        self._items: OrderedDict[tuple[Any, ...], tuple[weakref.ref[RunData], Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[tuple[Any, ...], threading.Lock] = {}
+
+    def _weight(self, value: Any) -> int:
+        return len(value) if self.max_bytes is not None else 0
+
+    def _hit(self, full: tuple[Any, ...], data: RunData) -> tuple[bool, Any]:
+        with self._lock:
+            item = self._items.get(full)
+            if item is not None and item[0]() is data:
+                self._items.move_to_end(full)
+                return True, item[1]
+            return False, None
+
+    def _store(self, full: tuple[Any, ...], data: RunData, value: Any) -> None:
+        with self._lock:
+            old = self._items.pop(full, None)
+            if old is not None:
+                self._bytes -= self._weight(old[1])
+            self._items[full] = (weakref.ref(data), value)
+            self._bytes += self._weight(value)
+            while len(self._items) > self.size or (
+                self.max_bytes is not None and self._bytes > self.max_bytes and len(self._items) > 1
+            ):
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= self._weight(dropped)
+            self._building.pop(full, None)
+
+    def get(self, data: RunData, key: tuple[Any, ...], build: Callable[[], T]) -> T:
+        full = (data.run_id, id(data), *key)
+        found, value = self._hit(full, data)
+        if found:
+            return value  # type: ignore[no-any-return]
+        with self._lock:
+            building = self._building.setdefault(full, threading.Lock())
+        with building:
+            found, value = self._hit(full, data)
+            if found:
+                return value  # type: ignore[no-any-return]
+            try:
+                value = build()
+            except BaseException:
+                with self._lock:
+                    self._building.pop(full, None)
+                raise
+            self._store(full, data, value)
+            return value  # type: ignore[no-any-return]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+@dataclass
+class MapCaches:
+    """The caches of one app: pages, tile sources, encoded tiles, the rest."""
+
+    pages: MapCache
+    tile_sources: MapCache
+    tiles: MapCache
+    other: MapCache
+
+
+_caches_lock = threading.Lock()
+
+
+def map_caches(request: Request) -> MapCaches:
+    """The app's map caches (made on first use)."""
+    state = request.app.state
+    caches: MapCaches | None = getattr(state, "map_caches", None)
+    if caches is None:
+        with _caches_lock:
+            caches = getattr(state, "map_caches", None)
+            if caches is None:
+                caches = MapCaches(
+                    pages=MapCache(24),
+                    tile_sources=MapCache(6),
+                    tiles=MapCache(100_000, max_bytes=TILE_CACHE_BYTES),
+                    other=MapCache(64),
+                )
+                state.map_caches = caches
+    return caches
+
+
+def run_etag(data: RunData, *parts: object) -> str:
+    """A strong ETag for an answer that depends only on the loaded run and ``parts``."""
+    text = "|".join(str(p) for p in (ETAG_VERSION, data.run_id, data.stamp, *parts))
+    return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
+
+
+def etag_matches(request: Request, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (or ``*``)."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+# ---------------------------------------------------------------------------------------------
+# Scope
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MapScope:
+    """The parks of one map: ``park`` for a park page; ``parks`` None means every parcel of the run."""
+
+    park: str | None
+    parks: tuple[str, ...] | None
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.park, self.parks)
+
+    @classmethod
+    def of_park(cls, park: str) -> MapScope:
+        return cls(park, (park,))
+
+    @classmethod
+    def overview(cls, user: User) -> MapScope:
+        return cls(None, None if user.sees_all_parks() else tuple(sorted(user.parks)))
+
+    def positions(self, data: RunData) -> np.ndarray:
+        """Row positions of the run's parcels on this map."""
+        if self.parks is None:
+            return np.arange(len(data.parcels))
+        return np.flatnonzero(data.parcels["park"].isin(self.parks).to_numpy(dtype=bool))
+
+    def flag_mask(self, data: RunData) -> np.ndarray:
+        """The flags of the run whose parcel is on this map."""
+        if self.parks is None:
+            return np.ones(len(data.flags), dtype=bool)
+        return np.asarray(data.flags["park"].isin(self.parks).to_numpy(dtype=bool))
+
+    def park_names(self, data: RunData) -> list[str]:
+        return list(self.parks) if self.parks is not None else data.parks
+
+
+def scope_parcels(data: RunData, scope: MapScope) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+    pos = scope.positions(data)
+    return pos, data.parcels.iloc[pos]
+
+
+def scope_flags(data: RunData, scope: MapScope) -> pd.DataFrame:
+    return data.flags.loc[scope.flag_mask(data)].drop(columns=["parcel_pos"])
+
+
+def enterprise_names(data: RunData) -> pd.DataFrame:
+    return pd.DataFrame(data.enterprises[["uscc", "name"]])
+
+
+def display_kind(basemap: str) -> Literal["none", "gaode"]:
+    """天地图 tiles are drawn unshifted like no basemap; only 高德 needs GCJ-02 coordinates."""
+    return "gaode" if basemap == "gaode" else "none"
+
+
+# ---------------------------------------------------------------------------------------------
+# Park outlines and renewal blocks
+# ---------------------------------------------------------------------------------------------
+
+
+def _metric_crs(data: RunData) -> str | None:
+    crs = data.manifest.get("area_crs")
+    return str(crs) if crs else None
+
+
+def _dataset_parks_layer(data: RunData) -> Path | None:
+    """``[layers] parks`` of the run's ``dataset.toml``, when the dataset is on this server."""
+    dataset = data.manifest.get("dataset")
+    if not isinstance(dataset, str) or not dataset or not (Path(dataset) / "dataset.toml").is_file():
+        return None
+    try:
+        spec = read_dataset_spec(Path(dataset))
+    except GeoEvalError as exc:
+        log.warning("dataset of run %s unreadable for the park outlines: %s", data.run_id, exc)
+        return None
+    layer = getattr(spec.layers, "parks", None) if spec.layers is not None else None
+    return Path(dataset) / layer if layer else None
+
+
+def parks_layer_path(settings: Settings, data: RunData) -> Path | None:
+    """The park outlines of a run: ``GEO_EVAL_PARKS_LAYER``, else ``[layers] parks`` of its dataset, else a
+    ``parks.gpkg`` beside its dataset or its inputs."""
+    if settings.parks_layer is not None:
+        if settings.parks_layer.is_file():
+            return settings.parks_layer
+        log.warning("GEO_EVAL_PARKS_LAYER %s does not exist; outlines from the parcels", settings.parks_layer)
+        return None
+    candidates: list[Path] = [p for p in (_dataset_parks_layer(data),) if p is not None]
+    dataset = data.manifest.get("dataset")
+    if isinstance(dataset, str) and dataset:
+        candidates += [Path(dataset) / "parks.gpkg", Path(dataset) / "layers" / "parks.gpkg"]
+    for entry in (data.manifest.get("inputs") or {}).values():
+        path = (entry or {}).get("path") if isinstance(entry, dict) else None
+        if isinstance(path, str) and path:
+            candidates.append(Path(path).parent / "parks.gpkg")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _read_parks(path: Path) -> gpd.GeoDataFrame | None:
+    try:
+        gdf = pyogrio.read_dataframe(path)
+    except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        log.warning("park outlines %s unreadable: %s", path, exc)
+        return None
+    name = next((c for c in PARK_NAME_COLUMNS if c in gdf.columns), None)
+    if name is None or gdf.crs is None:
+        log.warning("park outlines %s have no park name column or no CRS", path)
+        return None
+    gdf = gdf.to_crs(WGS84)
+    return gpd.GeoDataFrame({"park": gdf[name].astype(str)}, geometry=gdf.geometry.to_numpy(), crs=WGS84)
+
+
+def _union_outline(data: RunData, park: str) -> Any:
+    """A park's parcels united and closed over the roads between them (drawn, never measured)."""
+    rows = data.parcels.loc[(data.parcels["park"] == park).to_numpy(dtype=bool)]
+    rows = rows.loc[rows.geometry.notna() & ~rows.geometry.is_empty]
+    if not len(rows):
+        return None
+    metric = _metric_crs(data)
+    plane = rows.to_crs(metric) if metric else rows.to_crs(rows.estimate_utm_crs())
+    geoms = shapely.make_valid(np.asarray(plane.geometry.array, dtype=object))
+    union = shapely.union_all(geoms)
+    half = OUTLINE_CLOSING_M / 2
+    closed = shapely.buffer(shapely.buffer(union, half, quad_segs=4), -half, quad_segs=4)
+    outline = shapely.simplify(shapely.union(closed, union), OUTLINE_TOLERANCE_M, preserve_topology=True)
+    return gpd.GeoSeries([outline], crs=plane.crs).to_crs(WGS84).iloc[0]
+
+
+def park_outlines(data: RunData, settings: Settings, caches: MapCaches, scope: MapScope) -> gpd.GeoDataFrame | None:
+    """Outlines of the scope's parks: from the parks layer, else their parcels united and closed."""
+
+    def build_all() -> gpd.GeoDataFrame | None:
+        path = parks_layer_path(settings, data)
+        return None if path is None else _read_parks(path)
+
+    layer = caches.other.get(data, ("parks-layer",), build_all)
+    names, geoms = [], []
+    for park in scope.park_names(data):
+        geom = None
+        if layer is not None:
+            hit = layer.loc[layer["park"] == park]
+            if len(hit):
+                geom = shapely.union_all(np.asarray(hit.geometry.array, dtype=object))
+        if geom is None:
+            geom = caches.other.get(data, ("park-union", park), functools.partial(_union_outline, data, park))
+        if geom is not None and not shapely.is_empty(geom):
+            names.append(park)
+            geoms.append(geom)
+    if not geoms:
+        return None
+    return gpd.GeoDataFrame({"park": names}, geometry=geoms, crs=WGS84)
+
+
+def scope_blocks(blocks: gpd.GeoDataFrame | None, parcels: pd.DataFrame, scope: MapScope) -> gpd.GeoDataFrame | None:
+    """The renewal blocks a map may show: on a map of some parks only the blocks whose parcels all lie in them.
+
+    A block can join parcels of two neighbouring parks; its popup (enterprises, 亩均税收) would tell a
+    committee about the other park, so such a block is shown only on the overview of every park.
+
+    >>> b = gpd.GeoDataFrame({"parcel_ids": ["P1;P2", "P2;P9"]}, geometry=[shapely.Point(0, 0)] * 2)
+    >>> list(scope_blocks(b, pd.DataFrame({"parcel_id": ["P1", "P2"]}), MapScope.of_park("甲"))["parcel_ids"])
+    ['P1;P2']
+    """
+    if blocks is None or scope.parks is None:
+        return blocks
+    if "parcel_ids" not in blocks.columns:
+        return None
+    shown = set(parcels["parcel_id"].astype(str))
+    ids = [[p.strip() for p in str(v).split(";") if p.strip()] for v in blocks["parcel_ids"].fillna("")]
+    inside = [bool(parts) and all(p in shown for p in parts) for parts in ids]
+    return blocks.loc[np.asarray(inside, dtype=bool)]
+
+
+def closed_blocks(data: RunData, caches: MapCaches) -> gpd.GeoDataFrame | None:
+    """The run's renewal blocks with their outlines closed over the gaps between members and drawn
+    :data:`BLOCK_MARGIN_M` outside them (for drawing and for finding the block under a click)."""
+
+    def build() -> gpd.GeoDataFrame | None:
+        blocks = data.blocks
+        metric = _metric_crs(data)
+        if blocks is None or not len(blocks) or not metric:
+            return blocks
+        plane = blocks.to_crs(metric)
+        outline = shapely.buffer(np.asarray(closed_outlines(plane).array, dtype=object), BLOCK_MARGIN_M, quad_segs=2)
+        return plane.set_geometry(gpd.GeoSeries(outline, index=plane.index, crs=plane.crs)).to_crs(WGS84)
+
+    return caches.other.get(data, ("closed-blocks",), build)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiles, flag rows, parcels
+# ---------------------------------------------------------------------------------------------
+
+
+def tile_source(data: RunData, caches: MapCaches, scope: MapScope, basemap: str) -> gpd.GeoDataFrame:
+    """:func:`geo_eval.maps.tile_source` of a scope, built once per run, scope and basemap."""
+    kind = display_kind(basemap)
+
+    def build() -> gpd.GeoDataFrame:
+        _, parcels = scope_parcels(data, scope)
+        src = maps.tile_source(
+            parcels, flags=scope_flags(data, scope), enterprises=enterprise_names(data), basemap=kind
+        )
+        src.sindex  # noqa: B018  (built now, once, not by the first tile requests)
+        return src
+
+    return caches.tile_sources.get(data, ("tiles", scope.key, kind), build)
+
+
+def _json_bytes(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def flag_rows(data: RunData, caches: MapCaches, scope: MapScope, basemap: str) -> bytes:
+    """The review list of a scope as JSON: ``{"columns": [...], "rows": [[...], ...]}``."""
+    kind = display_kind(basemap)
+
+    def build() -> bytes:
+        src = tile_source(data, caches, scope, basemap)
+        rows = maps.flag_index(scope_flags(data, scope), src, src)
+        return _json_bytes({"run_id": data.run_id, "columns": list(maps.FLAG_INDEX_COLUMNS), "rows": rows})
+
+    return caches.other.get(data, ("flag-rows", scope.key, kind), build)
+
+
+def parcel_popup(src: gpd.GeoDataFrame, pos: int) -> dict[str, Any]:
+    """One parcel of a tile source as the page's popup needs it (cells escaped, geometry for the outline)."""
+    row = src.iloc[pos]
+    geom = row.geometry
+    rec = {k: row[k] for k in maps.TILE_PROPERTIES}
+    west, south, east, north = (round(float(v), 6) for v in shapely.bounds(geom))
+    point = shapely.point_on_surface(geom)
+    return {
+        "parcel_id": str(rec["parcel_id"]),
+        "park": str(rec["park"] or ""),
+        "cells": maps.popup_cells(rec),
+        "n_flags": int(rec["n_flags"] or 0),
+        "point": [round(point.x, 6), round(point.y, 6)],
+        "bounds": [[south, west], [north, east]],
+        "geometry": json.loads(shapely.to_geojson(maps.attributes.round_geoms(np.asarray([geom], dtype=object))[0])),
+    }
+
+
+def parcel_at(src: gpd.GeoDataFrame, lon: float, lat: float) -> int | None:
+    """Row position of the parcel under a point (map coordinates), the smallest if several overlap."""
+    hits = src.sindex.query(shapely.Point(lon, lat), predicate="intersects")
+    if not len(hits):
+        return None
+    if len(hits) == 1:
+        return int(hits[0])
+    areas = shapely.area(np.asarray(src.geometry.array, dtype=object)[hits])
+    return int(hits[int(np.argmin(areas))])
+
+
+# ---------------------------------------------------------------------------------------------
+# Review states
+# ---------------------------------------------------------------------------------------------
+
+
+def review_version(store: Store, run_id: str) -> int:
+    """A number that changes whenever a review (or the registration) of the run changes: its latest audit id."""
+    entries = store.audit(run_id=run_id, limit=1)
+    return entries[0].id if entries else 0
+
+
+def scope_flag_ids(data: RunData, caches: MapCaches, scope: MapScope) -> frozenset[str]:
+    return caches.other.get(
+        data, ("flag-ids", scope.key), lambda: frozenset(data.flags.index[scope.flag_mask(data)].astype(str))
+    )
+
+
+def review_states(data: RunData, store: Store, caches: MapCaches, scope: MapScope) -> dict[str, list[object]]:
+    """Flag id → ``[status, version, comment, reviewer, Beijing time]`` of every reviewed flag on the map.
+
+    A flag never reviewed is absent (the page takes it as 待复核, version 0).
+    """
+    ids = scope_flag_ids(data, caches, scope)
+    reviews = store.reviews(data.run_id)
+    return {
+        fid: [r.status, r.version, r.comment, r.updated_by, beijing_time(r.updated_at)]
+        for fid, r in sorted(reviews.items())
+        if fid in ids
+    }

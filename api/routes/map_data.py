@@ -1,0 +1,361 @@
+"""What a map page loads besides itself: tiles, search index, review list, review states, one parcel.
+
+=========================================================  ============================================
+``GET /api/tiles/{park}/{z}/{x}/{y}.pbf``                   Mapbox vector tile of a park's parcels
+``GET /api/tiles/{z}/{x}/{y}.pbf``                          the same for the overview (the user's parks)
+``GET /api/maps/{park}/search.json``                        search index (parcel codes, names, USCCs)
+``GET /api/maps/{park}/flags.json``                         the review list: one row per flag
+``GET /api/maps/{park}/reviews.json``                       review states (flag id → state), polled
+``GET /api/maps/{park}/parcel.json?id=`` / ``?lon=&lat=``   one parcel's popup (by code or by a point)
+=========================================================  ============================================
+
+(and the same under ``/api/maps/`` for the overview). Everything but the review states depends only on
+the run, so it is answered with ``Cache-Control: private, max-age=…, immutable`` and an ETag of the
+run (a repeated request with ``If-None-Match`` gets 304): tiles never carry a review state, the page
+applies the states it polls. The review states answer with an ETag of the run's latest review, so a
+poll that finds nothing new costs a 304 and no body. A committee user gets only its own park.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import CurrentUser, RunDep, StoreDep, ensure_park
+from api.errors import InvalidQuery, NotFound
+from api.mapdata import (
+    MapScope,
+    display_kind,
+    enterprise_names,
+    etag_matches,
+    flag_rows,
+    map_caches,
+    parcel_at,
+    parcel_popup,
+    review_states,
+    review_version,
+    run_etag,
+    scope_parcels,
+    tile_source,
+)
+from api.routes.maps import MVT_TYPE, BasemapQ, check_park
+from api.rundata import RunData
+from geo_eval import maps, tiles
+from geo_eval.storage import Store
+
+router = APIRouter(tags=["地图"])
+
+IMMUTABLE = "private, max-age=86400, immutable"
+"""Run data never changes under its ETag; ``private``: it is scoped to the user's parks."""
+JSON_TYPE = "application/json"
+
+
+def cached_answer(request: Request, etag: str, build: Any, media_type: str, cache_control: str = IMMUTABLE) -> Response:
+    """304 when the browser holds ``etag``, else the body ``build()`` makes, with the ETag."""
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(build(), media_type=media_type, headers=headers)
+
+
+def _park_scope(request: Request, user: Any, data: RunData, park: str) -> MapScope:
+    ensure_park(user, park)
+    check_park(request, data, park)
+    return MapScope.of_park(park)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vector tiles
+# ---------------------------------------------------------------------------------------------
+
+TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MVT_TYPE: {}}, "description": "Mapbox 矢量瓦片（图层 parcels；无要素时为空）"},
+    304: {"description": "浏览器缓存的瓦片仍然有效"},
+    403: {"description": "无权查看该园区"},
+    404: {"description": "瓦片超出范围或没有该园区"},
+}
+
+
+def _tile_response(
+    request: Request, data: RunData, store: Store, scope: MapScope, basemap: str, z: int, x: int, y: int
+) -> Response:
+    caches = map_caches(request)
+    kind = display_kind(basemap)
+    try:
+        tiles._check_tile(z, x, y)
+    except ValueError as exc:
+        raise NotFound(str(exc)) from None
+
+    def build() -> bytes:
+        if data.source == "postgis" and data.record.srid:
+            return _database_tile(store, data, scope, kind, z, x, y)
+        src = tile_source(data, caches, scope, basemap)
+        return tiles.mvt_tile(src, z, x, y, properties=maps.tile_properties(z))
+
+    etag = run_etag(data, "tile", scope.key, kind, z, x, y)
+    return cached_answer(
+        request, etag, lambda: caches.tiles.get(data, ("tile", scope.key, kind, z, x, y), build), MVT_TYPE
+    )
+
+
+def _database_tile(store: Store, data: RunData, scope: MapScope, kind: str, z: int, x: int, y: int) -> bytes:
+    """The tile cut by PostGIS (``ST_AsMVT``) from a run stored in the database, for the scope's parks."""
+    from geo_eval.db import tiles as db_tiles
+
+    assert data.record.srid is not None
+    with store.connection() as conn:  # type: ignore[attr-defined]  # a PostgresStore (data.source == "postgis")
+        return db_tiles.mvt_tile(
+            conn,
+            run_id=data.run_id,
+            srid=data.record.srid,
+            z=z,
+            x=x,
+            y=y,
+            properties=maps.tile_properties(z),
+            parks=scope.parks,
+            gcj02=kind == "gaode",
+        )
+
+
+@router.get(
+    "/api/tiles/{park:path}/{z}/{x}/{y}.pbf",
+    summary="园区宗地矢量瓦片（MVT）",
+    description="大园区地图按需请求的瓦片：宗地的分类、亩均税收和标记数；14 级及以上含弹窗的全部字段。瓦片不含复核状态"
+    "（页面另行获取并着色），在一个评价批次内不变：带 ETag，可长期缓存。园区管委会只能请求本园区。",
+    response_class=Response,
+    responses=TILE_RESPONSES,
+)
+def park_tile(
+    park: str,
+    z: int,
+    x: int,
+    y: int,
+    user: CurrentUser,
+    request: Request,
+    data: RunDep,
+    store: StoreDep,
+    basemap: BasemapQ = "none",
+) -> Response:
+    return _tile_response(request, data, store, _park_scope(request, user, data, park), basemap, z, x, y)
+
+
+@router.get(
+    "/api/tiles/{z}/{x}/{y}.pbf",
+    summary="总览地图宗地矢量瓦片（MVT）",
+    description="总览地图的瓦片：当前用户可查看的全部园区。",
+    response_class=Response,
+    responses=TILE_RESPONSES,
+)
+def overview_tile(
+    z: int,
+    x: int,
+    y: int,
+    user: CurrentUser,
+    request: Request,
+    data: RunDep,
+    store: StoreDep,
+    basemap: BasemapQ = "none",
+) -> Response:
+    return _tile_response(request, data, store, MapScope.overview(user), basemap, z, x, y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Search index and review list
+# ---------------------------------------------------------------------------------------------
+
+SEARCH_DESCRIPTION = (
+    "每行 `[宗地代码, 企业名称, 统一社会信用代码, 西, 南, 东, 北]`（地图坐标：EPSG:4326，高德底图时为 GCJ-02），"
+    "供大园区地图的搜索框按需加载。"
+)
+FLAGS_DESCRIPTION = (
+    "复核面板的标记清单：`columns` 为列名（flag_id、parcel_id、flag 标记类型、rule 规则中文名、reason 简短原因、"
+    "severity 严重程度、area_mu 面积（亩）、holder 权利人或主要使用企业、park、lon/lat 宗地内一点、west…north 范围），"
+    "`rows` 每条标记一行。不含复核状态（见 reviews.json）。"
+)
+STATES_DESCRIPTION = (
+    "复核状态：`states` 为 标记编号 → `[状态, 版本, 意见, 复核人, 复核时间（北京时间）]`，只列复核过的标记"
+    "（其余为待复核、版本 0）。带 ETag：地图页面每隔数秒以 If-None-Match 询问，无变化时返回 304。"
+)
+PARCEL_DESCRIPTION = (
+    "一宗地的弹窗内容：按宗地代码（`id`）或按地图坐标（`lon`、`lat`，高德底图时为 GCJ-02）查找；"
+    "`cells` 为已转义的弹窗各行，`geometry` 为宗地轮廓（地图坐标）。该点没有宗地时返回 404。"
+)
+
+
+def _search(request: Request, data: RunData, scope: MapScope, basemap: str) -> Response:
+    caches = map_caches(request)
+    kind = display_kind(basemap)
+
+    def build() -> bytes:
+        _, parcels = scope_parcels(data, scope)
+        rows = maps.search_index(parcels, enterprises=enterprise_names(data), basemap=kind)
+        return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def body() -> bytes:
+        return caches.other.get(data, ("search", scope.key, kind), build)
+
+    return cached_answer(request, run_etag(data, "search", scope.key, kind), body, JSON_TYPE)
+
+
+def _flags(request: Request, data: RunData, scope: MapScope, basemap: str) -> Response:
+    caches = map_caches(request)
+    etag = run_etag(data, "flags", scope.key, display_kind(basemap))
+    return cached_answer(request, etag, lambda: flag_rows(data, caches, scope, basemap), JSON_TYPE)
+
+
+def _states(request: Request, data: RunData, store: Store, scope: MapScope) -> Response:
+    etag = run_etag(data, "states", scope.key, review_version(store, data.run_id))
+
+    def build() -> bytes:
+        states = review_states(data, store, map_caches(request), scope)
+        doc = {"run_id": data.run_id, "states": states}
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    return cached_answer(request, etag, build, JSON_TYPE, cache_control="private, no-cache")
+
+
+LonQ = Annotated[float | None, Query(description="经度（地图坐标）", ge=-180, le=180)]
+LatQ = Annotated[float | None, Query(description="纬度（地图坐标）", ge=-90, le=90)]
+IdQ = Annotated[str | None, Query(description="宗地代码", max_length=200)]
+
+
+def _parcel(
+    request: Request,
+    data: RunData,
+    scope: MapScope,
+    basemap: str,
+    pid: str | None,
+    lon: float | None,
+    lat: float | None,
+) -> Response:
+    src = tile_source(data, map_caches(request), scope, basemap)
+    if pid is not None:
+        pos = src.index.get_indexer([pid])[0]
+        if pos < 0:
+            raise NotFound(f"地图上没有宗地“{pid}”")
+    elif lon is not None and lat is not None:
+        found = parcel_at(src, lon, lat)
+        if found is None:
+            raise NotFound("该位置没有宗地")
+        pos = found
+    else:
+        raise InvalidQuery("请给出宗地代码 id，或地图坐标 lon 和 lat")
+    return JSONResponse(parcel_popup(src, int(pos)), headers={"Cache-Control": IMMUTABLE})
+
+
+STATIC_JSON: dict[int | str, dict[str, Any]] = {
+    200: {"content": {JSON_TYPE: {}}},
+    304: {"description": "浏览器缓存仍然有效"},
+}
+PARK_REFUSALS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "无权查看该园区"},
+    404: {"description": "没有该园区"},
+}
+
+
+@router.get(
+    "/api/maps/search.json",
+    summary="总览地图搜索索引",
+    description=SEARCH_DESCRIPTION + "范围为当前用户可查看的全部园区。",
+    response_class=Response,
+    responses=STATIC_JSON,
+)
+def overview_search(user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
+    return _search(request, data, MapScope.overview(user), basemap)
+
+
+@router.get(
+    "/api/maps/flags.json",
+    summary="总览地图的标记清单（复核面板）",
+    description=FLAGS_DESCRIPTION,
+    response_class=Response,
+    responses=STATIC_JSON,
+)
+def overview_flags(user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
+    return _flags(request, data, MapScope.overview(user), basemap)
+
+
+@router.get(
+    "/api/maps/reviews.json",
+    summary="总览地图的复核状态",
+    description=STATES_DESCRIPTION,
+    response_class=Response,
+    responses=STATIC_JSON,
+)
+def overview_states(user: CurrentUser, request: Request, data: RunDep, store: StoreDep) -> Response:
+    return _states(request, data, store, MapScope.overview(user))
+
+
+@router.get(
+    "/api/maps/parcel.json",
+    summary="总览地图上一宗地的弹窗内容",
+    description=PARCEL_DESCRIPTION,
+    response_class=JSONResponse,
+    responses={404: {"description": "没有该宗地"}},
+)
+def overview_parcel(
+    user: CurrentUser,
+    request: Request,
+    data: RunDep,
+    basemap: BasemapQ = "none",
+    id: IdQ = None,
+    lon: LonQ = None,
+    lat: LatQ = None,
+) -> Response:
+    return _parcel(request, data, MapScope.overview(user), basemap, id, lon, lat)
+
+
+@router.get(
+    "/api/maps/{park:path}/search.json",
+    summary="园区地图搜索索引",
+    description=SEARCH_DESCRIPTION + "园区管委会只能请求本园区。",
+    response_class=Response,
+    responses={**STATIC_JSON, **PARK_REFUSALS},
+)
+def park_search(park: str, user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
+    return _search(request, data, _park_scope(request, user, data, park), basemap)
+
+
+@router.get(
+    "/api/maps/{park:path}/flags.json",
+    summary="园区的标记清单（复核面板）",
+    description=FLAGS_DESCRIPTION,
+    response_class=Response,
+    responses={**STATIC_JSON, **PARK_REFUSALS},
+)
+def park_flags(park: str, user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
+    return _flags(request, data, _park_scope(request, user, data, park), basemap)
+
+
+@router.get(
+    "/api/maps/{park:path}/reviews.json",
+    summary="园区的复核状态",
+    description=STATES_DESCRIPTION,
+    response_class=Response,
+    responses={**STATIC_JSON, **PARK_REFUSALS},
+)
+def park_states(park: str, user: CurrentUser, request: Request, data: RunDep, store: StoreDep) -> Response:
+    return _states(request, data, store, _park_scope(request, user, data, park))
+
+
+@router.get(
+    "/api/maps/{park:path}/parcel.json",
+    summary="园区地图上一宗地的弹窗内容",
+    description=PARCEL_DESCRIPTION,
+    response_class=JSONResponse,
+    responses={404: {"description": "没有该宗地或园区"}, 403: {"description": "无权查看该园区"}},
+)
+def park_parcel(
+    park: str,
+    user: CurrentUser,
+    request: Request,
+    data: RunDep,
+    basemap: BasemapQ = "none",
+    id: IdQ = None,
+    lon: LonQ = None,
+    lat: LatQ = None,
+) -> Response:
+    return _parcel(request, data, _park_scope(request, user, data, park), basemap, id, lon, lat)

@@ -1,0 +1,457 @@
+"""What a map shows of each parcel, flag and block, as plain data (shared by pages, tiles and the service).
+
+- :func:`parcel_attributes`: the popup figures of each parcel (plain text, NOT escaped);
+- :func:`popup_cells`: those figures escaped for HTML, one string per popup row;
+- :func:`flag_index`: one row per flag for the review list (kind, Chinese rule name, short reason,
+  severity, area, holder, where to zoom);
+- :func:`search_index`, :func:`tile_source`, :func:`tile_properties`: the search box and vector tiles;
+- :func:`to_display`: any layer in the map's coordinates (EPSG:4326, or GCJ-02 for a 高德 basemap).
+
+None of these carries a review state: geometry and figures of a run never change, review states travel
+separately (``GET /api/maps/{park}/reviews.json``) and are applied in the browser.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_eval.flags import rule_label, short_reasons
+from geo_eval.gcj02 import shift_to_gcj02
+from geo_eval.maps.styles import FLAG_STATUS_LABELS, GRADE_LEGEND, NO_GRADE, STATUS_ORDER, grade_mix_words
+
+Basemap = Literal["none", "tianditu", "gaode"]
+BASEMAPS: tuple[str, ...] = ("none", "tianditu", "gaode")
+
+PopupField = tuple[str, str, str, bool]
+POPUP_FIELDS: tuple[PopupField, ...] = (
+    ("parcel_id", "宗地代码", "text", False),
+    ("park", "园区", "text", False),
+    ("area_mu", "面积（亩）", "num2", False),
+    ("holder", "权利人", "text", True),
+    ("users", "使用企业", "lines", False),
+    ("grade", "分类", "grade", False),
+    ("tax_per_mu", "亩均税收（万元/亩）", "num2", False),
+    ("block_id", "连片改造区块", "text", True),
+)
+"""Rows of a parcel's popup: (column of :func:`parcel_attributes`, Chinese label, format, omitted
+when empty). Formats: ``text``; ``num2`` (two decimals); ``grade`` (with its class name);
+``lines`` (one line per user). The flags are listed below the table by the page, with their review state."""
+BLOCK_FIELDS: tuple[PopupField, ...] = (
+    ("block_id", "区块编号", "text", False),
+    ("n_parcels", "宗地数", "text", False),
+    ("area_mu", "面积（亩）", "num2", False),
+    ("n_enterprises", "企业数", "text", False),
+    ("enterprise_names", "企业", "lines", True),
+    ("tax_per_mu", "亩均税收（万元/亩）", "num2", True),
+    ("grade_mix", "分类构成", "text", True),
+)
+"""Rows of a renewal block's popup (columns of ``renewal_blocks.gpkg``; ``grade_mix`` in words)."""
+
+TILE_DETAIL_ZOOM = 14
+"""From this zoom on, vector tiles carry every popup figure; below it only what styles a parcel."""
+TILE_STYLE_PROPERTIES: tuple[str, ...] = ("parcel_id", "grade", "tax_per_mu", "n_flags")
+TILE_PROPERTIES: tuple[str, ...] = (
+    "parcel_id",
+    "park",
+    "area_mu",
+    "holder",
+    "users",
+    "main_name",
+    "grade",
+    "tax_per_mu",
+    "block_id",
+    "flags",
+    "n_flags",
+)
+"""Columns of :func:`tile_source`: the popup figures and what styles a parcel (no review state)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Text helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def text(v: object) -> str:
+    """A cell as display text; missing → ``""``.
+
+    >>> text(None), text(float("nan")), text(" a ")
+    ('', '', 'a')
+    """
+    if v is None or v is pd.NA or v is pd.NaT:
+        return ""
+    if isinstance(v, float) and math.isnan(v):
+        return ""
+    return str(v).strip()
+
+
+def _split(v: object) -> list[str]:
+    return [s.strip() for s in text(v).split(";") if s.strip()]
+
+
+def fmt(v: object, kind: str) -> str:
+    """A figure as shown in a popup: ``num2`` two decimals with thousands separators, ``grade`` with its name.
+
+    >>> fmt(1234.5, "num2"), fmt("B", "grade"), fmt("a;b", "lines")
+    ('1,234.50', 'B 鼓励提升类', 'a\\nb')
+    """
+    if kind == "num2":
+        try:
+            x = float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return ""
+        return "" if math.isnan(x) else f"{x:,.2f}"
+    if kind == "grade":
+        g = text(v)
+        return GRADE_LEGEND.get(g, g)
+    if kind == "lines":
+        return "\n".join(part.strip() for part in re.split(r"[;\n]", text(v)) if part.strip())
+    return text(v)
+
+
+def popup_cells(row: Mapping[Any, Any], fields: Sequence[PopupField] = POPUP_FIELDS) -> list[str]:
+    """The popup of one feature as escaped text per field (``""`` when missing, lines split by ``\\n``).
+
+    The browser puts these into the table markup without escaping them again.
+
+    >>> popup_cells({"parcel_id": "P1", "users": "<i>甲</i>（9132…）\\n乙"}, POPUP_FIELDS[:1] + POPUP_FIELDS[4:5])
+    ['P1', '&lt;i&gt;甲&lt;/i&gt;（9132…）\\n乙']
+    """
+    return [html.escape(fmt(row.get(key), kind)) for key, _, kind, _ in fields]
+
+
+def fields_config(fields: Sequence[PopupField]) -> list[list[object]]:
+    """The field list handed to the page: ``[key, label, format, optional]``."""
+    return [[key, label, kind, optional] for key, label, kind, optional in fields]
+
+
+def tooltip_text(row: Mapping[Any, Any]) -> str:
+    """The hover text of a parcel (plain text: the page sets it as text).
+
+    >>> tooltip_text({"parcel_id": "P1", "main_name": "甲", "grade": "A", "n_flags": 2})
+    'P1 · 甲 · A 优先发展类 · 标记 2 项'
+    """
+    parts = [text(row.get("parcel_id")), text(row.get("main_name")), fmt(row.get("grade"), "grade")]
+    if row.get("n_flags"):
+        parts.append(f"标记 {row['n_flags']} 项")
+    return " · ".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parcels
+# ---------------------------------------------------------------------------------------------
+
+
+def parcel_ids(frame: pd.DataFrame) -> pd.Index:
+    """The parcel codes of a frame (its ``parcel_id`` column, else its index), as text."""
+    if "parcel_id" in frame.columns:
+        return pd.Index(frame["parcel_id"].map(text), name="parcel_id")
+    return pd.Index(frame.index.map(text), name="parcel_id")
+
+
+def _name_lookup(parcels: pd.DataFrame, flags: pd.DataFrame | None, enterprises: pd.DataFrame | None) -> dict[str, str]:
+    """USCC → enterprise name, from the enterprises table, else the names the layers carry."""
+    names: dict[str, str] = {}
+
+    def add(codes: Iterable[object], labels: Iterable[object]) -> None:
+        for c, n in zip(codes, labels, strict=False):
+            c, n = text(c), text(n)
+            if c and n and c not in names:
+                names[c] = n
+
+    if enterprises is not None:
+        codes = enterprises["uscc"] if "uscc" in enterprises.columns else enterprises.index
+        if "name" in enterprises.columns:
+            add(codes, enterprises["name"])
+    for code_col, name_col in (("main_user", "main_user_name"), ("holder_uscc", "holder_name")):
+        if code_col in parcels.columns and name_col in parcels.columns:
+            add(parcels[code_col], parcels[name_col])
+    if flags is not None and {"enterprises", "enterprise_names"} <= set(flags.columns):
+        pairs = flags[["enterprises", "enterprise_names"]].drop_duplicates()
+        for codes, labels in zip(pairs["enterprises"], pairs["enterprise_names"], strict=True):
+            a, b = _split(codes), _split(labels)
+            if len(a) == len(b):
+                add(a, b)
+    return names
+
+
+def _status_key(v: object) -> str:
+    s = text(v).lower()
+    return s if s in FLAG_STATUS_LABELS else "pending"
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(frame.drop(columns=getattr(frame, "_geometry_column_name", None) or [], errors="ignore"))
+
+
+def _users(p: pd.DataFrame, names: dict[str, str]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Per parcel: users one ``名称（代码）`` per line (main user first), their names, codes, the main name."""
+    lines, user_names, codes_out, main_names = [], [], [], []
+    mains = (p["main_user"] if "main_user" in p.columns else pd.Series("", index=p.index)).map(text)
+    users = p["users"] if "users" in p.columns else pd.Series("", index=p.index)
+    for u, main in zip(users, mains, strict=True):
+        codes = _split(u) or ([main] if main else [])
+        if main in codes:  # main user first
+            codes = [main] + [c for c in codes if c != main]
+        lines.append("\n".join(f"{names[c]}（{c}）" if c in names else c for c in codes))
+        user_names.append("；".join(names.get(c, "") for c in codes if names.get(c)))
+        codes_out.append(" ".join(codes))
+        main_names.append(names.get(main, main))
+    return lines, user_names, codes_out, main_names
+
+
+def _flag_lines(out: pd.DataFrame, flags: pd.DataFrame) -> None:
+    """Fill ``flags``, ``n_flags`` and ``review`` of ``out`` from the flags of its parcels."""
+    f = _plain(flags)
+    f = f.assign(
+        _pid=f["parcel_id"].map(text),
+        _status=(f["status"] if "status" in f.columns else pd.Series(pd.NA, index=f.index)).map(_status_key),
+    )
+    f = f.loc[f["_pid"].isin(out.index)]
+    labels = f["flag_label"] if "flag_label" in f.columns else f.get("flag", pd.Series("", index=f.index))
+    reasons = f["reason"] if "reason" in f.columns else pd.Series("", index=f.index)
+    comments = f["comment"] if "comment" in f.columns else pd.Series("", index=f.index)
+    lines: dict[str, list[str]] = {}
+    states: dict[str, set[str]] = {}
+    for pid, label, reason, status, comment in zip(
+        f["_pid"], labels.map(text), reasons.map(text), f["_status"], comments.map(text), strict=True
+    ):
+        line = f"{label}：{reason}" if reason else label
+        if "status" in f.columns:
+            line += f"（{FLAG_STATUS_LABELS[status]}{'：' + comment if comment else ''}）"
+        lines.setdefault(pid, []).append(line)
+        states.setdefault(pid, set()).add(status)
+    idx = list(lines)
+    out.loc[idx, "flags"] = ["\n".join(lines[i]) for i in idx]
+    out.loc[idx, "n_flags"] = [len(lines[i]) for i in idx]
+    out.loc[idx, "review"] = [next(s for s in STATUS_ORDER if s in states[i]) for i in idx]
+
+
+def parcel_attributes(
+    parcels: pd.DataFrame,
+    *,
+    flags: pd.DataFrame | None = None,
+    enterprises: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The plain-text figures a map shows for each parcel, indexed by parcel code.
+
+    Columns: ``parcel_id``, ``park``, ``area_mu``, ``holder`` (权利人), ``holder_name``, ``users`` (使用企业,
+    one ``名称（USCC）`` per line), ``names`` and ``usccs`` (for search), ``main_name``, ``grade`` (``无``
+    when the parcel has no graded user), ``tax_per_mu``, ``block_id``, ``flags`` (one ``标记：原因`` per
+    line, with ``（复核状态：意见）`` when ``flags`` has a ``status`` column), ``n_flags`` and ``review``
+    (the most urgent review state of its flags, :data:`~geo_eval.maps.styles.STATUS_ORDER`; ``""`` if none).
+
+    ``parcels`` is the ``parcels`` layer of ``parcels.gpkg`` (or the evaluation's parcel frame);
+    ``flags`` its ``flags`` layer, optionally with review columns ``status`` and ``comment``;
+    ``enterprises`` names every user (else the names in the layers are used). Values are NOT escaped.
+    """
+    ids = parcel_ids(parcels)
+    if ids.has_duplicates:
+        dup = sorted(set(ids[ids.duplicated()]))[:5]
+        raise ValueError(f"宗地代码重复，无法制图：{'、'.join(dup)}")
+    p = _plain(parcels)
+    p.index = ids
+    names = _name_lookup(p, flags, enterprises)
+
+    def col(name: str) -> pd.Series:
+        return p[name] if name in p.columns else pd.Series(pd.NA, index=p.index, dtype="object")
+
+    out = pd.DataFrame(index=ids)
+    out["parcel_id"] = ids.to_numpy()
+    out["park"] = col("park").map(text).to_numpy()
+    out["area_mu"] = pd.to_numeric(col("area_mu"), errors="coerce").to_numpy(dtype=float)
+    holder_codes, holder_names = col("holder_uscc").map(text), col("holder_name").map(text)
+    out["holder"] = [
+        f"{name}（{code}）" if name and code else name or code
+        for code, name in zip(holder_codes, holder_names, strict=True)
+    ]
+    out["holder_name"] = [name or names.get(code, code) for code, name in zip(holder_codes, holder_names, strict=True)]
+    out["users"], out["names"], out["usccs"], out["main_name"] = _users(p, names)
+    grades = col("grade").map(text)
+    out["grade"] = grades.where(grades != "", NO_GRADE).to_numpy()
+    out["tax_per_mu"] = pd.to_numeric(col("tax_per_mu"), errors="coerce").to_numpy(dtype=float)
+    out["block_id"] = col("block_id").map(text).to_numpy()
+    out["flags"] = ""
+    out["n_flags"] = 0
+    out["review"] = ""
+    if flags is not None and len(flags):
+        _flag_lines(out, flags)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry in the map's coordinates
+# ---------------------------------------------------------------------------------------------
+
+
+def to_display(gdf: gpd.GeoDataFrame, *, gcj02: bool) -> gpd.GeoDataFrame:
+    """``gdf`` in EPSG:4326 (CGCS2000 taken as WGS-84), without empty rows, shifted to GCJ-02 when asked."""
+    if gdf.crs is None:
+        raise ValueError("图层没有坐标系（CRS），无法制图；请先 set_crs")
+    epsg = gdf.crs.to_epsg()
+    out = gdf if epsg in (4326, 4490) else gdf.to_crs(4326)
+    if epsg == 4490:
+        out = out.set_crs(4326, allow_override=True)
+    out = out.loc[out.geometry.notna() & ~out.geometry.is_empty]
+    return shift_to_gcj02(out) if gcj02 else out
+
+
+def round_geoms(geoms: np.ndarray, digits: int = 6) -> np.ndarray:
+    """Coordinates rounded to ``digits`` decimals (6: about 0.1 m)."""
+    return shapely.transform(geoms, lambda c: np.round(c, digits))
+
+
+def _bounds(geoms: np.ndarray) -> np.ndarray:
+    return np.round(shapely.bounds(geoms), 6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flags for the review list, search index, tile source
+# ---------------------------------------------------------------------------------------------
+
+FLAG_INDEX_COLUMNS: tuple[str, ...] = (
+    "flag_id",
+    "parcel_id",
+    "flag",
+    "rule",
+    "reason",
+    "severity",
+    "area_mu",
+    "holder",
+    "park",
+    "lon",
+    "lat",
+    "west",
+    "south",
+    "east",
+    "north",
+)
+"""The columns of a :func:`flag_index` row (``rule``: the Chinese rule name; ``reason``: short)."""
+
+
+def flag_index(flags: pd.DataFrame, shown: gpd.GeoDataFrame, attributes: pd.DataFrame) -> list[list[object]]:
+    """One row per flag of the parcels in ``shown``: :data:`FLAG_INDEX_COLUMNS`, in the flags' order.
+
+    ``shown`` is the parcel layer in the map's coordinates (:func:`to_display`); ``lon``/``lat`` is a
+    point inside the parcel (where its popup opens), ``west`` … ``north`` its box (where to zoom);
+    ``holder`` the name of the 权利人, else of the main user.
+    """
+    ids = parcel_ids(shown)
+    geoms = np.asarray(shown.geometry.array, dtype=object)
+    where = dict(zip(ids, range(len(ids)), strict=True))
+    f = _plain(flags)
+    pids = f["parcel_id"].map(text)
+    f = f.loc[pids.isin(where).to_numpy(dtype=bool)]
+    pids = pids.loc[f.index]
+    pos = np.fromiter((where[p] for p in pids), dtype=np.int64, count=len(pids))
+    inside = shapely.point_on_surface(geoms[pos]) if len(pos) else np.empty(0, dtype=object)
+    xy = np.round(shapely.get_coordinates(inside), 6) if len(pos) else np.empty((0, 2))
+    box = _bounds(geoms[pos]) if len(pos) else np.empty((0, 4))
+    a = attributes.reindex(pids)
+    holder = [h or m for h, m in zip(a["holder_name"].map(text), a["main_name"].map(text), strict=True)]
+    rules = f["rule_id"].map(lambda r: rule_label(text(r))) if "rule_id" in f.columns else f["flag"].map(text)
+    reasons = short_reasons(f) if len(f) else pd.Series([], dtype=object)
+    area = a["area_mu"].to_numpy(dtype=float)
+    rows = []
+    for i, (fid, pid, kind, rule, reason, sev) in enumerate(
+        zip(
+            f["flag_id"].map(text),
+            pids,
+            f["flag"].map(text),
+            rules,
+            reasons.map(text),
+            f["severity"].map(text),
+            strict=True,
+        )
+    ):
+        mu = None if math.isnan(area[i]) else round(float(area[i]), 2)
+        rows.append(
+            [
+                fid,
+                pid,
+                kind,
+                rule,
+                reason,
+                sev,
+                mu,
+                holder[i],
+                text(a["park"].iloc[i]),
+                *map(float, xy[i]),
+                *map(float, box[i]),
+            ]
+        )
+    return rows
+
+
+def search_index(
+    parcels: gpd.GeoDataFrame,
+    *,
+    flags: pd.DataFrame | None = None,
+    enterprises: pd.DataFrame | None = None,
+    basemap: Basemap = "none",
+    attributes: pd.DataFrame | None = None,
+) -> list[list[object]]:
+    """Rows ``[parcel_id, names, usccs, west, south, east, north]`` for the map's search box.
+
+    Coordinates are those of the map (EPSG:4326, or GCJ-02 for ``basemap="gaode"``), 6 decimals.
+    """
+    attrs = attributes if attributes is not None else parcel_attributes(parcels, flags=flags, enterprises=enterprises)
+    shown = to_display(parcels, gcj02=basemap == "gaode")
+    ids = parcel_ids(shown)
+    bounds = _bounds(np.asarray(shown.geometry.array, dtype=object))
+    a = attrs.reindex(ids)
+    return [
+        [pid, text(n), text(u), *map(float, b)]
+        for pid, n, u, b in zip(ids, a["names"], a["usccs"], bounds, strict=True)
+    ]
+
+
+def tile_source(
+    parcels: gpd.GeoDataFrame,
+    *,
+    flags: pd.DataFrame | None = None,
+    enterprises: pd.DataFrame | None = None,
+    basemap: Basemap = "none",
+) -> gpd.GeoDataFrame:
+    """The parcels as :func:`geo_eval.tiles.mvt_tile` should encode them for a large-park map.
+
+    EPSG:4326 (GCJ-02-shifted for ``basemap="gaode"``), indexed by parcel code, with the popup
+    columns of :func:`parcel_attributes` (:data:`TILE_PROPERTIES`, and ``holder_name`` for the review
+    list). Build it once per run, park and
+    basemap: every tile request then only queries its spatial index. Review states are not in it.
+    """
+    plain_flags = None if flags is None else _plain(flags).drop(columns=["status", "comment"], errors="ignore")
+    attrs = parcel_attributes(parcels, flags=plain_flags, enterprises=enterprises)
+    shown = to_display(parcels, gcj02=basemap == "gaode")
+    ids = parcel_ids(shown)
+    a = attrs.reindex(ids)[[*TILE_PROPERTIES, "holder_name"]]
+    out = gpd.GeoDataFrame(a, geometry=np.asarray(shown.geometry.array, dtype=object), crs=4326)
+    out.index = ids
+    return out
+
+
+def tile_properties(z: int) -> tuple[str, ...]:
+    """The :func:`tile_source` columns a zoom-``z`` tile should carry (``properties=`` of ``mvt_tile``).
+
+    Below :data:`TILE_DETAIL_ZOOM` a tile may hold a whole park: it carries only what styles a parcel.
+
+    >>> tile_properties(12)
+    ('parcel_id', 'grade', 'tax_per_mu', 'n_flags')
+    """
+    return TILE_PROPERTIES if z >= TILE_DETAIL_ZOOM else TILE_STYLE_PROPERTIES
+
+
+def block_records(blocks: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a renewal-block layer as dicts, with ``grade_mix`` (the class mix in words)."""
+    recs: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in _plain(blocks).to_dict("records")]
+    for r in recs:
+        r["grade_mix"] = grade_mix_words(r.get("grades"))
+    return recs
