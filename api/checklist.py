@@ -11,9 +11,10 @@ landscape, one page wide, the header row on every page, the title in the page he
 
 from __future__ import annotations
 
-import io
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
@@ -222,8 +223,16 @@ def _header_text(text: str) -> str:
 
 def checklist_xlsx(rows: pd.DataFrame, *, title: str, notes: Sequence[str]) -> bytes:
     """The checklist as a print-ready workbook: sheet 现场核查清单 and sheet 说明 (``notes``, a line each)."""
-    buffer = io.BytesIO()
-    wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})
+    with tempfile.TemporaryDirectory(prefix="geo-eval-") as tmp:
+        path = Path(tmp) / "checklist.xlsx"
+        _write_checklist(path, rows, title=title, notes=notes)
+        return path.read_bytes()
+
+
+def _write_checklist(path: Path, rows: pd.DataFrame, *, title: str, notes: Sequence[str]) -> None:
+    # constant_memory: each row goes to disk once written (rows are written in order)
+    options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+    wb = xlsxwriter.Workbook(str(path), options)
     wb.set_properties({"title": title, "author": "geo-eval"})
     base = {"border": 1, "valign": "top", "font_size": 10}
     fmt = {
@@ -260,7 +269,6 @@ def checklist_xlsx(rows: pd.DataFrame, *, title: str, notes: Sequence[str]) -> b
     for i, line in enumerate(notes):
         notes_ws.write_string(i, 0, line)
     wb.close()
-    return buffer.getvalue()
 
 
 def _write_cell(

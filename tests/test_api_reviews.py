@@ -334,6 +334,22 @@ def test_flags_filter_by_severity(svc):
     assert list(df["flag_id"]) == ["P8:idle_suspected.no_enterprise"]
 
 
+def test_flag_features_carry_the_rule_name_and_the_short_reason(svc):
+    fc = svc.client.get(f"/api/flags?park={quote(PARK_A)}", headers=svc.h("comA")).json()
+    props = {f["id"]: f["properties"] for f in fc["features"]}
+    assert props["P1:renewal_candidate"]["rule_label"] == "退二优二候选"
+    assert props["P1:renewal_candidate"]["short_reason"] == "符合 1 项规则"
+    assert props["P1:renewal_candidate"]["rule_id"] == "renewal_candidate"  # kept
+    d = props["P1:low_efficiency.grade_d"]
+    assert (d["rule_label"], d["short_reason"]) == (
+        "低效用地·D类企业",
+        D_REASON.format(uscc=catalogue.E[1], name="甲公司"),
+    )
+    one = svc.client.get("/api/flags/P4:idle_legal.reclaim", headers=svc.h("rev")).json()["properties"]
+    assert one["rule_label"] == "闲置土地·满两年可收回" and one["short_reason"] == one["reason"]
+    assert [(o["flag_id"], o["rule_label"]) for o in one["other_flags"]] == [("P4:renewal_candidate", "退二优二候选")]
+
+
 def test_flag_download_shows_rule_names_and_beijing_times(svc):
     done = svc.patch("P1:low_efficiency.grade_d", "rev", status="confirmed", comment="属实", version=0).json()
     r = svc.client.get(f"/api/flags/download?park={quote(PARK_A)}", headers=svc.h("rev"))

@@ -9,6 +9,7 @@ a schema ``geo_eval_src`` that these tests drop and create).
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -402,6 +403,20 @@ def test_the_stored_run_is_served_without_its_out_dir(served):
         ga, gb = shapely.geometry.shape(fa["geometry"]), shapely.geometry.shape(fb["geometry"])
         assert ga.symmetric_difference(gb).area < 1e-9  # same outline (PostGIS vs pyproj: < 1 mm)
     assert dget(served, f"/maps/{quote(park)}").status_code == 200
+
+
+def test_the_site_checklist_of_a_stored_run_matches_the_files(served):
+    path = "/api/flags/checklist?format=csv"
+    a, b = fget(served, path), dget(served, path)
+    assert a.status_code == b.status_code == 200, b.text[:200]
+    fa = pd.read_csv(io.BytesIO(a.content), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    fb = pd.read_csv(io.BytesIO(b.content), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert len(fa) > 50 and list(fa.columns) == list(fb.columns)
+    coords = [c for c in fa.columns if c.startswith("中心点")]
+    text = [c for c in fa.columns if c not in coords]
+    assert fa[text].equals(fb[text])
+    # the geometries went through PostGIS's ST_Transform rather than pyproj: the same point to < 1e-6°
+    assert np.allclose(fa[coords].astype(float), fb[coords].astype(float), rtol=0, atol=2e-6)
 
 
 def _tile(served: Served, getter, path: str, who: str = "rev") -> dict[str, dict]:

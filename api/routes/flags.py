@@ -15,7 +15,7 @@ from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, download, file_name, f
 from api.geojson import feature, feature_collection, geojson_response, not_found
 from api.routes.parcels import GEOJSON_RESPONSE, BBox, Limit, Offset, bbox_positions, page_bounds
 from api.rundata import RunData, records
-from geo_eval.flags import FLAG_LABELS
+from geo_eval.flags import FLAG_LABELS, rule_label, rule_labels, short_reasons
 from geo_eval.storage import STATUS_LABELS, Review, Store
 from geo_eval.timefmt import beijing_now
 
@@ -70,6 +70,11 @@ def select_flags(
     return fl.loc[mask], reviews
 
 
+def with_labels(flags: pd.DataFrame) -> pd.DataFrame:
+    """Flag rows with ``rule_label`` (the rule's Chinese name) and ``short_reason`` (符合 N 项规则 for a candidate)."""
+    return flags.assign(rule_label=rule_labels(flags["rule_id"]), short_reason=short_reasons(flags))
+
+
 def _properties(row: dict[str, object], review: Review) -> dict[str, object]:
     props = {k: v for k, v in row.items() if k != "parcel_pos"}
     props["review"] = review.public()
@@ -79,7 +84,8 @@ def _properties(row: dict[str, object], review: Review) -> dict[str, object]:
 @router.get(
     "",
     summary="地块标记（GeoJSON，可按范围筛选、分页）",
-    description="每个要素是一宗地的一条标记（几何为宗地），属性含 flags.csv 的字段和 `review`（复核状态、意见、版本）。"
+    description="每个要素是一宗地的一条标记（几何为宗地），属性含 flags.csv 的字段、`rule_label`（规则中文名称）、"
+    "`short_reason`（简要原因；退二优二候选为“符合 N 项规则”）和 `review`（复核状态、意见、版本）。"
     "园区管委会只能看到本园区；指定其他园区返回 403。",
     response_class=Response,
     responses=GEOJSON_RESPONSE,
@@ -105,7 +111,7 @@ def list_flags(
     if reviews is None:
         reviews = store.reviews(data.run_id, page["flag_id"].astype(str))
     features = []
-    for row in records(page):
+    for row in records(with_labels(page)):
         fid = str(row["flag_id"])
         pos = int(row["parcel_pos"])  # type: ignore[call-overload]
         geom = data.parcel_geojson[pos] if pos >= 0 else None
@@ -247,7 +253,7 @@ def download_checklist(
 def get_flag(flag_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> Response:
     row = lookup_flag(data, flag_id)
     ensure_park(user, row["park"])
-    rec = records(data.flags.loc[[flag_id]])[0]
+    rec = records(with_labels(data.flags.loc[[flag_id]]))[0]
     props = _properties(rec, store.get_review(data.run_id, flag_id))
     pos = int(row["parcel_pos"])
     geom = None
@@ -257,8 +263,13 @@ def get_flag(flag_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> 
     same = data.flags.loc[(data.flags["parcel_id"] == row["parcel_id"]) & (data.flags["flag_id"] != flag_id)]
     others = store.reviews(data.run_id, same["flag_id"].astype(str))
     props["other_flags"] = [
-        {"flag_id": f, "flag_label": lab, "review_status": (others[f].status if f in others else "pending")}
-        for f, lab in zip(same["flag_id"], same["flag_label"], strict=True)
+        {
+            "flag_id": f,
+            "flag_label": lab,
+            "rule_label": rule_label(str(rule)),
+            "review_status": (others[f].status if f in others else "pending"),
+        }
+        for f, lab, rule in zip(same["flag_id"], same["flag_label"], same["rule_id"], strict=True)
     ]
     users = [u.strip() for u in str(row["enterprises"] or "").replace(";", ",").split(",") if u.strip()]
     e = data.enterprises
