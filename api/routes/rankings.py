@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import numpy as np
@@ -23,6 +22,7 @@ from api.downloads import (
 )
 from api.rundata import RunData, records
 from api.schemas import RankingsPage
+from geo_eval.timefmt import beijing_now
 
 router = APIRouter(prefix="/api/rankings", tags=["排名"])
 
@@ -111,7 +111,7 @@ def download_rankings(
         f"评价方案：{data.record.scheme_title}（{data.record.scheme}）",
         f"评价批次：{data.run_id}",
         f"范围：{scope.label()}",
-        f"导出时间：{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}，导出人：{user.name}",
+        f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
         "复核状态：待复核、确认、排除（附理由）、待核查；以导出时为准",
     ]
     return download(
