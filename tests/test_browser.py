@@ -712,7 +712,7 @@ def test_phone_bottom_sheet_panel_and_collapsed_controls(phone_tab, server):
     assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"] + 1 and box["width"] <= PHONE["width"]
     assert page.locator(".leaflet-popup").count() == 0
     # the tapped parcel stays visible above the sheet
-    x, y = screen_point(page, *server.points[pid])
+    _, y = screen_point(page, *server.points[pid])
     assert 0 < y < box["y"]
     item = sheet.locator(f'li.ge-flag[data-flag="{fid}"]')
     item.get_by_role("button", name="确认", exact=True).tap()
@@ -783,15 +783,6 @@ PIXEL = """([x, y]) => {
 
 def outline_colour(page: Any, server: Server, pid: str) -> tuple[int, int, int] | None:
     """The colour drawn on the flags' canvas at the parcel's outline (sampled along its west edge)."""
-    edge = page.evaluate(
-        """(pid) => {
-          const f = geoEval.app.reviews.byParcel.get(pid)[0];
-          const g = geoEval.app.cfg;
-          return [f.bounds[0][1], f.lat];
-        }""",
-        pid,
-    )
-    del edge
     lon, lat = server.points[pid]
     x, y = screen_point(page, lon, lat)
     seen: dict[tuple[int, int, int], int] = {}
