@@ -1,6 +1,7 @@
 """PostGIS as a source and a target: parcels read from a table or query, runs published with
 ``evaluate --db`` (one transaction), areas against PostGIS's own ``ST_Area``, and the service serving a
-stored run from the database (ST_AsMVT tiles with live review states, role checks) without its OUT_DIR.
+stored run from the database (ST_AsMVT tiles without review states, review states as reviews.json, role
+checks) without its OUT_DIR.
 
 Uses the realistic sample park (sample_parcels/2025, 790 parcels in EPSG:4528). Needs the test database
 of ``GEO_EVAL_TEST_DATABASE_URL`` (see conftest.py: its schema geo_eval is wiped; source tables go into
@@ -34,6 +35,7 @@ from conftest import wipe_database
 
 from api.app import create_app
 from api.settings import Settings
+from geo_eval import maps
 from geo_eval.db import DatabaseError, PostgresStore, init_schema, redact_url
 from geo_eval.db.parcels import import_parcels
 from geo_eval.db.results import enterprises_csv, read_stored_run
@@ -341,8 +343,18 @@ def test_evaluate_db_refuses_an_unusable_database_in_one_line_before_computing(p
 class Served:
     """Two services of the same run: ``files`` (OUT_DIR + SQLite) and ``db`` (PostGIS only)."""
 
-    def __init__(self, files: TestClient, db: TestClient, tokens: dict[str, dict[str, str]], run_id: str, parks: list):
+    def __init__(
+        self,
+        files: TestClient,
+        db: TestClient,
+        tokens: dict[str, dict[str, str]],
+        run_id: str,
+        parks: list,
+        db_settings: Settings,
+    ):
         self.files, self.db, self.tokens, self.run_id, self.parks = files, db, tokens, run_id, parks
+        self.db_settings = db_settings
+        """To start another service on the database (with empty in-memory caches)."""
 
     def h(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens['postgis'][who]}"}
@@ -369,9 +381,10 @@ def served(pg_url, tmp_path_factory):
     pg.close()
     secret = "s" * 48
     files_app = create_app(Settings(data_dir=base / "data", secret_key=secret))
-    db_app = create_app(Settings(data_dir=base / "data_pg", secret_key=secret, database_url=pg_url))
+    db_settings = Settings(data_dir=base / "data_pg", secret_key=secret, database_url=pg_url)
+    db_app = create_app(db_settings)
     with TestClient(files_app) as fc, TestClient(db_app) as dc:
-        yield Served(fc, dc, tokens, stored.run_id, parks)
+        yield Served(fc, dc, tokens, stored.run_id, parks, db_settings)
 
 
 def fget(s: Served, path: str, who: str = "rev"):
@@ -450,31 +463,71 @@ def test_postgis_tiles_carry_what_the_file_tiles_carry(served, z):
     for pid, f in from_db.items():
         pa, pb = from_files[pid]["properties"], f["properties"]
         assert pa.keys() == pb.keys(), pid
+        assert set(pb) <= set(maps.tile_properties(z)), pid  # no review state
         for k in pa:
             assert pb[k] == pytest.approx(pa[k]) if isinstance(pa[k], float) else pb[k] == pa[k], (pid, k)
 
 
-def test_postgis_tiles_show_a_review_at_once_and_keep_the_role_checks(served):
+def test_a_review_changes_no_postgis_tile_and_shows_in_the_review_states(served):
     park, other = served.parks[0], served.parks[1]
     flags = dget(served, f"/api/flags?park={quote(park)}&limit=10000").json()["features"]
     fid, pid = flags[0]["properties"]["flag_id"], flags[0]["properties"]["parcel_id"]
-    path = f"/api/tiles/{quote(park)}/{_tile_of(served, pid, 16)}.pbf"
-    before = _tile(served, dget, path)[pid]["properties"]
-    assert before["review"] == "pending" and "（待审核）" in before["flags"] and before["n_flags"] >= 1
+    paths = [f"/api/tiles/{quote(park)}/{_tile_of(served, pid, z)}.pbf" for z in (12, 14, 16)]
+    paths.append(f"/api/tiles/{_tile_of(served, pid, 16)}.pbf")
+    before = {p: dget(served, p) for p in paths}
+    tile = _tile(served, dget, paths[-2])[pid]["properties"]
+    assert tile["n_flags"] >= 1 and "review" not in tile
+    assert not any(w in tile["flags"] for w in ("待复核", "确认", "排除", "待核查"))  # 标记：原因 lines only
+    states_path = f"/api/maps/{quote(park, safe='')}/reviews.json"
+    states = dget(served, states_path)
+    assert states.status_code == 200 and states.json()["run_id"] == served.run_id
+    assert fid not in states.json()["states"]
     r = served.db.patch(
         f"/api/flags/{quote(fid)}",
         json={"status": "confirmed", "comment": "已到现场", "version": 0},
         headers=served.h("rev"),
     )
     assert r.status_code == 200, r.text
-    after = _tile(served, dget, path)[pid]["properties"]
-    assert after["review"] == "confirmed" and "（确认：已到现场）" in after["flags"]
-    # a park committee sees its own park's tiles only
-    assert _tile(served, dget, path, "com")
+    # the same bytes and ETags, from this service and from a fresh one that cuts every tile anew
+    with TestClient(create_app(served.db_settings)) as fresh:
+        for p, old in before.items():
+            for client in (served.db, fresh):
+                new = client.get(p, headers=served.h("rev"))
+                assert new.status_code == 200, p
+                assert new.content == old.content and new.headers["etag"] == old.headers["etag"], p
+                assert new.headers["cache-control"] == "private, max-age=86400, immutable"
+        assert (
+            fresh.get(
+                paths[0], headers={**served.h("rev"), "If-None-Match": before[paths[0]].headers["etag"]}
+            ).status_code
+            == 304
+        )
+    # the review is in the run's review states (stored in PostGIS), in Beijing time
+    after = served.db.get(states_path, headers={**served.h("com"), "If-None-Match": states.headers["etag"]})
+    assert after.status_code == 200
+    status, version, comment, reviewer, at = after.json()["states"][fid]
+    assert (status, version, comment, reviewer) == ("confirmed", 1, "已到现场", "rev")
+    assert at == r.json()["review"]["updated_at_label"] and len(at) == len("2026-12-06 19:57")
+    assert (
+        served.db.get(states_path, headers={**served.h("com"), "If-None-Match": after.headers["etag"]}).status_code
+        == 304
+    )
+    # a park committee sees its own park's tiles and states only
+    assert _tile(served, dget, paths[-2], "com")
     assert dget(served, f"/api/tiles/{quote(other)}/{_park_tile(served, other, 16)}.pbf", "com").status_code == 403
+    assert dget(served, f"/api/maps/{quote(other, safe='')}/reviews.json", "com").status_code == 403
     overview = _tile(served, dget, f"/api/tiles/{_park_tile(served, other, 12)}.pbf", "com")
     parks_seen = {dget(served, f"/api/parcels/{quote(p)}").json()["properties"]["park"] for p in list(overview)[:20]}
     assert parks_seen <= {park}
+    other_flags = dget(served, f"/api/flags?park={quote(other)}&limit=10000").json()["features"]
+    other_fid = other_flags[0]["properties"]["flag_id"]
+    r = served.db.patch(
+        f"/api/flags/{quote(other_fid)}", json={"status": "site_visit", "version": 0}, headers=served.h("rev")
+    )
+    assert r.status_code == 200, r.text
+    assert other_fid in dget(served, "/api/maps/reviews.json").json()["states"]
+    seen = dget(served, "/api/maps/reviews.json", "com").json()["states"]
+    assert fid in seen and other_fid not in seen
 
 
 def test_postgis_tiles_for_a_gaode_basemap_are_shifted_to_gcj02(served):

@@ -168,18 +168,24 @@ def test_tile_source_for_the_maps_tiles(parcels) -> None:
             "flag_label": ["低效用地", "疑似闲置"],
             "reason": ["r1", "r2"],
             "status": ["site_visit", None],
+            "comment": ["要去现场", None],
         }
     )
     src = maps.tile_source(parcels, flags=flags)
-    assert list(src.columns[:-1]) == list(maps.TILE_PROPERTIES)
+    assert list(src.columns[:-1]) == [*maps.TILE_PROPERTIES, "holder_name"]
+    assert "review" not in src.columns
     assert src.crs.to_epsg() == 4326
     z, x, y = tile_of(parcels, 17)
     full = decode(mvt_tile(src, z, x, y, properties=maps.tile_properties(z)))["parcels"]["features"]
-    p3 = next((f for f in full if f["properties"]["parcel_id"] == "P3"), None)
-    if p3 is not None:
-        assert p3["properties"]["n_flags"] == 2
-        assert p3["properties"]["review"] == "site_visit"
-        assert p3["properties"]["flags"].split("\n")[0] == "低效用地：r1（待核查）"
+    p3 = next(f for f in full if f["properties"]["parcel_id"] == "P3")
+    assert p3["properties"]["n_flags"] == 2
+    # the flags as 标记：原因 lines; review states never reach a tile (the page applies them)
+    assert p3["properties"]["flags"].split("\n") == ["低效用地：r1", "疑似闲置：r2"]
+    assert set(p3["properties"]) <= set(maps.TILE_PROPERTIES) and "review" not in p3["properties"]
+    unreviewed = maps.tile_source(parcels, flags=flags.drop(columns=["status", "comment"]))
+    assert mvt_tile(unreviewed, z, x, y, properties=maps.tile_properties(z)) == mvt_tile(
+        src, z, x, y, properties=maps.tile_properties(z)
+    )
     zl, xl, yl = tile_of(parcels, 12)
     light = decode(mvt_tile(src, zl, xl, yl, properties=maps.tile_properties(zl)))["parcels"]["features"]
     assert {k for f in light for k in f["properties"]} <= set(maps.TILE_STYLE_PROPERTIES)

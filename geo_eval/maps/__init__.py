@@ -22,7 +22,11 @@ Examples
 ...      "main_user": ["91320700MA1XXXXX00"], "main_user_name": ["<b>甲</b>公司"]},
 ...     geometry=[box(119.20, 34.60, 119.201, 34.601)], crs=4326)
 >>> page = park_map_html(parcels, title="示例园区")
->>> "&lt;b&gt;甲&lt;/b&gt;公司" in page and "<b>甲</b>" not in page
+>>> import json, re
+>>> config = json.loads(re.search(r'id="ge-config">(.*?)</script>', page).group(1))
+>>> config["parcels"]["features"]["features"][0]["properties"]["v"][4]
+'&lt;b&gt;甲&lt;/b&gt;公司（91320700MA1XXXXX00）'
+>>> "<b>甲</b>" not in page
 True
 >>> "https://" in page
 False
