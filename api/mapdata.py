@@ -50,6 +50,8 @@ TILE_CACHE_BYTES = 64 * 1024 * 1024
 OUTLINE_CLOSING_M = 40.0
 """A park outline made from its parcels is closed over roads narrower than this (metres)."""
 OUTLINE_TOLERANCE_M = 2.0
+BLOCK_TOLERANCE_M = 2.0
+"""Drawn block outlines are simplified by this much (metres): a tenth of a pixel at zoom 14."""
 BLOCK_MARGIN_M = 6.0
 """A renewal block is drawn this far outside its members, so its outline shows beside theirs."""
 PARK_NAME_COLUMNS = ("park", "园区", "name", "名称")
@@ -302,8 +304,16 @@ def _union_outline(data: RunData, park: str) -> Any:
     union = shapely.union_all(geoms)
     half = OUTLINE_CLOSING_M / 2
     closed = shapely.buffer(shapely.buffer(union, half, quad_segs=4), -half, quad_segs=4)
-    outline = shapely.simplify(shapely.union(closed, union), OUTLINE_TOLERANCE_M, preserve_topology=True)
+    outline = _without_holes(shapely.union(closed, union))
+    outline = shapely.simplify(outline, OUTLINE_TOLERANCE_M, preserve_topology=True)
     return gpd.GeoSeries([outline], crs=plane.crs).to_crs(WGS84).iloc[0]
+
+
+def _without_holes(geom: Any) -> Any:
+    """The outer rings of a (multi)polygon: a park's outline, not the courtyards inside it."""
+    parts = np.asarray(shapely.get_parts(geom), dtype=object)
+    shells = shapely.polygons(shapely.get_exterior_ring(parts))
+    return shapely.union_all(shells)
 
 
 def park_outlines(data: RunData, settings: Settings, caches: MapCaches, scope: MapScope) -> gpd.GeoDataFrame | None:
@@ -361,7 +371,8 @@ def closed_blocks(data: RunData, caches: MapCaches) -> gpd.GeoDataFrame | None:
         if blocks is None or not len(blocks) or not metric:
             return blocks
         plane = blocks.to_crs(metric)
-        outline = shapely.buffer(np.asarray(closed_outlines(plane).array, dtype=object), BLOCK_MARGIN_M, quad_segs=2)
+        outline = shapely.buffer(np.asarray(closed_outlines(plane).array, dtype=object), BLOCK_MARGIN_M, join_style="mitre")
+        outline = shapely.simplify(outline, BLOCK_TOLERANCE_M, preserve_topology=True)
         return plane.set_geometry(gpd.GeoSeries(outline, index=plane.index, crs=plane.crs)).to_crs(WGS84)
 
     return caches.other.get(data, ("closed-blocks",), build)
