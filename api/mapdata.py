@@ -371,7 +371,9 @@ def closed_blocks(data: RunData, caches: MapCaches) -> gpd.GeoDataFrame | None:
         if blocks is None or not len(blocks) or not metric:
             return blocks
         plane = blocks.to_crs(metric)
-        outline = shapely.buffer(np.asarray(closed_outlines(plane).array, dtype=object), BLOCK_MARGIN_M, join_style="mitre")
+        outline = shapely.buffer(
+            np.asarray(closed_outlines(plane).array, dtype=object), BLOCK_MARGIN_M, join_style="mitre"
+        )
         outline = shapely.simplify(outline, BLOCK_TOLERANCE_M, preserve_topology=True)
         return plane.set_geometry(gpd.GeoSeries(outline, index=plane.index, crs=plane.crs)).to_crs(WGS84)
 
