@@ -15,7 +15,7 @@ import pandas as pd
 from fastapi.responses import Response
 
 from geo_eval.fields import ENTERPRISE_FIELDS, FIGURES
-from geo_eval.flags import rule_labels
+from geo_eval.flags import evidence_labels, rule_labels
 from geo_eval.indicators import INDICATORS
 from geo_eval.io.xlsx import write_workbook
 from geo_eval.report import ENTERPRISE_COLUMNS, RESULT_COLUMNS
@@ -120,7 +120,10 @@ def ranking_sheets(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def flag_sheet(flags: pd.DataFrame) -> pd.DataFrame:
     """疑似闲置／低效地块 with the review state, Chinese headers."""
     present = [c for c in FLAG_HEADERS if c in flags.columns]
-    return flags[present].rename(columns=FLAG_HEADERS)
+    table = flags[present]
+    if "evidence" in table.columns:  # a 退二优二 candidate's cited rules by their Chinese names
+        table = table.assign(evidence=evidence_labels(table["evidence"]).to_numpy(dtype=object))
+    return table.rename(columns=FLAG_HEADERS)
 
 
 def with_reviews(flags: pd.DataFrame, reviews: dict[str, Review]) -> pd.DataFrame:

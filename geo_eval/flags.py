@@ -85,6 +85,22 @@ def rule_labels(rule_ids: pd.Series) -> pd.Series:
     return pd.Series(labels[codes], index=rule_ids.index, dtype=object)
 
 
+def evidence_labels(evidence: pd.Series) -> pd.Series:
+    """Evidence text for people: the rule ids a 退二优二 candidate cites (``规则=a、b``) by their Chinese names.
+
+    >>> evidence_labels(pd.Series(["规则=low_efficiency.plot_ratio、idle_legal.fee", "容积率=0.5"])).tolist()
+    ['规则=低效用地·容积率、闲置土地·满一年征收闲置费', '容积率=0.5']
+    """
+    text = evidence.astype(object).where(evidence.notna(), "").astype(str)
+    cited = text.str.startswith("规则=")
+    out = text.copy()
+    out[cited] = [
+        "规则=" + "、".join(rule_label(r.strip()) for r in t.removeprefix("规则=").split("、") if r.strip())
+        for t in text[cited]
+    ]
+    return out
+
+
 def short_reasons(flags: pd.DataFrame) -> pd.Series:
     """Each flag row's short Chinese reason: its ``reason``, except for a 退二优二 candidate, whose reason
     repeats every rule's: ``符合 N 项规则`` with N counted from its evidence ``规则=a、b``.

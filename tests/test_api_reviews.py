@@ -361,6 +361,10 @@ def test_flag_download_shows_rule_names_and_beijing_times(svc):
     assert table.loc["P1:low_efficiency.grade_d", "规则"] == "低效用地·D类企业"
     assert table.loc["P1:renewal_candidate", "规则"] == "退二优二候选"
     assert not any("." in str(v) for v in table["规则"])
+    # a 退二优二 candidate's evidence cites its rules by their Chinese names too; only the flag id keeps the rule id
+    assert table.loc["P1:renewal_candidate", "证据"].startswith("规则=低效用地·")
+    shown = table.drop(columns=[c for c in table.columns if c == "标记编号"]).astype(str)
+    assert not shown.apply(lambda col: col.str.contains(r"low_efficiency\.|idle_\w+\.|renewal_candidate")).any().any()
     assert table.loc["P1:low_efficiency.grade_d", "复核时间"] == beijing(done["review"]["updated_at"])
     assert table.loc["P1:renewal_candidate", "复核时间"] in (None, "")
     notes = [row[0] for row in wb["说明"].iter_rows(values_only=True)]
