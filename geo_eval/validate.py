@@ -763,9 +763,11 @@ def _crs_hint(x: float, y: float) -> str:
     return "请核对图层的坐标系（.prj），或在 dataset.toml 的 [parcels] 中写明 crs"
 
 
-def _check_location(t: Table, geoms: gpd.GeoSeries, ok: np.ndarray, crs: CRS, problems: Problems) -> None:
+def _check_location(
+    t: Table, geoms: gpd.GeoSeries, ok: np.ndarray, crs: CRS, problems: Problems, bounds: np.ndarray
+) -> None:
     """The layer must lie in China in its CRS (else the CRS does not match the coordinates: fatal);
-    single parcels outside China are warnings."""
+    single parcels outside China are warnings. ``bounds``: the layer's total bounds."""
     arr = geoms.to_numpy()
     idx = np.flatnonzero(ok)
     if not len(idx):
@@ -795,7 +797,7 @@ def _check_location(t: Table, geoms: gpd.GeoSeries, ok: np.ndarray, crs: CRS, pr
             action=_crs_hint(x, y),
         )
         return
-    total = geoms.total_bounds if ok.all() else shapely.total_bounds(arr[idx])
+    total = bounds if ok.all() else shapely.total_bounds(arr[idx])
     if bounds_in_china(total, crs):
         return
     b = shapely.bounds(arr[idx])
@@ -909,7 +911,7 @@ def validate_parcels(
     if not len(df):
         _empty_table(t, problems, "宗地图层没有宗地（要素数为 0）", "请检查 dataset.toml 中的 path 和 layer 后重新运行")
     if crs is not None:
-        _check_location(t, geoms, geom_ok, crs, problems)
+        _check_location(t, geoms, geom_ok, crs, problems, bounds)
     _required(t, df, "parcel_id", problems, FATAL, "请补全宗地代码后重新运行")
     first_row = _duplicates(t, df, "parcel_id", problems, "宗地代码", repeats)
     _required(t, df, "county", problems, WARNING, "保留该宗地")
