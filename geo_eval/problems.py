@@ -37,6 +37,9 @@ class Problems:
 
         Several key series (a lease: lessee USCC, parcel code) are joined by :data:`KEY_SEPARATOR`.
         """
+        if file in self._keys:  # two tables under one name: which one a row is in is unknown
+            self._keys[file] = _RowKeys(np.zeros(0, dtype=np.int64), ())
+            return
         self._keys[file] = _RowKeys(np.asarray(rows, dtype=np.int64), keys)
 
     def add(

@@ -342,3 +342,23 @@ def test_unknown_delay_cause_is_fatal(tmp_path):
     report = check_dataset(root, load_scheme(SCHEME)).frame()
     assert hits(report, "bad_delay_cause") == [["parcels.gpkg", "3", "政府原因延迟", "致命", "P3"]]
     assert evaluate_cli(root, tmp_path / "out2", "--no-flags").exit_code == 0  # not read without the flags
+
+
+def test_two_tables_in_one_workbook_are_told_apart(tmp_path):
+    e = catalogue.enterprises()
+    e.loc[1, "name"] = None  # a warning on row 3 of the enterprise sheet (E2)
+    leases = catalogue.leases()
+    leases.loc[1, "parcel_id"] = "P99"  # a warning on row 3 of the lease sheet
+    root = catalogue.write_dataset(tmp_path / "ds", enterprises_df=e, enterprises_name="tables.xlsx")
+    with pd.ExcelWriter(root / "tables.xlsx") as xl:
+        e.to_excel(xl, sheet_name="企业", index=False)
+        leases.to_excel(xl, sheet_name="租赁", index=False)
+    text = (root / "dataset.toml").read_text(encoding="utf-8")
+    text = text.replace('path = "tables.xlsx"', 'path = "tables.xlsx"\nsheet = "企业"')
+    text = text.replace('path = "leases.csv"', 'path = "tables.xlsx"\nsheet = "租赁"')
+    (root / "dataset.toml").write_text(text, encoding="utf-8")
+    report = check_dataset(root, load_scheme(SCHEME)).frame()
+    assert hits(report, "missing_value") == [["tables.xlsx（工作表 企业）", "3", "name", "警告", catalogue.E[2]]]
+    assert hits(report, "lease_unknown_parcel") == [
+        ["tables.xlsx（工作表 租赁）", "3", "宗地代码", "警告", f"{catalogue.E[5]}/P99"]
+    ]
