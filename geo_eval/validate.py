@@ -894,7 +894,11 @@ def _resolve_crs(
 def validate_parcels(
     t: Table, geoms: gpd.GeoSeries, problems: Problems, *, crs_override: str | None = None
 ) -> gpd.GeoDataFrame:
-    """Typed parcel layer indexed by ``parcel_id``, geometries repaired where safe."""
+    """Typed parcel layer indexed by ``parcel_id``, geometries repaired where safe.
+
+    The first row of each code is kept, also when its geometry is unusable (a fatal problem, so the
+    layer is never evaluated; the cross-checks of the failed run still know the parcel).
+    """
     bounds = geoms.total_bounds if len(geoms) else np.array([np.nan] * 4)
     # GEOS checks validity without the GIL: let it run beside the attribute checks (which do not
     # touch the geometries).
