@@ -15,7 +15,7 @@ Blank handling is not part of ``fields.py``; it is kept in :data:`BLANKS` below 
 when a field has no entry or an entry names a field that no longer exists.
 
 ``--check`` also compares the problem codes raised anywhere in ``geo_eval/`` (every ``code="…"``
-passed to ``Problems.add``: today in ``validate.py``, ``evaluate.py`` and ``flags.py``) with the
+passed to ``Problems.add`` or ``HeaderNote``, and the cross-checks of ``geo_eval.validate.CROSS_CHECKS``) with the
 codes listed in the hand-written checks table (between ``<!-- BEGIN CHECKS -->`` and
 ``<!-- END CHECKS -->``).
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from geo_eval.controls import PLASTICS_GROUP, PLASTICS_PLOT_RATIO, PLOT_RATIO_2008
 from geo_eval.fields import TABLE_FIELDS, UNIT_FACTORS
 from geo_eval.flags import DELAY_CAUSES
-from geo_eval.validate import _FALSE, _TRUE
+from geo_eval.validate import _FALSE, _TRUE, CROSS_CHECKS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "data-contract.md"
@@ -83,8 +83,10 @@ BLANKS: dict[tuple[str, str], tuple[str, str]] = {
         "allowed; no building coefficient is computed or checked",
     ),
     ("parcels", "contract_start_date"): (
-        "允许；未动工宗地无法计算闲置时间，不做“超过约定动工日期未动工”的闲置判定",
-        "allowed; the idle clock of a parcel not started cannot run: no “not started by the contracted date” idle flag",
+        "允许；未动工宗地无法计算闲置时间，不做“超过约定动工日期未动工”的闲置判定。"
+        "`9999-12-31`（“无约定动工日期”的占位值）同样按空值处理，记提示 `date_placeholder`",
+        "allowed; the idle clock of a parcel not started cannot run: no “not started by the contracted date” idle flag. "
+        "`9999-12-31` (the placeholder for “no agreed date”) is blank too, with info `date_placeholder`",
     ),
     ("parcels", "actual_start_date"): (
         "允许；视为未动工（有约定动工日期时从约定动工日期起计闲置时间）",
@@ -259,6 +261,7 @@ def source_codes() -> set[str]:
     codes: set[str] = set()
     for path in sorted((ROOT / "geo_eval").rglob("*.py")):
         codes |= set(re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8")))
+    codes |= set(CROSS_CHECKS)  # raised through geo_eval.validate.report_cross
     return codes
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from pyproj import CRS, Transformer
+from pyproj.exceptions import ProjError
 
 CGCS2000_GEOGRAPHIC = 4490
 _PREFIXED_FIRST, _PREFIXED_LAST = 4513, 4533  # zones 25..45
@@ -65,6 +66,46 @@ def fix_prefix_mismatch(crs: CRS, sample_x: float) -> CRS | None:
     if data_zone is None and prefixed and 0 < sample_x < 1_000_000:
         return CRS.from_epsg(gk_epsg(zone, prefixed=False))
     return None
+
+
+CHINA_LONLAT = (73.0, 3.0, 136.0, 54.0)
+"""A box around China's land and seas (west, south, east, north; degrees): coordinates outside it are
+reported, and a layer whose centre lies outside has a CRS that does not match its coordinates."""
+
+
+def lonlat(x: np.ndarray, y: np.ndarray, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Longitudes and latitudes (degrees, CGCS2000) of points given in ``crs``; ``inf`` where the
+    points lie outside the projection's domain."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if crs.is_geographic:
+        return x, y
+    t = Transformer.from_crs(crs, CRS.from_epsg(CGCS2000_GEOGRAPHIC), always_xy=True)
+    lon, lat = t.transform(x, y)
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+def in_china(lon: np.ndarray | float, lat: np.ndarray | float) -> np.ndarray:
+    """Whether each point lies in :data:`CHINA_LONLAT` (false for non-finite coordinates)."""
+    w, s, e, n = CHINA_LONLAT
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    return (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)
+
+
+def bounds_in_china(bounds: np.ndarray, crs: CRS) -> bool:
+    """Whether the whole box ``bounds`` (minx, miny, maxx, maxy in ``crs``) lies in :data:`CHINA_LONLAT`."""
+    if not np.isfinite(bounds).all():
+        return False
+    if crs.is_geographic:
+        box = tuple(float(b) for b in bounds)
+    else:
+        t = Transformer.from_crs(crs, CRS.from_epsg(CGCS2000_GEOGRAPHIC), always_xy=True)
+        left, bottom, right, top = (float(b) for b in bounds)
+        try:
+            box = t.transform_bounds(left, bottom, right, top, densify_pts=21)
+        except ProjError:  # a box the transformation cannot handle
+            return False
+    w, s, e, n = box
+    return bool(in_china(np.array([w, e]), np.array([s, n])).all())
 
 
 def longitudes(x: np.ndarray, y: np.ndarray, crs: CRS) -> np.ndarray:

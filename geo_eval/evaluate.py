@@ -23,7 +23,7 @@ from geo_eval.problems import FATAL, WARNING, Problems
 from geo_eval.rating import rating_status
 from geo_eval.scheme import GRADE_LABELS, Scheme
 from geo_eval.scoring import score
-from geo_eval.validate import Inputs
+from geo_eval.validate import Inputs, report_cross
 
 GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3, "T": 4}
 UNKNOWN_PARK = "未注明园区"
@@ -68,27 +68,13 @@ def _lease_problems(
     pos = leases["parcel_pos"].to_numpy(dtype=np.int64)
     unknown_parcel = pos < 0
     if unknown_parcel.any():
-        problems.add(
-            file=file,
-            rows=rows[unknown_parcel],
-            field="宗地代码",
-            values=leases.loc[unknown_parcel, "parcel_id"],
-            severity=WARNING,
-            code="lease_unknown_parcel",
-            problem="租赁的宗地不在宗地图层中",
-            action="该租赁不计入任何企业用地",
+        report_cross(
+            problems, "lease_unknown_parcel", file, rows[unknown_parcel], leases.loc[unknown_parcel, "parcel_id"]
         )
     unknown_lessee = ~lessee_known
     if unknown_lessee.any():
-        problems.add(
-            file=file,
-            rows=rows[unknown_lessee],
-            field="承租方统一社会信用代码",
-            values=leases.loc[unknown_lessee, "lessee_uscc"],
-            severity=WARNING,
-            code="lease_unknown_lessee",
-            problem="承租方不在企业数据中",
-            action="仍从出租方用地中扣除该租赁面积",
+        report_cross(
+            problems, "lease_unknown_lessee", file, rows[unknown_lessee], leases.loc[unknown_lessee, "lessee_uscc"]
         )
     no_ratio = ((leases["lease_basis"] == "厂房") & leases["lease_land_m2"].isna()).to_numpy() & ~unknown_parcel
     if no_ratio.any():
@@ -106,16 +92,7 @@ def _lease_problems(
     parcel_holder = take(holder, pos, None)
     own = np.asarray(lessee == parcel_holder, dtype=bool) & pd.notna(lessee)
     if own.any():
-        problems.add(
-            file=file,
-            rows=rows[own],
-            field="承租方统一社会信用代码",
-            values=leases.loc[own, "lessee_uscc"],
-            severity=WARNING,
-            code="lease_own_parcel",
-            problem="承租方就是宗地权利人",
-            action="该租赁不计入（自有用地已计入）",
-        )
+        report_cross(problems, "lease_own_parcel", file, rows[own], leases.loc[own, "lessee_uscc"])
         leases.loc[own, "lease_land_m2"] = np.nan
     land = leases["lease_land_m2"].to_numpy(dtype=float)
     counted = ~np.isnan(land) & (pos >= 0)
@@ -206,30 +183,12 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     ent["park"] = ent["park"].fillna(UNKNOWN_PARK)
     no_land = ent["land_m2"] <= 0
     if no_land.any():
-        problems.add(
-            file=efile,
-            rows=ent.loc[no_land, "source_row"],
-            field="统一社会信用代码",
-            values=ent.index[no_land],
-            severity=WARNING,
-            code="enterprise_no_land",
-            problem="企业在宗地图层和租赁表中都没有用地",
-            action="列为T类（不参评），照常列入结果表",
-        )
+        report_cross(problems, "enterprise_no_land", efile, ent.loc[no_land, "source_row"], ent.index[no_land])
     owner_rows = (allocation["role"] == "owner").to_numpy()
     orphan_pos = allocation["parcel_pos"].to_numpy()[owner_rows & (allocation["ent_pos"].to_numpy() < 0)]
     if len(orphan_pos):
         orphans = pdata.iloc[orphan_pos]
-        problems.add(
-            file=pfile,
-            rows=orphans["source_row"],
-            field="权利人统一社会信用代码",
-            values=orphans["holder_uscc"],
-            severity=WARNING,
-            code="holder_not_in_enterprises",
-            problem="宗地权利人不在企业数据中",
-            action="宗地保留在宗地结果中；其用地不计入任何参评企业",
-        )
+        report_cross(problems, "holder_not_in_enterprises", pfile, orphans["source_row"], orphans["holder_uscc"])
 
     status = rating_status(ent, scheme, year=inputs.year)
     for c in status.columns:
@@ -238,6 +197,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     for c in ind.columns:
         ent[c] = ind[c].to_numpy()
     _missing_indicator_problems(ent, scheme, problems, efile)
+    _implausible_tax_per_mu(ent, scheme, problems, efile)
     timings["indicators"] = time.perf_counter() - t1
 
     # --- scores, grades, ranks ----------------------------------------------------------------
@@ -384,6 +344,29 @@ def _missing_indicator_problems(ent: pd.DataFrame, scheme: Scheme, problems: Pro
                 code="indicator_missing",
                 action=action,
             )
+
+
+def _implausible_tax_per_mu(ent: pd.DataFrame, scheme: Scheme, problems: Problems, file: str) -> None:
+    """A warning for each enterprise whose tax per 亩 of evaluated land is above the scheme's bound."""
+    bound = scheme.checks.tax_per_mu_above
+    if bound is None:
+        return
+    land_mu = ent["land_mu"].to_numpy(dtype=float)
+    tax = ent["tax"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_mu = np.where(land_mu > 0, tax / np.where(land_mu > 0, land_mu, 1.0), np.nan)
+    hit = per_mu > bound
+    if hit.any():
+        problems.add(
+            file=file,
+            rows=ent.loc[hit, "source_row"],
+            field="亩均税收",
+            values=np.round(per_mu[hit], 2),
+            severity=WARNING,
+            code="implausible_tax_per_mu",
+            problem=f"亩均税收（税收 ÷ 评价用地）超过 {bound:g} 万元/亩，数值不合理",
+            action="照常评价；请核对税收是否按万元填写、用地是否完整（方案 [checks] tax_per_mu_above）",
+        )
 
 
 def _mu_hint(parcels: pd.DataFrame, areas: pd.DataFrame) -> pd.Series:

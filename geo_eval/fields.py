@@ -190,3 +190,56 @@ def field_by_name(table: str, name: str) -> Field:
         if f.name == name:
             return f
     raise KeyError(f"{table}.{name}")
+
+
+DBF_NAME_BYTES = 10
+"""A Shapefile's attribute names (dBASE fields) are cut to this many bytes of their encoding."""
+_OPEN_BRACKET = re.compile(r"[(\[【][^)\]】]*$")
+
+
+@dataclass(frozen=True)
+class CutHeader:
+    """A Shapefile header that reads like a contract header cut to :data:`DBF_NAME_BYTES` bytes."""
+
+    header: str
+    candidates: tuple[Field, ...]
+    """The fields it may stand for (one: recognised; several: ambiguous)."""
+    unit_lost: bool = False
+    """The cut fell inside the unit in brackets (``登记面积（`` of ``登记面积（亩）``): the unit is unknown."""
+
+
+def cut_header(header: object, fields: tuple[Field, ...], taken: set[str]) -> CutHeader | None:
+    """What a header that matches no contract header may be, if it is a Shapefile name cut to 10 bytes.
+
+    Only headers of 9 or 10 bytes (GBK or UTF-8) can be cut names. The candidates are the fields
+    (other than ``taken``, those matched in full) with an accepted header that starts with it; when
+    the cut fell inside brackets, the fields whose header is the part before them.
+
+    >>> from geo_eval.fields import PARCEL_FIELDS
+    >>> [f.name for f in cut_header("holder_usc", PARCEL_FIELDS, set()).candidates]
+    ['holder_uscc']
+    >>> [f.name for f in cut_header("土地使用权", PARCEL_FIELDS, set()).candidates]
+    ['holder_uscc', 'holder_name']
+    >>> cut_header("county", PARCEL_FIELDS, set()) is None
+    True
+    """
+    text = str(header).strip()
+    if not any(len(text.encode(enc, errors="replace")) in (9, 10) for enc in ("gb18030", "utf-8")):
+        return None
+    name = normalize_header(text)[0]
+    bracket = _OPEN_BRACKET.search(name)
+    if bracket:
+        name = name[: bracket.start()]
+    if not name:
+        return None
+    found: dict[str, Field] = {}
+    for f in fields:
+        if f.name in taken:
+            continue
+        for h in (f.name, f.label, *f.aliases):
+            full = normalize_header(h)[0]
+            if (full == name) if bracket else (full.startswith(name) and len(full) > len(name)):
+                found[f.name] = f
+    if not found:
+        return None
+    return CutHeader(text, tuple(found.values()), unit_lost=bool(bracket))

@@ -16,7 +16,7 @@ import pandas as pd
 from geo_eval.controls import industry_name, min_plot_ratio
 from geo_eval.evaluate import Evaluation
 from geo_eval.grouping import join_groups
-from geo_eval.problems import WARNING, Problems
+from geo_eval.problems import FATAL, Problems
 from geo_eval.scheme import FlagRules
 
 FLAG_COLUMNS = [
@@ -184,6 +184,25 @@ def normalize_delay_cause(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return code, bad
 
 
+def check_delay_causes(parcels: pd.DataFrame, problems: Problems, file: str) -> pd.Series:
+    """The parcels' canonical delay causes; a value that is neither a cause of Art. 8 (code or Chinese
+    name) is fatal (``bad_delay_cause``): the idle-land finding depends on it."""
+    values = _col(parcels, "delay_cause")
+    cause, bad = normalize_delay_cause(values.astype("string"))
+    if bad.any():
+        problems.add(
+            file=file,
+            rows=parcels.loc[bad, "source_row"],
+            field="政府原因延迟",
+            values=values[bad],
+            severity=FATAL,
+            code="bad_delay_cause",
+            problem="政府原因延迟不是规定的原因（《闲置土地处置办法》第八条）",
+            action="请改为以下之一（代码或中文）后重新运行：" + "、".join(f"{k} {v}" for k, v in DELAY_CAUSES.items()),
+        )
+    return cause
+
+
 def _fmt(x: pd.Series, digits: int = 2) -> pd.Series:
     return x.round(digits).astype("string").fillna("无")
 
@@ -316,19 +335,10 @@ def _idle(
     developed = pd.to_numeric(_col(p, "developed_ratio"), errors="coerce")
     invested = pd.to_numeric(_col(p, "invested_ratio"), errors="coerce")
     price = pd.to_numeric(_col(p, "land_price"), errors="coerce")
-    cause, bad_cause = normalize_delay_cause(_col(p, "delay_cause").astype("string"))
-    if bad_cause.any() and r.enabled:
-        problems.add(
-            file=file,
-            rows=p.loc[bad_cause, "source_row"],
-            field="政府原因延迟",
-            values=p.loc[bad_cause, "delay_cause"],
-            severity=WARNING,
-            code="bad_delay_cause",
-            problem="政府原因延迟不是规定的原因（《闲置土地处置办法》第八条），不能据此免于闲置认定",
-            action="按无政府原因判定闲置；如确属政府原因，请改为以下之一（代码或中文）后重新运行："
-            + "、".join(f"{k} {v}" for k, v in DELAY_CAUSES.items()),
-        )
+    if r.enabled:
+        cause = check_delay_causes(p, problems, file)
+    else:
+        cause = normalize_delay_cause(_col(p, "delay_cause").astype("string"))[0]
     not_started = contract.notna() & (actual.isna() | (actual > eval_date)) & (contract <= eval_date)
     slow = (developed < r.developed_ratio_min) | (invested < r.invested_ratio_min)
     stalled = actual.notna() & (actual <= eval_date) & slow.fillna(False) & suspended.notna()

@@ -18,7 +18,10 @@ WARNING = "警告"
 INFO = "提示"
 """Reported for the record (e.g. a value derived or converted)."""
 
-COLUMNS = ["file", "row", "field", "value", "problem", "severity", "action", "code"]
+COLUMNS = ["file", "row", "field", "value", "problem", "severity", "action", "code", "key"]
+"""The report's columns; ``key`` names the record a row is about (the USCC, the parcel code, or for a
+lease the lessee's USCC and the parcel code joined by ``/``), empty for a whole file or column."""
+KEY_SEPARATOR = "/"
 _SEVERITY_ORDER = {FATAL: 0, WARNING: 1, INFO: 2}
 
 
@@ -27,6 +30,17 @@ class Problems:
 
     def __init__(self) -> None:
         self._frames: list[pd.DataFrame] = []
+        self._keys: dict[str, _RowKeys] = {}
+
+    def set_keys(self, file: str, rows: np.ndarray, *keys: pd.Series) -> None:
+        """The record keys of ``file``'s rows (source row numbers ``rows``), for the ``key`` column.
+
+        Several key series (a lease: lessee USCC, parcel code) are joined by :data:`KEY_SEPARATOR`.
+        """
+        if file in self._keys:  # two tables under one name: which one a row is in is unknown
+            self._keys[file] = _RowKeys(np.zeros(0, dtype=np.int64), ())
+            return
+        self._keys[file] = _RowKeys(np.asarray(rows, dtype=np.int64), keys)
 
     def add(
         self,
@@ -65,6 +79,7 @@ class Problems:
                 "severity": severity,
                 "action": action,
                 "code": code,
+                "key": "",
             },
             columns=COLUMNS,
         )
@@ -73,12 +88,17 @@ class Problems:
     def extend(self, other: Problems) -> None:
         """Add every problem of ``other``."""
         self._frames.extend(other._frames)
+        self._keys.update(other._keys)
 
     def frame(self) -> pd.DataFrame:
         """All problems, fatal first, then by file, row and field (stable)."""
         if not self._frames:
             return pd.DataFrame(columns=COLUMNS)
         df = pd.concat(self._frames, ignore_index=True)
+        for file, keys in self._keys.items():
+            at = (df["file"] == file).to_numpy()
+            if at.any():
+                df.loc[at, "key"] = keys.of(pd.to_numeric(df.loc[at, "row"], errors="coerce").to_numpy())
         df["_sev"] = df["severity"].map(_SEVERITY_ORDER)
         df["_row"] = pd.to_numeric(df["row"], errors="coerce")
         df = df.sort_values(["_sev", "file", "_row", "field", "code"], kind="mergesort", na_position="first")
@@ -92,6 +112,33 @@ class Problems:
     def has_fatal(self) -> bool:
         """True when any problem stops the run."""
         return self.count(FATAL) > 0
+
+
+class _RowKeys:
+    """The keys of a file's rows by source row number (contiguous numbers are looked up by offset)."""
+
+    def __init__(self, rows: np.ndarray, keys: tuple[pd.Series, ...]) -> None:
+        self.rows = rows
+        self.keys = keys
+        self.contiguous = len(rows) == 0 or int(rows[-1]) - int(rows[0]) == len(rows) - 1
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """The key text of each of ``rows`` (float row numbers, NaN for whole-file problems): ``""`` when unknown."""
+        known = np.isfinite(rows)
+        if self.contiguous and len(self.rows):
+            pos = np.where(known, rows, -1).astype(np.int64) - int(self.rows[0])
+        else:
+            pos = pd.Index(self.rows).get_indexer(pd.Index(np.where(known, rows, -1).astype(np.int64)))
+        pos = np.where(known & (pos >= 0) & (pos < len(self.rows)), pos, -1)
+        hit = pos >= 0
+        out = np.full(len(rows), "", dtype=object)
+        if hit.any():
+            parts = [k.iloc[pos[hit]].to_numpy(dtype=object, na_value="") for k in self.keys]
+            joined = parts[0].astype(str)
+            for p in parts[1:]:
+                joined = np.char.add(np.char.add(joined, KEY_SEPARATOR), p.astype(str))
+            out[hit] = joined
+        return out
 
 
 def _text(v: object) -> str:

@@ -256,6 +256,16 @@ class FlagRules(_Frozen):
     blocks: BlockRules = BlockRules()
 
 
+class Checks(_Frozen):
+    """Plausibility checks on the inputs: values beyond these are warnings that name the row."""
+
+    tax_per_mu_above: Annotated[float, Field(gt=0)] | None = 10_000.0
+    """An enterprise's tax per 亩 of evaluated land above this (万元/亩, default 1 亿元 per 亩) is reported
+    (``implausible_tax_per_mu``): usually tax entered in 元 instead of 万元; ``false``: off."""
+
+    _off = field_validator("tax_per_mu_above", mode="before")(_false_is_none)
+
+
 class Scheme(_Frozen):
     """One evaluation scheme (评价办法) for one jurisdiction and year."""
 
@@ -270,6 +280,7 @@ class Scheme(_Frozen):
     adjustments: Adjustments = Adjustments()
     grading: Grading = Grading()
     flags: FlagRules = FlagRules()
+    checks: Checks = Checks()
     digest: str = ""
     """sha256 of the TOML text the scheme was loaded from."""
 

@@ -10,6 +10,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+@dataclass(frozen=True)
+class HeaderNote:
+    """A problem with a header found while reading (reported by the validation)."""
+
+    header: str
+    severity: str
+    code: str
+    problem: str
+    action: str
+
+
 @dataclass
 class Table:
     """An input table with canonical column names."""
@@ -21,6 +32,7 @@ class Table:
     factors: dict[str, float] = field(default_factory=dict)  # canonical -> unit factor
     unknown: list[str] = field(default_factory=list)  # headers not in the contract
     unit_notes: dict[str, str] = field(default_factory=dict)  # canonical -> "元 → 万元 ×0.0001"
+    header_notes: list[HeaderNote] = field(default_factory=list)  # e.g. Shapefile names cut to 10 bytes
 
 
 def arrow_strings(s: pd.Series) -> pa.Array:

@@ -20,8 +20,17 @@ import pyarrow.compute as pc
 import shapely
 from pyproj import CRS
 
-from geo_eval.crs import fix_prefix_mismatch, gk_epsg, prefixed_zone_from_easting
+from geo_eval.crs import (
+    bounds_in_china,
+    fix_prefix_mismatch,
+    gk_epsg,
+    gk_zone,
+    in_china,
+    lonlat,
+    prefixed_zone_from_easting,
+)
 from geo_eval.fields import FIGURES, PARCEL_FIELDS, TABLE_FIELDS, Field
+from geo_eval.keys import positions, take, to_objects
 from geo_eval.problems import FATAL, INFO, WARNING, Problems
 from geo_eval.rating import INDUSTRY_CODE_PATTERN
 from geo_eval.table import Table, arrow_mask, arrow_strings, ascii_matrix
@@ -134,6 +143,11 @@ def _text_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return pd.Series(numbers, index=raw.index), pd.Series(bad_cells, index=raw.index)
 
 
+MAX_NUMBER = 1e15
+"""Numbers above this (in the column's standard unit: 万元, 平方米, 吨 …) are fatal: no enterprise or parcel
+comes near it, and products of such numbers overflow (a county benchmark of ``inf``)."""
+
+
 def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
     """A numeric column in canonical units; non-numbers and negatives are fatal."""
     raw = t.frame[f.name]
@@ -156,7 +170,34 @@ def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
             problem=f"{f.label}不是数字",
             action="请改为数字（单位：" + (f.unit or "无") + "）后重新运行",
         )
-    neg = (values < 0).fillna(False).astype(bool)
+    factor = t.factors.get(f.name, 1.0)
+    if factor != 1.0:
+        values = values * factor
+    inf = pd.Series(np.isinf(values.to_numpy()), index=raw.index)
+    if inf.any():  # "inf", "1e400", or a huge number times its header unit
+        problems.add(
+            file=t.file,
+            rows=_rows(t, inf),
+            field=header,
+            values=raw[inf],
+            severity=FATAL,
+            code="not_finite",
+            problem=f"{f.label}不是有限的数（无穷大或超出数值范围）",
+            action="请改为实际数值（单位：" + (f.unit or "无") + "）后重新运行",
+        )
+    huge = pd.Series(values.to_numpy() > MAX_NUMBER, index=raw.index) & ~inf
+    if huge.any():
+        problems.add(
+            file=t.file,
+            rows=_rows(t, huge),
+            field=header,
+            values=raw[huge],
+            severity=FATAL,
+            code="number_too_large",
+            problem=f"{f.label}大于 {MAX_NUMBER:.0e}，不是实际数值（计算会溢出）",
+            action="请改为实际数值（单位：" + (f.unit or "无") + "）后重新运行",
+        )
+    neg = ((values < 0) & ~inf).fillna(False).astype(bool)
     if neg.any():
         what = "金额" if f.kind == "money" else "数值"
         problems.add(
@@ -169,15 +210,21 @@ def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
             problem=f"{f.label}为负数，{what}不能小于0",
             action="请核对后改正再运行",
         )
-    factor = t.factors.get(f.name, 1.0)
-    return values * factor if factor != 1.0 else values
+    return values
 
 
-_ISO_DATE = r"^(19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+DATE_YEARS = (1900, 2199)
+"""Dates outside these years are warnings (``date_out_of_range``) and read as blank."""
+PLACEHOLDER_YEAR = 9999
+"""``9999-12-31`` (any day of 9999) is how registers write "no date": read as blank, with a note."""
+_EXCEL_ORIGIN = "1899-12-30"
+_EXCEL_MAX_SERIAL = 3_000_000.0  # beyond 9999-12-31 (2 958 465)
 
 
-def _iso_dates(s: pd.Series) -> np.ndarray | None:
-    """``datetime64[ns]`` values when every present cell is a real ``YYYY-MM-DD`` date (1900–2199).
+def _iso_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``datetime64[D]`` values, years and the mask of dated cells when every present cell is a real
+    ``YYYY-MM-DD`` date (any year).
 
     ``None`` when any cell is written otherwise (or names a day that does not exist): those go
     through pandas' parsers as before.
@@ -197,33 +244,80 @@ def _iso_dates(s: pd.Series) -> np.ndarray | None:
     length = ((months + 1).astype("datetime64[D]") - first).astype(np.int64)
     if (day > length).any():
         return None
-    out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]")
-    out[present] = (first + (day - 1).astype("timedelta64[D]")).astype("datetime64[ns]")
-    return out
+    out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[D]")
+    out[present] = first + (day - 1).astype("timedelta64[D]")
+    years = np.zeros(len(arr), dtype=np.int64)
+    years[present] = year
+    return out, years, present
 
 
-def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
-    """A date column; unreadable dates are warnings and treated as empty."""
-    raw = t.frame[f.name]
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        return pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else pd.to_datetime(raw)
-    out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-    if isinstance(raw.dtype, pd.StringDtype):  # text cells only (csv, text attributes)
-        rest = pd.Series(True, index=raw.index)
-        s = _text(raw)
-        iso = _iso_dates(s)
-        if iso is not None:  # every date written 2024-05-01: nothing to report
-            return pd.Series(iso, index=raw.index)
-    else:
-        obj = raw.astype(object)
-        is_num = obj.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v)
-        if is_num.any():  # Excel serial dates
-            out[is_num] = pd.to_datetime(obj[is_num].astype(float), unit="D", origin="1899-12-30")
-        is_dt = obj.map(lambda v: isinstance(v, (dt.date, pd.Timestamp)))
-        if is_dt.any():
-            out[is_dt] = pd.to_datetime(obj[is_dt].astype(str).str.slice(0, 19))
-        rest = ~is_num & ~is_dt
-        s = _text(obj[rest].astype(object).where(obj[rest].notna(), None))
+def _in_years(years: np.ndarray) -> np.ndarray:
+    return (years >= DATE_YEARS[0]) & (years <= DATE_YEARS[1])
+
+
+def _date_range(
+    t: Table, f: Field, problems: Problems, dated: np.ndarray, years: np.ndarray, raw: pd.Series
+) -> np.ndarray:
+    """Report dates of year 9999 ("no date", info) and dates outside :data:`DATE_YEARS` (warning)
+    among the ``dated`` cells; return the mask of the cells to read as blank."""
+    outside = dated & ~_in_years(years)
+    if not outside.any():
+        return outside
+    placeholder = outside & (years == PLACEHOLDER_YEAR)
+    header = t.headers.get(f.name, f.label)
+    if placeholder.any():
+        problems.add(
+            file=t.file,
+            rows=_rows(t, placeholder),
+            field=header,
+            values=raw[placeholder],
+            severity=INFO,
+            code="date_placeholder",
+            problem=f"{f.label}为 9999 年，是“无日期”的占位值",
+            action="按空值（无此日期）处理",
+        )
+    wrong = outside & ~placeholder
+    if wrong.any():
+        problems.add(
+            file=t.file,
+            rows=_rows(t, wrong),
+            field=header,
+            values=raw[wrong],
+            severity=WARNING,
+            code="date_out_of_range",
+            problem=f"{f.label}不在 {DATE_YEARS[0]}–{DATE_YEARS[1]} 年之间",
+            action="按空值处理；请核对日期",
+        )
+    return outside
+
+
+def _excel_serials(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Excel serial day numbers (1900 date system): ``datetime64[ns]`` (NaT outside 1900–2199) and
+    years (-1 for numbers too large to be a date)."""
+    ok = np.isfinite(v) & (np.abs(v) < _EXCEL_MAX_SERIAL)
+    days = np.datetime64(_EXCEL_ORIGIN, "D") + np.floor(np.where(ok, v, 0)).astype("timedelta64[D]")
+    years = np.where(ok, days.astype("datetime64[Y]").astype(np.int64) + 1970, -1)
+    out = np.full(len(v), np.datetime64("NaT"), dtype="datetime64[ns]")
+    keep = _in_years(years)
+    if keep.any():
+        out[keep] = pd.to_datetime(v[keep], unit="D", origin=_EXCEL_ORIGIN).to_numpy().astype("datetime64[ns]")
+    return out, years
+
+
+def _date_objects(cells: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Date and datetime cells (from a workbook) as ``datetime64[ns]`` (NaT outside 1900–2199) and years."""
+    years = np.array([v.year for v in cells], dtype=np.int64)
+    out = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[ns]")
+    keep = _in_years(years)
+    if keep.any():
+        texts = cells[keep].astype(str).str.slice(0, 19)
+        out[keep] = pd.to_datetime(texts).to_numpy().astype("datetime64[ns]")
+    return out, years
+
+
+def _date_texts(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dates written as text (2024-05-01, 2024年5月1日, 2024/5/1 …): ``datetime64[ns]`` (NaT outside
+    1900–2199), years and the mask of the cells read as a date."""
     s = (
         s.str.replace("年", "-")
         .str.replace("月", "-")
@@ -235,8 +329,53 @@ def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
     need = parsed.isna() & s.notna()
     if need.any():
         parsed[need] = pd.to_datetime(s[need], format="mixed", errors="coerce")
-    out[rest] = parsed
-    bad = (rest & s.reindex(raw.index).notna() & out.isna()).fillna(False).astype(bool)
+    dated = parsed.notna().to_numpy()
+    years = parsed.dt.year.fillna(0).to_numpy(dtype=np.int64)
+    out = np.full(len(s), np.datetime64("NaT"), dtype="datetime64[ns]")
+    keep = dated & _in_years(years)
+    out[keep] = parsed[keep].to_numpy().astype("datetime64[ns]")
+    return out, years, dated
+
+
+def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
+    """A date column; unreadable dates are warnings and treated as empty, so are dates outside
+    1900–2199 (:data:`DATE_YEARS`); year 9999 (``9999-12-31``: "no date") is empty with a note."""
+    raw = t.frame[f.name]
+    n = len(raw)
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        dates = pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else pd.to_datetime(raw)
+        years = dates.dt.year.fillna(0).to_numpy(dtype=np.int64)
+        blank = _date_range(t, f, problems, dates.notna().to_numpy(), years, raw)
+        return dates.mask(pd.Series(blank, index=dates.index)) if blank.any() else dates
+    if isinstance(raw.dtype, pd.StringDtype):  # text cells only (csv, text attributes)
+        s = _text(raw)
+        iso = _iso_dates(s)
+        if iso is not None:  # every date written 2024-05-01
+            days, years, dated = iso
+            if _date_range(t, f, problems, dated, years, raw).any():
+                days = np.where(dated & _in_years(years), days, np.datetime64("NaT"))
+            return pd.Series(days.astype("datetime64[ns]"), index=raw.index)
+        text_rows = np.ones(n, dtype=bool)
+        is_num = is_dt = np.zeros(n, dtype=bool)
+    else:
+        obj = raw.astype(object)
+        is_num = obj.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v).to_numpy()
+        is_dt = obj.map(lambda v: isinstance(v, (dt.date, pd.Timestamp))).to_numpy()
+        text_rows = ~is_num & ~is_dt
+        s = _text(obj[text_rows].astype(object).where(obj[text_rows].notna(), None))
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    years = np.zeros(n, dtype=np.int64)
+    dated = np.zeros(n, dtype=bool)
+    if is_num.any():  # Excel serial dates
+        out[is_num], years[is_num] = _excel_serials(raw[is_num].astype(float).to_numpy())
+        dated[is_num] = True
+    if is_dt.any():
+        out[is_dt], years[is_dt] = _date_objects(raw[is_dt].astype(object))
+        dated[is_dt] = True
+    out[text_rows], years[text_rows], dated[text_rows] = _date_texts(s)
+    _date_range(t, f, problems, dated, years, raw)
+    bad = np.zeros(n, dtype=bool)
+    bad[text_rows] = s.notna().to_numpy() & ~dated[text_rows]
     if bad.any():
         problems.add(
             file=t.file,
@@ -248,7 +387,7 @@ def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
             problem=f"{f.label}无法识别为日期",
             action="按空值处理；请使用 2024-05-01 格式",
         )
-    return out
+    return pd.Series(out, index=raw.index)
 
 
 def parse_bools(t: Table, f: Field, problems: Problems) -> pd.Series:
@@ -295,6 +434,10 @@ def typed_frame(t: Table, problems: Problems) -> pd.DataFrame:
     return out
 
 
+def _empty_table(t: Table, problems: Problems, problem: str, action: str) -> None:
+    problems.add(file=t.file, rows=[""], field="", severity=FATAL, code="empty_table", problem=problem, action=action)
+
+
 def _report_units(t: Table, problems: Problems) -> None:
     for name, note in t.unit_notes.items():
         problems.add(
@@ -305,6 +448,10 @@ def _report_units(t: Table, problems: Problems) -> None:
             code="unit_converted",
             problem=f"表头单位与标准单位不同（{note}）",
             action="已自动换算",
+        )
+    for n in t.header_notes:
+        problems.add(
+            file=t.file, rows=[""], field=n.header, severity=n.severity, code=n.code, problem=n.problem, action=n.action
         )
     for h in t.unknown:
         problems.add(
@@ -421,7 +568,10 @@ def validate_enterprises(t: Table, problems: Problems) -> pd.DataFrame:
     """Typed enterprise table indexed by USCC (duplicates and blank codes are fatal)."""
     _report_units(t, problems)
     df = typed_frame(t, problems)
+    problems.set_keys(t.file, df["source_row"].to_numpy(), df["uscc"])
     blank = t.frame["_empty"].to_numpy()
+    if blank.all():
+        _empty_table(t, problems, "企业表没有数据行（只有表头）", "请填入参评企业后重新运行")
     if blank.any():
         problems.add(
             file=t.file,
@@ -525,9 +675,26 @@ def _repair_geometries(
         )
     invalid = ~missing & polygonal & ~valid
     ok = ~missing & polygonal
+    reasons = shapely.is_valid_reason(arr[invalid]) if invalid.any() else np.array([], dtype=object)
+    # GEOS cannot repair (and raises on) coordinates that are infinite or not a number
+    bad_xy = np.char.startswith(reasons.astype(str), "Invalid Coordinate")
+    if bad_xy.any():
+        where = _mask(len(arr), np.flatnonzero(invalid)[bad_xy])
+        problems.add(
+            file=t.file,
+            rows=_rows(t, where),
+            field="geometry",
+            values=reasons[bad_xy],
+            severity=FATAL,
+            code="bad_coordinates",
+            problem="宗地图形含有无穷大或非数值的坐标",
+            action="请在 GIS 中修正该宗地的坐标后重新运行",
+        )
+        ok &= ~where
+        invalid &= ~where
+        reasons = reasons[~bad_xy]
     if invalid.any():
         bad = arr[invalid]
-        reasons = shapely.is_valid_reason(bad)
         fixed = shapely.make_valid(bad)
         polys = np.array([_polygonal_part(g) for g in fixed], dtype=object)
         usable = ~(shapely.is_missing(polys) | shapely.is_empty(polys))
@@ -576,6 +743,83 @@ def _polygonal_part(g: shapely.Geometry) -> shapely.Geometry | None:
     if not parts:
         return None
     return shapely.union_all(parts)
+
+
+def _crs_hint(x: float, y: float) -> str:
+    """What a layer's coordinates look like, as advice for ``dataset.toml``."""
+    zone = prefixed_zone_from_easting(x)
+    if zone and 25 <= zone <= 45 and 0 < y < 10_000_000:
+        return (
+            f"坐标像是 CGCS2000 3度带第{zone}带（带号前缀）的平面坐标，可在 dataset.toml 的 [parcels] 中写 "
+            f'crs = "EPSG:{gk_epsg(zone, prefixed=True)}"'
+        )
+    if 0 < x < 1_000_000 and 0 < y < 10_000_000:
+        return (
+            "坐标像是 CGCS2000 3度带（不带带号）的平面坐标，请在 dataset.toml 的 [parcels] 中写明所在带的 crs"
+            '（如中央经线 120° 为 "EPSG:4549"），或为图层配上正确的 .prj'
+        )
+    if abs(x) <= 180 and abs(y) <= 90:
+        return '坐标像是经纬度，可在 dataset.toml 的 [parcels] 中写 crs = "EPSG:4490"（CGCS2000 经纬度）'
+    return "请核对图层的坐标系（.prj），或在 dataset.toml 的 [parcels] 中写明 crs"
+
+
+def _check_location(
+    t: Table, geoms: gpd.GeoSeries, ok: np.ndarray, crs: CRS, problems: Problems, bounds: np.ndarray
+) -> None:
+    """The layer must lie in China in its CRS (else the CRS does not match the coordinates: fatal);
+    single parcels outside China are warnings. ``bounds``: the layer's total bounds."""
+    arr = geoms.to_numpy()
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return
+    step = max(1, len(idx) // 1000)  # the sample land.measurement_crs chooses the zone from
+    b = shapely.bounds(arr[idx[::step]])
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    lon, lat = lonlat(cx, cy, crs)
+    mlon, mlat = float(np.median(lon)), float(np.median(lat))
+    if not (in_china(mlon, mlat) and 25 <= int(gk_zone(mlon)) <= 45):
+        x, y = float(np.median(cx)), float(np.median(cy))
+        name = crs.to_string()
+        if crs.is_geographic:
+            problem = f"图层的坐标系 {name} 是经纬度，但坐标不是经纬度（横坐标 {x:,.0f}，纵坐标 {y:,.0f}）"
+        elif np.isfinite(mlon) and np.isfinite(mlat):
+            problem = f"按图层的坐标系 {name}，宗地位于经度 {mlon:.2f}°、纬度 {mlat:.2f}°，不在我国范围内"
+        else:
+            problem = f"按图层的坐标系 {name}，宗地坐标（横坐标 {x:,.0f}，纵坐标 {y:,.0f}）无法换算为经纬度"
+        problems.add(
+            file=t.file,
+            rows=[""],
+            field="crs",
+            values=[name],
+            severity=FATAL,
+            code="crs_mismatch",
+            problem=problem + "：坐标系与坐标不符，无法计算面积",
+            action=_crs_hint(x, y),
+        )
+        return
+    total = bounds if ok.all() else shapely.total_bounds(arr[idx])
+    if bounds_in_china(total, crs):
+        return
+    b = shapely.bounds(arr[idx])
+    lon, lat = lonlat((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, crs)
+    out = ~in_china(lon, lat)
+    if out.any():
+        where = _mask(len(arr), idx[out])
+        shown = np.where(
+            np.isfinite(lon[out]) & np.isfinite(lat[out]),
+            pd.Series(lon[out]).round(4).astype(str) + ", " + pd.Series(lat[out]).round(4).astype(str),
+            "无法换算为经纬度",
+        )
+        problems.add(
+            file=t.file,
+            rows=_rows(t, where),
+            field="geometry",
+            values=shown,
+            severity=WARNING,
+            code="outside_china",
+            problem=f"宗地位置不在我国范围内（值为按坐标系 {crs.to_string()} 换算的经度, 纬度）",
+            action="保留该宗地并照常计算；请核对该宗地的坐标",
+        )
 
 
 def _resolve_crs(
@@ -650,7 +894,11 @@ def _resolve_crs(
 def validate_parcels(
     t: Table, geoms: gpd.GeoSeries, problems: Problems, *, crs_override: str | None = None
 ) -> gpd.GeoDataFrame:
-    """Typed parcel layer indexed by ``parcel_id``, geometries repaired where safe."""
+    """Typed parcel layer indexed by ``parcel_id``, geometries repaired where safe.
+
+    The first row of each code is kept, also when its geometry is unusable (a fatal problem, so the
+    layer is never evaluated; the cross-checks of the failed run still know the parcel).
+    """
     bounds = geoms.total_bounds if len(geoms) else np.array([np.nan] * 4)
     # GEOS checks validity without the GIL: let it run beside the attribute checks (which do not
     # touch the geometries).
@@ -663,6 +911,11 @@ def validate_parcels(
         holders = _uscc_kinds(df, "holder_uscc")
         valid = validity.result()
     geoms, geom_ok = _repair_geometries(t, geoms, problems, valid)
+    problems.set_keys(t.file, df["source_row"].to_numpy(), df["parcel_id"])
+    if not len(df):
+        _empty_table(t, problems, "宗地图层没有宗地（要素数为 0）", "请检查 dataset.toml 中的 path 和 layer 后重新运行")
+    if crs is not None:
+        _check_location(t, geoms, geom_ok, crs, problems, bounds)
     _required(t, df, "parcel_id", problems, FATAL, "请补全宗地代码后重新运行")
     first_row = _duplicates(t, df, "parcel_id", problems, "宗地代码", repeats)
     _required(t, df, "county", problems, WARNING, "保留该宗地")
@@ -711,9 +964,10 @@ def validate_parcels(
                 problem="比例超出0–1范围",
                 action="请改为0–1之间的比例后重新运行",
             )
-    keep = pd.Series(first_row & geom_ok, index=df.index)
+    # Parcels with unusable geometries stay (their problems are fatal, so they are never evaluated):
+    # the cross-checks of a failed run still know their codes and holders.
     gdf = gpd.GeoDataFrame(df, geometry=geoms.to_numpy(), crs=crs)
-    gdf = gdf.loc[keep.to_numpy()]
+    gdf = gdf.loc[first_row]
     return gdf.set_index("parcel_id", drop=True)
 
 
@@ -721,6 +975,7 @@ def validate_leases(t: Table, problems: Problems) -> pd.DataFrame:
     """Typed lease table (one row per lease)."""
     _report_units(t, problems)
     df = typed_frame(t, problems)
+    problems.set_keys(t.file, df["source_row"].to_numpy(), df["lessee_uscc"], df["parcel_id"])
     _required(t, df, "lessee_uscc", problems, FATAL, "请补全承租方统一社会信用代码后重新运行")
     _required(t, df, "parcel_id", problems, FATAL, "请补全宗地代码后重新运行")
     _uscc_check(t, df, "lessee_uscc", problems)
@@ -753,3 +1008,94 @@ def validate_leases(t: Table, problems: Problems) -> pd.DataFrame:
         )
     keep = df["lessee_uscc"].notna() & df["parcel_id"].notna() & ~t.frame["_empty"].to_numpy()
     return df.loc[keep].reset_index(drop=True)
+
+
+# --- cross-table checks ------------------------------------------------------------------------------
+CROSS_CHECKS: dict[str, tuple[str, str, str, str]] = {
+    # code: field, severity, problem, action
+    "lease_unknown_parcel": ("宗地代码", WARNING, "租赁的宗地不在宗地图层中", "该租赁不计入任何企业用地"),
+    "lease_unknown_lessee": (
+        "承租方统一社会信用代码",
+        WARNING,
+        "承租方不在企业数据中",
+        "仍从出租方用地中扣除该租赁面积",
+    ),
+    "lease_own_parcel": ("承租方统一社会信用代码", WARNING, "承租方就是宗地权利人", "该租赁不计入（自有用地已计入）"),
+    "enterprise_no_land": (
+        "统一社会信用代码",
+        WARNING,
+        "企业在宗地图层和租赁表中都没有用地",
+        "列为T类（不参评），照常列入结果表",
+    ),
+    "holder_not_in_enterprises": (
+        "权利人统一社会信用代码",
+        WARNING,
+        "宗地权利人不在企业数据中",
+        "宗地保留在宗地结果中；其用地不计入任何参评企业",
+    ),
+}
+
+
+def report_cross(
+    problems: Problems, code: str, file: str, rows: pd.Series | np.ndarray, values: pd.Series | pd.Index | np.ndarray
+) -> None:
+    """Record the cross-table problem ``code`` (one of :data:`CROSS_CHECKS`) for ``rows`` of ``file``."""
+    field_, severity, problem, action = CROSS_CHECKS[code]
+    problems.add(
+        file=file,
+        rows=rows,
+        field=field_,
+        values=values,
+        severity=severity,
+        code=code,
+        problem=problem,
+        action=action,
+    )
+
+
+def cross_check_keys(inputs: Inputs) -> None:
+    """The cross-table checks that need only the keys, for a run that stops on fatal problems.
+
+    An evaluation makes them itself (``evaluate``, with the land areas). When the inputs have fatal
+    problems it does not run; these are then computed on the rows that are there (a parcel with a
+    fatal problem still counts as known), so that one report lists everything: parcel holders that
+    are not enterprises, leases of unknown parcels, by unknown lessees or of the lessee's own parcel,
+    and enterprises that neither hold a parcel nor lease one (those whose only leases do not count
+    are reported by the evaluation).
+    """
+    problems, files = inputs.problems, inputs.files
+    parcels, enterprises, leases = inputs.parcels, inputs.enterprises, inputs.leases
+    known_ent = enterprises.index
+    holders = parcels["holder_uscc"]
+    orphan = (holders.notna() & ~holders.isin(known_ent)).to_numpy()
+    if orphan.any():
+        report_cross(
+            problems,
+            "holder_not_in_enterprises",
+            files.get("parcels", "parcels"),
+            parcels["source_row"].to_numpy()[orphan],
+            holders[orphan],
+        )
+    lfile = files.get("leases", "leases")
+    pos = positions(parcels.index, leases["parcel_id"])
+    rows = leases["source_row"].to_numpy()
+    lessee = leases["lessee_uscc"]
+    unknown_parcel = pos < 0
+    if unknown_parcel.any():
+        report_cross(problems, "lease_unknown_parcel", lfile, rows[unknown_parcel], leases["parcel_id"][unknown_parcel])
+    unknown_lessee = ~lessee.isin(known_ent).to_numpy()
+    if unknown_lessee.any():
+        report_cross(problems, "lease_unknown_lessee", lfile, rows[unknown_lessee], lessee[unknown_lessee])
+    lessee_of = to_objects(lessee, None)
+    own = np.asarray(lessee_of == take(to_objects(holders, None), pos, None), dtype=bool) & pd.notna(lessee_of)
+    if np.any(own):
+        report_cross(problems, "lease_own_parcel", lfile, rows[own], lessee[own])
+    no_land = ~known_ent.isin(holders) & ~known_ent.isin(lessee)
+    if no_land.any():
+        report_cross(
+            problems,
+            "enterprise_no_land",
+            files.get("enterprises", "enterprises"),
+            enterprises["source_row"].to_numpy()[no_land],
+            known_ent[no_land],
+        )

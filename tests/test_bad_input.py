@@ -204,5 +204,5 @@ def test_validate_command_lists_everything_and_writes_report(tmp_path):
     result = runner.invoke(app, ["validate", str(root), "--report", str(report)])
     assert result.exit_code == 2
     df = pd.read_csv(report, encoding="utf-8-sig", dtype=str)
-    assert list(df.columns) == ["file", "row", "field", "value", "problem", "severity", "action", "code"]
+    assert list(df.columns) == ["file", "row", "field", "value", "problem", "severity", "action", "code", "key"]
     assert {("4", "missing_value"), ("6", "negative")} <= set(zip(df["row"], df["code"], strict=True))

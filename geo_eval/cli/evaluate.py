@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from geo_eval.cli.options import DatasetDir, SchemeOpt, err, grade_table, out, print_fatal
 from geo_eval.errors import GeoEvalError
@@ -48,7 +49,7 @@ def evaluate(
         print_fatal(exc.frame, dataset=dataset_dir)
         raise typer.Exit(2) from None
     except GeoEvalError as exc:
-        err.print(f"[red]错误：{exc}[/]")
+        err.print(f"[red]错误：{escape(str(exc))}[/]")
         raise typer.Exit(2) from None
     ev, manifest = result.evaluation, result.manifest
     counts = manifest["grades"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from geo_eval.problems import FATAL
@@ -47,13 +48,20 @@ def print_fatal(problems: pd.DataFrame, *, dataset: Path) -> None:
     fatal = problems.loc[problems["severity"] == FATAL]
     err.print(f"[bold red]数据有 {len(fatal)} 个致命问题，评价未进行：[/]")
     for r in fatal.head(MAX_LISTED).itertuples():
-        where = f"{r.file} 第{r.row}行" if str(r.row) else str(r.file)
-        value = f"（值：{r.value}）" if str(r.value) else ""
-        err.print(f"  - {where} [{r.field}]：{r.problem}{value}。{r.action}")
+        err.print(f"  - {escape(problem_line(r))}")
     if len(fatal) > MAX_LISTED:
         err.print(
             f"  …… 另有 {len(fatal) - MAX_LISTED} 个，完整清单：geo-eval validate {dataset} --report 问题清单.csv"
         )
+
+
+def problem_line(r: Any) -> str:
+    """One problem of the report (a row of :meth:`Problems.frame`, from ``itertuples``) as a line:
+    where, field, problem, value, what to do."""
+    where = f"{r.file} 第{r.row}行" if str(r.row) else str(r.file)
+    where += f" [{r.field}]" if str(r.field) else ""
+    shown = f"（值：{r.value}）" if str(r.value) else ""
+    return f"{where}：{r.problem}{shown}。{r.action}"
 
 
 def grade_table(counts: dict[str, dict[str, int]], title: str) -> Table:

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from geo_eval.cli.options import MAX_LISTED, DatasetDir, SchemeOpt, err, out, print_fatal
+from geo_eval.cli.options import MAX_LISTED, DatasetDir, SchemeOpt, err, out, print_fatal, problem_line
 from geo_eval.errors import GeoEvalError
 from geo_eval.io.run import check_dataset
 from geo_eval.io.writers import write_csv
@@ -25,7 +26,7 @@ def validate(
         # The cross-checks (leases, land, registered areas, flag inputs) run as in an evaluation.
         problems = check_dataset(dataset_dir, load_scheme(scheme)).frame()
     except GeoEvalError as exc:
-        err.print(f"[red]错误：{exc}[/]")
+        err.print(f"[red]错误：{escape(str(exc))}[/]")
         raise typer.Exit(2) from None
     if report is not None:
         write_csv(problems, report)
@@ -38,4 +39,4 @@ def validate(
         print_fatal(problems, dataset=dataset_dir)
         raise typer.Exit(2)
     for r in problems.loc[problems["severity"] == WARNING].head(MAX_LISTED).itertuples():
-        out.print(f"  - {r.file} 第{r.row}行 [{r.field}]：{r.problem}。{r.action}")
+        out.print(f"  - {escape(problem_line(r))}")

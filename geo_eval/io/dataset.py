@@ -7,7 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from geo_eval.errors import DatasetError, InputFileError
 
@@ -34,6 +36,18 @@ class ParcelSource(_Spec):
     """The layer's CRS (e.g. ``"EPSG:4528"``): used when the file has none, and overrides a wrong one."""
     encoding: str | None = None
     """Attribute encoding of a Shapefile without ``.cpg`` (e.g. ``"GBK"``); detected when absent."""
+
+    @field_validator("crs")
+    @classmethod
+    def _known_crs(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                CRS.from_user_input(v)
+            except CRSError:
+                raise ValueError(
+                    f'无法识别的坐标系 {v!r}（应为 EPSG 代码，如 "EPSG:4528"，或 PROJ/WKT 定义）'
+                ) from None
+        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -66,6 +80,10 @@ class LayerSources(_Spec):
     """Park outlines for the maps (a vector layer with a ``park``/``园区`` column), e.g. ``../../layers/parks.gpkg``."""
 
 
+YEAR_MIN, YEAR_MAX = 2000, 2100
+"""The evaluation years ``dataset.toml`` accepts."""
+
+
 class DatasetSpec(_Spec):
     """The contents of ``dataset.toml``."""
 
@@ -76,6 +94,20 @@ class DatasetSpec(_Spec):
     enterprises: TableSource
     leases: TableSource | None = None
     layers: LayerSources | None = None
+
+    @field_validator("year", mode="before")
+    @classmethod
+    def _plausible_year(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool) and not YEAR_MIN <= v <= YEAR_MAX:
+            raise ValueError(f"评价年度 {v} 不合理，应为 {YEAR_MIN}–{YEAR_MAX} 之间的四位年份（如 2025）")
+        return v
+
+    @field_validator("evaluation_date")
+    @classmethod
+    def _plausible_date(cls, v: dt.date | None) -> dt.date | None:
+        if v is not None and not YEAR_MIN <= v.year <= YEAR_MAX + 1:
+            raise ValueError(f"评价基准日 {v} 不合理，应在 {YEAR_MIN}–{YEAR_MAX + 1} 年之间")
+        return v
 
 
 def read_dataset_spec(dataset_dir: Path) -> DatasetSpec:
@@ -92,7 +124,10 @@ def read_dataset_spec(dataset_dir: Path) -> DatasetSpec:
     try:
         spec = DatasetSpec.model_validate(data)
     except ValidationError as exc:
-        lines = [f"  - {'.'.join(str(p) for p in e['loc']) or '(顶层)'}：{e['msg']}" for e in exc.errors()]
+        lines = [
+            f"  - {'.'.join(str(p) for p in e['loc']) or '(顶层)'}：{e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
         raise DatasetError(f"{path} 有 {len(lines)} 处问题：\n" + "\n".join(lines)) from None
     for label, src in (("parcels", spec.parcels), ("enterprises", spec.enterprises), ("leases", spec.leases)):
         if src is not None and src.path is not None and not (Path(dataset_dir) / src.path).exists():

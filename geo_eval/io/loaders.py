@@ -9,7 +9,7 @@ import pandas as pd
 
 from geo_eval.errors import DatasetError, InputFileError
 from geo_eval.fields import FIGURES
-from geo_eval.io.dataset import DatasetSpec, read_dataset_spec
+from geo_eval.io.dataset import DatasetSpec, TableSource, read_dataset_spec
 from geo_eval.io.tables import read_table
 from geo_eval.io.vector import read_parcel_layer
 from geo_eval.problems import Problems
@@ -55,22 +55,22 @@ def load_inputs(dataset_dir: Path) -> tuple[Inputs, dict[str, Path | InputDigest
 
     epath = root / spec.enterprises.path
     paths["enterprises"] = epath
-    files["enterprises"] = spec.enterprises.path
+    files["enterprises"] = _label(spec.enterprises, spec.leases)
     etable = read_table(
         epath,
         "enterprises",
         sheet=spec.enterprises.sheet,
         encoding=spec.enterprises.encoding,
-        display=spec.enterprises.path,
+        display=files["enterprises"],
     )
     enterprises = validate_enterprises(etable, problems)
 
     if spec.leases is not None:
         lpath = root / spec.leases.path
         paths["leases"] = lpath
-        files["leases"] = spec.leases.path
+        files["leases"] = _label(spec.leases, spec.enterprises)
         ltable = read_table(
-            lpath, "leases", sheet=spec.leases.sheet, encoding=spec.leases.encoding, display=spec.leases.path
+            lpath, "leases", sheet=spec.leases.sheet, encoding=spec.leases.encoding, display=files["leases"]
         )
         leases = validate_leases(ltable, problems)
     else:
@@ -85,6 +85,14 @@ def load_inputs(dataset_dir: Path) -> tuple[Inputs, dict[str, Path | InputDigest
         problems=problems,
     )
     return inputs, paths, spec
+
+
+def _label(source: TableSource, other: TableSource | None) -> str:
+    """How problem reports name a table: its path, with the sheet when the other table is in the same
+    workbook (so that row numbers and keys say which sheet they are in)."""
+    if other is not None and other.path == source.path:
+        return f"{source.path}（工作表 {source.sheet or '第一个'}）"
+    return source.path
 
 
 def read_previous(out_dir: Path) -> pd.DataFrame:

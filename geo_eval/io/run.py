@@ -12,13 +12,14 @@ import pandas as pd
 
 from geo_eval.errors import DatasetError, OutputExistsError
 from geo_eval.evaluate import Evaluation, evaluate
-from geo_eval.flags import FlagResult, flag_parcels
+from geo_eval.flags import FlagResult, check_delay_causes, flag_parcels
 from geo_eval.io.loaders import load_inputs, read_previous
 from geo_eval.io.writers import write_outputs
 from geo_eval.problems import FATAL, Problems
 from geo_eval.renewal import RenewalBlocks, renewal_blocks
 from geo_eval.scheme import Scheme
 from geo_eval.storage.base import RunRecord
+from geo_eval.validate import Inputs, cross_check_keys
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,24 @@ def _builtup(ev: Evaluation, path: Path | None) -> pd.DataFrame | None:
     return builtup_fraction(ev.parcels.geometry, read_raster(path))
 
 
+def failed_checks(inputs: Inputs, scheme: Scheme, *, flags: bool = True) -> Problems:
+    """The problems of inputs with fatal problems, completed by the checks that need no evaluation.
+
+    Such inputs are never evaluated, so the cross-checks an evaluation makes are run on the keys
+    (:func:`~geo_eval.validate.cross_check_keys`), and with the flags the delay causes are checked
+    (fatal too): one report lists everything a user has to fix.
+    """
+    cross_check_keys(inputs)
+    if flags and scheme.flags.idle.enabled:
+        check_delay_causes(inputs.parcels, inputs.problems, inputs.files.get("parcels", "parcels"))
+    return inputs.problems
+
+
 def check_dataset(dataset_dir: Path, scheme: Scheme, *, flags: bool = True) -> Problems:
     """Every problem of a dataset (loading, cross-checks, flag inputs) without writing anything."""
     inputs, _, spec = load_inputs(dataset_dir)
     if inputs.problems.has_fatal:
-        return inputs.problems
+        return failed_checks(inputs, scheme, flags=flags)
     ev = evaluate(inputs, scheme)
     if flags:
         builtup = None
@@ -99,7 +113,7 @@ def run(
     inputs, paths, spec = load_inputs(dataset_dir)
     load_s = time.perf_counter() - t0
     if inputs.problems.has_fatal:
-        raise FatalInputError(inputs.problems.frame())
+        raise FatalInputError(failed_checks(inputs, scheme, flags=flags).frame())
     prev = None
     if previous_dir is not None:
         prev = read_previous(previous_dir)

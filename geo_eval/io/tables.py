@@ -22,8 +22,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from geo_eval.errors import DatasetError, InputFileError
-from geo_eval.fields import TABLE_FIELDS, UNIT_FACTORS, Field, header_lookup, normalize_header
-from geo_eval.table import Table, arrow_mask
+from geo_eval.fields import (
+    DBF_NAME_BYTES,
+    TABLE_FIELDS,
+    UNIT_FACTORS,
+    Field,
+    cut_header,
+    header_lookup,
+    normalize_header,
+)
+from geo_eval.problems import INFO, WARNING
+from geo_eval.table import HeaderNote, Table, arrow_mask
 
 HEADER_SCAN_ROWS = 15
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # what pandas reads csv text cells as
@@ -48,6 +57,57 @@ def map_headers(table: str, headers: list[object]) -> tuple[dict[int, Field], di
         found[i] = f
         units[i] = unit
     return found, units, unknown
+
+
+def match_cut_headers(
+    table: str, headers: list[object], found: dict[int, Field], units: dict[int, str], unknown: list[str]
+) -> list[HeaderNote]:
+    """Recognise Shapefile names cut to 10 bytes among the headers :func:`map_headers` did not know.
+
+    A cut name that stands for one field is taken as that field (an info note); one that may stand for
+    several, or whose unit was cut off, is left out and named (a warning note). ``found``, ``units``
+    and ``unknown`` are updated in place.
+    """
+    fields = TABLE_FIELDS[table]
+    taken = {f.name for f in found.values()}  # matched in full; cut names are judged without each other
+    claimed: set[str] = set()
+    notes: list[HeaderNote] = []
+    for i, h in enumerate(headers):
+        if i in found or h is None or str(h) not in unknown:
+            continue
+        cut = cut_header(h, fields, taken)
+        if cut is None:
+            continue
+        unknown.remove(str(h))
+        names = "、".join(f"{f.label}（{f.name}）" for f in cut.candidates)
+        f = cut.candidates[0]
+        if len(cut.candidates) == 1 and not (cut.unit_lost and f.unit):
+            if f.name in claimed:  # a second cut name of the same field: left out like a repeated header
+                unknown.append(str(h))
+                continue
+            found[i], units[i] = f, ""
+            claimed.add(f.name)
+            notes.append(
+                HeaderNote(
+                    header=str(h),
+                    severity=INFO,
+                    code="truncated_header",
+                    problem=f"表头“{h}”是被 Shapefile 截断的字段名（DBF 字段名最长 {DBF_NAME_BYTES} 字节），识别为 {names}",
+                    action="已按该字段读取",
+                )
+            )
+            continue
+        why = f"单位已被截去，无法确定 {names} 的单位" if len(cut.candidates) == 1 else f"可能是 {names}，无法确定"
+        notes.append(
+            HeaderNote(
+                header=str(h),
+                severity=WARNING,
+                code="truncated_header_ambiguous",
+                problem=f"表头“{h}”像是被 Shapefile 截断的字段名（DBF 字段名最长 {DBF_NAME_BYTES} 字节）：{why}",
+                action="已忽略该列；请改用 GeoPackage，或把该字段改名为不超过 10 字节的表头（英文字段名或规范中的别名）",
+            )
+        )
+    return notes
 
 
 def _unit_factor(f: Field, unit: str, file: str, header: str) -> tuple[float, str]:
@@ -110,8 +170,9 @@ def check_columns(t: Table) -> None:
     missing = _missing_columns(t)
     if missing:
         names = "、".join(f"{f.label}（{f.name}）" for f in missing)
+        cut = "".join(n.problem + "。" for n in t.header_notes if n.code == "truncated_header_ambiguous")
         raise DatasetError(
-            f"{t.file}：缺少必需的列 {names}。已识别的列：{'、'.join(t.headers.values()) or '无'}。"
+            f"{t.file}：缺少必需的列 {names}。已识别的列：{'、'.join(t.headers.values()) or '无'}。{cut}"
             "请检查表头名称（可用中文表头或英文字段名，见 docs/data-contract.md）。"
         )
 
@@ -127,6 +188,11 @@ def read_xlsx(path: Path, table: str, *, sheet: str | None = None, display: str 
         raise InputFileError(f"找不到文件 {path}") from exc
     except ValueError as exc:
         raise InputFileError(f"{file}：无法读取工作表 {sheet!r}：{exc}") from exc
+    except Exception as exc:  # not a zip, a zip without a workbook, broken XML: openpyxl raises many kinds
+        raise InputFileError(
+            f"{file} 不是有效的 xlsx 工作簿，无法读取（{type(exc).__name__}：{exc}）。"
+            "请用 Excel 或 WPS 打开后另存为 .xlsx，或另存为 CSV UTF-8"
+        ) from exc
     rows = raw.head(HEADER_SCAN_ROWS).astype(object).where(raw.head(HEADER_SCAN_ROWS).notna(), None).values.tolist()
     h = detect_header_row(table, rows)
     if h < 0:
@@ -173,16 +239,33 @@ def read_csv(path: Path, table: str, *, encoding: str | None = None, display: st
     if not path.is_file():
         raise InputFileError(f"找不到文件 {path}")
     data = _file_bytes(path)
+    if data[:2] in _UTF16_BOMS:
+        raise InputFileError(
+            f"{file} 是 UTF-16 编码的文本（Excel 的“Unicode 文本”），无法读取。"
+            "请在 Excel 或 WPS 中另存为“CSV UTF-8（逗号分隔）”或 .xlsx 后重试"
+        )
     enc = encoding or _text_encoding(data)
     checked = encoding is None and enc == "utf-8-sig"  # just validated as UTF-8
-    with path.open(encoding=enc, newline="") as fh:
-        head = [row for _, row in zip(range(HEADER_SCAN_ROWS), csv.reader(fh), strict=False)]
-    h = detect_header_row(table, [list(r) for r in head])
-    if h < 0:
-        raise DatasetError(f"{file}：前 {HEADER_SCAN_ROWS} 行中找不到表头（如“统一社会信用代码”“宗地代码”）。")
-    t = _read_csv_arrow(data, enc, head, h, table, file, checked=checked)
-    if t is None:
-        t = _read_csv_pandas(path, enc, h, table, file)
+    try:
+        with path.open(encoding=enc, newline="") as fh:
+            head = [row for _, row in zip(range(HEADER_SCAN_ROWS), csv.reader(fh), strict=False)]
+        h = detect_header_row(table, [list(r) for r in head])
+        if h < 0:
+            raise DatasetError(f"{file}：前 {HEADER_SCAN_ROWS} 行中找不到表头（如“统一社会信用代码”“宗地代码”）。")
+        t = _read_csv_arrow(data, enc, head, h, table, file, checked=checked)
+        if t is None:
+            t = _read_csv_pandas(path, enc, h, table, file)
+    except LookupError as exc:
+        raise InputFileError(f"{file}：dataset.toml 中的编码 {enc!r} 无法识别（可用 UTF-8 或 GBK）") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        which = (
+            f"按 dataset.toml 指定的编码 {encoding} 解码失败" if encoding else "既不是 UTF-8 也不是 GBK（GB18030）编码"
+        )
+        where = f"（第 {exc.start + 1} 字节）" if isinstance(exc, UnicodeDecodeError) else ""
+        raise InputFileError(
+            f"{file} 无法读取：{which}{where}，可能是二进制文件或其他编码的文本。"
+            "请在 Excel 或 WPS 中另存为“CSV UTF-8（逗号分隔）”或 .xlsx 后重试"
+        ) from exc
     check_columns(t)
     return t
 
@@ -202,6 +285,7 @@ def _read_csv_pandas(path: Path, enc: str, h: int, table: str, file: str) -> Tab
     return _finish(table, file, raw, 0, first_line=h + 1)
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _UTF8_BOM = b"\xef\xbb\xbf"
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyogrio
 
 from geo_eval.errors import InputFileError
-from geo_eval.io.tables import Table, _unit_factor, check_columns, map_headers
+from geo_eval.io.tables import Table, _unit_factor, check_columns, map_headers, match_cut_headers
 
 # dBASE language driver ids that mean a Chinese code page.
 _LDID_CHINESE = {0x4D: "GB18030", 0x7A: "GB18030"}
@@ -60,23 +60,38 @@ def read_parcel_layer(
             kwargs["encoding"] = enc
     elif encoding:
         kwargs["encoding"] = encoding
+    dbf = path.suffix.lower() in (".shp", ".dbf")
     try:
         gdf = pyogrio.read_dataframe(path, use_arrow=True, **kwargs)
+    except UnicodeDecodeError as exc:
+        hint = (
+            "Shapefile 的字段名最长 10 字节，UTF-8 的汉字占 3 字节，字段名常被截断在汉字中间；"
+            "请改用 GeoPackage（.gpkg），或以 GBK 编码保存 Shapefile，或改用英文字段名（见 docs/data-contract.md）"
+            if dbf
+            else '请在 dataset.toml 的 [parcels] 中写明 encoding（如 "GBK"）'
+        )
+        raise InputFileError(
+            f"无法读取宗地图层 {file}：字段名或属性值不是有效的 {exc.encoding} 编码（{hint}）"
+        ) from exc
     except Exception as exc:  # pyogrio raises several DataSourceError flavours
         raise InputFileError(f"无法读取宗地图层 {file}：{exc}") from exc
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
         raise InputFileError(f"{file} 没有几何图形列，不是宗地图层")
     geom_name = gdf.geometry.name
     attrs = pd.DataFrame({c: gdf[c] for c in gdf.columns if c != geom_name})
-    return parcel_table(attrs, file), gpd.GeoSeries(gdf.geometry.to_numpy(), crs=gdf.crs)
+    return parcel_table(attrs, file, dbf=dbf), gpd.GeoSeries(gdf.geometry.to_numpy(), crs=gdf.crs)
 
 
-def parcel_table(attrs: pd.DataFrame, file: str) -> Table:
+def parcel_table(attrs: pd.DataFrame, file: str, *, dbf: bool = False) -> Table:
     """A parcel layer's attribute columns (in layer order, any headers) as the parcels :class:`Table`:
     headers matched to the data contract, units converted, ``source_row`` = 1-based feature position.
-    Used for files (:func:`read_parcel_layer`) and PostGIS tables (:mod:`geo_eval.db.parcels`)."""
+    Used for files (:func:`read_parcel_layer`) and PostGIS tables (:mod:`geo_eval.db.parcels`).
+
+    ``dbf``: the names come from a Shapefile's dBASE table, which cuts them to 10 bytes; cut names of
+    the contract's headers are recognised (:func:`~geo_eval.io.tables.match_cut_headers`)."""
     names = [str(c) for c in attrs.columns]
     found, units, unknown = map_headers("parcels", list(attrs.columns))
+    cut_notes = match_cut_headers("parcels", list(attrs.columns), found, units, unknown) if dbf else []
     cols = {}
     headers = {}
     for i, f in found.items():
@@ -91,7 +106,7 @@ def parcel_table(attrs: pd.DataFrame, file: str) -> Table:
         factors[f.name], note = _unit_factor(f, units[i], file, names[i])
         if note:
             notes[f.name] = note
-    t = Table("parcels", file, frame, headers, factors, unknown, notes)
+    t = Table("parcels", file, frame, headers, factors, unknown, notes, cut_notes)
     check_columns(t)
     return t
 
