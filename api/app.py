@@ -25,11 +25,12 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import UnexpectedErrors, add_exception_handlers
+from api.guards import BodyLimit, GuardRefusal, NoNulCharacters, refusal_response
 from api.routes import OPTIONAL_ROUTERS, ROUTERS
 from api.rundata import RunCache
 from api.settings import Settings
@@ -175,6 +176,12 @@ def _warm_up(store: Store, cache: RunCache) -> None:
         log.warning("could not preload the latest run: %s", exc)
 
 
+async def _guard_refusal(request: Request, exc: Exception) -> Response:
+    """A guard's refusal raised while a route read the body (``api.guards``)."""
+    assert isinstance(exc, GuardRefusal)
+    return refusal_response(request, exc)
+
+
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     """The service over ``settings.data_dir`` and ``settings.database_url`` (or over ``store``)."""
     store = store if store is not None else open_store(settings.data_dir, database_url=settings.database())
@@ -202,7 +209,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.state.run_cache = RunCache(settings.run_cache_size, store=store)
     app.state.evaluation_lock = threading.Lock()
     add_exception_handlers(app)
-    app.add_middleware(UnexpectedErrors)  # innermost: its 500 answer still passes the two below
+    app.add_exception_handler(GuardRefusal, _guard_refusal)
+    app.add_middleware(UnexpectedErrors)  # innermost: its 500 answer still passes the ones below
+    app.add_middleware(NoNulCharacters)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # before anything reads the body
     app.add_middleware(SecurityHeaders)
     app.add_middleware(NoStore)
     add_page_routes(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,12 +61,22 @@ def user_public(u: User) -> dict[str, Any]:
     return {"name": u.name, "role": u.role, "parks": list(u.parks)}
 
 
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only whitespace and invisible format characters (Unicode category
+    Cf: zero-width space U+200B, joiners U+200C/U+200D, word joiner U+2060, BOM U+FEFF, soft hyphen …).
+
+    >>> is_blank(" \\u200b\\u200d\\ufeff\\n"), is_blank("\\u200b已复垦"), is_blank("")
+    (True, False, True)
+    """
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def clean_review(status: str, comment: str, actor: str) -> str:
     """Check a review's values; returns the trimmed comment."""
     if status not in REVIEW_STATUSES:
         raise InvalidValueError(f"复核状态 {status!r} 无效；可用：{', '.join(REVIEW_STATUSES)}")
     comment = (comment or "").strip()
-    if status == "dismissed" and not comment:
+    if status == "dismissed" and is_blank(comment):
         raise InvalidValueError("排除（dismissed）须填写理由（comment）")
     if len(comment) > MAX_COMMENT:
         raise InvalidValueError(f"意见不能超过 {MAX_COMMENT} 个字符")
