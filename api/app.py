@@ -34,6 +34,8 @@ from api.guards import BodyLimit, GuardRefusal, NoNulCharacters, refusal_respons
 from api.routes import OPTIONAL_ROUTERS, ROUTERS
 from api.rundata import RunCache
 from api.settings import Settings
+from api.throttle import LoginThrottle
+from api.tokengate import TokenGate
 from geo_eval import __version__
 from geo_eval.db.connection import redact_url
 from geo_eval.storage import NotFoundError, Store, open_store
@@ -208,6 +210,10 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.state.store = store
     app.state.run_cache = RunCache(settings.run_cache_size, store=store)
     app.state.evaluation_lock = threading.Lock()
+    app.state.token_gate = TokenGate(store)
+    app.state.login_throttle = LoginThrottle(
+        settings.login_max_failures, settings.login_window_s, settings.login_lockout_s
+    )
     add_exception_handlers(app)
     app.add_exception_handler(GuardRefusal, _guard_refusal)
     app.add_middleware(UnexpectedErrors)  # innermost: its 500 answer still passes the ones below

@@ -34,6 +34,7 @@ from api.settings import Settings
 from geo_eval.io.run import run
 from geo_eval.scheme import load_scheme
 from geo_eval.storage import StorageError, open_store, run_record_from_out_dir
+from geo_eval.storage.sqlite import SCHEMA_VERSION
 
 PARK_A = "海滨高新技术产业园"
 PARK_B = "青松经济开发区"
@@ -106,7 +107,12 @@ def test_health_needs_no_login_and_reports_storage(svc):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["runs"] == 2
-    assert body["storage"] == {"backend": "sqlite", "ok": True, "journal_mode": "wal", "schema_version": 1}
+    assert body["storage"] == {
+        "backend": "sqlite",
+        "ok": True,
+        "journal_mode": "wal",
+        "schema_version": SCHEMA_VERSION,
+    }
     assert r.headers["x-content-type-options"] == "nosniff"
 
 
@@ -591,8 +597,11 @@ def browser(svc):
     return TestClient(svc.app, base_url="https://testserver", follow_redirects=False)
 
 
+SAME_ORIGIN = {"Origin": "https://testserver"}  # what a browser sends with the login form of this site
+
+
 def login(browser, name: str, token: str, next_url: str = "/"):
-    return browser.post("/login", data={"name": name, "token": token, "next": next_url})
+    return browser.post("/login", data={"name": name, "token": token, "next": next_url}, headers=SAME_ORIGIN)
 
 
 def test_login_page_is_chinese_and_pages_redirect_there(browser):
@@ -623,12 +632,12 @@ def test_cookie_login_flow(svc, browser):
     assert browser.get("/api/rankings").status_code == 200
     home = browser.get("/")
     assert home.status_code == 200 and "comA" in home.text and PARK_A in home.text
-    assert browser.post("/logout").status_code == 303
+    assert browser.post("/logout", headers=SAME_ORIGIN).status_code == 303
     assert browser.get("/api/me").status_code == 401
 
 
 def test_login_with_json_and_safe_redirects(svc, browser):
-    r = browser.post("/login", json={"name": "rev", "token": svc.tokens["rev"]})
+    r = browser.post("/login", json={"name": "rev", "token": svc.tokens["rev"]}, headers=SAME_ORIGIN)
     assert r.status_code == 200 and r.json()["user"]["name"] == "rev"
     assert COOKIE_NAME in browser.cookies
     r = login(browser, "rev", svc.tokens["rev"], "//evil.example/x")
@@ -659,7 +668,9 @@ def test_forged_expired_and_revoked_cookies_are_refused(svc, browser):
     assert browser.get("/api/me").status_code == 401
     browser.cookies.set(COOKIE_NAME, sign_session(SECRET, "comA", user.token_id, issued=1_000_000))
     assert browser.get("/api/me").status_code == 401
-    browser.cookies.set(COOKIE_NAME, sign_session(SECRET, "comA", user.token_id))
+    browser.cookies.set(COOKIE_NAME, sign_session(SECRET, "comA", user.token_id, gen=user.session_gen + 1))
+    assert browser.get("/api/me").status_code == 401  # not the user's session generation
+    browser.cookies.set(COOKIE_NAME, sign_session(SECRET, "comA", user.token_id, gen=user.session_gen))
     assert browser.get("/api/me").status_code == 200
     # a Bearer header is judged alone: a bad token is 401 even with a good cookie
     assert browser.get("/api/me", headers={"Authorization": "Bearer nope"}).status_code == 401

@@ -77,7 +77,10 @@ class Service:
         client = TestClient(self.app, headers=HTML)  # no `with`: the module's client owns the lifespan
         if who is not None:
             r = client.post(
-                "/login", data={"name": who, "token": self.tokens[who], "next": "/"}, follow_redirects=False
+                "/login",
+                data={"name": who, "token": self.tokens[who], "next": "/"},
+                headers={"Origin": "http://testserver"},  # a browser sends it with the form of this site
+                follow_redirects=False,
             )
             assert r.status_code == 303, r.text
         return client
