@@ -8,6 +8,7 @@
 ``ReviewerUser``   a reviewer or administrator, else 403
 ``AdminUser``      an administrator, else 403
 ``PageUser``       like ``CurrentUser`` for HTML pages: redirects to /login instead of 401
+``DocsUser``       ``/openapi.json``: a signed-in user (401), anyone in demo mode (``DocsPageUser``: ``/docs``)
 ``SelectedRun``    the run chosen by ``?run=`` / ``?year=`` (latest registered by default)
 ``RunDep``         that run's files in memory (:class:`~api.rundata.RunData`)
 ``ParkScopeDep``   ``?park=`` checked against the user's parks (403 for another park)
@@ -146,6 +147,22 @@ def page_user(request: Request, user: OptionalUser) -> User:
 
 
 PageUser = Annotated[User, Depends(page_user)]
+
+
+def docs_user(settings: SettingsDep, user: OptionalUser) -> User | None:
+    """Who may read ``/openapi.json``: anyone in demo mode, else a signed-in user (401)."""
+    if user is None and not settings.demo:
+        raise Unauthorized()
+    return user
+
+
+def docs_page_user(request: Request, settings: SettingsDep, user: OptionalUser) -> User | None:
+    """Who may open ``/docs``: anyone in demo mode, else a signed-in user (others go to the login page)."""
+    return user if settings.demo else page_user(request, user)
+
+
+DocsUser = Annotated[User | None, Depends(docs_user)]
+DocsPageUser = Annotated[User | None, Depends(docs_page_user)]
 
 
 def require_role(*roles: str) -> Callable[[User], User]:

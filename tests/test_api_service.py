@@ -91,7 +91,7 @@ def svc(tmp_path_factory) -> Service:
     ]:
         tokens[name] = store.add_user(name, role, parks)[1]
     store.close()
-    app = create_app(Settings(data_dir=data_dir, secret_key=SECRET))
+    app = create_app(Settings(data_dir=data_dir, secret_key=SECRET, datasets_dir=base))  # POST /api/runs reads base
     with TestClient(app) as client:
         yield Service(app, client, data_dir, datasets, outs, runs, tokens)
 
@@ -171,7 +171,7 @@ def test_writes_without_a_token_are_401(svc):
 
 
 def test_openapi_documents_every_route_with_chinese_summaries(svc):
-    spec = svc.client.get("/openapi.json").json()
+    spec = svc.client.get("/openapi.json", headers=svc.h("comA")).json()
     paths = spec["paths"]
     for p in [
         "/health",
@@ -210,10 +210,11 @@ def test_runs_list_latest_first_and_out_dir_only_for_admin(svc):
     assert latest == {2024: svc.runs[2024], 2025: svc.runs[2025]}
     first = runs[0]
     assert first["run_id"] == svc.runs[2025]
-    assert first["latest"] and first["counts"]["enterprises"] == 9 and first["out_dir"] is None
-    assert first["counts"]["grades"]
+    assert first["latest"] and first["counts"]["enterprises"] == 5 and first["out_dir"] is None  # park A only
+    assert first["counts"]["grades"] and first["counts"]["parks"] == [PARK_A]
     admin = svc.client.get("/api/runs", headers=svc.h("admin")).json()
     assert all(x["out_dir"] for x in admin)
+    assert admin[0]["counts"]["enterprises"] == 9  # the whole city
 
 
 def test_only_admin_starts_or_registers_runs(svc):
@@ -240,11 +241,12 @@ def test_admin_starts_an_evaluation(svc):
 
 def test_evaluation_errors_are_422(svc, tmp_path):
     h = svc.h("admin")
-    r = svc.client.post("/api/runs", json={"dataset_dir": str(tmp_path / "missing")}, headers=h)
+    root = svc.datasets[2025].parent  # GEO_EVAL_DATASETS_DIR of the service
+    r = svc.client.post("/api/runs", json={"dataset_dir": str(root / "missing")}, headers=h)
     assert r.status_code == 422 and "不存在" in r.json()["detail"]
     r = svc.client.post("/api/runs", json={"dataset_dir": str(svc.datasets[2025]), "scheme": "no-such"}, headers=h)
     assert r.status_code == 422 and r.json()["error"] == "SchemeError"
-    bad = two_park_dataset(tmp_path / "bad", 2025)
+    bad = two_park_dataset(root / "bad", 2025)
     e = pd.read_csv(bad / "enterprises.csv", encoding="utf-8-sig").drop(columns=["tax"])
     e.to_csv(bad / "enterprises.csv", index=False, encoding="utf-8-sig")
     r = svc.client.post("/api/runs", json={"dataset_dir": str(bad), "scheme": SCHEME}, headers=h)
