@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_zonal --n 1000000 --skip-slow
 	$(BIN)/python -m bench.bench_blocks --n 300000
 	$(BIN)/python -m bench.bench_service
+	$(BIN)/python -m bench.bench_auth
 	$(BIN)/python -m bench.bench_postgis --n 1000000
 
 clean:

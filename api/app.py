@@ -8,7 +8,9 @@ Extension points for other work:
 - dependencies for new routes: :mod:`api.deps` (``PageUser`` for HTML pages, ``RunDep``, ``ParkScopeDep`` …).
 
 Pages of the app itself: ``/docs`` (Swagger UI from ``api/static/vendor/swagger-ui``, nothing from a
-CDN; public), ``/redoc`` (redirects to ``/docs``), ``/favicon.ico``. Every HTML answer and ``/api/me``
+CDN) and ``/openapi.json``, both for signed-in users only outside demo mode (a signed-out browser on
+``/docs`` is sent to ``/login``; ``/openapi.json`` answers 401), ``/redoc`` (redirects to ``/docs``),
+``/favicon.ico``. Every HTML answer and ``/api/me``
 is sent with ``Cache-Control: no-store`` (:class:`NoStore`), so that after signing out the browser's
 Back button cannot show the previous user's page.
 """
@@ -25,14 +27,19 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import DocsPageUser, DocsUser
 from api.errors import UnexpectedErrors, add_exception_handlers
+from api.guards import BodyLimit, GuardRefusal, NoNulCharacters, refusal_response
 from api.routes import OPTIONAL_ROUTERS, ROUTERS
+from api.routes.runs import ParkCounts
 from api.rundata import RunCache
 from api.settings import Settings
+from api.throttle import LoginThrottle
+from api.tokengate import TokenGate
 from geo_eval import __version__
 from geo_eval.db.connection import redact_url
 from geo_eval.storage import NotFoundError, Store, open_store
@@ -44,6 +51,7 @@ SWAGGER_UI = "/static/vendor/swagger-ui"
 """Where the vendored Swagger UI (``api/static/vendor/swagger-ui``) is served."""
 FAVICON = STATIC_DIR / "favicon.ico"
 FAVICON_CACHE = "public, max-age=2592000"
+OPENAPI_URL = "/openapi.json"
 
 DESCRIPTION = """工业用地亩均效益评价（亩均论英雄）服务：评价批次、企业排名与下载、宗地与地块标记（GeoJSON）、标记复核。
 
@@ -126,13 +134,18 @@ class NoStore:
 
 
 def add_page_routes(app: FastAPI) -> None:
-    """``/docs`` from the vendored Swagger UI (no CDN), ``/redoc`` → ``/docs``, ``/favicon.ico``."""
+    """``/docs`` from the vendored Swagger UI (no CDN) and ``/openapi.json`` (signed-in users, or anyone in
+    demo mode), ``/redoc`` → ``/docs``, ``/favicon.ico``."""
+
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    def openapi(_: DocsUser) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/docs", include_in_schema=False)
-    def swagger_ui(request: Request) -> HTMLResponse:
+    def swagger_ui(request: Request, _: DocsPageUser) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
         return get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}",
+            openapi_url=f"{root}{OPENAPI_URL}",
             title=f"{app.title} · 接口文档",
             swagger_js_url=f"{root}{SWAGGER_UI}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{SWAGGER_UI}/swagger-ui.css",
@@ -175,6 +188,12 @@ def _warm_up(store: Store, cache: RunCache) -> None:
         log.warning("could not preload the latest run: %s", exc)
 
 
+async def _guard_refusal(request: Request, exc: Exception) -> Response:
+    """A guard's refusal raised while a route read the body (``api.guards``)."""
+    assert isinstance(exc, GuardRefusal)
+    return refusal_response(request, exc)
+
+
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     """The service over ``settings.data_dir`` and ``settings.database_url`` (or over ``store``)."""
     store = store if store is not None else open_store(settings.data_dir, database_url=settings.database())
@@ -196,13 +215,22 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # add_page_routes serves /docs from the vendored Swagger UI, not from a CDN
         redoc_url=None,
+        openapi_url=None,  # add_page_routes serves it to signed-in users
     )
     app.state.settings = settings
     app.state.store = store
     app.state.run_cache = RunCache(settings.run_cache_size, store=store)
     app.state.evaluation_lock = threading.Lock()
+    app.state.token_gate = TokenGate(store)
+    app.state.park_counts = ParkCounts()
+    app.state.login_throttle = LoginThrottle(
+        settings.login_max_failures, settings.login_window_s, settings.login_lockout_s
+    )
     add_exception_handlers(app)
-    app.add_middleware(UnexpectedErrors)  # innermost: its 500 answer still passes the two below
+    app.add_exception_handler(GuardRefusal, _guard_refusal)
+    app.add_middleware(UnexpectedErrors)  # innermost: its 500 answer still passes the ones below
+    app.add_middleware(NoNulCharacters)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # before anything reads the body
     app.add_middleware(SecurityHeaders)
     app.add_middleware(NoStore)
     add_page_routes(app)

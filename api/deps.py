@@ -8,6 +8,7 @@
 ``ReviewerUser``   a reviewer or administrator, else 403
 ``AdminUser``      an administrator, else 403
 ``PageUser``       like ``CurrentUser`` for HTML pages: redirects to /login instead of 401
+``DocsUser``       ``/openapi.json``: a signed-in user (401), anyone in demo mode (``DocsPageUser``: ``/docs``)
 ``SelectedRun``    the run chosen by ``?run=`` / ``?year=`` (latest registered by default)
 ``RunDep``         that run's files in memory (:class:`~api.rundata.RunData`)
 ``ParkScopeDep``   ``?park=`` checked against the user's parks (403 for another park)
@@ -27,12 +28,14 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import Forbidden, LoginRequired, Unauthorized
 from api.rundata import RunCache, RunData
 from api.security import COOKIE_NAME, read_session, same_origin
 from api.settings import Settings
+from api.tokengate import TokenGate
 from geo_eval.storage import NotFoundError, RunRecord, Store, User
 
 log = logging.getLogger(__name__)
@@ -64,12 +67,16 @@ def get_run_cache(request: Request) -> RunCache:
     return request.app.state.run_cache  # type: ignore[no-any-return]
 
 
+def get_token_gate(request: Request) -> TokenGate:
+    return request.app.state.token_gate  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 RunCacheDep = Annotated[RunCache, Depends(get_run_cache)]
 
 
-def optional_user(
+async def optional_user(
     request: Request,
     settings: SettingsDep,
     store: StoreDep,
@@ -79,29 +86,36 @@ def optional_user(
     """The user of a Bearer token or of a session cookie; None when the request carries neither.
 
     A request with an ``Authorization`` header is judged by the header alone (a bad token is 401 even
-    with a valid cookie). A cookie-authenticated write must come from this site (``Origin`` check).
+    with a valid cookie); its token is checked through the :class:`~api.tokengate.TokenGate`, so that
+    guessed tokens wait for their own slot instead of the worker threads. A cookie-authenticated write
+    must come from this site (``Origin`` check).
     """
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization 请求头格式应为：Bearer 令牌")
-        user = store.authenticate(token.strip())
+        user = await get_token_gate(request).authenticate(token.strip())
         if user is None:
             raise Unauthorized("令牌无效或已停用")
         request.state.auth = "bearer"
         return user
     if not cookie:
         return None
+    return await run_in_threadpool(cookie_user, request, settings, store, cookie)
+
+
+def cookie_user(request: Request, settings: Settings, store: Store, cookie: str) -> User | None:
+    """The user of a session cookie that still holds: signature, age, the user's token id and session
+    generation (a sign-out moves it on); None otherwise. 403 for a cross-site write."""
     session = read_session(settings.secret_key.get_secret_value(), cookie, max_age=settings.session_max_age_s)
     if session is None:
         return None
-    name, token_id = session
     try:
-        user = store.get_user(name)
+        user = store.get_user(session.name)
     except NotFoundError:
         return None
-    if user.token_id != token_id:
+    if user.token_id != session.token_id or user.session_gen != session.gen:
         return None
     if request.method not in SAFE_METHODS and not same_origin(
         request.headers.get("origin"), request.headers.get("host")
@@ -133,6 +147,22 @@ def page_user(request: Request, user: OptionalUser) -> User:
 
 
 PageUser = Annotated[User, Depends(page_user)]
+
+
+def docs_user(settings: SettingsDep, user: OptionalUser) -> User | None:
+    """Who may read ``/openapi.json``: anyone in demo mode, else a signed-in user (401)."""
+    if user is None and not settings.demo:
+        raise Unauthorized()
+    return user
+
+
+def docs_page_user(request: Request, settings: SettingsDep, user: OptionalUser) -> User | None:
+    """Who may open ``/docs``: anyone in demo mode, else a signed-in user (others go to the login page)."""
+    return user if settings.demo else page_user(request, user)
+
+
+DocsUser = Annotated[User | None, Depends(docs_user)]
+DocsPageUser = Annotated[User | None, Depends(docs_page_user)]
 
 
 def require_role(*roles: str) -> Callable[[User], User]:

@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from geo_eval.scheme import DEFAULT_SCHEME
 from geo_eval.storage import ROLE_LABELS, STATUS_LABELS, AuditEntry, Review, RunRecord, User
+from geo_eval.storage.common import is_blank
 from geo_eval.storage.sqlite import MAX_COMMENT
 from geo_eval.timefmt import beijing_time
 
@@ -116,8 +117,8 @@ Comment = Annotated[str, Field(max_length=MAX_COMMENT, description="意见；排
 
 
 def _needs_reason(status: str, comment: str) -> None:
-    """排除 without a reason: a Chinese validation message (no "Value error," prefix)."""
-    if status == "dismissed" and not comment.strip():
+    """排除 without a reason (or with only blanks and invisible characters): a Chinese validation message."""
+    if status == "dismissed" and is_blank(comment):
         raise PydanticCustomError("dismissal_reason", "排除（dismissed）须在 comment 中填写理由")
 
 

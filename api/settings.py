@@ -20,6 +20,16 @@
 ``GEO_EVAL_PARKS_LAYER``  park outlines for the maps (a GeoPackage with a ``park``/``园区`` column);
                           default: a ``parks.gpkg`` beside the run's dataset or its layers, else the
                           union of each park's parcels
+``GEO_EVAL_DATASETS_DIR`` the only directory whose datasets (and scheme TOML files) ``POST /api/runs``
+                          evaluates; paths outside it, ``..`` and symbolic links leading out are refused
+                          (403). Unset: the service refuses to evaluate, except in demo mode
+``GEO_EVAL_MAX_BODY_BYTES`` the largest request body accepted (default 1048576, 1 MiB); a larger one is
+                          refused with 413 before it is parsed (``api.guards.BodyLimit``)
+``GEO_EVAL_HEADER_TIMEOUT_S`` ``geo-eval serve`` closes a connection that has not sent a request's complete
+                          headers within this many seconds (default 10; ``api.server``)
+``GEO_EVAL_LOGIN_MAX_FAILURES`` failed sign-ins (``POST /login``) per user name and per client address
+                          within ``GEO_EVAL_LOGIN_WINDOW_S`` (default 5 in 300 s) that lock that name or
+                          address for ``GEO_EVAL_LOGIN_LOCKOUT_S`` (default 300 s): 429 with the time to wait
 ========================  ===========================================================================
 """
 
@@ -76,7 +86,17 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr = Field(default=SecretStr("changethis"), description="会话签名密钥（至少 32 个字符）")
     demo: bool = Field(default=False, description="演示模式：允许占位密钥（每次启动随机生成）")
-    datasets_dir: Path | None = Field(default=None, description="POST /api/runs 只接受此目录下的数据集（为空则不限）")
+    datasets_dir: Path | None = Field(
+        default=None,
+        description="POST /api/runs 只评价此目录下的数据集（及方案文件）；未设置时拒绝评价（演示模式除外）",
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="请求内容的最大字节数（超过返回 413）")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="geo-eval serve：连接须在此秒数内发完请求头，否则断开"
+    )
+    login_max_failures: int = Field(default=5, ge=1, description="同一用户名或同一地址在时间窗内允许的登录失败次数")
+    login_window_s: int = Field(default=300, gt=0, description="统计登录失败次数的时间窗（秒）")
+    login_lockout_s: int = Field(default=300, gt=0, description="登录失败过多后锁定的时间（秒）")
     session_max_age_s: int = Field(default=12 * 3600, gt=0, description="浏览器会话有效期（秒）")
     cookie_secure: bool = True
     run_cache_size: int = Field(default=4, ge=1, description="内存中缓存的评价批次数")

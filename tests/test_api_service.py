@@ -34,6 +34,7 @@ from api.settings import Settings
 from geo_eval.io.run import run
 from geo_eval.scheme import load_scheme
 from geo_eval.storage import StorageError, open_store, run_record_from_out_dir
+from geo_eval.storage.sqlite import SCHEMA_VERSION
 
 PARK_A = "海滨高新技术产业园"
 PARK_B = "青松经济开发区"
@@ -90,7 +91,7 @@ def svc(tmp_path_factory) -> Service:
     ]:
         tokens[name] = store.add_user(name, role, parks)[1]
     store.close()
-    app = create_app(Settings(data_dir=data_dir, secret_key=SECRET))
+    app = create_app(Settings(data_dir=data_dir, secret_key=SECRET, datasets_dir=base))  # POST /api/runs reads base
     with TestClient(app) as client:
         yield Service(app, client, data_dir, datasets, outs, runs, tokens)
 
@@ -106,7 +107,12 @@ def test_health_needs_no_login_and_reports_storage(svc):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["runs"] == 2
-    assert body["storage"] == {"backend": "sqlite", "ok": True, "journal_mode": "wal", "schema_version": 1}
+    assert body["storage"] == {
+        "backend": "sqlite",
+        "ok": True,
+        "journal_mode": "wal",
+        "schema_version": SCHEMA_VERSION,
+    }
     assert r.headers["x-content-type-options"] == "nosniff"
 
 
@@ -165,7 +171,7 @@ def test_writes_without_a_token_are_401(svc):
 
 
 def test_openapi_documents_every_route_with_chinese_summaries(svc):
-    spec = svc.client.get("/openapi.json").json()
+    spec = svc.client.get("/openapi.json", headers=svc.h("comA")).json()
     paths = spec["paths"]
     for p in [
         "/health",
@@ -204,10 +210,11 @@ def test_runs_list_latest_first_and_out_dir_only_for_admin(svc):
     assert latest == {2024: svc.runs[2024], 2025: svc.runs[2025]}
     first = runs[0]
     assert first["run_id"] == svc.runs[2025]
-    assert first["latest"] and first["counts"]["enterprises"] == 9 and first["out_dir"] is None
-    assert first["counts"]["grades"]
+    assert first["latest"] and first["counts"]["enterprises"] == 5 and first["out_dir"] is None  # park A only
+    assert first["counts"]["grades"] and first["counts"]["parks"] == [PARK_A]
     admin = svc.client.get("/api/runs", headers=svc.h("admin")).json()
     assert all(x["out_dir"] for x in admin)
+    assert admin[0]["counts"]["enterprises"] == 9  # the whole city
 
 
 def test_only_admin_starts_or_registers_runs(svc):
@@ -234,11 +241,12 @@ def test_admin_starts_an_evaluation(svc):
 
 def test_evaluation_errors_are_422(svc, tmp_path):
     h = svc.h("admin")
-    r = svc.client.post("/api/runs", json={"dataset_dir": str(tmp_path / "missing")}, headers=h)
+    root = svc.datasets[2025].parent  # GEO_EVAL_DATASETS_DIR of the service
+    r = svc.client.post("/api/runs", json={"dataset_dir": str(root / "missing")}, headers=h)
     assert r.status_code == 422 and "不存在" in r.json()["detail"]
     r = svc.client.post("/api/runs", json={"dataset_dir": str(svc.datasets[2025]), "scheme": "no-such"}, headers=h)
     assert r.status_code == 422 and r.json()["error"] == "SchemeError"
-    bad = two_park_dataset(tmp_path / "bad", 2025)
+    bad = two_park_dataset(root / "bad", 2025)
     e = pd.read_csv(bad / "enterprises.csv", encoding="utf-8-sig").drop(columns=["tax"])
     e.to_csv(bad / "enterprises.csv", index=False, encoding="utf-8-sig")
     r = svc.client.post("/api/runs", json={"dataset_dir": str(bad), "scheme": SCHEME}, headers=h)
@@ -591,8 +599,11 @@ def browser(svc):
     return TestClient(svc.app, base_url="https://testserver", follow_redirects=False)
 
 
+SAME_ORIGIN = {"Origin": "https://testserver"}  # what a browser sends with the login form of this site
+
+
 def login(browser, name: str, token: str, next_url: str = "/"):
-    return browser.post("/login", data={"name": name, "token": token, "next": next_url})
+    return browser.post("/login", data={"name": name, "token": token, "next": next_url}, headers=SAME_ORIGIN)
 
 
 def test_login_page_is_chinese_and_pages_redirect_there(browser):
@@ -623,12 +634,12 @@ def test_cookie_login_flow(svc, browser):
     assert browser.get("/api/rankings").status_code == 200
     home = browser.get("/")
     assert home.status_code == 200 and "comA" in home.text and PARK_A in home.text
-    assert browser.post("/logout").status_code == 303
+    assert browser.post("/logout", headers=SAME_ORIGIN).status_code == 303
     assert browser.get("/api/me").status_code == 401
 
 
 def test_login_with_json_and_safe_redirects(svc, browser):
-    r = browser.post("/login", json={"name": "rev", "token": svc.tokens["rev"]})
+    r = browser.post("/login", json={"name": "rev", "token": svc.tokens["rev"]}, headers=SAME_ORIGIN)
     assert r.status_code == 200 and r.json()["user"]["name"] == "rev"
     assert COOKIE_NAME in browser.cookies
     r = login(browser, "rev", svc.tokens["rev"], "//evil.example/x")
@@ -659,7 +670,9 @@ def test_forged_expired_and_revoked_cookies_are_refused(svc, browser):
     assert browser.get("/api/me").status_code == 401
     browser.cookies.set(COOKIE_NAME, sign_session(SECRET, "comA", user.token_id, issued=1_000_000))
     assert browser.get("/api/me").status_code == 401
-    browser.cookies.set(COOKIE_NAME, sign_session(SECRET, "comA", user.token_id))
+    browser.cookies.set(COOKIE_NAME, sign_session(SECRET, "comA", user.token_id, gen=user.session_gen + 1))
+    assert browser.get("/api/me").status_code == 401  # not the user's session generation
+    browser.cookies.set(COOKIE_NAME, sign_session(SECRET, "comA", user.token_id, gen=user.session_gen))
     assert browser.get("/api/me").status_code == 200
     # a Bearer header is judged alone: a bad token is 401 even with a good cookie
     assert browser.get("/api/me", headers={"Authorization": "Bearer nope"}).status_code == 401

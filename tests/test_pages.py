@@ -77,7 +77,10 @@ class Service:
         client = TestClient(self.app, headers=HTML)  # no `with`: the module's client owns the lifespan
         if who is not None:
             r = client.post(
-                "/login", data={"name": who, "token": self.tokens[who], "next": "/"}, follow_redirects=False
+                "/login",
+                data={"name": who, "token": self.tokens[who], "next": "/"},
+                headers={"Origin": "http://testserver"},  # a browser sends it with the form of this site
+                follow_redirects=False,
             )
             assert r.status_code == 303, r.text
         return client
@@ -112,7 +115,7 @@ def links_of(page: str) -> list[str]:
 
 # --- /docs without internet --------------------------------------------------------------------------------
 def test_docs_names_only_assets_of_the_service_and_each_is_served(svc):
-    r = svc.client.get("/docs", headers=HTML)
+    r = svc.client.get("/docs", headers=svc.h("rev", HTML))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert not re.search(r"https?://", r.text), "a CDN link is left in /docs"
     assets = links_of(r.text)
@@ -133,12 +136,14 @@ def test_docs_names_only_assets_of_the_service_and_each_is_served(svc):
     )
     assert "url: '/openapi.json'" in r.text and '"validatorUrl": null' in r.text
     # the spec it reads is still there, and documents the API (not the pages of the app itself)
-    paths = svc.client.get("/openapi.json").json()["paths"]
+    paths = svc.client.get("/openapi.json", headers=svc.h("rev")).json()["paths"]
     assert "/api/flags" in paths and "/docs" not in paths and "/favicon.ico" not in paths
 
 
-def test_docs_stay_public_and_redoc_leads_to_them(svc):
-    assert TestClient(svc.app).get("/docs").status_code == 200  # no token, no cookie
+def test_docs_need_a_signed_in_user_and_redoc_leads_to_them(svc):
+    r = svc.browser().get("/docs", follow_redirects=False)  # no token, no cookie
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/docs"
+    assert svc.browser("rev").get("/docs").status_code == 200
     r = svc.client.get("/redoc", follow_redirects=False)
     assert r.status_code == 307 and r.headers["location"] == "/docs"
     oauth = svc.client.get("/docs/oauth2-redirect")
@@ -582,7 +587,12 @@ def test_docs_render_in_chromium_with_every_request_to_the_service(chromium, ser
     context.on("request", lambda req: requests.append(req.url))
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{url}/docs")
+    page.goto(f"{url}/docs")  # outside demo mode: signed in first, then back to /docs
+    page.wait_for_url(f"{url}/login?next=/docs")
+    page.fill("#name", "复核员")
+    page.fill("#token", served.token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/docs")
     page.wait_for_selector(".opblock", timeout=30_000)
     assert page.locator(".opblock").count() > 10
     assert "geo-eval 工业用地亩均效益评价服务" in page.locator(".info .title").inner_text()

@@ -553,7 +553,8 @@ def test_an_evaluation_started_through_the_service_on_postgis_is_stored_there(pg
     store = PostgresStore(pg_db)
     token = store.add_user("管理员", "admin")[1]
     store.close()
-    app = create_app(Settings(data_dir=tmp_path / "data", secret_key="s" * 48, database_url=pg_db))
+    settings = Settings(data_dir=tmp_path / "data", secret_key="s" * 48, database_url=pg_db, datasets_dir=SAMPLE.parent)
+    app = create_app(settings)
     with TestClient(app) as c:
         r = c.post(
             "/api/runs",

@@ -3,6 +3,12 @@
 Browsers sign in once with their user name and token; the cookie is HttpOnly, SameSite=Lax, Secure
 (unless ``GEO_EVAL_COOKIE_SECURE=false``) and signed with ``GEO_EVAL_SECRET_KEY``. Scripts send
 ``Authorization: Bearer TOKEN`` instead; both end in the same user and the same checks.
+
+``POST /login`` and ``POST /logout`` must come from a page of this site (``Origin``, or without it
+``Referer``, naming this host; else 403). Failed sign-ins are counted per user name and per client
+address (:mod:`api.throttle`): too many lock that name or address for a while (429 with the time to
+wait). Signing out ends the user's browser sessions on the server (:mod:`api.security`), so the old
+cookie is refused even if it was copied.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from api.deps import CurrentUser, OptionalUser, SettingsDep, StoreDep
+from api.deps import CurrentUser, OptionalUser, PageUser, SettingsDep, StoreDep, get_token_gate
 from api.errors import Forbidden
 from api.schemas import Login, Me, UserPublic
-from api.security import COOKIE_NAME, safe_next, same_origin, sign_session
+from api.security import COOKIE_NAME, read_session, request_from_this_site, safe_next, sign_session
+from api.settings import Settings
+from api.throttle import LoginThrottle
+from geo_eval.storage import ROLE_LABELS, NotFoundError, Store
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登录"])
@@ -93,12 +102,45 @@ async def _login_fields(request: Request) -> dict[str, Any]:
     return {k: v[0] for k, v in form.items() if v}
 
 
+CROSS_SITE_LOGIN = "跨站登录请求被拒绝：请在本站的登录页登录"
+CROSS_SITE_LOGOUT = "跨站退出请求被拒绝：请在本站的页面上退出登录"
+
+
+def _refusal(
+    is_json: bool,
+    target: str,
+    status: int,
+    message: str,
+    error: str,
+    *,
+    name: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A refused sign-in: JSON ``{"detail", "error"}``, or the login page with the message."""
+    if is_json:
+        return JSONResponse({"detail": message, "error": error}, status_code=status, headers=headers)
+    page = _login_page(target, message, name, status=status)
+    page.headers.update(headers or {})
+    return page
+
+
+def client_address(request: Request) -> str:
+    """The client's address as uvicorn gives it (from ``X-Forwarded-For`` only behind a trusted proxy)."""
+    return request.client.host if request.client else "?"
+
+
 @router.post(
     "/login",
     summary="登录（设置会话 cookie）",
     description="表单（application/x-www-form-urlencoded：name、token、next）或 JSON。成功后设置会话 cookie；"
-    "表单登录重定向到 next（303），JSON 登录返回当前用户。",
-    responses={303: {"description": "登录成功，转到 next"}, 401: {"description": "用户名或令牌不正确"}},
+    "表单登录重定向到 next（303），JSON 登录返回当前用户。须从本站页面提交（Origin 或 Referer 为本站，否则 403）。"
+    "同一用户名或同一地址短时间内登录失败过多时暂时锁定（429，Retry-After 为须等待的秒数）。",
+    responses={
+        303: {"description": "登录成功，转到 next"},
+        401: {"description": "用户名或令牌不正确"},
+        403: {"description": "跨站请求"},
+        429: {"description": "登录失败次数过多，暂时锁定"},
+    },
     openapi_extra={
         "requestBody": {
             "content": {
@@ -109,9 +151,10 @@ async def _login_fields(request: Request) -> dict[str, Any]:
     },
 )
 async def login(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
-    if request.headers.get("origin") and not same_origin(request.headers.get("origin"), request.headers.get("host")):
-        raise Forbidden("跨站登录请求被拒绝")
     is_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+    if not request_from_this_site(request.headers):
+        log.info("cross-site sign-in refused (origin %r)", request.headers.get("origin", "")[:100])
+        return _refusal(is_json, "/", 403, CROSS_SITE_LOGIN, "Forbidden")
     try:
         form = Login.model_validate(
             {k: v for k, v in (await _login_fields(request)).items() if k in Login.model_fields}
@@ -119,13 +162,20 @@ async def login(request: Request, store: StoreDep, settings: SettingsDep) -> Res
     except ValidationError:
         form = Login(name="", token="")
     target = safe_next(form.next)
-    user = store.authenticate(form.token) if form.token else None
+    address = client_address(request)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    lock = throttle.locked(form.name, address)
+    if lock is not None:
+        log.info("sign-in of %r from %s refused: %s locked for %ss", form.name[:64], address, lock.kind, lock.seconds)
+        retry = {"Retry-After": str(lock.seconds)}
+        return _refusal(is_json, target, 429, lock.message(), "TooManyAttempts", name=form.name, headers=retry)
+    user = await get_token_gate(request).authenticate(form.token) if form.token else None
     if user is None or user.name != form.name.strip():
-        log.info("failed login for %r", form.name[:64])
-        if is_json:
-            return JSONResponse({"detail": "用户名或令牌不正确", "error": "Unauthorized"}, status_code=401)
-        return _login_page(target, "用户名或令牌不正确", form.name, status=401)
-    cookie = sign_session(settings.secret_key.get_secret_value(), user.name, user.token_id)
+        throttle.failure(form.name, address)
+        log.info("failed login for %r from %s", form.name[:64], address)
+        return _refusal(is_json, target, 401, "用户名或令牌不正确", "Unauthorized", name=form.name)
+    throttle.success(form.name)
+    cookie = sign_session(settings.secret_key.get_secret_value(), user.name, user.token_id, gen=user.session_gen)
     response: Response
     if is_json:
         response = JSONResponse(Me(user=UserPublic.of(user), auth="cookie").model_dump())
@@ -140,12 +190,37 @@ async def login(request: Request, store: StoreDep, settings: SettingsDep) -> Res
         httponly=True,
         samesite="lax",
     )
-    log.info("user %s signed in", user.name)
+    log.info("user %s signed in from %s", user.name, address)
     return response
 
 
-@router.post("/logout", summary="退出登录（清除会话 cookie）", responses={303: {"description": "转到登录页"}})
-def logout(settings: SettingsDep) -> Response:
+def _end_session(store: Store, settings: Settings, cookie: str | None) -> str | None:
+    """End the browser sessions of the cookie's user, if the cookie still holds; the user's name."""
+    session = read_session(settings.secret_key.get_secret_value(), cookie or "", max_age=settings.session_max_age_s)
+    if session is None:
+        return None
+    try:
+        user = store.get_user(session.name)
+    except NotFoundError:
+        return None
+    if user.token_id != session.token_id or user.session_gen != session.gen:
+        return None
+    store.end_sessions(user.name, actor=user.name)
+    return user.name
+
+
+@router.post(
+    "/logout",
+    summary="退出登录（在服务器上结束会话）",
+    description="结束该用户的全部浏览器会话（旧 cookie 随即失效），清除 cookie 并转到登录页。须从本站页面提交（否则 403）。",
+    responses={303: {"description": "转到登录页"}, 403: {"description": "跨站请求"}},
+)
+def logout(request: Request, settings: SettingsDep, store: StoreDep) -> Response:
+    if not request_from_this_site(request.headers):
+        raise Forbidden(CROSS_SITE_LOGOUT)
+    name = _end_session(store, settings, request.cookies.get(COOKIE_NAME))
+    if name is not None:
+        log.info("user %s signed out", name)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE_NAME, path="/", secure=settings.cookie_secure, httponly=True, samesite="lax")
     return response

@@ -13,7 +13,17 @@ from api.checklist import checklist_csv, checklist_rows, checklist_xlsx
 from api.deps import CurrentUser, ParkScopeDep, RunDep, SettingsDep, StoreDep, ensure_park
 from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, download, file_name, flag_sheet, with_reviews, xlsx_bytes
 from api.geojson import feature, feature_collection, geojson_response, not_found
-from api.routes.parcels import GEOJSON_RESPONSE, BBox, Limit, Offset, bbox_positions, page_bounds
+from api.routes.parcels import (
+    GEOJSON_RESPONSE,
+    BBox,
+    Limit,
+    Offset,
+    bbox_positions,
+    enterprise_rows,
+    enterprise_usccs,
+    hide_figures,
+    page_bounds,
+)
 from api.rundata import RunData, records
 from geo_eval.flags import FLAG_LABELS, rule_label, rule_labels, short_reasons
 from geo_eval.storage import STATUS_LABELS, Review, Store
@@ -246,7 +256,8 @@ def download_checklist(
     "/{flag_id}",
     summary="单条标记的完整证据与复核状态（GeoJSON Feature）",
     description="属性含标记的规则、依据、原因、数值与阈值、证据，`parcel`（宗地全部字段）、`enterprise_rows`（使用企业的排名行）、"
-    "`other_flags`（同一宗地的其他标记）和 `review`（复核状态；修改时提交其中的 version）。",
+    "`other_flags`（同一宗地的其他标记）和 `review`（复核状态；修改时提交其中的 version）。"
+    "园区管委会对登记在其他园区的企业只能看到名称和统一社会信用代码（`restricted: true`）。",
     response_class=Response,
     responses=GEOJSON_RESPONSE,
 )
@@ -259,7 +270,8 @@ def get_flag(flag_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> 
     geom = None
     if pos >= 0:
         geom = data.parcel_geojson[pos]
-        props["parcel"] = records(pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name)).iloc[[pos]])[0]
+        parcel = records(pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name)).iloc[[pos]])
+        props["parcel"] = hide_figures(user, data, parcel)[0]
     same = data.flags.loc[(data.flags["parcel_id"] == row["parcel_id"]) & (data.flags["flag_id"] != flag_id)]
     others = store.reviews(data.run_id, same["flag_id"].astype(str))
     props["other_flags"] = [
@@ -271,7 +283,5 @@ def get_flag(flag_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> 
         }
         for f, lab, rule in zip(same["flag_id"], same["flag_label"], same["rule_id"], strict=True)
     ]
-    users = [u.strip() for u in str(row["enterprises"] or "").replace(";", ",").split(",") if u.strip()]
-    e = data.enterprises
-    props["enterprise_rows"] = records(e.loc[e["uscc"].isin(users)])
+    props["enterprise_rows"] = enterprise_rows(user, data, enterprise_usccs(row["enterprises"]))
     return geojson_response(feature(flag_id, geom, props))

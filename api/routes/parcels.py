@@ -1,4 +1,10 @@
-"""Parcels as GeoJSON (EPSG:4326) with the evaluation and flag evidence, a bbox filter and paging."""
+"""Parcels as GeoJSON (EPSG:4326) with the evaluation and flag evidence, a bbox filter and paging.
+
+A park committee sees a parcel of its park with every enterprise on it, but an enterprise registered in
+another park only by name and USCC (:func:`enterprise_rows`), and not the parcel's figures made from
+such an enterprise's data (:func:`hide_figures`: ``grade`` when it is the main user, ``tax_per_mu`` when
+it is any user).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from api.errors import InvalidQuery
 from api.geojson import BBOX_HELP, MEDIA_TYPE, feature, feature_collection, geojson_response, not_found, parse_bbox
 from api.rundata import RunData, records
 from api.settings import Settings
-from geo_eval.storage import STATUS_LABELS, Store
+from geo_eval.storage import STATUS_LABELS, Store, User
 
 router = APIRouter(prefix="/api/parcels", tags=["宗地与标记"])
 
@@ -43,6 +49,47 @@ def bbox_positions(data: RunData, bbox: str | None) -> np.ndarray | None:
     except ValueError as exc:
         raise InvalidQuery(str(exc)) from None
     return None if box is None else data.parcels_in_bbox(box)
+
+
+def enterprise_usccs(text: object) -> list[str]:
+    """The USCCs of a ``users`` / ``enterprises`` field (``;`` or ``,`` separated).
+
+    >>> enterprise_usccs("A1; B2,C3"), enterprise_usccs(None)
+    (['A1', 'B2', 'C3'], [])
+    """
+    return [u.strip() for u in str(text or "").replace(";", ",").split(",") if u.strip()]
+
+
+def enterprise_rows(user: User, data: RunData, usccs: list[str]) -> list[dict[str, Any]]:
+    """The ranking rows of some enterprises; one of a park the user may not see is only its name and USCC."""
+    e = data.enterprises
+    return [
+        row
+        if user.may_see_park(row.get("park"))
+        else {"uscc": row["uscc"], "name": row.get("name"), "restricted": True}
+        for row in records(e.loc[e["uscc"].isin(usccs)])
+    ]
+
+
+HIDDEN_FIGURES = {"grade": "main_user", "tax_per_mu": "users"}
+"""Parcel fields made from enterprise data, and the field naming whose: withheld (None) for a user who may not
+see one of those enterprises' parks."""
+
+
+def hide_figures(user: User, data: RunData, props: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``props`` (parcel properties) with :data:`HIDDEN_FIGURES` set to None where they come from an
+    enterprise of a park ``user`` may not see (in place; returned)."""
+    if user.sees_all_parks():
+        return props
+    named = {u for p in props for field in set(HIDDEN_FIGURES.values()) for u in enterprise_usccs(p.get(field))}
+    e = data.enterprises
+    found = e.loc[e["uscc"].isin(named), ["uscc", "park"]]
+    hidden = {str(u) for u, park in zip(found["uscc"], found["park"], strict=True) if not user.may_see_park(park)}
+    for p in props:
+        for figure, field in HIDDEN_FIGURES.items():
+            if figure in p and hidden.intersection(enterprise_usccs(p.get(field))):
+                p[figure] = None
+    return props
 
 
 def parcel_flags(data: RunData, store: Store, positions: np.ndarray) -> dict[int, list[dict[str, Any]]]:
@@ -92,7 +139,7 @@ def parcels(
         positions = np.intersect1d(positions, in_box, assume_unique=True)
     page = positions[offset : offset + size]
     table = pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name))
-    props = records(table.iloc[page])
+    props = hide_figures(user, data, records(table.iloc[page]))
     flags = parcel_flags(data, store, page)
     features = [
         feature(str(p["parcel_id"]), data.parcel_geojson[pos], {**p, "flags": flags.get(int(pos), [])})
@@ -113,7 +160,8 @@ def parcels(
 @router.get(
     "/{parcel_id}",
     summary="单宗地（GeoJSON Feature）",
-    description="宗地的全部字段、标记及复核状态、使用企业的排名行。",
+    description="宗地的全部字段、标记及复核状态、使用企业的排名行。园区管委会对登记在其他园区的使用企业只能看到名称和统一社会信用代码"
+    "（`restricted: true`），由这些企业数据得出的宗地字段（分类 grade、亩均税收 tax_per_mu）为 null。",
     response_class=Response,
     responses=GEOJSON_RESPONSE,
 )
@@ -123,9 +171,8 @@ def parcel(parcel_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> 
         raise not_found("宗地", parcel_id)
     row = data.parcels.iloc[int(pos)]
     ensure_park(user, row["park"])
-    props = records(pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name)).iloc[[int(pos)]])[0]
+    table = pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name))
+    props = hide_figures(user, data, records(table.iloc[[int(pos)]]))[0]
     props["flags"] = parcel_flags(data, store, np.array([pos])).get(int(pos), [])
-    users = [u for u in str(props.get("users") or "").replace(";", ",").split(",") if u.strip()]
-    e = data.enterprises
-    props["enterprise_rows"] = records(e.loc[e["uscc"].isin([u.strip() for u in users])])
+    props["enterprise_rows"] = enterprise_rows(user, data, enterprise_usccs(props.get("users")))
     return geojson_response(feature(parcel_id, data.parcel_geojson[int(pos)], props))

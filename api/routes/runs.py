@@ -1,25 +1,108 @@
-"""Evaluation runs: the registry, and new runs started by an administrator."""
+"""Evaluation runs: the registry, and new runs started by an administrator.
+
+A park committee sees each run's counts for its own parks only (enterprises, classes, parcels, flags,
+blocks), computed from the run's data (:func:`park_counts`), never the city-wide figures.
+
+``POST /api/runs`` evaluates only datasets inside ``GEO_EVAL_DATASETS_DIR``, and a scheme given as a
+file only from there too (:func:`inside_datasets_dir`: no ``..``, no symbolic link leading out); the
+presets are always available. Without that setting it refuses, except in demo mode.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 
-from api.deps import AdminUser, CurrentUser, SettingsDep, StoreDep
+from api.deps import AdminUser, CurrentUser, RunCacheDep, SettingsDep, StoreDep
 from api.errors import Busy, Forbidden
+from api.rundata import RunCache, RunData
 from api.schemas import RunCreate, RunPublic, RunRegister
-from geo_eval.errors import InputFileError
+from api.settings import Settings
+from geo_eval.errors import GeoEvalError, InputFileError
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
-from geo_eval.storage import InvalidValueError, RunFilesError, RunRecord, run_record_from_out_dir
+from geo_eval.scheme import Scheme, load_scheme, parse_scheme, preset_names, preset_text
+from geo_eval.storage import InvalidValueError, RunFilesError, RunRecord, User, run_record_from_out_dir
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/runs", tags=["评价批次"])
+
+
+GRADE_ORDER = ("A", "B", "C", "D", "T")
+PARK_COUNTS_SIZE = 256
+
+
+def park_counts(data: RunData, parks: Iterable[str]) -> dict[str, Any]:
+    """A run's headline counts (as :func:`geo_eval.storage.runs.counts_of`) for some parks only.
+
+    ``leases`` and ``exceptions`` are city-wide figures of the inputs and are None here; ``parks`` names
+    the parks counted.
+    """
+    chosen = sorted(set(parks))
+    e, p, fl = data.enterprises, data.parcels, data.flags
+    grades = e.loc[e["park"].isin(chosen), "grade"].value_counts()
+    counts: dict[str, Any] = {
+        "parks": chosen,
+        "enterprises": int(e["park"].isin(chosen).sum()),
+        "parcels": int(p["park"].isin(chosen).sum()),
+        "leases": None,
+        "exceptions": None,
+        "grades": {g: int(grades[g]) for g in GRADE_ORDER if g in grades.index},
+        "flags_enabled": bool(data.record.counts.get("flags_enabled", len(fl) > 0)),
+    }
+    if counts["flags_enabled"]:
+        mine = fl.loc[fl["park"].isin(chosen)]
+        counts["flags"] = len(mine)
+        by_flag = mine.groupby("flag")["parcel_id"].nunique()
+        counts["flagged_parcels_by_flag"] = {str(k): int(v) for k, v in sorted(by_flag.items())}
+        counts["blocks"] = _park_blocks(data, chosen)
+    return counts
+
+
+def _park_blocks(data: RunData, parks: list[str]) -> dict[str, int]:
+    """Renewal blocks by kind that hold a parcel of ``parks``."""
+    if data.blocks is None or "block_id" not in data.parcels.columns:
+        return {}
+    p = data.parcels
+    ids = set(p.loc[p["park"].isin(parks), "block_id"].dropna().astype(str))
+    b = data.blocks
+    kinds = b.loc[b["block_id"].astype(str).isin(ids), "kind"].value_counts()
+    return {str(k): int(v) for k, v in sorted(kinds.items())}
+
+
+class ParkCounts:
+    """:func:`park_counts` remembered per run (as registered) and set of parks, so that listing the runs
+    does not read every run's files again."""
+
+    def __init__(self, size: int = PARK_COUNTS_SIZE) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, str, frozenset[str]], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, record: RunRecord, parks: frozenset[str], cache: RunCache) -> dict[str, Any]:
+        key = (record.run_id, record.registered_at, record.stored_at, parks)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        try:
+            counts = park_counts(cache.get(record), parks)
+        except (GeoEvalError, OSError) as exc:  # files gone: say so rather than show city-wide figures
+            log.warning("counts of run %s for %s unavailable: %s", record.run_id, sorted(parks), exc)
+            return {"parks": sorted(parks), "unavailable": "该批次的数据无法读取，不能按园区统计"}
+        with self._lock:
+            self._items[key] = counts
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return counts
 
 
 def _public(records: list[RunRecord], *, show_dir: bool) -> list[RunPublic]:
@@ -32,38 +115,83 @@ def _public(records: list[RunRecord], *, show_dir: bool) -> list[RunPublic]:
 @router.get(
     "",
     summary="评价批次列表",
-    description="最新登记的在前；各接口默认使用最新批次，`?year=` 选该年度最新批次，`?run=` 选指定批次。",
+    description="最新登记的在前；各接口默认使用最新批次，`?year=` 选该年度最新批次，`?run=` 选指定批次。"
+    "园区管委会看到的 `counts` 只统计本园区（`parks`）：企业数、分类、宗地数、标记、连片区块；全市的租赁与数据问题数不显示。",
     response_model=list[RunPublic],
 )
-def list_runs(user: CurrentUser, store: StoreDep) -> list[RunPublic]:
-    return _public(store.list_runs(), show_dir=user.role == "admin")
+def list_runs(user: CurrentUser, store: StoreDep, cache: RunCacheDep, request: Request) -> list[RunPublic]:
+    records = store.list_runs()
+    if not user.sees_all_parks():
+        records = _for_parks(records, user, cache, request.app.state.park_counts)
+    return _public(records, show_dir=user.role == "admin")
 
 
-def _dataset_path(text: str, root: Path | None) -> Path:
-    path = Path(text).expanduser()
-    if root is not None:
-        root = root.resolve()
-        path = (root / path).resolve()
-        if not path.is_relative_to(root):
-            raise Forbidden(f"数据集须位于 GEO_EVAL_DATASETS_DIR（{root}）之内")
+def _for_parks(records: list[RunRecord], user: User, cache: RunCache, counts: ParkCounts) -> list[RunRecord]:
+    parks = frozenset(user.parks)
+    return [replace(r, counts=counts.get(r, parks, cache)) for r in records]
+
+
+def inside_datasets_dir(text: str, root: Path, what: str) -> Path:
+    """``text`` (relative to ``root``, or absolute) resolved, when it lies inside ``root``; else 403.
+
+    ``..`` is refused outright; symbolic links are followed, so one leading out of ``root`` is refused.
+    """
+    raw = Path(text)
+    if ".." in raw.parts:
+        raise Forbidden(f"{what} {text} 含有“..”：只能使用 GEO_EVAL_DATASETS_DIR（{root}）之内的路径")
+    base = root.resolve()
+    path = (base / raw).resolve()
+    if not path.is_relative_to(base):
+        raise Forbidden(f"{what} {text} 不在 GEO_EVAL_DATASETS_DIR（{root}）之内（或是指向其外的符号链接）")
+    return path
+
+
+NOT_CONFIGURED = (
+    "未配置 GEO_EVAL_DATASETS_DIR：服务只评价该目录下的数据集，不评价服务器上的任意目录。"
+    "请管理员设置后重启服务（或在服务器上用 geo-eval evaluate 评价后登记）"
+)
+
+
+def _dataset_path(text: str, settings: Settings) -> Path:
+    if settings.datasets_dir is not None:
+        path = inside_datasets_dir(text, settings.datasets_dir, "数据集")
+    elif settings.demo:
+        path = Path(text)
+    else:
+        raise Forbidden(NOT_CONFIGURED)
     if not path.is_dir():
         raise InputFileError(f"数据集目录 {text} 不存在")
     return path
+
+
+def _scheme(text: str, settings: Settings) -> Scheme:
+    """A preset by name, or a scheme file of the datasets directory (any file in demo mode without one)."""
+    if text in preset_names():
+        return parse_scheme(preset_text(text), origin=f"预置方案 {text}")
+    if not (text.endswith(".toml") or "/" in text or "\\" in text):
+        preset_text(text)  # no such preset: SchemeError naming the presets
+    if settings.datasets_dir is not None:
+        return load_scheme(inside_datasets_dir(text, settings.datasets_dir, "方案文件"))
+    if settings.demo:
+        return load_scheme(text)
+    raise Forbidden(NOT_CONFIGURED)
 
 
 @router.post(
     "",
     summary="运行一次评价并登记（管理员）",
     description="在服务器上评价一个数据集目录（与 geo-eval evaluate 相同），输出写入数据目录下的 runs/，"
-    "成功后登记为最新批次。致命数据问题返回 422 及问题清单；已有评价在运行时返回 409。",
+    "成功后登记为最新批次。数据集（及方案文件）须位于 GEO_EVAL_DATASETS_DIR 之内（相对该目录或绝对路径；"
+    "“..”、指向其外的符号链接、未配置该目录时一律 403，演示模式除外）；方案也可用预置方案名。"
+    "致命数据问题返回 422 及问题清单；已有评价在运行时返回 409。",
     response_model=RunPublic,
     status_code=201,
 )
 def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: SettingsDep, request: Request) -> RunPublic:
     lock: threading.Lock = request.app.state.evaluation_lock
-    dataset = _dataset_path(body.dataset_dir, settings.datasets_dir)
+    dataset = _dataset_path(body.dataset_dir, settings)
+    scheme = _scheme(body.scheme, settings)
     previous = Path(store.get_run(body.previous_run).out_dir) if body.previous_run else None
-    scheme = load_scheme(body.scheme)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     name = re.sub(r"[^\w.-]+", "_", dataset.name) or "dataset"
     out_dir = Path(settings.data_dir) / "runs" / f"{stamp}-{name}"

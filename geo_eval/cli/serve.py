@@ -2,7 +2,8 @@
 the PostgreSQL database of ``--db`` / ``GEO_EVAL_DATABASE_URL``).
 
 The library never imports FastAPI: this command checks the settings (pydantic-settings only) and hands
-``api.main:create_app_from_env`` to uvicorn by name.
+``api.main:create_app_from_env`` to uvicorn by name, with the timeouts and limits of
+:func:`api.server.uvicorn_options` (request headers within ``GEO_EVAL_HEADER_TIMEOUT_S``).
 """
 
 from __future__ import annotations
@@ -57,4 +58,6 @@ def serve(
 
     import uvicorn
 
-    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, log_level=log_level, server_header=False)
+    from api.server import uvicorn_options
+
+    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, log_level=log_level, **uvicorn_options(settings))

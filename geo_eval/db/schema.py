@@ -172,6 +172,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON geo_eval.audit
            FOR EACH STATEMENT EXECUTE FUNCTION geo_eval.audit_append_only()""",
     ),
+    # 2: server-side sign-out (the generation of a user's browser sessions)
+    ("ALTER TABLE geo_eval.users ADD COLUMN session_gen int NOT NULL DEFAULT 0",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

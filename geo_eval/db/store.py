@@ -268,6 +268,7 @@ class PostgresStore:
             parks=tuple(row["parks"]),
             created=row["created"],
             token_id=row["token_id"],
+            session_gen=int(row["session_gen"]),
         )
 
     def add_user(
@@ -291,7 +292,8 @@ class PostgresStore:
                 "token_id = excluded.token_id, token_hash = excluded.token_hash",
                 (name, role, list(clean), token_id, token_hash, created),
             )
-            user = User(name=name, role=cast(Role, role), parks=clean, created=created, token_id=token_id)
+            gen = 0 if row is None else int(row["session_gen"])
+            user = User(name, cast(Role, role), clean, created=created, token_id=token_id, session_gen=gen)
             self._append_audit(
                 cur,
                 actor=actor,
@@ -323,9 +325,8 @@ class PostgresStore:
         token_id, secret = parsed
         with self._read() as cur:
             row = cur.execute("SELECT * FROM geo_eval.users WHERE token_id = %s", (token_id,)).fetchone()
-        if row is None:
-            return None
-        if not self._tokens.verify(token, secret, token_id, str(row["token_hash"])):
+        stored = None if row is None else str(row["token_hash"])
+        if not self._tokens.verify(token, secret, token_id, stored) or row is None:
             return None
         return self._user(row)
 
@@ -363,6 +364,21 @@ class PostgresStore:
                 at=now(),
             )
         log.info("user %s deleted by %s", name, actor or "-")
+
+    def end_sessions(self, name: str, *, actor: str = "") -> User:
+        with self._write() as cur:
+            row = cur.execute(
+                "UPDATE geo_eval.users SET session_gen = session_gen + 1 WHERE name = %s RETURNING *", (name,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"没有用户 {name}")
+            user = self._user(row)
+            u = user_public(user)
+            self._append_audit(
+                cur, actor=actor, action="user.sign_out", entity=name, run_id=None, before=u, after=u, at=now()
+            )
+        log.info("browser sessions of user %s ended by %s", name, actor or "-")
+        return user
 
     # runs ------------------------------------------------------------------------------------------
     @staticmethod

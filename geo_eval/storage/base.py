@@ -42,6 +42,9 @@ class User:
     parks: tuple[str, ...] = ()
     created: str = ""
     token_id: str = ""
+    session_gen: int = 0
+    """Browser sessions carry the generation they were signed in at; signing out moves it on, which ends
+    every session signed before (:meth:`Store.end_sessions`)."""
 
     def sees_all_parks(self) -> bool:
         """Reviewers and administrators see every park; a committee only its own."""
@@ -165,6 +168,10 @@ class Store(Protocol):
 
     def delete_user(self, name: str, *, actor: str = "") -> None:
         """Remove a user (their reviews and audit entries stay)."""
+        ...
+
+    def end_sessions(self, name: str, *, actor: str = "") -> User:
+        """End every browser session of ``name`` (signing out): moves ``session_gen`` on; returns the user."""
         ...
 
     # runs ------------------------------------------------------------------------------------------

@@ -6,9 +6,14 @@ the conflict error of a stale review, token issuing and the in-memory cache of v
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import secrets
 import threading
-from collections.abc import Sequence
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +25,7 @@ from geo_eval.timefmt import beijing_time
 MAX_NAME = 64
 MAX_COMMENT = 4000
 AUTH_CACHE_SIZE = 4096
+AUTH_CACHE_TTL_S = 600.0
 
 
 def now() -> str:
@@ -60,12 +66,22 @@ def user_public(u: User) -> dict[str, Any]:
     return {"name": u.name, "role": u.role, "parks": list(u.parks)}
 
 
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only whitespace and invisible format characters (Unicode category
+    Cf: zero-width space U+200B, joiners U+200C/U+200D, word joiner U+2060, BOM U+FEFF, soft hyphen …).
+
+    >>> is_blank(" \\u200b\\u200d\\ufeff\\n"), is_blank("\\u200b已复垦"), is_blank("")
+    (True, False, True)
+    """
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def clean_review(status: str, comment: str, actor: str) -> str:
     """Check a review's values; returns the trimmed comment."""
     if status not in REVIEW_STATUSES:
         raise InvalidValueError(f"复核状态 {status!r} 无效；可用：{', '.join(REVIEW_STATUSES)}")
     comment = (comment or "").strip()
-    if status == "dismissed" and not comment:
+    if status == "dismissed" and is_blank(comment):
         raise InvalidValueError("排除（dismissed）须填写理由（comment）")
     if len(comment) > MAX_COMMENT:
         raise InvalidValueError(f"意见不能超过 {MAX_COMMENT} 个字符")
@@ -112,30 +128,65 @@ def issue_token() -> tuple[str, str, str]:
     return token, token_id, hash_secret(token.split(".", 2)[2])
 
 
+DUMMY_SALT = b"geo-eval-dummy-s"
+"""The salt of :func:`dummy_hash`: a hash no token's secret is compared against except to spend the time."""
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A stored-hash lookalike with the parameters of real ones, for unknown token ids (made once)."""
+    return hash_secret(secrets.token_urlsafe(32), salt=DUMMY_SALT)
+
+
 class TokenCache:
     """Tokens verified once, remembered by their sha256 (in memory only) while the stored hash is unchanged.
 
     scrypt is slow on purpose; the cache makes repeated requests cheap, and because an entry only
     matches the stored ``(token id, hash)`` it was verified against, a rotated or deleted token stops
-    working at once.
+    working at once. Entries live ``ttl_s`` seconds (default 10 minutes); the cache holds ``size`` of
+    them, the least recently used going first. A wrong token is never stored, so it cannot push a real
+    one out, and it always costs one scrypt: against the stored hash, or against :func:`dummy_hash` when
+    the token id is unknown, so the time of an answer does not tell whether a token id exists.
     """
 
-    def __init__(self, size: int = AUTH_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        size: int = AUTH_CACHE_SIZE,
+        *,
+        ttl_s: float = AUTH_CACHE_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._size = size
-        self._entries: dict[str, tuple[str, str]] = {}
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def verify(self, token: str, secret: str, token_id: str, token_hash: str) -> bool:
-        """Whether ``secret`` (of ``token``) matches the stored hash, from the cache when verified before."""
-        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        stored = (token_id, token_hash)
+    def _cached(self, key: str, token_id: str, token_hash: str) -> bool:
         with self._lock:
-            if self._entries.get(key) == stored:
-                return True
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            if entry[:2] != (token_id, token_hash) or entry[2] <= self._clock():
+                del self._entries[key]
+                return False
+            self._entries.move_to_end(key)
+            return True
+
+    def verify(self, token: str, secret: str, token_id: str, token_hash: str | None) -> bool:
+        """Whether ``secret`` (of ``token``) matches the stored hash (None: the token id is unknown), from
+        the cache when verified recently."""
+        key = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        if token_hash is None:
+            verify_secret(secret, dummy_hash())  # the same cost as a wrong secret of a known id
+            return False
+        if self._cached(key, token_id, token_hash):
+            return True
         if not verify_secret(secret, token_hash):
             return False
         with self._lock:
-            if len(self._entries) >= self._size:
-                self._entries.clear()
-            self._entries[key] = stored
+            self._entries[key] = (token_id, token_hash, self._clock() + self._ttl_s)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
         return True

@@ -90,6 +90,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
     ),
+    # 2: server-side sign-out (the generation of a user's browser sessions)
+    ("ALTER TABLE users ADD COLUMN session_gen INTEGER NOT NULL DEFAULT 0",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -241,6 +243,7 @@ class SQLiteStore:
             parks=tuple(json.loads(row["parks"])),
             created=row["created"],
             token_id=row["token_id"],
+            session_gen=int(row["session_gen"]),
         )
 
     def add_user(
@@ -262,7 +265,8 @@ class SQLiteStore:
                 "token_id = excluded.token_id, token_hash = excluded.token_hash",
                 (name, role, json.dumps(list(clean), ensure_ascii=False), token_id, token_hash, created),
             )
-            user = User(name=name, role=cast(Role, role), parks=clean, created=created, token_id=token_id)
+            gen = 0 if row is None else int(row["session_gen"])
+            user = User(name, cast(Role, role), clean, created=created, token_id=token_id, session_gen=gen)
             self._append_audit(
                 conn,
                 actor=actor,
@@ -294,9 +298,8 @@ class SQLiteStore:
         token_id, secret = parsed
         with self._read() as conn:
             row = conn.execute("SELECT * FROM users WHERE token_id = ?", (token_id,)).fetchone()
-        if row is None:
-            return None
-        if not self._tokens.verify(token, secret, token_id, str(row["token_hash"])):
+        stored = None if row is None else str(row["token_hash"])
+        if not self._tokens.verify(token, secret, token_id, stored) or row is None:
             return None
         return self._user(row)
 
@@ -332,6 +335,20 @@ class SQLiteStore:
                 at=now(),
             )
         log.info("user %s deleted by %s", name, actor or "-")
+
+    def end_sessions(self, name: str, *, actor: str = "") -> User:
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"没有用户 {name}")
+            conn.execute("UPDATE users SET session_gen = session_gen + 1 WHERE name = ?", (name,))
+            user = replace(self._user(row), session_gen=int(row["session_gen"]) + 1)
+            u = user_public(user)
+            self._append_audit(
+                conn, actor=actor, action="user.sign_out", entity=name, run_id=None, before=u, after=u, at=now()
+            )
+        log.info("browser sessions of user %s ended by %s", name, actor or "-")
+        return user
 
     # runs ------------------------------------------------------------------------------------------
     @staticmethod
