@@ -91,14 +91,13 @@ def evidence_labels(evidence: pd.Series) -> pd.Series:
     >>> evidence_labels(pd.Series(["规则=low_efficiency.plot_ratio、idle_legal.fee", "容积率=0.5"])).tolist()
     ['规则=低效用地·容积率、闲置土地·满一年征收闲置费', '容积率=0.5']
     """
+    def named(t: str) -> str:
+        if not t.startswith("规则="):
+            return t
+        return "规则=" + "、".join(rule_label(r.strip()) for r in t.removeprefix("规则=").split("、") if r.strip())
+
     text = evidence.astype(object).where(evidence.notna(), "").astype(str)
-    cited = text.str.startswith("规则=")
-    out = text.copy()
-    out[cited] = [
-        "规则=" + "、".join(rule_label(r.strip()) for r in t.removeprefix("规则=").split("、") if r.strip())
-        for t in text[cited]
-    ]
-    return out
+    return pd.Series([named(t) for t in text], index=evidence.index, dtype=object)
 
 
 def short_reasons(flags: pd.DataFrame) -> pd.Series:

@@ -23,13 +23,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from api.deps import CurrentUser, OptionalUser, PageUser, SettingsDep, StoreDep, get_token_gate
+from api.deps import CurrentUser, OptionalUser, SettingsDep, StoreDep, get_token_gate
 from api.errors import Forbidden
 from api.schemas import Login, Me, UserPublic
 from api.security import COOKIE_NAME, read_session, request_from_this_site, safe_next, sign_session
 from api.settings import Settings
 from api.throttle import LoginThrottle
-from geo_eval.storage import ROLE_LABELS, NotFoundError, Store
+from geo_eval.storage import NotFoundError, Store
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登录"])
