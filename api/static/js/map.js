@@ -42,6 +42,9 @@ class App {
     map.attributionControl.setPrefix(false);
     map.attributionControl.addAttribution(cfg.attribution);
     L.control.zoom({ position: "topleft", zoomInTitle: "放大", zoomOutTitle: "缩小" }).addTo(map);
+    // the view first, so that the parcel tiles asked for are the ones of the view the user sees
+    if (start.view) map.setView([start.view[1], start.view[2]], start.view[0], { animate: false });
+    else this.fitAll(false);
     this.reviews = new Reviews(cfg);
     this.layers = new Layers(map, cfg, this.reviews, {
       openParcel: (id, latlng) => this.openParcel(id, latlng),
@@ -58,8 +61,6 @@ class App {
     L.control.scale({ position: "bottomleft", imperial: false, maxWidth: 160 }).addTo(map);
     printHeader(this);
     notice(cfg.service?.notice);
-    if (start.view) map.setView([start.view[1], start.view[2]], start.view[0], { animate: false });
-    else this.fitAll(false);
     map.on("moveend", () => this.saveState());
     this.reviews.addEventListener("change", (e) => {
       this.layers.restyle(e.detail.parcels);
