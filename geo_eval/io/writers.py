@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from geo_eval.renewal import BLOCK_LABELS, RenewalBlocks
 
 WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
+WORKBOOK_THREADS = min(2, os.cpu_count() or 1)
+"""Workbooks written at once (see :func:`write_planned`)."""
 
 ENTERPRISE_CSV_BASE = [
     "uscc",
@@ -120,9 +124,11 @@ def enterprise_frame(ev: Evaluation) -> pd.DataFrame:
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """UTF-8 with BOM (opens in Excel and WPS), ``\\n`` line ends, empty for missing.
+    """UTF-8 with BOM (opens in Excel and WPS), ``\\n`` line ends, empty for missing, a ``'`` before a
+    text that a spreadsheet would read as a formula.
 
-    The text pandas ``to_csv(index=False)`` gives, built with pyarrow: see :mod:`geo_eval.io.csvout`.
+    The text pandas ``to_csv(index=False)`` gives, built with pyarrow, with that formula guard: see
+    :mod:`geo_eval.io.csvout`.
     """
     csvout.write_csv(df, path)
 
@@ -520,23 +526,48 @@ def flag_counts(flags: FlagResult | None, blocks: RenewalBlocks | None) -> dict[
     return out
 
 
+def workbook_plan(
+    ev: Evaluation, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
+) -> Iterator[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]]]]:
+    """The ranking workbooks of a run, one at a time: (file name under OUT_DIR, sheets, notes).
+
+    ``rankings.xlsx``, or for large runs one workbook per park under ``rankings/``.
+    """
+    notes = {"说明": _notes(ev)}
+    if len(ev.enterprises) <= WORKBOOK_ROW_LIMIT:
+        yield "rankings.xlsx", workbook_sheets(ev, None, flags, blocks), notes
+        return
+    e = ev.enterprises
+    shared = _SharedSheets(ev, flags)
+    for park, rows in e.groupby(e["park"].fillna(_NO_PARK), sort=True):
+        yield f"rankings/{_safe(str(park))}.xlsx", shared.sheets(rows, whole_park=True), notes
+
+
 def write_workbooks(
     ev: Evaluation, out_dir: Path, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
 ) -> list[str]:
-    """``rankings.xlsx``, or for large runs one workbook per park under ``rankings/``."""
-    if len(ev.enterprises) <= WORKBOOK_ROW_LIMIT:
-        write_workbook(out_dir / "rankings.xlsx", workbook_sheets(ev, None, flags, blocks), notes={"说明": _notes(ev)})
-        return ["rankings.xlsx"]
-    folder = out_dir / "rankings"
-    folder.mkdir()
-    names = []
-    e = ev.enterprises
-    shared = _SharedSheets(ev, flags)
-    notes = {"说明": _notes(ev)}
-    for park, rows in e.groupby(e["park"].fillna(_NO_PARK), sort=True):
-        name = f"rankings/{_safe(str(park))}.xlsx"
-        write_workbook(out_dir / name, shared.sheets(rows, whole_park=True), notes=notes)
-        names.append(name)
+    """Write the workbooks of :func:`workbook_plan` into ``out_dir``; returns their names."""
+    return write_planned(workbook_plan(ev, flags, blocks), out_dir)
+
+
+def write_planned(
+    plan: Iterable[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]]]], out_dir: Path
+) -> list[str]:
+    """Write planned workbooks into ``out_dir``, up to :data:`WORKBOOK_THREADS` at once (the writer
+    releases the GIL while it lays out and compresses a workbook, so the next ones' sheets are built
+    meanwhile); returns their names in plan order. The files do not depend on the thread count."""
+    names: list[str] = []
+    with ThreadPoolExecutor(max_workers=WORKBOOK_THREADS) as pool:
+        pending: deque[Future[None]] = deque()
+        for name, sheets, notes in plan:
+            path = out_dir / name
+            path.parent.mkdir(exist_ok=True)
+            pending.append(pool.submit(write_workbook, path, sheets, notes=notes))
+            names.append(name)
+            while len(pending) > WORKBOOK_THREADS:
+                pending.popleft().result()
+        while pending:
+            pending.popleft().result()
     return names
 
 
