@@ -283,9 +283,12 @@ def text_problems(writer: Writer) -> list[str]:
         path = Path(tmp) / "hostile.xlsx"
         try:
             writer(path, {"表": frame}, {"说明": ["一", "二"]})
-            wb = openpyxl.load_workbook(path)
-        except (ValueError, TypeError, OSError, KeyError) as exc:
+        except (ValueError, TypeError, OSError, KeyError, RuntimeError) as exc:
             raise WriterFailed(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            wb = openpyxl.load_workbook(path)
+        except Exception as exc:  # whatever openpyxl raises, the workbook is broken
+            return [f"the workbook does not open ({type(exc).__name__}: {exc})"]
         got = [(c.value, c.data_type) for (c,) in wb["表"].iter_rows(min_row=2, max_col=1)]
     bad = []
     for text, (value, kind) in zip(HOSTILE, got, strict=False):

@@ -324,6 +324,30 @@ def test_rankings_xlsx_shows_what_the_previous_writer_showed(tmp_path):
                     assert (cn.alignment.wrap_text, cn.alignment.vertical) == (True, "center")
 
 
+def test_park_workbooks_cut_from_the_whole_run_show_each_parks_own_sheets(tmp_path):
+    """Large runs write a workbook per park whose group sheets and 园区汇总 are cut from the whole run's:
+    the cells are those of the sheets computed for the park alone (an enterprise without a park too)."""
+    from dataclasses import replace
+
+    from geo_eval.io.writers import _NO_PARK, _SharedSheets
+    from geo_eval.io.xlsx import sheet_cells
+
+    result = run(SAMPLE, load_scheme(SCHEME), tmp_path / "out")
+    e = result.evaluation.enterprises.copy()
+    e.iloc[0, e.columns.get_loc("park")] = None
+    for ev in (result.evaluation, replace(result.evaluation, enterprises=e)):
+        cut, alone = _SharedSheets(ev, result.flags), _SharedSheets(ev, result.flags)
+        parks = ev.enterprises.groupby(ev.enterprises["park"].fillna(_NO_PARK), sort=True)
+        assert len(parks) >= 3
+        for park, rows in parks:
+            a, b = cut.sheets(rows, whole_park=True), alone.sheets(rows)
+            assert list(a) == list(b)
+            for name in a:
+                x, y = sheet_cells(a[name]), sheet_cells(b[name])
+                assert x.table.equals(y.table) and x.widths == y.widths, (park, name)
+        assert cut._whole_by_park is not None  # the cut path was taken
+
+
 # --- review comments with control characters ------------------------------------------------------
 
 

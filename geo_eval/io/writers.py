@@ -364,6 +364,7 @@ class _SharedSheets:
         self.flag_sheet = None if flags is None else flag_sheet(flags)
         self._flags_by_park: dict[object, pd.DataFrame] | None = None
         self._allocation_by_park: dict[object, pd.DataFrame] | None = None
+        self._whole_by_park: dict[str, tuple[dict[object, pd.DataFrame], pd.DataFrame]] | None = None
 
     def sheets(
         self, rows: pd.DataFrame | None, blocks_sheet: pd.DataFrame | None = None, *, whole_park: bool = False
@@ -371,9 +372,16 @@ class _SharedSheets:
         """``workbook_sheets``; ``whole_park``: ``rows`` are all the enterprises of one park."""
         ev = self.ev
         sub = ev if rows is None else (self._park(rows) if whole_park else _restrict(ev, rows))
-        sheets = report.group_sheets(sub)
-        sheets["用地面积公示"] = report.land_disclosure(sub)
-        sheets["园区汇总"] = report.park_summary(sub)
+        cut = self._cut_from_whole(rows) if rows is not None and whole_park else None
+        if cut is None:
+            sheets = report.group_sheets(sub)
+            sheets["用地面积公示"] = report.land_disclosure(sub)
+            sheets["园区汇总"] = report.park_summary(sub)
+        else:
+            summary = cut.pop("园区汇总")
+            sheets = cut
+            sheets["用地面积公示"] = report.land_disclosure(sub)
+            sheets["园区汇总"] = summary
         sheets["基准值"] = self.benchmarks
         if self.flag_sheet is not None:
             fs = self.flag_sheet
@@ -383,6 +391,22 @@ class _SharedSheets:
         if blocks_sheet is not None:
             sheets["连片改造区块"] = blocks_sheet
         return sheets
+
+    def _cut_from_whole(self, rows: pd.DataFrame) -> dict[str, pd.DataFrame] | None:
+        """The group sheets and 园区汇总 of one whole park, cut by their 园区 column from the whole run's,
+        computed once for all parks: the rows and their order are those of the sheets of the park alone,
+        which keep the run's order (the summary sorts by county and park). None where that does not
+        hold: ``rows`` of several parks, repeated USCCs, or a park named like the summary's label of
+        enterprises without a park. (用地面积公示 is computed per park: sorting the whole run's costs more.)"""
+        e = self.ev.enterprises
+        parks = rows["park"].fillna(_NO_PARK).unique()
+        if len(parks) != 1 or not e.index.is_unique or (e["park"] == _SUMMARY_NO_PARK).any():
+            return None
+        if self._whole_by_park is None:
+            whole = report.group_sheets(self.ev)
+            whole["园区汇总"] = report.park_summary(self.ev)
+            self._whole_by_park = {name: (_by_park(frame), frame.iloc[:0]) for name, frame in whole.items()}
+        return {name: by.get(parks[0], empty) for name, (by, empty) in self._whole_by_park.items()}
 
     def _flags_of(self, parks: set[object]) -> pd.DataFrame:
         """``flag_sheet.loc[flag_sheet["园区"].isin(parks)]``, from the sheet grouped once."""
@@ -412,6 +436,14 @@ class _SharedSheets:
 
 
 _NO_PARK = "未注明园区"
+_SUMMARY_NO_PARK = "（未注明园区）"
+"""What :func:`geo_eval.report.park_summary` calls the park of enterprises without one."""
+
+
+def _by_park(frame: pd.DataFrame) -> dict[object, pd.DataFrame]:
+    """A sheet's rows by the workbook of their park (its 园区 column), in order."""
+    key = frame["园区"].replace(_SUMMARY_NO_PARK, None).fillna(_NO_PARK)
+    return dict(iter(frame.groupby(key, sort=False)))
 
 
 def _restrict(ev: Evaluation, rows: pd.DataFrame) -> Evaluation:

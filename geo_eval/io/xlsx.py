@@ -74,6 +74,7 @@ def write_workbook(path: Path, sheets: dict[str, pd.DataFrame], *, notes: dict[s
         header_format=dict.fromkeys(framed, head),
         column_widths=widths,
         autofilter=filters,
+        autofit=False,
     )
 
 
