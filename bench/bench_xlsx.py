@@ -16,7 +16,9 @@ the 说明 sheet:
 - ``geo_eval``: what ``write_outputs`` does (:func:`geo_eval.io.writers.write_planned`: rustpy-xlsxwriter
   through :func:`geo_eval.io.xlsx.write_workbook`, two workbooks at a time);
 - ``xlsxwriter``: xlsxwriter's public API in ``constant_memory`` mode, a ``write_number`` or
-  ``write_string`` per cell (the reference the product's content is compared with in the tests);
+  ``write_string`` per cell (as the tests' reference for what a user sees; note that xlsxwriter's own
+  ``write_string`` passes a text beginning with ``<r>`` and ending with ``</r>`` through unescaped, as
+  rich-string markup, so it fails the hostile-text check);
 - ``rvgsrust``: rvgsrust-xlsxwriter (rust_xlsxwriter), ``Worksheet.write_dataframe`` of an Arrow table;
 - ``rustpy``: rustpy-xlsxwriter (rust_xlsxwriter), ``write_worksheets`` of the same Arrow tables, one
   workbook at a time;
