@@ -365,22 +365,23 @@ class _SharedSheets:
         self._flags_by_park: dict[object, pd.DataFrame] | None = None
         self._allocation_by_park: dict[object, pd.DataFrame] | None = None
         self._whole_by_park: dict[str, tuple[dict[object, pd.DataFrame], pd.DataFrame]] | None = None
+        self._cuttable: bool | None = None
 
     def sheets(
         self, rows: pd.DataFrame | None, blocks_sheet: pd.DataFrame | None = None, *, whole_park: bool = False
     ) -> dict[str, pd.DataFrame]:
         """``workbook_sheets``; ``whole_park``: ``rows`` are all the enterprises of one park."""
         ev = self.ev
-        sub = ev if rows is None else (self._park(rows) if whole_park else _restrict(ev, rows))
         cut = self._cut_from_whole(rows) if rows is not None and whole_park else None
         if cut is None:
+            sub = ev if rows is None else (self._park(rows) if whole_park else _restrict(ev, rows))
             sheets = report.group_sheets(sub)
             sheets["用地面积公示"] = report.land_disclosure(sub)
             sheets["园区汇总"] = report.park_summary(sub)
         else:
-            summary = cut.pop("园区汇总")
+            land, summary = cut.pop("用地面积公示"), cut.pop("园区汇总")
             sheets = cut
-            sheets["用地面积公示"] = report.land_disclosure(sub)
+            sheets["用地面积公示"] = report.sort_land_disclosure(land)
             sheets["园区汇总"] = summary
         sheets["基准值"] = self.benchmarks
         if self.flag_sheet is not None:
@@ -393,17 +394,21 @@ class _SharedSheets:
         return sheets
 
     def _cut_from_whole(self, rows: pd.DataFrame) -> dict[str, pd.DataFrame] | None:
-        """The group sheets and 园区汇总 of one whole park, cut by their 园区 column from the whole run's,
-        computed once for all parks: the rows and their order are those of the sheets of the park alone,
-        which keep the run's order (the summary sorts by county and park). None where that does not
-        hold: ``rows`` of several parks, repeated USCCs, or a park named like the summary's label of
-        enterprises without a park. (用地面积公示 is computed per park: sorting the whole run's costs more.)"""
+        """The group sheets, 园区汇总 and the rows of 用地面积公示 (unsorted) of one whole park, cut by their
+        园区 column from the whole run's, computed once for all parks: the rows and their order are those
+        of the sheets of the park alone, which keep the run's order (the summary sorts by county and
+        park; 用地面积公示 is sorted per park by the caller, cheaper than sorting the whole run's). None
+        where that does not hold: ``rows`` of several parks, repeated USCCs, or a park named like the
+        summary's label of enterprises without a park."""
         e = self.ev.enterprises
         parks = rows["park"].fillna(_NO_PARK).unique()
-        if len(parks) != 1 or not e.index.is_unique or (e["park"] == _SUMMARY_NO_PARK).any():
+        if self._cuttable is None:
+            self._cuttable = e.index.is_unique and not (e["park"] == _SUMMARY_NO_PARK).any()
+        if len(parks) != 1 or not self._cuttable:
             return None
         if self._whole_by_park is None:
             whole = report.group_sheets(self.ev)
+            whole["用地面积公示"] = report.land_disclosure_rows(self.ev)
             whole["园区汇总"] = report.park_summary(self.ev)
             self._whole_by_park = {name: (_by_park(frame), frame.iloc[:0]) for name, frame in whole.items()}
         return {name: by.get(parks[0], empty) for name, (by, empty) in self._whole_by_park.items()}
