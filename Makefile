@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run_bench
 	$(BIN)/python -m bench.bench_zonal --n 1000000 --skip-slow
 	$(BIN)/python -m bench.bench_blocks --n 300000
+	$(BIN)/python -m bench.bench_xlsx --n 1000000 --writers geo_eval --rebuild
 	$(BIN)/python -m bench.bench_service
 	$(BIN)/python -m bench.bench_auth
 	$(BIN)/python -m bench.bench_postgis --n 1000000

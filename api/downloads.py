@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from geo_eval.fields import ENTERPRISE_FIELDS, FIGURES
 from geo_eval.flags import evidence_labels, rule_labels
 from geo_eval.indicators import INDICATORS
+from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
 from geo_eval.report import ENTERPRISE_COLUMNS, RESULT_COLUMNS
 from geo_eval.storage import STATUS_LABELS, Review
@@ -77,8 +78,9 @@ def download(content: bytes, *, filename: str, fallback: str, media_type: str) -
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    """UTF-8 with BOM, ``\\n`` line ends, empty fields for missing values (as ``enterprises.csv``)."""
-    return (BOM + df.to_csv(index=False, lineterminator="\n")).encode("utf-8")
+    """UTF-8 with BOM, ``\\n`` line ends, empty fields for missing values, texts that a spreadsheet would
+    read as a formula behind a ``'`` (as ``enterprises.csv``: :func:`geo_eval.io.csvout.csv_bytes`)."""
+    return csvout.csv_bytes(df)
 
 
 def xlsx_bytes(sheets: dict[str, pd.DataFrame], notes: dict[str, list[str]] | None = None) -> bytes:

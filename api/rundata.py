@@ -25,6 +25,7 @@ import pyogrio
 import shapely
 
 from geo_eval.flags import FLAG_COLUMNS
+from geo_eval.io import csvout
 from geo_eval.storage import RunFilesError, RunRecord, read_manifest
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class RunData:
     enterprises: pd.DataFrame
     """``enterprises.csv`` with numbers as numbers."""
     enterprises_text: pd.DataFrame
-    """``enterprises.csv`` exactly as text (for csv downloads)."""
+    """``enterprises.csv`` as text, without the formula guard (for csv downloads, which add it again)."""
     parcels: gpd.GeoDataFrame
     """Layer ``parcels`` of ``parcels.gpkg``."""
     parcel_geojson: np.ndarray
@@ -193,6 +194,7 @@ def _run_data(
 ) -> RunData:
     for c in ("parcel_id", "park", "county"):
         parcels[c] = parcels[c].astype(object).where(parcels[c].notna(), None)
+    text = text.apply(csvout.unguard)  # the csv's formula guard (a ' before =+-@) off: the values themselves
     data = RunData(
         record=record,
         manifest=manifest,

@@ -72,6 +72,17 @@ def group_sheets(ev: Evaluation) -> dict[str, pd.DataFrame]:
 
 def land_disclosure(ev: Evaluation) -> pd.DataFrame:
     """用地面积公示: each enterprise's parcels, leases and evaluated area, step by step."""
+    return sort_land_disclosure(land_disclosure_rows(ev))
+
+
+def sort_land_disclosure(rows: pd.DataFrame) -> pd.DataFrame:
+    """The order of 用地面积公示: by county, park and USCC (stable; missing last)."""
+    return rows.sort_values(["县区", "园区", "统一社会信用代码"], kind="mergesort", na_position="last")
+
+
+def land_disclosure_rows(ev: Evaluation) -> pd.DataFrame:
+    """The rows of :func:`land_disclosure` in the enterprises' order (any subset of them, sorted with
+    :func:`sort_land_disclosure`, is the sheet of that subset)."""
     e = ev.enterprises
     a = ev.allocation
     owned = a.loc[a["role"] == "owner"].sort_values(["uscc", "parcel_id"])
@@ -94,7 +105,7 @@ def land_disclosure(ev: Evaluation) -> pd.DataFrame:
             "分类": e["grade"].to_numpy(),
         }
     )
-    return out.sort_values(["县区", "园区", "统一社会信用代码"], kind="mergesort", na_position="last")
+    return out
 
 
 def park_summary(ev: Evaluation) -> pd.DataFrame:

@@ -15,8 +15,19 @@ is what ``DataFrame.to_csv(index=False)`` writes for it:
   mixed ones with ``str`` value by value;
 - datetimes, timedeltas and periods as pandas formats them.
 
-The one difference from pandas: a field holding a bare carriage return is quoted (pandas with
-``lineterminator="\\n"`` leaves it bare, which splits the row in Excel).
+Two differences from pandas:
+
+- a field holding a bare carriage return is quoted (pandas with ``lineterminator="\\n"`` leaves it
+  bare, which splits the row in Excel);
+- **formula guard** (OWASP's rule against CSV injection): a text field that a spreadsheet would read
+  as a formula — one beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, after any
+  leading ``'`` — gets one ``'`` in front, so Excel and WPS show it as text and never evaluate it
+  (``=HYPERLINK("http://x","y")`` is written ``'=HYPERLINK("http://x","y")``). Numbers are never
+  touched: a number column is written as numbers (``-3.5``), and neither is a text that is only a
+  number (``-3.5``, ``+86``, ``1e-05``, ``-inf``: a spreadsheet reads it as that number, nothing more). Readers
+  undo the guard with :func:`unguard`: one leading ``'`` is removed from a text that, after its
+  leading ``'`` characters, begins with one of those characters (so a text that itself began with
+  ``'=`` comes back intact).
 
 Rows are assembled in slices of :data:`CHUNK_ROWS` with ``binary_join_element_wise`` (slices side
 by side on up to :data:`MAX_THREADS` threads: pyarrow's kernels release the GIL) and written in
@@ -44,6 +55,11 @@ BOM = b"\xef\xbb\xbf"
 CHUNK_ROWS = 65_536
 MAX_THREADS = 4
 _NEEDS_QUOTES = r'[,"\r\n]'
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet reads as the start of a formula (OWASP, CSV injection)."""
+_GUARDED = r"^'*[=+\-@\t\r]"
+_UNGUARD = r"^'+[=+\-@\t\r]"
+_PLAIN_NUMBER = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|nan)$"
 _TEXT = pa.large_string()
 
 
@@ -53,14 +69,29 @@ def _t(text: str) -> pa.Scalar:
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
     """Write ``df`` (without its index) to ``path`` as described in the module docstring."""
-    if df.shape[1] == 0:
-        with open(path, "wb") as fh:
-            fh.write(BOM + df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-        return
     with open(path, "wb") as fh:
-        fh.write(BOM + header_line(df).encode("utf-8"))
-        for lines in iter_rows(df):
-            _write_text(fh, pc.binary_join_element_wise(lines, _t(""), _t("\n")))  # line + "\n" + ""
+        write_to(df, fh)
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """The bytes :func:`write_csv` writes for ``df``.
+
+    >>> csv_bytes(pd.DataFrame({"name": ["=1+1"], "x": [-3.5]}))
+    b"\\xef\\xbb\\xbfname,x\\n'=1+1,-3.5\\n"
+    """
+    buf = io.BytesIO()
+    write_to(df, buf)
+    return buf.getvalue()
+
+
+def write_to(df: pd.DataFrame, fh: BinaryIO) -> None:
+    """Write ``df``'s csv (BOM, header, rows) to a binary file."""
+    if df.shape[1] == 0:
+        fh.write(BOM + df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        return
+    fh.write(BOM + header_line(df).encode("utf-8"))
+    for lines in iter_rows(df):
+        _write_text(fh, pc.binary_join_element_wise(lines, _t(""), _t("\n")))  # line + "\n" + ""
 
 
 def header_line(df: pd.DataFrame) -> str:
@@ -203,7 +234,41 @@ def _text(arr: pa.Array) -> pa.Array:
     elif pa.types.is_null(t):
         out = pa.nulls(len(arr), _TEXT)
     else:
-        out = _quote(arr.cast(_TEXT))
+        out = _quote(guard(arr.cast(_TEXT)))
+    return out
+
+
+def guard(text: pa.Array) -> pa.Array:
+    """Text values a spreadsheet would read as a formula, with one ``'`` in front (see the module docstring).
+
+    >>> guard(pa.array(["=1+1", "-2+3", "-3.5", "@SUM(A1)", "'=x", "x=1", "\\tx", None])).to_pylist()
+    ["'=1+1", "'-2+3", '-3.5', "'@SUM(A1)", "''=x", 'x=1', "'\\tx", None]
+    """
+    first = pc.utf8_slice_codeunits(text, 0, 1)
+    maybe = pc.fill_null(pc.is_in(first, pa.array([*FORMULA_START, "'"], type=first.type)), False)
+    if not pc.any(maybe).as_py():
+        return text
+    number = pc.fill_null(pc.match_substring_regex(text, _PLAIN_NUMBER), False)
+    formula = pc.and_(pc.fill_null(pc.match_substring_regex(text, _GUARDED), False), pc.invert(number))
+    if not pc.any(formula).as_py():
+        return text
+    quote, empty = pa.scalar("'", text.type), pa.scalar("", text.type)
+    return pc.if_else(formula, pc.binary_join_element_wise(quote, text, empty), text)
+
+
+def unguard(text: pd.Series) -> pd.Series:
+    """A column of strings as written before :func:`guard` (for readers of geo-eval's csv files).
+
+    >>> unguard(pd.Series(["'=1+1", "''=x", "'abc", "-3.5", None], dtype=object)).tolist()
+    ['=1+1', "'=x", "'abc", '-3.5', None]
+    """
+    arr = pa.array(text.to_numpy(dtype=object), type=_TEXT, from_pandas=True)
+    guarded = pc.fill_null(pc.match_substring_regex(arr, _UNGUARD), False)
+    if not pc.any(guarded).as_py():
+        return text
+    mask = guarded.to_numpy(zero_copy_only=False)
+    out = text.copy()
+    out[mask] = text[mask].str.slice(1)
     return out
 
 

@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from geo_eval.renewal import BLOCK_LABELS, RenewalBlocks
 
 WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
+WORKBOOK_THREADS = min(2, os.cpu_count() or 1)
+"""Workbooks written at once (see :func:`write_planned`)."""
 
 ENTERPRISE_CSV_BASE = [
     "uscc",
@@ -120,9 +124,11 @@ def enterprise_frame(ev: Evaluation) -> pd.DataFrame:
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """UTF-8 with BOM (opens in Excel and WPS), ``\\n`` line ends, empty for missing.
+    """UTF-8 with BOM (opens in Excel and WPS), ``\\n`` line ends, empty for missing, a ``'`` before a
+    text that a spreadsheet would read as a formula.
 
-    The text pandas ``to_csv(index=False)`` gives, built with pyarrow: see :mod:`geo_eval.io.csvout`.
+    The text pandas ``to_csv(index=False)`` gives, built with pyarrow, with that formula guard: see
+    :mod:`geo_eval.io.csvout`.
     """
     csvout.write_csv(df, path)
 
@@ -358,16 +364,25 @@ class _SharedSheets:
         self.flag_sheet = None if flags is None else flag_sheet(flags)
         self._flags_by_park: dict[object, pd.DataFrame] | None = None
         self._allocation_by_park: dict[object, pd.DataFrame] | None = None
+        self._whole_by_park: dict[str, tuple[dict[object, pd.DataFrame], pd.DataFrame]] | None = None
+        self._cuttable: bool | None = None
 
     def sheets(
         self, rows: pd.DataFrame | None, blocks_sheet: pd.DataFrame | None = None, *, whole_park: bool = False
     ) -> dict[str, pd.DataFrame]:
         """``workbook_sheets``; ``whole_park``: ``rows`` are all the enterprises of one park."""
         ev = self.ev
-        sub = ev if rows is None else (self._park(rows) if whole_park else _restrict(ev, rows))
-        sheets = report.group_sheets(sub)
-        sheets["用地面积公示"] = report.land_disclosure(sub)
-        sheets["园区汇总"] = report.park_summary(sub)
+        cut = self._cut_from_whole(rows) if rows is not None and whole_park else None
+        if cut is None:
+            sub = ev if rows is None else (self._park(rows) if whole_park else _restrict(ev, rows))
+            sheets = report.group_sheets(sub)
+            sheets["用地面积公示"] = report.land_disclosure(sub)
+            sheets["园区汇总"] = report.park_summary(sub)
+        else:
+            land, summary = cut.pop("用地面积公示"), cut.pop("园区汇总")
+            sheets = cut
+            sheets["用地面积公示"] = report.sort_land_disclosure(land)
+            sheets["园区汇总"] = summary
         sheets["基准值"] = self.benchmarks
         if self.flag_sheet is not None:
             fs = self.flag_sheet
@@ -377,6 +392,26 @@ class _SharedSheets:
         if blocks_sheet is not None:
             sheets["连片改造区块"] = blocks_sheet
         return sheets
+
+    def _cut_from_whole(self, rows: pd.DataFrame) -> dict[str, pd.DataFrame] | None:
+        """The group sheets, 园区汇总 and the rows of 用地面积公示 (unsorted) of one whole park, cut by their
+        园区 column from the whole run's, computed once for all parks: the rows and their order are those
+        of the sheets of the park alone, which keep the run's order (the summary sorts by county and
+        park; 用地面积公示 is sorted per park by the caller, cheaper than sorting the whole run's). None
+        where that does not hold: ``rows`` of several parks, repeated USCCs, or a park named like the
+        summary's label of enterprises without a park."""
+        e = self.ev.enterprises
+        parks = rows["park"].fillna(_NO_PARK).unique()
+        if self._cuttable is None:
+            self._cuttable = e.index.is_unique and not (e["park"] == _SUMMARY_NO_PARK).any()
+        if len(parks) != 1 or not self._cuttable:
+            return None
+        if self._whole_by_park is None:
+            whole = report.group_sheets(self.ev)
+            whole["用地面积公示"] = report.land_disclosure_rows(self.ev)
+            whole["园区汇总"] = report.park_summary(self.ev)
+            self._whole_by_park = {name: (_by_park(frame), frame.iloc[:0]) for name, frame in whole.items()}
+        return {name: by.get(parks[0], empty) for name, (by, empty) in self._whole_by_park.items()}
 
     def _flags_of(self, parks: set[object]) -> pd.DataFrame:
         """``flag_sheet.loc[flag_sheet["园区"].isin(parks)]``, from the sheet grouped once."""
@@ -406,6 +441,14 @@ class _SharedSheets:
 
 
 _NO_PARK = "未注明园区"
+_SUMMARY_NO_PARK = "（未注明园区）"
+"""What :func:`geo_eval.report.park_summary` calls the park of enterprises without one."""
+
+
+def _by_park(frame: pd.DataFrame) -> dict[object, pd.DataFrame]:
+    """A sheet's rows by the workbook of their park (its 园区 column), in order."""
+    key = frame["园区"].replace(_SUMMARY_NO_PARK, None).fillna(_NO_PARK)
+    return dict(iter(frame.groupby(key, sort=False)))
 
 
 def _restrict(ev: Evaluation, rows: pd.DataFrame) -> Evaluation:
@@ -520,23 +563,48 @@ def flag_counts(flags: FlagResult | None, blocks: RenewalBlocks | None) -> dict[
     return out
 
 
+def workbook_plan(
+    ev: Evaluation, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
+) -> Iterator[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]]]]:
+    """The ranking workbooks of a run, one at a time: (file name under OUT_DIR, sheets, notes).
+
+    ``rankings.xlsx``, or for large runs one workbook per park under ``rankings/``.
+    """
+    notes = {"说明": _notes(ev)}
+    if len(ev.enterprises) <= WORKBOOK_ROW_LIMIT:
+        yield "rankings.xlsx", workbook_sheets(ev, None, flags, blocks), notes
+        return
+    e = ev.enterprises
+    shared = _SharedSheets(ev, flags)
+    for park, rows in e.groupby(e["park"].fillna(_NO_PARK), sort=True):
+        yield f"rankings/{_safe(str(park))}.xlsx", shared.sheets(rows, whole_park=True), notes
+
+
 def write_workbooks(
     ev: Evaluation, out_dir: Path, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
 ) -> list[str]:
-    """``rankings.xlsx``, or for large runs one workbook per park under ``rankings/``."""
-    if len(ev.enterprises) <= WORKBOOK_ROW_LIMIT:
-        write_workbook(out_dir / "rankings.xlsx", workbook_sheets(ev, None, flags, blocks), notes={"说明": _notes(ev)})
-        return ["rankings.xlsx"]
-    folder = out_dir / "rankings"
-    folder.mkdir()
-    names = []
-    e = ev.enterprises
-    shared = _SharedSheets(ev, flags)
-    notes = {"说明": _notes(ev)}
-    for park, rows in e.groupby(e["park"].fillna(_NO_PARK), sort=True):
-        name = f"rankings/{_safe(str(park))}.xlsx"
-        write_workbook(out_dir / name, shared.sheets(rows, whole_park=True), notes=notes)
-        names.append(name)
+    """Write the workbooks of :func:`workbook_plan` into ``out_dir``; returns their names."""
+    return write_planned(workbook_plan(ev, flags, blocks), out_dir)
+
+
+def write_planned(
+    plan: Iterable[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]]]], out_dir: Path
+) -> list[str]:
+    """Write planned workbooks into ``out_dir``, up to :data:`WORKBOOK_THREADS` at once (the writer
+    releases the GIL while it lays out and compresses a workbook, so the next ones' sheets are built
+    meanwhile); returns their names in plan order. The files do not depend on the thread count."""
+    names: list[str] = []
+    with ThreadPoolExecutor(max_workers=WORKBOOK_THREADS) as pool:
+        pending: deque[Future[None]] = deque()
+        for name, sheets, notes in plan:
+            path = out_dir / name
+            path.parent.mkdir(exist_ok=True)
+            pending.append(pool.submit(write_workbook, path, sheets, notes=notes))
+            names.append(name)
+            while len(pending) > WORKBOOK_THREADS:
+                pending.popleft().result()
+        while pending:
+            pending.popleft().result()
     return names
 
 

@@ -1,28 +1,28 @@
-"""Workbooks for people, written with xlsxwriter directly (fast, numbers as numbers).
+"""Workbooks for people, written by rust_xlsxwriter through rustpy-xlsxwriter's public API.
 
-xlsxwriter lays out the workbook (styles, header row, column widths, frozen pane, autofilter, the
-说明 sheet). The data rows of a sheet are many: in ``constant_memory`` mode xlsxwriter turns each
-cell into a few lines of XML in Python (about 10 µs a cell), so :func:`write_workbook` builds the
-same ``<row>``/``<c>`` XML column by column with pyarrow instead and appends it to the worksheet's
-row file, where xlsxwriter's own row writer would have put it. The XML is the one xlsxwriter writes
-for these cells: numbers as ``<v>{value:.16G}</v>``, text as in-line strings (control characters
-as ``_xHHHH_``, ``& < >`` escaped, ``xml:space="preserve"`` for leading or trailing whitespace, over
-32 767 UTF-16 units truncated), booleans as 是/否, missing values and NaN/±inf as no cell, rows
-without any value left out. Text needing any of that special care, and columns of mixed Python
-objects, go value by value through xlsxwriter's own helpers. When the xlsxwriter in use does not
-have the expected internals, every cell goes through the public ``write_*`` calls as before.
+Each sheet of a workbook is a frame: a bold header row (frozen, with an autofilter), column widths
+from the text, and one cell per value. The frame becomes an Arrow table of cells first
+(:func:`sheet_cells`), and the whole workbook is one ``write_worksheets`` call:
+
+- numbers (integers, floats, nullable integers) as number cells; NaN, ±inf and missing values as
+  no cell;
+- booleans as the text 是 / 否;
+- everything else as a text cell, whatever it holds: the writer escapes it (``& < >``, control
+  characters as ``_xHHHH_``) and never reads it as a formula, so an enterprise name such as
+  ``=HYPERLINK(…)`` or a comment such as ``<r><t>oops</r>`` is shown exactly as written. Text over
+  Excel's 32 767 characters is cut there.
+
+A column of mixed Python objects is sorted value by value into the same three kinds; a sheet with a
+column that holds both numbers and texts goes to the writer as records (one dict a row, each value
+written by its own type) instead of an Arrow table.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import math
-import threading
 import unicodedata
-import zipfile
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,54 +30,74 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import xlsxwriter
-import xlsxwriter.workbook as xlsxwriter_workbook
-from xlsxwriter.utility import xl_col_to_name
-from xlsxwriter.worksheet import Worksheet
-
-try:  # xlsxwriter's own text rules, for the cells _stream_rows cannot write as they are
-    from xlsxwriter.utility import _preserve_whitespace, _utf16_len, _utf16_truncate
-
-    _HAVE_TEXT_RULES = True
-except ImportError:  # another xlsxwriter: every cell goes through the public write_* calls
-    _HAVE_TEXT_RULES = False
+import rustpy_xlsxwriter
 
 MAX_SHEET_NAME = 31
-ZIP_LEVEL = 1
-"""zlib level of the xlsx parts: level 1 deflates the sheet XML about 3× faster than xlsxwriter's
-default 6, for files about a quarter bigger; the parts themselves are the same."""
-_ZIP_LOCK = threading.Lock()
 WIDTH_SAMPLE_ROWS = 200
 """Column widths follow the text of the first this many rows."""
-CHUNK_ROWS = 16_384
+NOTE_WIDTH = 120.0
+STRING_MAX = 32_767
+"""Excel's limit on the text of a cell, in UTF-16 code units."""
 _TEXT = pa.large_string()
-_STRING_MAX = 32_767  # Excel's cell text limit, in UTF-16 units
-# Text xlsxwriter changes or marks: control characters (not \t \n), _xHHHH_ look-alikes, & < >,
-# U+FFFE/U+FFFF, rich-string markup, and whitespace (any Unicode space) at either end. A superset
-# of what xlsxwriter checks: a match only means "ask xlsxwriter".
-_SPECIAL = (
-    r"[\x00-\x08\x0b-\x1f&<>\x{fffe}\x{ffff}]|_x[0-9a-fA-F]{4}_|^<r>"
-    r"|^[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\p{Z}]|[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\p{Z}]$"
-)
-_ROW_INTERNALS = (
-    "fh",
-    "previous_row",
-    "table",
-    "_write_single_row",
-    "_check_dimensions",
-    "_escape_data",
-    "_escape_control_characters",
-)
+
+MixedNumbers = dict[tuple[int, int], float]
+"""Numbers of mixed columns, by (row, column) of the frame."""
 
 
-def _display_width(text: object) -> int:
-    s = "" if text is None else str(text)
-    return len(s) if s.isascii() else _wide_width(s)
+def write_workbook(path: Path, sheets: dict[str, pd.DataFrame], *, notes: dict[str, list[str]] | None = None) -> None:
+    """Write frames as sheets: bold frozen header row, column widths from content, numbers as numbers.
+
+    ``notes`` maps a sheet name to lines written one per row, in a sheet of their own (说明).
+    """
+    entries: list[tuple[str, Any]] = []
+    widths: dict[str, dict[str, float] | list[float]] = {}
+    filters: dict[str, bool] = {}
+    used: set[str] = set()
+    for name, df in sheets.items():
+        sheet = _sheet_name(name, used)
+        cells = sheet_cells(df)
+        entries.append((sheet, _records(cells.table, cells.numbers) if cells.numbers else cells.table))
+        widths[sheet] = cells.widths
+        filters[sheet] = bool(len(df)) and bool(df.shape[1])
+    framed = [sheet for sheet, _ in entries]
+    for name, lines in (notes or {}).items():
+        sheet = _sheet_name(name, used)
+        # the first line stands where a header would: the sheet has no header format, so it is plain text
+        text = _truncate(pa.array(lines, _TEXT))
+        entries.append((sheet, pa.table({text[0].as_py(): text[1:]}) if len(text) else pa.table({})))
+        widths[sheet] = [NOTE_WIDTH]
+    head = _header_format()
+    rustpy_xlsxwriter.write_worksheets(
+        entries,
+        str(path),
+        freeze_panes={sheet: {"row": 1, "col": 0} for sheet in framed},
+        header_format=dict.fromkeys(framed, head),
+        column_widths=widths,
+        autofilter=filters,
+        autofit=False,
+    )
 
 
-@functools.lru_cache(maxsize=65_536)
-def _wide_width(s: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+def _header_format() -> rustpy_xlsxwriter.Format:
+    return (
+        rustpy_xlsxwriter.Format()
+        .set_bold()
+        .set_background_color("#DDEBF7")
+        .set_border("thin")
+        .set_text_wrap()
+        .set_align("vcenter")
+    )
+
+
+def _records(table: pa.Table, numbers: MixedNumbers) -> list[dict[str, object]]:
+    """The rows of a sheet whose mixed columns hold numbers among texts, as dicts for the writer."""
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise ValueError(f"列名重复，无法写入工作表：{names}")
+    rows = table.to_pylist()
+    for (i, j), value in numbers.items():
+        rows[i][names[j]] = value
+    return rows
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
@@ -91,134 +111,38 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return clean
 
 
-def write_workbook(path: Path, sheets: dict[str, pd.DataFrame], *, notes: dict[str, list[str]] | None = None) -> None:
-    """Write frames as sheets: bold frozen header row, column widths from content, numbers as numbers.
+# --- cells ------------------------------------------------------------------------------------------
 
-    ``notes`` maps a sheet name to lines written above nothing else: a sheet of its own (说明).
+
+@dataclass(frozen=True)
+class SheetCells:
+    """What the writer needs of a frame: its data rows as an Arrow table of number (float64) and text
+    columns, null where no cell is written; the numbers of mixed columns; the column widths."""
+
+    table: pa.Table
+    numbers: MixedNumbers
+    widths: list[float]
+
+
+def sheet_cells(df: pd.DataFrame) -> SheetCells:
+    """The cells of ``df`` (see the module docstring).
+
+    >>> c = sheet_cells(pd.DataFrame({"a": [1.5, float("inf")], "b": [True, False], "c": ["=1+1", None]}))
+    >>> c.table.to_pydict(), c.numbers, c.widths
+    ({'a': [1.5, None], 'b': ['是', '否'], 'c': ['=1+1', None]}, {}, [6.0, 6.0, 6.0])
+    >>> sheet_cells(pd.DataFrame({"m": [1, "x", None]})).numbers
+    {(0, 0): 1.0}
     """
-    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "nan_inf_to_errors": False})
-    wb.set_properties({"title": "geo-eval 亩均效益评价结果", "author": "geo-eval"})
-    head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "vcenter"})
-    used: set[str] = set()
-    for name, df in sheets.items():
-        ws = wb.add_worksheet(_sheet_name(name, used))
-        cols = list(df.columns)
-        for j, c in enumerate(cols):
-            ws.write_string(0, j, str(c), head)
-        widths = [min(max(_display_width(c), 6), 40) for c in cols]
-        n = len(df)
-        if n and cols and _can_stream(ws):
-            _stream_rows(ws, df, widths)
-        else:
-            _write_cells(ws, df, widths)
-        for j, w in enumerate(widths):
-            ws.set_column(j, j, w)
-        ws.freeze_panes(1, 0)
-        if n:
-            ws.autofilter(0, 0, n, max(len(cols) - 1, 0))
-    for name, lines in (notes or {}).items():
-        ws = wb.add_worksheet(_sheet_name(name, used))
-        ws.set_column(0, 0, 120)
-        for i, line in enumerate(lines):
-            ws.write_string(i, 0, line)
-    with _zip_level(ZIP_LEVEL):
-        wb.close()
-
-
-@contextlib.contextmanager
-def _zip_level(level: int) -> Iterator[None]:
-    """Let xlsxwriter's ``close`` deflate the parts at zlib ``level`` (it zips at the default, 6).
-
-    xlsxwriter opens its zip as ``xlsxwriter.workbook.ZipFile``: that name is bound to a
-    ``ZipFile`` with ``compresslevel`` for the block (under a lock, so concurrent closes in other
-    threads see one consistent value), and left alone if xlsxwriter no longer has it.
-    """
-    with _ZIP_LOCK:
-        original = getattr(xlsxwriter_workbook, "ZipFile", None)
-        if original is not zipfile.ZipFile:
-            yield
-            return
-        xlsxwriter_workbook.ZipFile = functools.partial(zipfile.ZipFile, compresslevel=level)
-        try:
-            yield
-        finally:
-            xlsxwriter_workbook.ZipFile = original
-
-
-def _write_cells(ws: Worksheet, df: pd.DataFrame, widths: list[int]) -> None:
-    """Every cell through xlsxwriter's public calls (the reference for :func:`_stream_rows`)."""
-    values = [col.to_numpy(dtype=object) for _, col in df.items()]
-    for i in range(len(df)):
-        for j, column in enumerate(values):
-            v = column[i]
-            if v is None or v is pd.NA or v is pd.NaT:
-                continue
-            if isinstance(v, (float, np.floating)):
-                if math.isnan(v) or math.isinf(v):
-                    continue
-                ws.write_number(i + 1, j, float(v))
-            elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-                ws.write_number(i + 1, j, int(v))
-            elif isinstance(v, (bool, np.bool_)):
-                ws.write_string(i + 1, j, "是" if v else "否")
-            else:
-                s = str(v)
-                ws.write_string(i + 1, j, s)
-                if i < WIDTH_SAMPLE_ROWS:
-                    widths[j] = max(widths[j], min(_display_width(s) + 2, 60))
-
-
-# --- data rows as XML, column by column -----------------------------------------------------------
-
-
-def _can_stream(ws: Worksheet) -> bool:
-    return (
-        _HAVE_TEXT_RULES
-        and bool(getattr(ws, "constant_memory", False))
-        and xlsxwriter.__version__.split(".")[0] == "3"
-        and all(hasattr(ws, a) for a in _ROW_INTERNALS)
-        and isinstance(ws.fh, io.TextIOWrapper)  # the row file, UTF-8 text
-    )
-
-
-def _t(text: str) -> pa.Scalar:
-    return pa.scalar(text, _TEXT)
-
-
-def _stream_rows(ws: Worksheet, df: pd.DataFrame, widths: list[int]) -> None:
-    """Rows 2… of the sheet as xlsxwriter would write them, appended to its row file."""
-    ws._write_single_row(1)  # the header row (row 0) goes to the row file first
-    columns = [col for _, col in df.items()]
-    letters = [xl_col_to_name(j) for j in range(len(columns))]
-    kinds = [_column_kind(col) for col in columns]
-    last = 0
-    for start in range(0, len(df), CHUNK_ROWS):
-        stop = min(start + CHUNK_ROWS, len(df))
-        numbers = pa.array(np.arange(start + 2, stop + 2)).cast(_TEXT)
-        cells = []
-        for j, kind in enumerate(kinds):
-            part = columns[j] if (start, stop) == (0, len(df)) else columns[j].iloc[start:stop]
-            tails = _tails(ws, part, kind, widths, j, start)
-            cells.append(pc.binary_join_element_wise(_t(f'<c r="{letters[j]}'), numbers, _t('"'), tails, _t("")))
-        body = pc.binary_join_element_wise(*cells, _t(""), null_handling="replace", null_replacement="")
-        filled = pc.not_equal(body, _t(""))
-        rows = pc.binary_join_element_wise(_t('<row r="'), numbers, _t('">'), body, _t("</row>"), _t(""))
-        rows = pc.filter(rows, filled)
-        if len(rows):
-            ws.fh.flush()  # a text file over a binary one: the XML goes in as the UTF-8 bytes it is
-            ws.fh.buffer.write(_chars(rows))
-            last = start + 1 + int(pc.max(pc.indices_nonzero(filled)).as_py())
-    if last:
-        ws._check_dimensions(last, 0)
-        ws.previous_row = last
-
-
-def _chars(arr: pa.Array) -> memoryview:
-    """The UTF-8 bytes of a null-free large_string array's values, back to back, without a copy."""
-    _, offsets_buf, data = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)
-    begin, end = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
-    return memoryview(data)[begin:end]
+    arrays: list[pa.Array] = []
+    numbers: MixedNumbers = {}
+    widths: list[float] = []
+    for j, (name, s) in enumerate(df.items()):
+        kind = _column_kind(s)
+        arr, mixed = _column_cells(s, kind)
+        arrays.append(arr)
+        numbers.update({(i, j): v for i, v in mixed.items()})
+        widths.append(float(_width(name, arr, kind)))
+    return SheetCells(pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns]), numbers, widths)
 
 
 def _column_kind(s: pd.Series) -> str:
@@ -235,84 +159,80 @@ def _column_kind(s: pd.Series) -> str:
     return "mixed"
 
 
-def _tails(ws: Worksheet, s: pd.Series, kind: str, widths: list[int], j: int, start: int) -> pa.Array:
-    """Each value's cell XML after ``<c r="A1"``; null where no cell is written."""
+def _column_cells(s: pd.Series, kind: str) -> tuple[pa.Array, dict[int, float]]:
+    """One column's cells, and the numbers of a column that also holds texts (by row)."""
     if kind == "number":
-        return _number_tails(s.to_numpy(dtype=np.float64, na_value=np.nan))
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pa.array(values, type=pa.float64(), mask=~np.isfinite(values)), {}
     if kind == "bool":
-        flags = pa.array(s.to_numpy(dtype=bool))
-        yes, no = _string_tail(ws, "是"), _string_tail(ws, "否")
-        return pc.if_else(flags, _t(yes), _t(no))
+        return pa.array(np.where(s.to_numpy(dtype=bool), "是", "否").astype(object), type=_TEXT), {}
     if kind == "text":
-        text = _text_array(s)
-        if start < WIDTH_SAMPLE_ROWS:
-            for v in set(text.slice(0, WIDTH_SAMPLE_ROWS - start).to_pylist()) - {None}:
-                widths[j] = max(widths[j], min(_display_width(v) + 2, 60))
-        special = pc.fill_null(
-            pc.or_(pc.match_substring_regex(text, _SPECIAL), pc.greater(pc.utf8_length(text), _STRING_MAX // 2)), False
-        )
-        tails = pc.binary_join_element_wise(_t(' t="inlineStr"><is><t>'), text, _t("</t></is></c>"), _t(""))
-        if pc.any(special).as_py():
-            odd = [_string_tail(ws, v) for v in pc.filter(text, special).to_pylist()]
-            tails = pc.replace_with_mask(tails, special, pa.array(odd, type=_TEXT))
-        return tails
-    # mixed: the reference dispatch of _write_cells, value by value
-    out: list[str | None] = []
+        return _truncate(_text_array(s)), {}
+    texts: list[str | None] = []
+    numbers: dict[int, float] = {}
     for i, v in enumerate(s.to_numpy(dtype=object).tolist()):
-        if v is None or v is pd.NA or v is pd.NaT:
-            out.append(None)
-        elif isinstance(v, (float, np.floating)):
-            out.append(None if math.isnan(v) or math.isinf(v) else f"><v>{float(v):.16G}</v></c>")
-        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-            out.append(f"><v>{int(v):.16G}</v></c>")
-        elif isinstance(v, (bool, np.bool_)):
-            out.append(_string_tail(ws, "是" if v else "否"))
+        if isinstance(v, (bool, np.bool_)):
+            texts.append("是" if v else "否")
+        elif isinstance(v, (int, float, np.integer, np.floating)):
+            texts.append(None)
+            if math.isfinite(v):
+                numbers[i] = float(v)
+        elif v is None or v is pd.NA or v is pd.NaT:
+            texts.append(None)
         else:
-            text_v = str(v)
-            out.append(_string_tail(ws, text_v))
-            if start + i < WIDTH_SAMPLE_ROWS:
-                widths[j] = max(widths[j], min(_display_width(text_v) + 2, 60))
-    return pa.array(out, type=_TEXT)
+            texts.append(str(v))
+    if all(t is None for t in texts):  # numbers only: a number column
+        values = np.full(len(texts), np.nan)
+        values[list(numbers)] = list(numbers.values())
+        return pa.array(values, type=pa.float64(), mask=np.isnan(values)), {}
+    return _truncate(pa.array(texts, type=_TEXT)), numbers
 
 
 def _text_array(s: pd.Series) -> pa.Array:
     """A text column as one large_string array, null where missing."""
-    if isinstance(s.dtype, pd.StringDtype):
-        arr = pa.array(s.array, from_pandas=True)
-        arr = arr.cast(_TEXT)
-        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    raw = s.to_numpy(dtype=object, copy=True)
-    raw[pd.isna(raw)] = None
-    return pa.array(raw, type=_TEXT)
+    arr = pa.array(s.array if isinstance(s.dtype, pd.StringDtype) else s.to_numpy(), from_pandas=True)
+    arr = arr.cast(_TEXT)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
-def _number_tails(values: np.ndarray) -> pa.Array:
-    """``><v>{value:.16G}</v></c>`` for the finite values, null for NaN and ±inf.
-
-    Whole numbers below 1e15 (not -0.0) print as their integer digits under ``.16G``: those are cast
-    by pyarrow, the rest formatted by Python.
-    """
-    finite = np.isfinite(values)
-    with np.errstate(invalid="ignore"):
-        whole = finite & (values == np.trunc(values)) & (np.abs(values) < 1e15)
-    whole &= ~((values == 0) & np.signbit(values))  # -0.0 is "-0"
-    other = finite & ~whole
-    digits = pa.nulls(len(values), _TEXT)
-    if whole.any():
-        digits = pc.replace_with_mask(digits, pa.array(whole), pa.array(values[whole].astype(np.int64)).cast(_TEXT))
-    if other.any():
-        texts = [f"{v:.16G}" for v in values[other].tolist()]
-        digits = pc.replace_with_mask(digits, pa.array(other), pa.array(texts, type=_TEXT))
-    return pc.binary_join_element_wise(_t("><v>"), digits, _t("</v></c>"), _t(""))
+def _truncate(text: pa.Array) -> pa.Array:
+    """Texts cut to Excel's :data:`STRING_MAX` UTF-16 units (the writer refuses longer ones)."""
+    long = pc.fill_null(pc.greater(pc.utf8_length(text), STRING_MAX // 2), False)
+    if not pc.any(long).as_py():
+        return text
+    cut = [_utf16_truncate(v) for v in pc.filter(text, long).to_pylist()]
+    return pc.replace_with_mask(text, long, pa.array(cut, type=_TEXT))
 
 
-def _string_tail(ws: Any, string: str) -> str:
-    """xlsxwriter's in-line string cell for ``string`` (after the ``r`` attribute), as its
-    ``write_string`` + row writer make it in ``constant_memory`` mode."""
-    if len(string) > _STRING_MAX // 2 and _utf16_len(string) > _STRING_MAX:
-        string = _utf16_truncate(string, _STRING_MAX)
-    string = ws._escape_control_characters(string)
-    if string.startswith("<r>") and string.endswith("</r>"):
-        return f' t="inlineStr"><is>{string}</is></c>'
-    t_attr = ' xml:space="preserve"' if _preserve_whitespace(string) else ""
-    return f' t="inlineStr"><is><t{t_attr}>{ws._escape_data(string)}</t></is></c>'
+def _utf16_truncate(text: str) -> str:
+    units = text.encode("utf-16-le")
+    if len(units) <= 2 * STRING_MAX:
+        return text
+    return units[: 2 * STRING_MAX].decode("utf-16-le", errors="ignore")  # drops a split surrogate pair
+
+
+# --- column widths ----------------------------------------------------------------------------------
+
+
+def _width(header: object, cells: pa.Array, kind: str) -> int:
+    """Width in characters: the header's (6 to 40), widened to the longest text of the first
+    :data:`WIDTH_SAMPLE_ROWS` rows plus 2 (at most 60); CJK characters count double."""
+    width = min(max(_display_width(header), 6), 40)
+    if kind not in ("text", "mixed") or not pa.types.is_large_string(cells.type):
+        return width
+    texts = set(cells.slice(0, WIDTH_SAMPLE_ROWS).to_pylist()) - {None}
+    for v in sorted(texts, key=len, reverse=True):
+        if width >= 60 or 2 * len(v) + 2 <= width:  # no shorter text can widen the column
+            break
+        width = max(width, min(_display_width(v) + 2, 60))
+    return width
+
+
+def _display_width(text: object) -> int:
+    s = "" if text is None else str(text)
+    return len(s) if s.isascii() else _wide_width(s)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _wide_width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)

@@ -77,17 +77,40 @@ def is_blank(text: str) -> bool:
 
 
 def clean_review(status: str, comment: str, actor: str) -> str:
-    """Check a review's values; returns the trimmed comment."""
+    """Check a review's values; returns the trimmed comment (line ends as ``\\n``).
+
+    A comment with a control character other than tab and line feed (a NUL, a bell, a bare carriage
+    return …) or half of a surrogate pair is refused, on every backend alike, before it reaches the
+    database: such characters are invisible where the comment is shown and downloaded.
+    """
     if status not in REVIEW_STATUSES:
         raise InvalidValueError(f"复核状态 {status!r} 无效；可用：{', '.join(REVIEW_STATUSES)}")
-    comment = (comment or "").strip()
+    comment = (comment or "").replace("\r\n", "\n").strip()
     if status == "dismissed" and is_blank(comment):
         raise InvalidValueError("排除（dismissed）须填写理由（comment）")
     if len(comment) > MAX_COMMENT:
         raise InvalidValueError(f"意见不能超过 {MAX_COMMENT} 个字符")
+    check_comment_characters(comment)
     if not actor:
         raise InvalidValueError("复核须记录复核人")
     return comment
+
+
+def check_comment_characters(comment: str) -> None:
+    """Refuse control characters other than tab and line feed, and lone surrogates, naming the first.
+
+    >>> check_comment_characters("第一行\\n\\t第二行")
+    >>> check_comment_characters("ab\\x00c")
+    Traceback (most recent call last):
+    ...
+    geo_eval.storage.errors.InvalidValueError: 复核意见第 3 个字符是控制字符 U+0000（意见中只允许制表符和换行），请删除后再提交
+    """
+    for i, c in enumerate(comment):
+        if c not in "\t\n" and unicodedata.category(c) in ("Cc", "Cs"):
+            kind = "控制字符" if unicodedata.category(c) == "Cc" else "不成对的代理字符"
+            raise InvalidValueError(
+                f"复核意见第 {i + 1} 个字符是{kind} U+{ord(c):04X}（意见中只允许制表符和换行），请删除后再提交"
+            )
 
 
 def conflict(current: Review, version: int) -> ConflictError:
