@@ -91,6 +91,7 @@ def evidence_labels(evidence: pd.Series) -> pd.Series:
     >>> evidence_labels(pd.Series(["规则=low_efficiency.plot_ratio、idle_legal.fee", "容积率=0.5"])).tolist()
     ['规则=低效用地·容积率、闲置土地·满一年征收闲置费', '容积率=0.5']
     """
+
     def named(t: str) -> str:
         if not t.startswith("规则="):
             return t
