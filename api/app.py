@@ -17,6 +17,7 @@ Back button cannot show the previous user's page.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -202,8 +203,12 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         where = f"database {redact_url(url)}" if (url := settings.database()) else "SQLite"
         log.info("geo-eval service: data in %s, store %s, demo=%s", settings.data_dir, where, settings.demo)
-        threading.Thread(target=_warm_up, args=(store, app.state.run_cache), daemon=True).start()
+        warm = threading.Thread(target=_warm_up, args=(store, app.state.run_cache), daemon=True, name="warm-up")
+        warm.start()
         yield
+        # the store is closed only once the warm-up no longer uses it (a closed SQLite connection used by
+        # another thread can crash the process)
+        await asyncio.to_thread(warm.join)
         app.state.run_cache.clear()
         store.close()
 
