@@ -21,6 +21,27 @@ def catalogue_dir(tmp_path: Path) -> Path:
     return catalogue.write_dataset(tmp_path / "dataset")
 
 
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_parcels"
+
+
+@pytest.fixture(scope="session")
+def sample_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """OUT_DIRs of ``geo-eval evaluate`` on the sample (default scheme): 2024, then 2025 with ``--previous``."""
+    from typer.testing import CliRunner
+
+    from geo_eval.cli import app
+
+    base = tmp_path_factory.mktemp("sample")
+    runner = CliRunner()
+    r = runner.invoke(app, ["evaluate", str(SAMPLE / "2024"), "--out", str(base / "2024")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["evaluate", str(SAMPLE / "2025"), "--out", str(base / "2025"), "--previous", str(base / "2024")]
+    )
+    assert r.exit_code == 0, r.output
+    return {2024: base / "2024", 2025: base / "2025"}
+
+
 # PostgreSQL/PostGIS ----------------------------------------------------------------------------------
 # The database tests run against the database named by GEO_EVAL_TEST_DATABASE_URL. Its schema geo_eval is
 # WIPED (dropped and created anew) before every test that uses `pg_db`: give a throwaway database, never
