@@ -1,8 +1,8 @@
 """The sample's expected land, scores, classes and ranks, worked out by hand (for the golden files).
 
 This module imports nothing from geo_eval on purpose: it is the independent reading of the rules that
-the sample's golden files (``expected_scores.csv``, ``expected_benchmarks.csv`` and the ``low_tax_per_mu``
-and ``grade_d`` rows of ``expected_flags.csv``) are computed from, so that a test comparing them with a
+the sample's golden files (``expected_scores.csv``, ``expected_benchmarks.csv`` and the ``low_tax_per_mu``,
+``grade_d``, ``renewal_candidate`` and ``renewal_block`` rows of ``expected_flags.csv``) are computed from, so that a test comparing them with a
 geo-eval run can fail. The formulas are written out from /work/shared/domain.md (§3 scoring, §4 land)
 and the numbers of the default scheme ``geo_eval/schemes/lianyungang.toml``, copied below by hand:
 
@@ -30,7 +30,9 @@ and the numbers of the default scheme ``geo_eval/schemes/lianyungang.toml``, cop
 - a parcel's 亩均税收 = Σ over its users of (the user's tax × the share of the user's evaluated land lying on
   this parcel) ÷ the parcel's area in 亩; it is low-efficiency (``low_tax_per_mu``) below 20 % of the county's
   aggregate 亩均税收 of the rated enterprises (all groups), and ``grade_d`` when the user with most land on
-  it (then the smaller USCC) is class D.
+  it (then the smaller USCC) is class D;
+- 退二优二 candidates (a parcel with any idle, suspected-idle or low-efficiency flag and no government-caused
+  exemption) within 15 m of each other form a group; a group of at least 50 亩 is a 连片改造区块.
 """
 
 from __future__ import annotations

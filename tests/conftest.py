@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -74,6 +75,16 @@ def pg_url() -> str:
     except DatabaseUnavailableError as exc:
         database_unavailable(f"the test database is unreachable: {exc}")
     return url
+
+
+def shown_url(url: str) -> str:
+    """``url`` as geo-eval must show it in messages and status: a password in the user part replaced by
+    ``***`` (written here with urllib, not with geo_eval's redact_url, so that the tests can catch it)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def wipe_database(url: str) -> None:

@@ -25,7 +25,7 @@ import catalogue
 import httpx
 import psycopg
 import pytest
-from conftest import database_unavailable, wipe_database
+from conftest import database_unavailable, shown_url, wipe_database
 from psycopg import sql
 from pydantic import ValidationError
 from typer.testing import CliRunner
@@ -48,7 +48,6 @@ from geo_eval.db import (
     check_schema,
     connect,
     init_schema,
-    redact_url,
     schema_status,
     upgrade_schema,
 )
@@ -212,7 +211,7 @@ def test_init_again_is_harmless_and_keeps_the_data(pg_db):
     _, token = store.add_user("张三", "reviewer", actor="admin")
     again = init_schema(pg_db)
     assert again["action"] == "up_to_date" and not again["postgis_created"]
-    assert again["schema_version"] == 1 and again["database"] == redact_url(pg_db)
+    assert again["schema_version"] == 1 and again["database"] == shown_url(pg_db)
     with raw(pg_db) as conn:
         assert conn.execute("SELECT version FROM geo_eval.schema_version").fetchall() == [(1,)]
     assert store.authenticate(token).name == "张三"
@@ -255,7 +254,7 @@ def version_2(monkeypatch) -> None:
 
 
 def test_an_older_schema_is_refused_until_upgraded(pg_db, version_2):
-    database = redact_url(pg_db)
+    database = shown_url(pg_db)
     with raw(pg_db) as conn:
         conn.execute(
             "INSERT INTO geo_eval.users (name, role, token_id, token_hash, created) VALUES ('kept', 'admin', 't', 'h', '')"
@@ -300,7 +299,7 @@ def test_a_failing_upgrade_changes_nothing(pg_db, monkeypatch):
 
 
 def test_a_newer_or_missing_schema_is_refused(pg_db):
-    database = redact_url(pg_db)
+    database = shown_url(pg_db)
     with raw(pg_db) as conn:  # as a newer geo-eval's upgrade would leave it
         conn.execute("INSERT INTO geo_eval.schema_version (version, tool_version) VALUES (99, '9.9.9')")
     for attempt in (lambda: PostgresStore(pg_db), lambda: init_schema(pg_db), lambda: upgrade_schema(pg_db)):
@@ -345,7 +344,7 @@ def test_a_missing_database_and_a_non_url_are_explained(pg_url, tmp_path):
     missing = url_with(pg_url, dbname="geo_eval_no_such_database")
     with pytest.raises(DatabaseUnavailableError, match="数据库不存在") as info:
         PostgresStore(missing)
-    assert redact_url(missing) in str(info.value)
+    assert shown_url(missing) in str(info.value)
     with pytest.raises(StorageError, match="postgresql://") as info2:
         open_store(tmp_path, database_url="host=db password=hunter2")
     assert "hunter2" not in str(info2.value)
@@ -383,7 +382,7 @@ def test_without_postgis_init_says_what_to_do_and_changes_nothing(unprivileged):
     with pytest.raises(PostGISMissingError) as info:
         init_schema(unprivileged)
     message = str(info.value)
-    assert one_line(message) and redact_url(unprivileged) in message and "noext-pw-7391" not in message
+    assert one_line(message) and shown_url(unprivileged) in message and "noext-pw-7391" not in message
     assert "CREATE EXTENSION postgis" in message and "postgresql-15-postgis-3" in message
     with raw(unprivileged) as conn:
         assert conn.execute("SELECT to_regnamespace('geo_eval')").fetchone() == (None,)
@@ -432,7 +431,7 @@ def write_then_fail(conn: psycopg.Connection) -> None:
 
 
 def test_the_store_lends_pooled_connections_and_keeps_the_url(pg_store, pg_url):
-    assert pg_store.url == pg_url and pg_store.backend == "postgis" and pg_store.database == redact_url(pg_url)
+    assert pg_store.url == pg_url and pg_store.backend == "postgis" and pg_store.database == shown_url(pg_url)
     add_run(pg_store)
     with pg_store.connection() as conn:
         assert conn.autocommit  # writes go in conn.transaction(): all or nothing
@@ -679,7 +678,7 @@ def test_the_store_reports_a_database_that_went_away_and_recovers(relayed):
         relay.stop()
         with pytest.raises(DatabaseUnavailableError) as info:
             store.status()
-        assert one_line(str(info.value)) and redact_url(url) in str(info.value) and "连接被拒绝" in str(info.value)
+        assert one_line(str(info.value)) and shown_url(url) in str(info.value) and "连接被拒绝" in str(info.value)
         with pytest.raises(DatabaseUnavailableError):
             store.set_review(RUN, FLAG, status="confirmed", comment="", version=0, actor="a")
         back = Relay(relay.target, port=relay.port)  # the database is back on the same address
@@ -732,8 +731,8 @@ def test_health_is_503_naming_the_database_when_it_is_down(relayed, tmp_path):
     assert r.status_code == 503
     body = r.json()
     assert body["status"] == "error" and body["storage"]["ok"] is False
-    assert body["storage"]["backend"] == "postgis" and body["storage"]["database"] == redact_url(url)
-    assert body["storage"]["error"].startswith(f"无法连接数据库 {redact_url(url)}")
+    assert body["storage"]["backend"] == "postgis" and body["storage"]["database"] == shown_url(url)
+    assert body["storage"]["error"].startswith(f"无法连接数据库 {shown_url(url)}")
 
 
 def test_settings_refuse_a_database_address_that_is_not_a_url(tmp_path):
@@ -746,7 +745,7 @@ def test_settings_refuse_a_database_address_that_is_not_a_url(tmp_path):
 # --- the command line ----------------------------------------------------------------------------------
 def test_db_init_upgrade_and_status(pg_url):
     wipe_database(pg_url)
-    database = redact_url(pg_url)
+    database = shown_url(pg_url)
     r = runner.invoke(cli, ["db", "status", "--db", pg_url])
     assert r.exit_code == 2 and "未创建" in r.output and "geo-eval db init" in r.output
     r = runner.invoke(cli, ["db", "init", "--db", pg_url])

@@ -302,3 +302,13 @@ def test_a_run_in_another_process_writes_the_same_results(sample_runs, tmp_path)
         b = pyogrio.read_dataframe(out / name, layer=layer)
         pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
         assert a.geometry.to_wkb().tolist() == b.geometry.to_wkb().tolist(), (name, layer)
+
+
+def test_the_sample_keeps_its_design():
+    # sample_parcels/check_sample.py: CRS, shared edges, counts, USCC checks, leases, the designed clusters
+    # standing alone among the deliberately flagged parcels, the raster against the footprints, sizes
+    proc = subprocess.run(
+        [sys.executable, str(SAMPLE / "check_sample.py")], capture_output=True, text=True, check=False, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert proc.stdout.rstrip().endswith("all checks passed") and "FAIL " not in proc.stdout
