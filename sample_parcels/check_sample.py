@@ -230,10 +230,13 @@ def main() -> int:
         )
         # ---------------- flagged clusters
         fy = flags[(flags["year"] == str(year)) & (flags["expect"] == "yes")]
+        # the design: deliberately flagged parcels only (not the rules that need the whole evaluation)
+        deliberate_low_tax = (fy["flag"] == "low_tax_per_mu") & fy["why"].str.contains("故意设置")
+        fy = fy.loc[(fy["flag"] != "low_tax_per_mu") | deliberate_low_tax]
         eff = {
             "zero_output",
             "zero_tax_2y",
-            "low_tax_2y",
+            "low_tax_per_mu",
             "idle_1y",
             "idle_exempt",
             "low_plot_ratio",

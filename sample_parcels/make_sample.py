@@ -34,11 +34,15 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-LAYERS = ROOT / "layers"
+# Where the files go: the repository (default), or another root given with --out (same layout below it).
+OUT_ROOT = ROOT
+SAMPLE = OUT_ROOT / "sample_parcels"
+LAYERS = OUT_ROOT / "layers"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import geopandas as gpd  # noqa: E402
+import hand_rating  # noqa: E402  (sample_parcels/hand_rating.py: no geo_eval inside)
 import pandas as pd  # noqa: E402
 import pyogrio  # noqa: E402
 import rasterio  # noqa: E402
@@ -2008,7 +2012,7 @@ def write_all(parcels, leases, unknowns, park_cells, ctx):
     ents = sorted(ENTS, key=lambda e: (e.county, e.park, e.uscc))
     counts = {}
     for year in YEARS:
-        d = HERE / str(year)
+        d = SAMPLE / str(year)
         d.mkdir(exist_ok=True)
         (d / "dataset.toml").write_text(
             DATASET_TOML.format(year=year, ev=EVAL_DATE[year].isoformat(), layers=LAYERS_TOML.get(year, "")),
@@ -2029,15 +2033,59 @@ def write_all(parcels, leases, unknowns, park_cells, ctx):
     write_gpkg(parks, LAYERS / "parks.gpkg", "parks")
     raster, transform = write_raster(parcels, counties, LAYERS / "builtup_10m.tif")
     built_frac = builtup_fraction(parcels, raster, transform)
-    flags = expected_flags(parcels, leases, ctx, built_frac)
-    write_csv(HERE / "expected_flags.csv", ["parcel_id", "year", "flag", "expect", "why"], flags)
-    eflags = expected_enterprises(ents, unknowns, ctx)
-    write_csv(HERE / "expected_enterprises.csv", ["uscc", "name", "year", "oddity", "why"], eflags)
-    write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, built_frac)
+    hand = hand_evaluation(parcels, leases, ents)
+    flags = expected_flags(parcels, leases, ctx, built_frac, hand)
+    write_csv(SAMPLE / "expected_flags.csv", ["parcel_id", "year", "flag", "expect", "why"], flags)
+    eflags = expected_enterprises(ents, unknowns, ctx, hand)
+    write_csv(SAMPLE / "expected_enterprises.csv", ["uscc", "name", "year", "oddity", "why"], eflags)
+    write_csv(SAMPLE / "expected_scores.csv", SCORE_HEADER, expected_scores(hand))
+    write_csv(SAMPLE / "expected_benchmarks.csv", BENCHMARK_HEADER, expected_benchmarks(hand))
+    write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, built_frac, hand)
     print(
         f"parcels 2024/2025: {counts[2024][0]}/{counts[2025][0]}, enterprises {counts[2024][1]}/"
         f"{counts[2025][1]}, leases {counts[2024][2]}/{counts[2025][2]}"
     )
+
+
+def hand_evaluation(parcels, leases, ents) -> dict[int, tuple[dict, hand_rating.Year]]:
+    """The hand evaluation (``hand_rating``) of both years, from the values written to the files."""
+    out: dict[int, tuple[dict, hand_rating.Year]] = {}
+    previous = None
+    for year in YEARS:
+        land = [
+            hand_rating.LandUse(
+                p.code,
+                shapely.make_valid(p.geom).area,
+                p.holder.uscc if p.holder is not None else None,
+                p.get(year, "total_floor"),
+                PARK_BY_KEY[p.park].county,
+            )
+            for p in sorted(parcels, key=lambda q: q.code)
+            if year in p.years
+        ]
+        rows = [ls for ls in leases if year in ls.years and year in ls.parcel.years]
+        lease_rows = [hand_rating.Lease(ls.lessee.uscc, ls.parcel.code, ls.land, ls.floor) for ls in rows]
+        firms = {
+            e.uscc: hand_rating.Firm(
+                uscc=e.uscc,
+                name=e.name,
+                county=e.county,
+                industry_code=e.code,
+                above_scale=e.figures[year]["above_scale"],
+                production_start=e.prod_start if e.prod_start and e.prod_start <= dt.date(year, 12, 31) else None,
+                exempt_reason=e.exempt.get(year, ""),
+                figures=e.figures[year],
+                veto=bool(e.safety.get(year) or e.env.get(year)),
+                bonus=e.bonus.get(year, 0.0),
+                penalty=e.penalty.get(year, 0.0),
+            )
+            for e in sorted(ents, key=lambda q: q.uscc)
+            if year in e.years
+        }
+        result = hand_rating.evaluate(year, land, lease_rows, list(firms.values()), previous)
+        out[year] = (firms, result)
+        previous = (firms, result)
+    return out
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -2082,10 +2130,12 @@ def idle_status(p: Parcel, year: int) -> tuple[str, str]:
     return ("idle_2y" if n >= 2 else "idle_1y"), basis
 
 
-def expected_flags(parcels, leases, ctx, built_frac) -> list[list]:
+def expected_flags(parcels, leases, ctx, built_frac, hand) -> list[list]:
     rows = []
     idle_keys = {k for k, *_ in IDLE_CASES}
     for year in YEARS:
+        first_row = len(rows)
+        firms, result = hand[year]
         for p in sorted(parcels, key=lambda q: q.code):
             if year not in p.years:
                 continue
@@ -2110,11 +2160,6 @@ def expected_flags(parcels, leases, ctx, built_frac) -> list[list]:
                     add("zero_output", f"权利人 {e.name} 当年税收与销售收入均为 0（疑似闲置证据）")
                 if year == 2025 and all(y in e.figures and e.figures[y]["tax"] == 0 for y in YEARS):
                     add("zero_tax_2y", "权利人 2024、2025 连续两年税收为 0")
-                if year == 2025 and e.kind == "dlike":
-                    mus = {
-                        y: e.figures[y]["tax"] / max(sum(q.mu for q in e.parcels if y in q.years), 1e-9) for y in YEARS
-                    }
-                    add("low_tax_2y", f"权利人亩均税收两年都很低（2024 {mus[2024]:.2f}，2025 {mus[2025]:.2f} 万元/亩）")
             # legal idle
             flag, why = idle_status(p, year)
             if flag in ("idle_1y", "idle_2y"):
@@ -2150,12 +2195,65 @@ def expected_flags(parcels, leases, ctx, built_frac) -> list[list]:
                 add(p.case, f"同一街区内相邻的 {len(grp)} 宗低效/闲置地块，合计 {tot:.1f} 亩（> 50 亩）")
             if p.case == "isolated":
                 add("isolated_flagged", f"孤立的低效地块（{p.mu:.1f} 亩），相邻宗地均未标记")
-            if year == 2025 and p.idx in built_frac and built_frac[p.idx] < 0.10 and h is not None:
-                add("low_builtup", f"builtup_10m.tif 建成区像元比例 {built_frac[p.idx]:.1%}")
+            # the raster rule looks at the ground, whoever holds the parcel: unassigned state land is listed too
+            if year == 2025 and p.idx in built_frac and built_frac[p.idx] < 0.10:
+                unheld = "（无权利人的储备用地）" if h is None else ""
+                add("low_builtup", f"builtup_10m.tif 建成区像元比例 {built_frac[p.idx]:.1%}{unheld}")
+            # the rules that need the whole evaluation (hand_rating.py)
+            tpm = result.parcel_tax_per_mu.get(p.code)
+            mean = result.county_tax_per_mu[PARK_BY_KEY[p.park].county]
+            if tpm is not None and tpm < hand_rating.LOW_TAX_SHARE * mean:
+                deliberate = "（故意设置：两年都很低）" if isinstance(e, Ent) and e.kind == "dlike" else ""
+                add(
+                    "low_tax_per_mu",
+                    f"宗地亩均税收 {tpm:.2f} 万元/亩 < 县区参评企业亩均税收 {mean:.2f} 的 20%（{0.2 * mean:.2f}）{deliberate}",
+                )
+            main = hand_rating.main_user(result.allocation, p.code)
+            if main in result.results and result.results[main].grade == "D":
+                r = result.results[main]
+                veto = "，安全生产或环保否决" if firms[main].veto else ""
+                add("grade_d", f"主要使用企业 {main}（{firms[main].name}）为 D 类（得分 {r.score:.2f}{veto}）")
+        rows.extend(renewal_rows(parcels, rows[first_row:], year))
     return rows
 
 
-def expected_enterprises(ents, unknowns, ctx) -> list[list]:
+COUNTED_FLAGS = (
+    "idle_1y",
+    "no_holder",
+    "holder_not_in_enterprises",
+    "zero_output",
+    "low_builtup",
+    "grade_d",
+    "low_tax_per_mu",
+    "low_plot_ratio",
+    "low_building_coefficient",
+    "zero_tax_2y",
+    "mainly_leased_out",
+)
+"""Expected flags that make a parcel a 退二优二 candidate (every idle, suspected idle and low-efficiency rule)."""
+
+
+def renewal_rows(parcels, rows: list[list], year: int) -> list[list]:
+    """``renewal_candidate`` and ``renewal_block`` rows of one year from its other expected rows: a parcel
+    with a counted flag and no ``idle_exempt`` is a candidate; candidates within 15 m form a group, and a
+    group of at least 50 亩 is a 连片改造区块 (each row names its group by its first parcel code)."""
+    yes = [r for r in rows if r[3] == "yes"]
+    exempt = {r[0] for r in yes if r[2] == "idle_exempt"}
+    counted = {r[0] for r in yes if r[2] in COUNTED_FLAGS} - exempt
+    by_code = {p.code: p for p in parcels}
+    geoms = {c: shapely.make_valid(by_code[c].geom) for c in counted}
+    out = []
+    for group in hand_rating.renewal_groups(geoms, shapely.distance):
+        mu = sum(geoms[c].area for c in group) / MU
+        for c in group:
+            why = f"区块 {group[0]}：{len(group)} 宗，{mu:.1f} 亩"
+            out.append([c, year, "renewal_candidate", "yes", why])
+            if mu >= hand_rating.BLOCK_MIN_MU:
+                out.append([c, year, "renewal_block", "yes", why + "（≥ 50 亩，连片改造区块）"])
+    return sorted(out, key=lambda r: (r[0], r[2]))
+
+
+def expected_enterprises(ents, unknowns, ctx, hand) -> list[list]:
     rows = []
     for e in ents:
         for year in YEARS:
@@ -2186,8 +2284,10 @@ def expected_enterprises(ents, unknowns, ctx) -> list[list]:
                 add("penalty", f"减分 {e.penalty[year]:g}")
             if year in e.no_emission:
                 add("missing_emission", "规上企业主要污染物排放量空白")
-            if e.small:
-                add("small_below_3mu", "规下，用地（自有或租用土地）不足3亩")
+            r = hand[year][1].results[e.uscc]
+            if r.t_reason == "规下不足3亩":  # every one, not only the deliberate ones
+                how = "故意设置" if e.small else "厂房租赁按容积率折算"
+                add("small_below_3mu", f"规下，评价用地 {r.land_mu:.2f} 亩不足3亩（{how}）")
             if f["tax"] == 0 and f["sales"] == 0:
                 add("zero_output", "税收与销售收入均为 0")
             if e.kind == "dlike":
@@ -2212,6 +2312,69 @@ def expected_enterprises(ents, unknowns, ctx) -> list[list]:
     return rows
 
 
+SCORE_HEADER = ["uscc", "name", "year", "county", "group", "land_mu", "score", "grade", "rank", "rank_of", "note"]
+BENCHMARK_HEADER = ["year", "county", "group", "indicator", "benchmark", "basis"]
+GROUP_ORDER = {"above_scale": 0, "below_scale": 1, "": 2}
+
+
+def score_note(f: hand_rating.Firm, r: hand_rating.Result) -> str:
+    """What is special about an enterprise's result (the T reason, a veto, a missing figure, points)."""
+    if not r.group:
+        return "T：" + r.t_reason
+    notes = []
+    if f.veto:
+        notes.append("否决→D")
+    if r.values["tax_per_emission"] is None:
+        notes.append("排放量空白，取县区本组平均得分")
+    if f.bonus:
+        notes.append(f"加分 {f.bonus:g}")
+    if f.penalty:
+        notes.append(f"减分 {f.penalty:g}")
+    if r.score == 0:
+        notes.append("得分为0，并列D")
+    return "；".join(notes)
+
+
+def expected_scores(hand) -> list[list]:
+    """Every enterprise of both years as the hand evaluation (hand_rating.py) rates it."""
+    rows = []
+    for year in YEARS:
+        firms, result = hand[year]
+        order = sorted(
+            result.results.values(),
+            key=lambda r: (firms[r.uscc].county, GROUP_ORDER[r.group], r.rank or 0, r.uscc),
+        )
+        for r in order:
+            f = firms[r.uscc]
+            rated = bool(r.group)
+            rows.append(
+                [
+                    r.uscc,
+                    f.name,
+                    year,
+                    f.county,
+                    r.group,
+                    f"{r.land_mu:.6f}",
+                    f"{r.score:.2f}" if rated else "",
+                    r.grade,
+                    r.rank if rated else "",
+                    r.rank_of if rated else "",
+                    score_note(f, r),
+                ]
+            )
+    return rows
+
+
+def expected_benchmarks(hand) -> list[list]:
+    """The benchmarks of every county, group and indicator of both years (hand evaluation)."""
+    rows = []
+    for year in YEARS:
+        basis = "2×本年均值（无上年结果）" if year == YEARS[0] else "2×上年均值"
+        for (county, group, key), value in sorted(hand[year][1].benchmarks.items()):
+            rows.append([year, county, group, key, f"{value:.12g}", basis])
+    return rows
+
+
 def md_table(header: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -2220,14 +2383,84 @@ def md_table(header: list[str], rows: list[list]) -> str:
 
 def file_sizes() -> list[list]:
     rows = []
-    for path in sorted([*HERE.rglob("*"), *LAYERS.rglob("*")]):
+    for path in sorted([*SAMPLE.rglob("*"), *LAYERS.rglob("*")]):
         if path.is_file() and path.suffix not in (".md", ".py", ".pyc"):
             data = path.read_bytes()
-            rows.append([f"`{path.relative_to(ROOT)}`", f"{len(data):,}", hashlib.sha256(data).hexdigest()[:12]])
+            rows.append(
+                [f"`{path.relative_to(OUT_ROOT).as_posix()}`", f"{len(data):,}", hashlib.sha256(data).hexdigest()[:12]]
+            )
     return rows
 
 
-def write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, built_frac):
+INDICATOR_LABELS = {
+    "tax_per_mu": "亩均税收",
+    "revenue_per_mu": "亩均销售收入",
+    "tax_per_energy": "单位能耗税收",
+    "tax_per_emission": "单位排放税收",
+    "labour_productivity": "全员劳动生产率",
+    "rnd_intensity": "研发经费支出占比",
+}
+
+
+def hand_readme(A, hand) -> None:
+    """The README section on the expected results: how they are worked out, counts, one example."""
+    A("### Expected results worked out by hand\n")
+    A(
+        "`hand_rating.py` (imported by the generator, importing nothing from geo-eval) rates every enterprise of"
+        " both years from the values the generator wrote, by the default scheme `lianyungang` as read from"
+        " `geo_eval/schemes/lianyungang.toml` and the domain reference (domain.md §3, §4) and copied into its code by hand: evaluated"
+        " land (owned − leased out + leased in, floor leases ÷ plot ratio), T class, 2 × the county's previous-year"
+        " aggregate mean per group as benchmark (2024: this year's, no previous year), item = weight × value ÷"
+        " benchmark (floor 0, the group's average item where 排放量 or 研发 is missing), 加分 ≤ 10, 减分 ≤ 20, classes"
+        " A 20 % / B 60 % / C 95 % per county and group with floor rounding, ties to the better class except at D,"
+        " vetoes to D, competition ranks. Its module docstring spells every rule out.\n"
+    )
+    A(
+        "- `expected_scores.csv`: every enterprise of both years (uscc, name, year, county, group, land_mu, score,"
+        " grade, rank, rank_of, note); `note` gives the T reason or what is special (veto, missing emission, points,"
+        " a score of 0). The tests require geo-eval's `enterprises.csv` to agree on group, class, rank and rank_of"
+        " exactly, on the score to 1e-6 and on land_mu to 1e-4 (it is written with 4 decimals)."
+    )
+    A(
+        "- `expected_benchmarks.csv`: every benchmark (year, county, group, indicator); geo-eval's `benchmarks.csv`"
+        " must agree to a relative 1e-6 (2025 uses the 2024 results as geo-eval published them, land to 4"
+        " decimals, which moves the benchmarks by about 1e-7).\n"
+    )
+    rows = []
+    for year in YEARS:
+        firms, result = hand[year]
+        for county in sorted({f.county for f in firms.values()}):
+            rs = [r for r in result.results.values() if firms[r.uscc].county == county]
+            rows.append([year, county, *(sum(1 for r in rs if r.grade == g) for g in "ABCDT")])
+    A(md_table(["year", "县区", "A", "B", "C", "D", "T"], rows))
+    A("")
+    firms, result = hand[2025]
+    example = next(
+        r
+        for r in sorted(result.results.values(), key=lambda r: (firms[r.uscc].county, r.group, r.rank or 0))
+        if r.group == "above_scale" and firms[r.uscc].bonus and not firms[r.uscc].veto
+    )
+    f = firms[example.uscc]
+    A(
+        f"Worked example (2025): `{f.uscc}` {f.name}, {f.county}, 规上, evaluated land {example.land_mu:.4f} 亩,"
+        f" 加分 {f.bonus:g}:\n"
+    )
+    lines = []
+    for key, (num, den, weight) in hand_rating.INDICATORS.items():
+        b = result.benchmarks[(f.county, example.group, key)]
+        v = example.values[key]
+        shown = "missing" if v is None else f"{v:.6g}"
+        lines.append([INDICATOR_LABELS[key], f"{num} ÷ {den}", shown, f"{b:.6g}", weight, f"{example.items[key]:.4f}"])
+    A(md_table(["indicator", "formula", "value", "benchmark (2 × 2024 mean)", "weight", "item"], lines))
+    cell = sum(1 for r in result.results.values() if r.group == example.group and firms[r.uscc].county == f.county)
+    A(
+        f"\nScore = {sum(example.items.values()):.4f} + {f.bonus:g} = {example.score:.2f}; rank {example.rank} of"
+        f" {cell} (A up to position {math.floor(cell * 0.2 + 1e-9)}, B {math.floor(cell * 0.6 + 1e-9)},"
+        f" C {math.floor(cell * 0.95 + 1e-9)}): class {example.grade}.\n"
+    )
+
+
+def write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, built_frac, hand):
     from collections import Counter
 
     def ids(ps):
@@ -2250,9 +2483,15 @@ def write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, b
     A("```\n.venv/bin/python sample_parcels/make_sample.py\n```\n")
     A(
         f"Seed `{SEED}` (numpy `default_rng`). A rerun rewrites every file byte for byte: GeoPackage timestamps"
-        f" are pinned (`OGR_CURRENT_DATE={GPKG_DATE}`), the xlsx creation date is fixed, and the generator never"
-        " iterates an unsorted set. The generator also writes `layers/` (see `layers/README.md`), the two"
-        " expected-results tables and this README.\n"
+        f" are pinned (`OGR_CURRENT_DATE={GPKG_DATE}`), the xlsx creation date is fixed (xlsxwriter writes"
+        " fixed zip member dates), and the generator never iterates an unsorted set. The generator also writes"
+        " `layers/` (see `layers/README.md`), the four expected-results tables and this README.\n"
+    )
+    A(
+        "`--out DIR` writes the same files under `DIR/sample_parcels/` and `DIR/layers/` instead. The test suite"
+        " (`tests/test_sample_golden.py`) does that in a temporary folder, under another `PYTHONHASHSEED`, and"
+        " requires every file to have the committed SHA-256: a change of the generator, of a library it uses or of"
+        " a committed file without rerunning the generator fails there.\n"
     )
     A("Verify (CRS, counts, shared edges, merged title row, USCC checks, leases, clusters, raster, sizes):\n")
     A("```\n.venv/bin/python sample_parcels/check_sample.py\n```\n")
@@ -2394,20 +2633,35 @@ def write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, b
     A(
         "Machine-readable: `expected_flags.csv` (parcel_id, year, flag, expect, why — `expect=no` rows are"
         " boundary or counter-examples that must NOT be flagged) and `expected_enterprises.csv` (uscc, name, year,"
-        " oddity, why). Flag counts:\n"
+        " oddity, why); the expected results are in `expected_scores.csv` and `expected_benchmarks.csv` (section"
+        " *Expected results worked out by hand* below). None of them comes from geo-eval: `tests/test_sample_golden.py`"
+        " compares each rule with a geo-eval run of the sample by set equality, both years. Flag counts:\n"
     )
     A(
         "Flag meanings: `invalid_geometry` self-intersecting ring; `area_mismatch` 登记面积 differs from the"
         " (make_valid) polygon area by > 5 %; `no_holder` unassigned state land; `holder_not_in_enterprises`"
         " holder USCC absent from the enterprise table; `zero_output` holder's tax and sales both 0 that year;"
-        " `zero_tax_2y` / `low_tax_2y` (2025 rows only) tax 0, or very low tax per mu, in both 2024 and 2025;"
+        " `zero_tax_2y` (2025 rows only) tax 0 in both 2024 and 2025;"
         " `idle_1y`, `idle_2y`, `idle_exempt` see the idle-land table below; `low_plot_ratio` floor area / area"
         " below the 2008 minimum for the holder's industry; `low_building_coefficient` footprint / area < 30 %;"
         " `mainly_leased_out` leased land > 50 % of the parcel or leased floor > 50 % of its floor area;"
-        " `cluster_A`, `cluster_B`, `isolated_flagged` the designed 集中连片 cases; `low_builtup` (2025 only)"
-        " < 10 % built-up pixels in `layers/builtup_10m.tif` on a parcel that has a holder. Rows are derived from"
-        " the generated values, so every parcel meeting a rule is listed, deliberate or not (the 'why' column"
-        " says which).\n"
+        " `low_builtup` (2025 only) < 10 % built-up pixels in `layers/builtup_10m.tif`, on every parcel, held or"
+        " not; `low_tax_per_mu` the parcel's 亩均税收 (its users' tax shared by land) below 20 % of its county's"
+        " aggregate 亩均税收 of the rated enterprises (the deliberately very low ones say 故意设置: they are low in"
+        " both years); `grade_d` the user with most land on the parcel is class D; `renewal_candidate` any of the"
+        " idle, suspected-idle and low-efficiency flags above and no `idle_exempt`; `renewal_block` a candidate in"
+        " a group of at least 50 亩 (candidates within 15 m of each other form a group; each row names its group by"
+        " its first parcel); `cluster_A`, `cluster_B`, `isolated_flagged` the designed 集中连片 cases. Rows are"
+        " derived from the generated values, so every parcel meeting a rule is listed, deliberate or not (the"
+        " 'why' column says which).\n"
+    )
+    A(
+        "**Decision on `low_builtup` and unassigned land.** The raster rule is evidence on the ground: a parcel"
+        " with under 10 % built-up pixels is listed whoever holds it, so the 15 unassigned state parcels (no 权利人)"
+        " are listed too, as geo-eval's rule `idle_suspected.low_builtup` does and docs/schemes.md §5.2 documents"
+        " (`builtup_fraction < builtup_below`, no condition on the holder). Unassigned land is also listed by"
+        " `idle_suspected.no_enterprise`, in line with it. Earlier versions of this file listed only parcels with"
+        " a holder (23 instead of 38 in 2025); the golden side was changed, not geo-eval.\n"
     )
     cnt = Counter((r[2], r[1], r[3]) for r in flags)
     names = sorted({k[0] for k in cnt})
@@ -2576,14 +2830,21 @@ def write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, b
             f" of one block sharing cut edges, {sum(q.mu for q in grp):.1f} 亩 in all; {desc}."
         )
     iso = ctx["isolated"]
+    iso_rows = [r for r in flags if r[0] == iso.code and r[2] == "renewal_candidate"]
     A(
         f"- **Isolated flagged plot**: `{iso.code}` ({iso.mu:.1f} 亩, {PARK_BY_KEY[iso.park].name}), zero output"
-        " both years although built; none of its neighbours carries a deliberate flag."
+        " both years although built; none of its neighbours carries a deliberate flag. Under all the default"
+        " rules it is not alone: a neighbour whose 亩均税收 is below 20 % of the county's (`low_tax_per_mu`) touches"
+        " it, and that one touches unassigned land, so the three form a 连片改造区块 ("
+        + "; ".join(f"{r[1]}: {r[4]}" for r in iso_rows)
+        + ")."
     )
     A(
-        "- Every other deliberately flagged parcel touches no other flagged parcel (checked by the generator)."
-        " Grades that depend on ranking (D = bottom 5 %) may still put two ordinary neighbours together.\n"
+        "- Every other deliberately flagged parcel touches no other deliberately flagged parcel (checked by the"
+        " generator). Rules that depend on the whole evaluation (class D, tax per 亩 against the county mean) and"
+        " the 15 m tolerance of the blocks still join ordinary neighbours (`renewal_block` rows).\n"
     )
+    hand_readme(A, hand)
     A("### Other variations\n")
     A("- 2025 `parcels.gpkg` stores dates as GeoPackage DATE; 2024 stores them as ISO text.")
     A(
@@ -2596,7 +2857,7 @@ def write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, b
         "- USCC positions 3–8 are mostly the county code, otherwise 320700 (city) or another city: the"
         " registering authority, not the location."
     )
-    (HERE / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (SAMPLE / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     # layers README
     with rasterio.open(LAYERS / "builtup_10m.tif") as src:
@@ -2656,5 +2917,28 @@ def write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, b
     (LAYERS / "README.md").write_text("\n".join(L) + "\n", encoding="utf-8")
 
 
+def set_output_root(root: Path) -> None:
+    """Write below ``root`` (``root/sample_parcels``, ``root/layers``) instead of the repository."""
+    global OUT_ROOT, SAMPLE, LAYERS
+    OUT_ROOT = Path(root).resolve()
+    SAMPLE = OUT_ROOT / "sample_parcels"
+    LAYERS = OUT_ROOT / "layers"
+    SAMPLE.mkdir(parents=True, exist_ok=True)
+
+
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Generate the fictional sample data set and its layers.")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write DIR/sample_parcels and DIR/layers instead of the repository's (to compare a fresh run with"
+        " the committed files: every file must come out byte for byte the same)",
+        metavar="DIR",
+    )
+    args = parser.parse_args()
+    if args.out is not None:
+        set_output_root(args.out)
     main()

@@ -28,19 +28,10 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 from shapely.geometry import box
-
-from geo_eval.uscc import org_code_check_char, uscc_check_char
+from uscc_reference import make_uscc  # written from the standard, not geo_eval.uscc
 
 X0, Y0 = 436_000.0, 3_830_000.0
 CRS = "EPSG:4549"
-
-
-def make_uscc(serial: int, region: str = "320700") -> str:
-    """A valid USCC (both check characters hold) for a serial number."""
-    body = f"{serial:08d}"
-    org = body + org_code_check_char(body)
-    first17 = "91" + region + org
-    return first17 + uscc_check_char(first17)
 
 
 E = {i: make_uscc(10_000 + i) for i in range(1, 20)}

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -19,6 +20,27 @@ import catalogue
 def catalogue_dir(tmp_path: Path) -> Path:
     """The catalogue written as a dataset directory (GeoPackage + csv)."""
     return catalogue.write_dataset(tmp_path / "dataset")
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_parcels"
+
+
+@pytest.fixture(scope="session")
+def sample_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """OUT_DIRs of ``geo-eval evaluate`` on the sample (default scheme): 2024, then 2025 with ``--previous``."""
+    from typer.testing import CliRunner
+
+    from geo_eval.cli import app
+
+    base = tmp_path_factory.mktemp("sample")
+    runner = CliRunner()
+    r = runner.invoke(app, ["evaluate", str(SAMPLE / "2024"), "--out", str(base / "2024")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["evaluate", str(SAMPLE / "2025"), "--out", str(base / "2025"), "--previous", str(base / "2024")]
+    )
+    assert r.exit_code == 0, r.output
+    return {2024: base / "2024", 2025: base / "2025"}
 
 
 # PostgreSQL/PostGIS ----------------------------------------------------------------------------------
@@ -53,6 +75,16 @@ def pg_url() -> str:
     except DatabaseUnavailableError as exc:
         database_unavailable(f"the test database is unreachable: {exc}")
     return url
+
+
+def shown_url(url: str) -> str:
+    """``url`` as geo-eval must show it in messages and status: a password in the user part replaced by
+    ``***`` (written here with urllib, not with geo_eval's redact_url, so that the tests can catch it)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def wipe_database(url: str) -> None:

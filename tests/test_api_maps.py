@@ -257,14 +257,12 @@ def test_park_routes_by_role(svc, points, who, park):
         f"/api/maps/{enc(park)}/reviews.json",
         f"/api/maps/{enc(park)}/parcel.json?id={pid}",
     ]
-    for path in routes:
-        r = svc.get(path, who)
-        if may_see(who, park):
-            assert r.status_code == 200, (path, r.text[:200])
-        else:
-            assert r.status_code == 403, path
-            assert park in r.json()["detail"]
-            assert "P4" not in r.text and "P1" not in r.text
+    answers = {path: svc.get(path, who) for path in routes}
+    status = 200 if may_see(who, park) else 403
+    assert {path: r.status_code for path, r in answers.items()} == dict.fromkeys(routes, status)
+    refusals = [r for r in answers.values() if r.status_code == 403]  # each names the park and nothing else
+    wrong = [r.text for r in refusals if park not in r.json()["detail"] or "P4" in r.text or "P1" in r.text]
+    assert wrong == []
 
 
 @pytest.mark.parametrize("who", ROLES)
@@ -284,11 +282,13 @@ def test_overview_routes_show_only_the_users_parks(svc, points, flags_csv, who):
     flags = svc.get("/api/maps/flags.json", who).json()
     want = set(flags_csv.loc[flags_csv["parcel_id"].isin(visible), "flag_id"])
     assert {row[0] for row in flags["rows"]} == want
-    for pid in sorted(A_IDS | B_IDS):
-        r = svc.get(f"/api/maps/parcel.json?id={pid}", who)
-        assert r.status_code == (200 if pid in visible else 404), (who, pid)
-        if pid not in visible:
-            assert PARK_A not in r.text and PARK_B not in r.text
+    answers = {pid: svc.get(f"/api/maps/parcel.json?id={pid}", who) for pid in sorted(A_IDS | B_IDS)}
+    assert {pid: r.status_code for pid, r in answers.items()} == {
+        pid: 200 if pid in visible else 404 for pid in answers
+    }
+    hidden = [r.text for pid, r in answers.items() if pid not in visible]  # nothing leaks, not even the park
+    assert len(hidden) == len(A_IDS | B_IDS) - len(visible)
+    assert not [text for text in hidden if PARK_A in text or PARK_B in text]
 
 
 def test_unknown_park_is_404_for_reviewers_and_403_for_a_committee(svc, centre):
@@ -456,14 +456,17 @@ def test_no_external_script_or_link_and_every_asset_is_served(svc, page_a):
     links = re.findall(r'<script[^>]*\bsrc="([^"]+)"', text) + re.findall(r'<link[^>]*\bhref="([^"]+)"', text)
     assert {"/static/vendor/leaflet/leaflet.js", "/static/js/map.js", "/static/css/map.css"} <= set(links)
     served = set(links) | {f"/static/js/{m.name}" for m in (STATIC / "js").glob("*.js")}
+    types = {}
     for url in served:
         assert url.startswith("/static/"), url
         assert (STATIC / url.removeprefix("/static/")).is_file(), url
         r = svc.client.get(url)
         assert r.status_code == 200, url
         assert r.content == (STATIC / url.removeprefix("/static/")).read_bytes(), url
-        if url.endswith(".js"):
-            assert "javascript" in r.headers["content-type"], url  # ES modules need a script MIME type
+        types[url] = r.headers["content-type"]
+    scripts = {url: t for url, t in types.items() if url.endswith(".js")}
+    assert "/static/js/map.js" in scripts
+    assert {url: "javascript" in t for url, t in scripts.items()} == dict.fromkeys(scripts, True)  # ES modules
     assert not re.findall(r"https?://", text)
     assert not re.findall(r"""(?:src|href)\s*=\s*["']//""", text)
 
@@ -745,21 +748,23 @@ def test_flags_json_rows_are_the_runs_flags(svc, points, flags_csv, park):
         )
         assert row["rule"] == rule_label(f["rule_id"]) and "." not in row["rule"]
         assert row["area_mu"] == pytest.approx(float(f["area_mu"]), abs=0.01)
-        if row["flag"] == "renewal_candidate":
-            assert re.fullmatch(r"符合 \d+ 项规则", row["reason"])
-        else:
-            assert row["reason"] == f["reason"]
+        # a 退二优二 candidate's reason counts its rules (the flag's value); any other flag's is the run's reason
+        candidate = row["flag"] == "renewal_candidate"
+        assert row["reason"] == (f"符合 {int(float(f['value']))} 项规则" if candidate else f["reason"])
         geom = parcels.geometry.loc[row["parcel_id"]]
         assert geom.contains(Point(row["lon"], row["lat"]))
         assert (row["west"], row["south"], row["east"], row["north"]) == pytest.approx(geom.bounds, abs=1e-6)
-    rules = {r["flag_id"]: r["rule"] for r in rows}
-    if park == PARK_A:
-        assert rules["P1:low_efficiency.grade_d"] == "低效用地·D类企业"
-        assert rules["P1:renewal_candidate"] == "退二优二候选"
-        assert {r["flag_id"]: r["reason"] for r in rows}["P1:renewal_candidate"] == "符合 1 项规则"
-        assert {r["flag_id"]: r["holder"] for r in rows}["P1:low_efficiency.grade_d"] == "甲公司"
-    else:
-        assert rules["P8:idle_suspected.no_enterprise"] == "疑似闲置·无使用企业"
+    by_id = {r["flag_id"]: r for r in rows}
+    known = {
+        PARK_A: {
+            ("P1:low_efficiency.grade_d", "rule"): "低效用地·D类企业",
+            ("P1:renewal_candidate", "rule"): "退二优二候选",
+            ("P1:renewal_candidate", "reason"): "符合 1 项规则",
+            ("P1:low_efficiency.grade_d", "holder"): "甲公司",
+        },
+        PARK_B: {("P8:idle_suspected.no_enterprise", "rule"): "疑似闲置·无使用企业"},
+    }[park]
+    assert {(fid, key): by_id[fid][key] for fid, key in known} == known
 
 
 def test_overview_flags_json_counts_per_park(svc, flags_csv):
@@ -971,12 +976,13 @@ def test_home_page_of_a_committee_shows_its_parks_classes(svc):
     assert f"参评企业 {sum(rows.values())} 家" in text
     links = [html.unescape(u) for u in re.findall(r'href="([^"]+)"', text)]
     assert f"/maps/{enc(PARK_B)}?run={svc.run_id}" in links
-    for link in links:
-        if link.startswith("/api/"):
-            q = parse_qs(urlsplit(link).query)
-            assert q["park"] == [PARK_B] and q["run"] == [svc.run_id], link
-            assert svc.get(link, "comB").status_code == 200, link
-            assert svc.get(link, "comA").status_code == 403, link
+    downloads = [link for link in links if link.startswith("/api/")]
+    assert downloads
+    for link in downloads:
+        q = parse_qs(urlsplit(link).query)
+        assert q["park"] == [PARK_B] and q["run"] == [svc.run_id], link
+        assert svc.get(link, "comB").status_code == 200, link
+        assert svc.get(link, "comA").status_code == 403, link
     # a committee of both parks sees both
     both = svc.get("/", "comAB").text
     assert f"<h2>{html.escape(PARK_A)}</h2>" in both and f"<h2>{html.escape(PARK_B)}</h2>" in both

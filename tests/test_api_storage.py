@@ -15,10 +15,15 @@ import sys
 import threading
 from pathlib import Path
 
+import catalogue
+import pandas as pd
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from geo_eval.cli import app as cli
 from geo_eval.db import PostgresStore
+from geo_eval.scheme import load_scheme
 from geo_eval.storage import (
     AlreadyExistsError,
     ConflictError,
@@ -87,21 +92,11 @@ def record(run_id: str = "2025-x-1", year: int = 2025) -> RunRecord:
     )
 
 
-def fake_out_dir(root: Path, *, year: int = 2025, inputs_sha: str = "aa") -> Path:
-    root.mkdir(parents=True)
-    (root / "enterprises.csv").write_text("uscc\n", encoding="utf-8")
-    (root / "parcels.gpkg").write_bytes(b"")
-    manifest = {
-        "year": year,
-        "version": "0.1.0",
-        "scheme": {"name": "huaian-2024", "title": "淮安", "sha256": "s1"},
-        "inputs": {"parcels": {"path": "p.gpkg", "sha256": inputs_sha}},
-        "counts": {"enterprises": 9, "parcels": 8, "leases": 2, "exceptions": {}},
-        "grades": {"合计": {"A": 1, "B": 2, "C": 3, "D": 1, "T": 2}},
-        "flags": {"enabled": True, "by_flag": {"idle_legal": 2, "low_efficiency": 3}, "parcels_by_flag": {}},
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    return root
+def evaluated(dataset: Path, out: Path) -> Path:
+    """A real OUT_DIR: ``geo-eval evaluate`` of ``dataset`` into ``out``."""
+    r = CliRunner().invoke(cli, ["evaluate", str(dataset), "--scheme", "huaian-2024", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
 
 
 def store_schema_version(store: Store) -> int:
@@ -204,18 +199,28 @@ def test_run_registry_latest_first_and_by_year(store):
 
 
 def test_run_records_come_from_the_manifest(tmp_path):
-    a = run_record_from_out_dir(fake_out_dir(tmp_path / "a"))
-    b = run_record_from_out_dir(fake_out_dir(tmp_path / "b"))
-    c = run_record_from_out_dir(fake_out_dir(tmp_path / "c", inputs_sha="bb"))
-    assert a.run_id == b.run_id != c.run_id  # same inputs and scheme: same run
+    dataset = catalogue.write_dataset(tmp_path / "dataset")
+    a_dir = evaluated(dataset, tmp_path / "a")
+    a = run_record_from_out_dir(a_dir)
+    b = run_record_from_out_dir(evaluated(dataset, tmp_path / "b"))
+    e = catalogue.enterprises()
+    e.loc[e["uscc"] == catalogue.E[1], "tax"] = 601.0
+    e.to_csv(dataset / "enterprises.csv", index=False, encoding="utf-8-sig")  # one tax changed
+    c = run_record_from_out_dir(evaluated(dataset, tmp_path / "c"))
+    assert a.run_id == b.run_id != c.run_id  # same inputs and scheme: same run; another tax: another run
     assert a.run_id.startswith("2025-huaian-2024-")
-    assert a.year == 2025 and a.scheme_title == "淮安" and a.out_dir == str((tmp_path / "a").resolve())
-    assert a.counts["enterprises"] == 9 and a.counts["flags"] == 5 and a.counts["grades"]["A"] == 1
+    assert a.year == 2025 and a.scheme_title == load_scheme("huaian-2024").title and a.out_dir == str(a_dir.resolve())
+    # the counts are those of the run's own files
+    ent = pd.read_csv(a_dir / "enterprises.csv", encoding="utf-8-sig", dtype=str)
+    flags = pd.read_csv(a_dir / "flags.csv", encoding="utf-8-sig", dtype=str)
+    assert a.counts["enterprises"] == len(ent) == len(catalogue.enterprises())
+    assert a.counts["parcels"] == len(catalogue.parcels()) and a.counts["flags"] == len(flags) > 0
+    assert a.counts["grades"] == {g: int((ent["grade"] == g).sum()) for g in "ABCDT"}
     with pytest.raises(RunFilesError, match=r"manifest\.json"):
         run_record_from_out_dir(tmp_path / "missing")
-    (tmp_path / "a" / "manifest.json").write_text("{}", encoding="utf-8")
+    (a_dir / "manifest.json").write_text("{}", encoding="utf-8")
     with pytest.raises(RunFilesError):
-        run_record_from_out_dir(tmp_path / "a")
+        run_record_from_out_dir(a_dir)
 
 
 # reviews and the audit trail --------------------------------------------------------------------------

@@ -9,8 +9,8 @@ tests/test_api_storage.py.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import catalogue
 import httpx
 import psycopg
 import pytest
-from conftest import database_unavailable, wipe_database
+from conftest import database_unavailable, shown_url, wipe_database
 from psycopg import sql
 from pydantic import ValidationError
 from typer.testing import CliRunner
@@ -47,12 +48,10 @@ from geo_eval.db import (
     check_schema,
     connect,
     init_schema,
-    redact_url,
     schema_status,
     upgrade_schema,
 )
 from geo_eval.db import schema as db_schema
-from geo_eval.db.connection import password_of
 from geo_eval.storage import ConflictError, RunRecord, StorageError, open_store
 
 CURRENT = db_schema.SCHEMA_VERSION
@@ -100,6 +99,37 @@ def add_run(store, run_id: str = RUN) -> None:
 
 def one_line(message: str) -> bool:
     return "\n" not in message and "\r" not in message and message.strip() == message
+
+
+@pytest.fixture
+def password_url(pg_db) -> Iterator[tuple[str, str, str]]:
+    """The test database (schema initialised) through a login role of its own that has a password: the URL with
+    that password, the password, and the URL as geo-eval must show it (``name:***@``, written out here)."""
+    name = f"geo_eval_pw_{os.getpid()}"
+    password = "pw-" + secrets.token_hex(12)
+    with raw(pg_db) as admin:
+        me = admin.execute("SELECT current_user").fetchone()[0]
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+        admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(me), sql.Identifier(name)))  # geo_eval's owner
+    url = url_with(pg_db, user=name, password=password)
+    parts = urlsplit(url)
+    shown = f"postgresql://{name}:***@{parts.netloc.rpartition('@')[2]}{parts.path}"
+    assert parts.scheme == "postgresql" and not parts.query and password in url
+    try:
+        yield url, password, shown
+    finally:
+        with raw(pg_db) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def evaluated_out_dir(root: Path) -> Path:
+    """A real OUT_DIR: ``geo-eval evaluate`` of the catalogue (tests/catalogue.py)."""
+    dataset = catalogue.write_dataset(root / "dataset")
+    r = runner.invoke(cli, ["evaluate", str(dataset), "--scheme", "huaian-2024", "--out", str(root / "out")])
+    assert r.exit_code == 0, r.output
+    return root / "out"
 
 
 # --- the schema ---------------------------------------------------------------------------------------
@@ -185,7 +215,7 @@ def test_init_again_is_harmless_and_keeps_the_data(pg_db):
     _, token = store.add_user("张三", "reviewer", actor="admin")
     again = init_schema(pg_db)
     assert again["action"] == "up_to_date" and not again["postgis_created"]
-    assert again["schema_version"] == CURRENT and again["database"] == redact_url(pg_db)
+    assert again["schema_version"] == CURRENT and again["database"] == shown_url(pg_db)
     with raw(pg_db) as conn:
         assert conn.execute("SELECT version FROM geo_eval.schema_version").fetchall() == [(v,) for v in ALL_VERSIONS]
     assert store.authenticate(token).name == "张三"
@@ -228,7 +258,7 @@ def next_version(monkeypatch) -> None:
 
 
 def test_an_older_schema_is_refused_until_upgraded(pg_db, next_version):
-    database = redact_url(pg_db)
+    database = shown_url(pg_db)
     with raw(pg_db) as conn:
         conn.execute(
             "INSERT INTO geo_eval.users (name, role, token_id, token_hash, created) VALUES ('kept', 'admin', 't', 'h', '')"
@@ -274,7 +304,7 @@ def test_a_failing_upgrade_changes_nothing(pg_db, monkeypatch):
 
 
 def test_a_newer_or_missing_schema_is_refused(pg_db):
-    database = redact_url(pg_db)
+    database = shown_url(pg_db)
     with raw(pg_db) as conn:  # as a newer geo-eval's upgrade would leave it
         conn.execute("INSERT INTO geo_eval.schema_version (version, tool_version) VALUES (99, '9.9.9')")
     for attempt in (lambda: PostgresStore(pg_db), lambda: init_schema(pg_db), lambda: upgrade_schema(pg_db)):
@@ -319,7 +349,7 @@ def test_a_missing_database_and_a_non_url_are_explained(pg_url, tmp_path):
     missing = url_with(pg_url, dbname="geo_eval_no_such_database")
     with pytest.raises(DatabaseUnavailableError, match="数据库不存在") as info:
         PostgresStore(missing)
-    assert redact_url(missing) in str(info.value)
+    assert shown_url(missing) in str(info.value)
     with pytest.raises(StorageError, match="postgresql://") as info2:
         open_store(tmp_path, database_url="host=db password=hunter2")
     assert "hunter2" not in str(info2.value)
@@ -357,7 +387,7 @@ def test_without_postgis_init_says_what_to_do_and_changes_nothing(unprivileged):
     with pytest.raises(PostGISMissingError) as info:
         init_schema(unprivileged)
     message = str(info.value)
-    assert one_line(message) and redact_url(unprivileged) in message and "noext-pw-7391" not in message
+    assert one_line(message) and shown_url(unprivileged) in message and "noext-pw-7391" not in message
     assert "CREATE EXTENSION postgis" in message and "postgresql-15-postgis-3" in message
     with raw(unprivileged) as conn:
         assert conn.execute("SELECT to_regnamespace('geo_eval')").fetchone() == (None,)
@@ -406,7 +436,7 @@ def write_then_fail(conn: psycopg.Connection) -> None:
 
 
 def test_the_store_lends_pooled_connections_and_keeps_the_url(pg_store, pg_url):
-    assert pg_store.url == pg_url and pg_store.backend == "postgis" and pg_store.database == redact_url(pg_url)
+    assert pg_store.url == pg_url and pg_store.backend == "postgis" and pg_store.database == shown_url(pg_url)
     add_run(pg_store)
     with pg_store.connection() as conn:
         assert conn.autocommit  # writes go in conn.transaction(): all or nothing
@@ -653,7 +683,7 @@ def test_the_store_reports_a_database_that_went_away_and_recovers(relayed):
         relay.stop()
         with pytest.raises(DatabaseUnavailableError) as info:
             store.status()
-        assert one_line(str(info.value)) and redact_url(url) in str(info.value) and "连接被拒绝" in str(info.value)
+        assert one_line(str(info.value)) and shown_url(url) in str(info.value) and "连接被拒绝" in str(info.value)
         with pytest.raises(DatabaseUnavailableError):
             store.set_review(RUN, FLAG, status="confirmed", comment="", version=0, actor="a")
         back = Relay(relay.target, port=relay.port)  # the database is back on the same address
@@ -673,11 +703,12 @@ def test_the_store_reports_a_database_that_went_away_and_recovers(relayed):
 
 
 # --- the service ---------------------------------------------------------------------------------------
-def test_health_reports_the_database_from_the_environment(pg_db, tmp_path, monkeypatch):
-    store = PostgresStore(pg_db)
+def test_health_reports_the_database_from_the_environment(password_url, tmp_path, monkeypatch):
+    url, password, shown = password_url
+    store = PostgresStore(url)
     _, token = store.add_user("rev", "reviewer", actor="test")
     store.close()
-    monkeypatch.setenv("GEO_EVAL_DATABASE_URL", pg_db)
+    monkeypatch.setenv("GEO_EVAL_DATABASE_URL", url)
     monkeypatch.setenv("GEO_EVAL_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("GEO_EVAL_SECRET_KEY", SECRET)
     with TestClient(create_app_from_env()) as client:
@@ -687,8 +718,8 @@ def test_health_reports_the_database_from_the_environment(pg_db, tmp_path, monke
         assert body["status"] == "ok" and body["runs"] == 0
         storage = body["storage"]
         assert storage["backend"] == "postgis" and storage["ok"] is True
-        assert storage["database"] == redact_url(pg_db) and storage["schema_version"] == CURRENT
-        assert storage["postgis_version"].startswith("3.")
+        assert storage["database"] == shown and storage["schema_version"] == CURRENT
+        assert storage["postgis_version"].startswith("3.") and password not in r.text
         me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200 and me.json()["user"]["name"] == "rev"
     assert not (tmp_path / "geo-eval.sqlite3").exists()  # nothing went to SQLite
@@ -705,8 +736,8 @@ def test_health_is_503_naming_the_database_when_it_is_down(relayed, tmp_path):
     assert r.status_code == 503
     body = r.json()
     assert body["status"] == "error" and body["storage"]["ok"] is False
-    assert body["storage"]["backend"] == "postgis" and body["storage"]["database"] == redact_url(url)
-    assert body["storage"]["error"].startswith(f"无法连接数据库 {redact_url(url)}")
+    assert body["storage"]["backend"] == "postgis" and body["storage"]["database"] == shown_url(url)
+    assert body["storage"]["error"].startswith(f"无法连接数据库 {shown_url(url)}")
 
 
 def test_settings_refuse_a_database_address_that_is_not_a_url(tmp_path):
@@ -719,7 +750,7 @@ def test_settings_refuse_a_database_address_that_is_not_a_url(tmp_path):
 # --- the command line ----------------------------------------------------------------------------------
 def test_db_init_upgrade_and_status(pg_url):
     wipe_database(pg_url)
-    database = redact_url(pg_url)
+    database = shown_url(pg_url)
     r = runner.invoke(cli, ["db", "status", "--db", pg_url])
     assert r.exit_code == 2 and "未创建" in r.output and "geo-eval db init" in r.output
     r = runner.invoke(cli, ["db", "init", "--db", pg_url])
@@ -748,24 +779,10 @@ def test_db_commands_refuse_a_bad_database_in_one_chinese_line():
     assert r.exit_code == 2 and "--db" in r.output and len(r.output.strip().splitlines()) == 1
 
 
-def fake_out_dir(root: Path) -> Path:
-    root.mkdir(parents=True)
-    (root / "enterprises.csv").write_text("uscc\n", encoding="utf-8")
-    (root / "parcels.gpkg").write_bytes(b"")
-    manifest = {
-        "year": 2025,
-        "version": "0.1.0",
-        "scheme": {"name": "huaian-2024", "title": "淮安", "sha256": "s1"},
-        "inputs": {},
-        "counts": {"enterprises": 9, "parcels": 8},
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    return root
-
-
-def test_runs_and_users_commands_use_the_database(pg_db, tmp_path):
+def test_runs_and_users_commands_use_the_database(password_url, tmp_path):
+    pg_db, password, shown = password_url
     data = tmp_path / "data"
-    out = fake_out_dir(tmp_path / "out")
+    out = evaluated_out_dir(tmp_path / "run")
     r = runner.invoke(cli, ["runs", "add", str(out), "--db", pg_db, "--data-dir", str(data)])
     assert r.exit_code == 0, r.output
     run_id = r.output.strip().splitlines()[-1]
@@ -777,13 +794,14 @@ def test_runs_and_users_commands_use_the_database(pg_db, tmp_path):
     store = PostgresStore(pg_db)
     try:
         assert store.latest_run().run_id == run_id and store.authenticate(token).parks == ("甲园",)
+        assert store.latest_run().counts["enterprises"] == len(catalogue.enterprises())
         r = runner.invoke(cli, ["runs", "list", "--db", pg_db], env={"COLUMNS": "300"})
-        assert r.exit_code == 0 and run_id in r.output and redact_url(pg_db) in r.output
+        assert r.exit_code == 0 and run_id in r.output and shown in r.output and password not in r.output
         r = runner.invoke(cli, ["users", "token", "管委会", "--db", pg_db])
         assert r.exit_code == 0 and store.authenticate(token) is None
         assert store.authenticate(r.output.strip().splitlines()[-1]).name == "管委会"
         r = runner.invoke(cli, ["users", "list", "--db", pg_db], env={"COLUMNS": "300"})
-        assert r.exit_code == 0 and "管委会" in r.output and redact_url(pg_db) in r.output
+        assert r.exit_code == 0 and "管委会" in r.output and shown in r.output and password not in r.output
         assert runner.invoke(cli, ["users", "remove", "管委会", "--db", pg_db]).exit_code == 0
         assert store.list_users() == []
     finally:
@@ -793,11 +811,11 @@ def test_runs_and_users_commands_use_the_database(pg_db, tmp_path):
     assert r.exit_code == 2 and "无法连接数据库" in r.output and "s3cret-pw" not in r.output
 
 
-def test_serve_with_db_uses_the_database(pg_db, tmp_path):
+def test_serve_with_db_uses_the_database_and_never_shows_its_password(password_url, tmp_path):
+    pg_db, password, shown = password_url
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    password = password_of(pg_db)
     env = {k: v for k, v in os.environ.items() if k != "GEO_EVAL_DATABASE_URL"}
     env |= {"GEO_EVAL_SECRET_KEY": SECRET, "GEO_EVAL_DEMO": "0"}
     cmd = [sys.executable, "-m", "geo_eval", "serve", "--port", str(port), "--db", pg_db, "--data-dir", str(tmp_path)]
@@ -812,12 +830,13 @@ def test_serve_with_db_uses_the_database(pg_db, tmp_path):
                 assert proc.poll() is None and time.monotonic() < deadline, "the service did not start"
                 time.sleep(0.2)
         assert r.status_code == 200
-        assert r.json()["storage"]["backend"] == "postgis" and r.json()["storage"]["database"] == redact_url(pg_db)
+        assert r.json()["storage"]["backend"] == "postgis" and r.json()["storage"]["database"] == shown
+        assert password not in r.text
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=20)
-    assert f"数据库：{redact_url(pg_db)}" in output
-    assert password is None or password not in output
+    assert f"数据库：{shown}" in output
+    assert password not in output
 
 
 def test_serve_refuses_a_database_without_the_schema(pg_url, tmp_path):

@@ -203,12 +203,11 @@ def test_matches_clipping_every_pixel(raster: Raster) -> None:
     out = builtup_fraction(parcels(geoms), raster)
     for key, geom in geoms.items():
         valid, built = shapely_coverage(geom, GRID, raster.transform)
-        if valid == 0:
-            assert math.isnan(out.loc[key, "builtup_fraction"])
-            continue
-        assert out.loc[key, "builtup_fraction"] == pytest.approx(built / valid, abs=1e-5)
+        # no valid pixel under the parcel: no fraction and no built-up area (NaN), a valid share of 0
+        fraction, built_m2 = (built / valid, built) if valid > 0 else (math.nan, math.nan)
+        assert out.loc[key, "builtup_fraction"] == pytest.approx(fraction, abs=1e-5, nan_ok=True)
         assert out.loc[key, "valid_fraction"] == pytest.approx(valid / geom.area, abs=1e-5)
-        assert out.loc[key, "builtup_m2"] == pytest.approx(built, abs=1e-3)
+        assert out.loc[key, "builtup_m2"] == pytest.approx(built_m2, abs=1e-3, nan_ok=True)
 
 
 def test_geographic_raster_gives_square_metres() -> None:

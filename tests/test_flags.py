@@ -61,11 +61,14 @@ def test_idle_not_started_at_the_edges(tmp_path, contract, expected, months):
     got = [r for r in rules_of(fr, "P1") if r.startswith("idle_legal")]
     assert got == expected
     assert fr.evidence.loc["P1", "idle_months"] == months
-    if expected == ["idle_legal.fee"]:
-        row = fr.flags.loc[(fr.flags["parcel_id"] == "P1") & (fr.flags["rule_id"] == "idle_legal.fee")].iloc[0]
-        assert "240.0 万元" in row["reason"]  # 20 % of 1200 万元
-        assert row["basis"].startswith("《闲置土地处置办法》")
-        assert row["enterprises"] == catalogue.E[1]
+
+
+def test_the_idle_fee_is_a_fifth_of_the_land_price(tmp_path):
+    _, fr = run_flags(tmp_path, parcels=idle_parcels(contract_start_date="2024-04-01"))
+    row = fr.flags.loc[(fr.flags["parcel_id"] == "P1") & (fr.flags["rule_id"] == "idle_legal.fee")].iloc[0]
+    assert "240.0 万元" in row["reason"]  # 20 % of 1200 万元
+    assert row["basis"].startswith("《闲置土地处置办法》")
+    assert row["enterprises"] == catalogue.E[1]
 
 
 def test_government_cause_is_exempt_not_idle(tmp_path):

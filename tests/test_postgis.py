@@ -31,12 +31,12 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from conftest import wipe_database
+from conftest import shown_url, wipe_database
 
 from api.app import create_app
 from api.settings import Settings
 from geo_eval import maps
-from geo_eval.db import DatabaseError, PostgresStore, init_schema, redact_url
+from geo_eval.db import DatabaseError, PostgresStore, init_schema
 from geo_eval.db.parcels import import_parcels
 from geo_eval.db.results import enterprises_csv, read_stored_run
 from geo_eval.errors import DatasetError
@@ -97,7 +97,7 @@ def test_parcels_from_a_postgis_table_give_the_same_results_as_the_file(pg_db, t
     for name in ("enterprises.csv", "flags.csv", "benchmarks.csv"):
         assert (tmp_path / "file" / name).read_bytes() == (tmp_path / "db" / name).read_bytes(), name
     # the exceptions are the same rows; only the file column names the database table instead
-    label = f"{redact_url(pg_db)} 表 {SRC}.parcels_2025"
+    label = f"{shown_url(pg_db)} 表 {SRC}.parcels_2025"
     exc_file = (tmp_path / "file" / "exceptions.csv").read_text(encoding="utf-8-sig")
     exc_db = (tmp_path / "db" / "exceptions.csv").read_text(encoding="utf-8-sig")
     assert exc_db.replace(label, "parcels.gpkg") == exc_file

@@ -6,24 +6,13 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 import pytest
-from typer.testing import CliRunner
-
-from geo_eval.cli import app
 
 SAMPLE = Path(__file__).parents[1] / "sample_parcels"
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[int, Path]:
-    base = tmp_path_factory.mktemp("sample")
-    r = runner.invoke(app, ["evaluate", str(SAMPLE / "2024"), "--out", str(base / "2024")])
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(
-        app, ["evaluate", str(SAMPLE / "2025"), "--out", str(base / "2025"), "--previous", str(base / "2024")]
-    )
-    assert r.exit_code == 0, r.output
-    return {2024: base / "2024", 2025: base / "2025"}
+def runs(sample_runs) -> dict[int, Path]:
+    return sample_runs  # tests/conftest.py: evaluated once per session
 
 
 def expected(year: int, oddity: str) -> pd.DataFrame:
@@ -56,13 +45,13 @@ def test_nothing_is_dropped(runs, year):
 def test_documented_data_problems_are_reported(runs, year):
     exc = exceptions(runs[year])
     bad_codes = set(exc.loc[exc["code"] == "uscc_invalid", "value"])
-    assert set(expected(year, "invalid_uscc")["uscc"]) <= bad_codes
+    assert set(expected(year, "invalid_uscc")["uscc"]) == bad_codes
     orphans = set(exc.loc[(exc["code"] == "holder_not_in_enterprises"), "value"])
-    assert set(expected(year, "holder_not_in_enterprises")["uscc"]) <= orphans
+    assert set(expected(year, "holder_not_in_enterprises")["uscc"]) == orphans
     assert (exc["code"] == "geometry_repaired").sum() == 2
     assert (exc["severity"] == "致命").sum() == 0
     p = gpd.read_file(runs[year] / "parcels.gpkg", layer="parcels").set_index("parcel_id")
-    assert expected_parcels(year, "area_mismatch") <= set(p.index[p["area_diff_pct"].abs() > 5])
+    assert expected_parcels(year, "area_mismatch") == set(p.index[p["area_diff_pct"].abs() > 5])
 
 
 def test_t_class_and_vetoes(runs):
@@ -75,11 +64,11 @@ def test_t_class_and_vetoes(runs):
         assert "投产不满2年" in e.loc[uscc, "exempt_reason"]
     for uscc in expected(2025, "exempt_reason")["uscc"]:
         assert e.loc[uscc, "exempt_reason"].startswith("不参评：")
-    for oddity in ("safety_veto", "environment_veto"):
-        for uscc in expected(2025, oddity)["uscc"]:
-            if e.loc[uscc, "grade"] != "T":
-                assert e.loc[uscc, "grade"] == "D"
-                assert e.loc[uscc, "veto"]
+    vetoed = set(expected(2025, "safety_veto")["uscc"]) | set(expected(2025, "environment_veto")["uscc"])
+    rated = vetoed & set(e.index[e["grade"] != "T"])
+    assert len(rated) >= 5  # (a vetoed enterprise may also be T, and stays T)
+    assert set(e.loc[sorted(rated), "grade"]) == {"D"}
+    assert e.loc[sorted(rated), "veto"].str.endswith("直接评为D类").all()
 
 
 def test_grade_shares_per_county_and_group(runs):
@@ -108,21 +97,8 @@ def flags_of(path: Path) -> pd.DataFrame:
     return pd.read_csv(path / "flags.csv", encoding="utf-8-sig", dtype=str)
 
 
-@pytest.mark.parametrize("year", [2024, 2025])
-def test_idle_land_flags_match_the_documented_cases(runs, year):
-    f = flags_of(runs[year])
-    rules = f.groupby("parcel_id")["rule_id"].agg(set)
-    exp = pd.read_csv(SAMPLE / "expected_flags.csv", dtype=str)
-    exp = exp.loc[exp["year"] == str(year)]
-    for row in exp.loc[exp["flag"].isin(["idle_1y", "idle_2y", "idle_exempt"])].itertuples():
-        got = rules.get(row.parcel_id, set())
-        legal = got & {"idle_legal.fee", "idle_legal.reclaim"}
-        if row.flag == "idle_1y":
-            assert bool(legal) == (row.expect == "yes"), (row.parcel_id, row.why, got)
-        elif row.flag == "idle_2y":
-            assert ("idle_legal.reclaim" in got) == (row.expect == "yes"), (row.parcel_id, row.why, got)
-        else:
-            assert ("idle_exempt" in got) == (row.expect == "yes"), (row.parcel_id, row.why, got)
+# Every rule of expected_flags.csv (the idle-land cases included) is compared by set equality in
+# tests/test_sample_golden.py.
 
 
 def test_designed_clusters_form_blocks_over_50_mu(runs):
@@ -146,11 +122,9 @@ def test_designed_clusters_form_blocks_over_50_mu(runs):
 def test_built_up_raster_evidence(runs):
     f = flags_of(runs[2025])
     low = set(f.loc[f["rule_id"] == "idle_suspected.low_builtup", "parcel_id"])
-    assert expected_parcels(2025, "low_builtup") <= low
-    assert (
-        not (f["rule_id"] == "idle_suspected.low_builtup").any()
-        or flags_of(runs[2024]).query("rule_id == 'idle_suspected.low_builtup'").empty
-    )  # 2024 has no raster configured: the rule is skipped, with a note
+    assert low == expected_parcels(2025, "low_builtup") and len(low) == 38
+    # 2024 has no raster configured: the rule is skipped, with a note
+    assert flags_of(runs[2024]).query("rule_id == 'idle_suspected.low_builtup'").empty
     import json
 
     notes = json.loads((runs[2024] / "manifest.json").read_text(encoding="utf-8"))["flags"]["notes"]
