@@ -106,7 +106,7 @@ def test_health_needs_no_login_and_reports_storage(svc):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["runs"] == 2
-    assert body["storage"] == {"backend": "sqlite", "ok": True, "journal_mode": "wal", "schema_version": 1}
+    assert body["storage"] == {"backend": "sqlite", "ok": True, "journal_mode": "wal", "schema_version": 2}
     assert r.headers["x-content-type-options"] == "nosniff"
 
 

@@ -91,6 +91,10 @@ def fake_out_dir(root: Path, *, year: int = 2025, inputs_sha: str = "aa") -> Pat
     root.mkdir(parents=True)
     (root / "enterprises.csv").write_text("uscc\n", encoding="utf-8")
     (root / "parcels.gpkg").write_bytes(b"")
+    (root / "flags.csv").write_text(
+        "flag_id,flag,rule_id,value,threshold,evidence\nP1:idle_legal,idle_legal,idle_legal,30,24,闲置月数=30\n",
+        encoding="utf-8-sig",
+    )
     manifest = {
         "year": year,
         "version": "0.1.0",
@@ -108,7 +112,7 @@ def test_the_store_implements_the_interface(store, tmp_path):
     assert isinstance(store, Store)
     st = store.status()
     assert st["ok"] and st["backend"] == store.backend
-    assert st["schema_version"] == 1 and st["runs"] == 0 and st["users"] == 0
+    assert st["schema_version"] == 2 and st["runs"] == 0 and st["users"] == 0
     if isinstance(store, PostgresStore):
         reopened = open_store(tmp_path, database_url=store.url)
         assert isinstance(reopened, PostgresStore) and reopened.url == store.url

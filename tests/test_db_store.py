@@ -69,6 +69,7 @@ TABLES = {
     "flags",
     "renewal_blocks",
     "run_files",
+    "run_flags",
     "reviews",
     "audit",
 }
@@ -153,7 +154,7 @@ def test_init_creates_every_table_and_a_gist_index_on_every_geometry_column(pg_d
             "seq": "bigint",
         }
         versions = conn.execute("SELECT version, tool_version FROM geo_eval.schema_version").fetchall()
-        assert versions == [(1, __version__)]
+        assert versions == [(1, __version__), (2, __version__)]
 
 
 def test_geometry_columns_take_any_gauss_krueger_srid_but_gcj02_only_4326(pg_db):
@@ -181,9 +182,9 @@ def test_init_again_is_harmless_and_keeps_the_data(pg_db):
     _, token = store.add_user("张三", "reviewer", actor="admin")
     again = init_schema(pg_db)
     assert again["action"] == "up_to_date" and not again["postgis_created"]
-    assert again["schema_version"] == 1 and again["database"] == redact_url(pg_db)
+    assert again["schema_version"] == 2 and again["database"] == redact_url(pg_db)
     with raw(pg_db) as conn:
-        assert conn.execute("SELECT version FROM geo_eval.schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM geo_eval.schema_version ORDER BY 1").fetchall() == [(1,), (2,)]
     assert store.authenticate(token).name == "张三"
     assert [e.action for e in store.audit()] == ["user.add"]
     store.close()
@@ -209,21 +210,22 @@ def test_two_inits_at_once_queue_on_the_advisory_lock(pg_url):
         t.join()
     assert errors == [] and sorted(results) == ["created", "up_to_date"]
     with raw(pg_url) as conn:
-        assert conn.execute("SELECT count(*) FROM geo_eval.schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM geo_eval.schema_version").fetchone() == (2,)
 
 
 @pytest.fixture
-def version_2(monkeypatch) -> None:
-    """This tool as if it had a second migration (the database made by the real migration 1 is then 'older')."""
+def version_3(monkeypatch) -> None:
+    """This tool as if it had a third migration (the database made by the real migrations 1–2 is then 'older')."""
     migration = (
         "CREATE TABLE geo_eval.upgrade_probe (id int PRIMARY KEY, note text NOT NULL)",
-        "INSERT INTO geo_eval.upgrade_probe VALUES (1, 'migration 2')",
+        "INSERT INTO geo_eval.upgrade_probe VALUES (1, 'migration 3')",
     )
+    assert db_schema.SCHEMA_VERSION == 2
     monkeypatch.setattr(db_schema, "MIGRATIONS", (*db_schema.MIGRATIONS, migration))
-    monkeypatch.setattr(db_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(db_schema, "SCHEMA_VERSION", 3)
 
 
-def test_an_older_schema_is_refused_until_upgraded(pg_db, version_2):
+def test_an_older_schema_is_refused_until_upgraded(pg_db, version_3):
     database = redact_url(pg_db)
     with raw(pg_db) as conn:
         conn.execute(
@@ -232,7 +234,7 @@ def test_an_older_schema_is_refused_until_upgraded(pg_db, version_2):
     with pytest.raises(SchemaVersionError) as info:
         PostgresStore(pg_db)
     message = str(info.value)
-    assert one_line(message) and f"geo-eval db upgrade --db {database}" in message and "版本为 1" in message
+    assert one_line(message) and f"geo-eval db upgrade --db {database}" in message and "版本为 2" in message
     with raw(pg_db) as conn, pytest.raises(SchemaVersionError, match="geo-eval db upgrade"):
         check_schema(conn)
     with pytest.raises(SchemaVersionError, match="geo-eval db upgrade"):
@@ -242,16 +244,17 @@ def test_an_older_schema_is_refused_until_upgraded(pg_db, version_2):
     assert result == {
         "action": "upgraded",
         "database": database,
-        "from_version": 1,
-        "schema_version": 2,
-        "applied": [2],
+        "from_version": 2,
+        "schema_version": 3,
+        "applied": [3],
     }
     with raw(pg_db) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM geo_eval.schema_version ORDER BY version")] == [1, 2]
-        assert conn.execute("SELECT note FROM geo_eval.upgrade_probe").fetchall() == [("migration 2",)]
-        assert check_schema(conn) == 2 and schema_status(conn)["up_to_date"]
+        versions = [r[0] for r in conn.execute("SELECT version FROM geo_eval.schema_version ORDER BY version")]
+        assert versions == [1, 2, 3]
+        assert conn.execute("SELECT note FROM geo_eval.upgrade_probe").fetchall() == [("migration 3",)]
+        assert check_schema(conn) == 3 and schema_status(conn)["up_to_date"]
     store = PostgresStore(pg_db)
-    assert [u.name for u in store.list_users()] == ["kept"] and store.status()["schema_version"] == 2
+    assert [u.name for u in store.list_users()] == ["kept"] and store.status()["schema_version"] == 3
     store.close()
     assert upgrade_schema(pg_db)["action"] == "up_to_date"
 
@@ -259,13 +262,13 @@ def test_an_older_schema_is_refused_until_upgraded(pg_db, version_2):
 def test_a_failing_upgrade_changes_nothing(pg_db, monkeypatch):
     broken = ("CREATE TABLE geo_eval.half_done (id int)", "SELECT * FROM geo_eval.no_such_table")
     monkeypatch.setattr(db_schema, "MIGRATIONS", (*db_schema.MIGRATIONS, broken))
-    monkeypatch.setattr(db_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(db_schema, "SCHEMA_VERSION", 3)
     with pytest.raises(DatabaseError, match="未做任何改动") as info:
         upgrade_schema(pg_db)
     assert one_line(str(info.value))
     with raw(pg_db) as conn:
         assert conn.execute("SELECT to_regclass('geo_eval.half_done')").fetchone() == (None,)
-        assert conn.execute("SELECT max(version) FROM geo_eval.schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT max(version) FROM geo_eval.schema_version").fetchone() == (2,)
 
 
 def test_a_newer_or_missing_schema_is_refused(pg_db):
@@ -682,7 +685,7 @@ def test_health_reports_the_database_from_the_environment(pg_db, tmp_path, monke
         assert body["status"] == "ok" and body["runs"] == 0
         storage = body["storage"]
         assert storage["backend"] == "postgis" and storage["ok"] is True
-        assert storage["database"] == redact_url(pg_db) and storage["schema_version"] == 1
+        assert storage["database"] == redact_url(pg_db) and storage["schema_version"] == 2
         assert storage["postgis_version"].startswith("3.")
         me = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200 and me.json()["user"]["name"] == "rev"
@@ -719,14 +722,14 @@ def test_db_init_upgrade_and_status(pg_url):
     assert r.exit_code == 2 and "未创建" in r.output and "geo-eval db init" in r.output
     r = runner.invoke(cli, ["db", "init", "--db", pg_url])
     assert r.exit_code == 0, r.output
-    assert f"已创建数据库结构 geo_eval（版本 1）：{database}" in r.output
+    assert f"已创建数据库结构 geo_eval（版本 2）：{database}" in r.output
     r = runner.invoke(cli, ["db", "init"], env={"GEO_EVAL_DATABASE_URL": pg_url})
     assert r.exit_code == 0 and "已是最新版本" in r.output and "未做改动" in r.output
     r = runner.invoke(cli, ["db", "upgrade", "--db", pg_url])
-    assert r.exit_code == 0 and "已是最新版本（版本 1）" in r.output
+    assert r.exit_code == 0 and "已是最新版本（版本 2）" in r.output
     r = runner.invoke(cli, ["db", "status", "--db", pg_url])
     assert r.exit_code == 0, r.output
-    assert database in r.output and "PostGIS：3." in r.output and "版本 1（本程序需要版本 1）" in r.output
+    assert database in r.output and "PostGIS：3." in r.output and "版本 2（本程序需要版本 2）" in r.output
     assert "状态：正常" in r.output
 
 

@@ -13,6 +13,10 @@ indexes are built and attached (:mod:`geo_eval.db.publish`), and dropped as a wh
 published again. Geometry columns are plain ``geometry`` (no SRID type modifier) because runs may use different
 Gauss-Krüger zones; ``parcel_results.geom_gcj02`` is ``geometry(Geometry, 4326)``. Every geometry column
 has a GIST index. Timestamps are ISO 8601 texts (:func:`geo_eval.storage.common.now`), as in SQLite.
+
+Version 2 adds ``runs.manifest_sha256`` (the ``manifest.json`` a run's OUT_DIR must hold) and
+``run_flags`` (each flag's content digest, to carry reviews over only to identical flags), as the SQLite
+store's migration 2 does; runs registered before keep an empty ``manifest_sha256`` and no digests.
 """
 
 from __future__ import annotations
@@ -171,6 +175,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$""",
         """CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON geo_eval.audit
            FOR EACH STATEMENT EXECUTE FUNCTION geo_eval.audit_append_only()""",
+    ),
+    (  # 2: a run's identity follows its content; reviews carry over only to identical flags
+        "ALTER TABLE geo_eval.runs ADD COLUMN manifest_sha256 text NOT NULL DEFAULT ''",
+        """CREATE TABLE geo_eval.run_flags (
+            run_id text NOT NULL REFERENCES geo_eval.runs ON DELETE CASCADE,
+            flag_id text NOT NULL,
+            digest text NOT NULL,
+            PRIMARY KEY (run_id, flag_id)
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
