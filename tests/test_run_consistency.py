@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -24,6 +25,7 @@ import catalogue
 import pandas as pd
 import psycopg
 import pytest
+from conftest import wipe_database
 from typer.testing import CliRunner
 
 from api.rundata import load_run_data
@@ -41,7 +43,7 @@ from geo_eval.storage import (
     run_record_from_out_dir,
 )
 from geo_eval.storage import sqlite as sqlite_store
-from geo_eval.storage.runs import legacy_run_id_of
+from geo_eval.storage.runs import legacy_run_id_of, out_dir_state
 
 SCHEME = "lianyungang"
 CHANGED = "P1:low_efficiency.grade_d"
@@ -302,6 +304,16 @@ def legacy_rows(target, backend: str, manifest: dict, out: Path) -> str:
     return run_id
 
 
+def upgraded(backend: str, target) -> SQLiteStore | PostgresStore:
+    """The store of a database at schema version 1, after its upgrade to version 2."""
+    if backend == "sqlite":
+        return SQLiteStore(Path(target))  # migrates on opening
+    with pytest.raises(DatabaseError, match="geo-eval db upgrade"):
+        PostgresStore(str(target))
+    assert upgrade_schema(str(target))["applied"] == [2]
+    return PostgresStore(str(target))
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgis"])
 def test_runs_registered_by_an_older_geo_eval_keep_their_reviews(backend, tmp_path, request):
     pg_url = request.getfixturevalue("pg_url") if backend == "postgis" else None
@@ -310,25 +322,92 @@ def test_runs_registered_by_an_older_geo_eval_keep_their_reviews(backend, tmp_pa
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     target = legacy_store(backend, tmp_path, pg_url)
     legacy = legacy_rows(target, backend, manifest, out)
-    if backend == "sqlite":
-        s: SQLiteStore | PostgresStore = SQLiteStore(Path(target))  # migrates on opening
-    else:
-        with pytest.raises(DatabaseError, match="geo-eval db upgrade"):
-            PostgresStore(str(target))
-        assert upgrade_schema(str(target))["applied"] == [2]
-        s = PostgresStore(str(target))
+    s = upgraded(backend, target)
     try:
         assert s.status()["schema_version"] == 2
         old = s.get_run(legacy)
-        assert old.manifest_sha256 == ""
-        assert load_run_data(old).run_id == legacy  # its OUT_DIR still holds it: served as before
+        assert old.manifest_sha256 == sha256(out / "manifest.json")  # filled in from its OUT_DIR
+        assert load_run_data(old).run_id == legacy  # served as before
         # registered again unchanged: the new id (without the version), every review carried
         new = s.add_run(run_record_from_out_dir(out), actor="admin")
         assert new.run_id != legacy and new.carryover is not None
         assert (new.carryover.previous, new.carryover.kept, new.carryover.unchecked) == (legacy, 2, 0)
         assert set(s.reviews(new.run_id)) == {CHANGED, SAME}
+        assert s.get_review(new.run_id, SAME).comment == "国有储备用地"
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgis"])
+def test_an_older_run_whose_out_dir_was_rewritten_cannot_pass_on_its_reviews(backend, tmp_path, request):
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgis" else None
+    out = tmp_path / "out"
+    run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    target = legacy_store(backend, tmp_path, pg_url)
+    legacy = legacy_rows(target, backend, manifest, out)
+    run(dataset(tmp_path / "ds2", tax_of_e1=100), load_scheme(SCHEME), out, overwrite=True)  # before the upgrade
+    s = upgraded(backend, target)
+    try:
+        old = s.get_run(legacy)
+        assert old.manifest_sha256 == ""  # nothing to fill in from: OUT_DIR holds another run
+        with pytest.raises(RunFilesError, match="另一次评价"):
+            load_run_data(old)
+        new = s.add_run(run_record_from_out_dir(out), actor="admin")
+        c = new.carryover
+        assert c is not None and (c.previous, c.kept, c.changed, c.unchecked) == (legacy, 0, 0, 2)
+        assert c.message(new.run_id).endswith("，2 条无法核对未沿用（原批次由旧版 geo-eval 登记，未记录标记内容）")
+        assert s.reviews(new.run_id) == {} and len(s.reviews(legacy)) == 2
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgis"])
+def test_an_older_run_out_of_reach_during_the_upgrade_passes_its_reviews_on_when_it_is_back(backend, tmp_path, request):
+    """E.g. a network share not mounted while the database was upgraded: nothing could be filled in, but
+    the same evaluation registered again later (its older id is the run's) carries every review."""
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgis" else None
+    out = tmp_path / "out"
+    run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    target = legacy_store(backend, tmp_path, pg_url)
+    legacy = legacy_rows(target, backend, manifest, out)
+    out.rename(tmp_path / "unmounted")
+    s = upgraded(backend, target)
+    try:
+        assert s.get_run(legacy).manifest_sha256 == ""
+        (tmp_path / "unmounted").rename(out)
+        new = s.add_run(run_record_from_out_dir(out), actor="admin")
+        assert new.carryover is not None and (new.carryover.kept, new.carryover.unchecked) == (2, 0)
+        assert set(s.reviews(new.run_id)) == {CHANGED, SAME}
+    finally:
+        s.close()
+
+
+def test_the_upgrade_fills_in_a_stored_run_from_the_database(pg_url, tmp_path):
+    """A run stored with ``evaluate --db`` before schema version 2 gets its manifest sha256 and flag
+    digests from its stored rows when the database is upgraded, even without its OUT_DIR."""
+    wipe_database(pg_url)
+    init_schema(pg_url)
+    out = tmp_path / "out"
+    first = run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out, db=pg_url).stored
+    assert first is not None
+    s = PostgresStore(pg_url)
+    review_both(s, first.run_id)
+    s.close()
+    sha, prints = sha256(out / "manifest.json"), run_record_from_out_dir(out).flag_prints
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to version 1, as an older geo-eval left it
+        conn.execute("DROP TABLE geo_eval.run_flags")
+        conn.execute("ALTER TABLE geo_eval.runs DROP COLUMN manifest_sha256")
+        conn.execute("DELETE FROM geo_eval.schema_version WHERE version = 2")
+    shutil.rmtree(out)
+    assert upgrade_schema(pg_url)["applied"] == [2]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT manifest_sha256 FROM geo_eval.runs").fetchall() == [(sha,)]
+        assert dict(conn.execute("SELECT flag_id, digest FROM geo_eval.run_flags").fetchall()) == prints
+    second = run(dataset(tmp_path / "ds2", tax_of_e1=100), load_scheme(SCHEME), out, db=pg_url).stored
+    assert second is not None and second.carryover is not None
+    assert (second.carryover.previous, second.carryover.kept, second.carryover.changed) == (first.run_id, 1, 1)
 
 
 # --- evaluate --db: the database and OUT_DIR change together ---------------------------------------------
@@ -475,7 +554,9 @@ main()
 """
 
 
-def evaluate_and_kill(tmp_path: Path, out: Path, *, module: str, attribute: str, before: str = "pass") -> int:
+def evaluate_and_kill(
+    tmp_path: Path, out: Path, *, module: str, attribute: str, before: str = "pass", extra: tuple[str, ...] = ()
+) -> int:
     """Start ``geo-eval evaluate`` (overwrite) in a subprocess that stalls in ``attribute`` of ``module``
     (after running ``before``) and kill -9 it there; returns its process id."""
     marker = tmp_path / "stalled"
@@ -485,7 +566,7 @@ def evaluate_and_kill(tmp_path: Path, out: Path, *, module: str, attribute: str,
         textwrap.dedent(STALL.format(module=module, attribute=attribute, before=before)), encoding="utf-8"
     )
     ds = tmp_path / "ds"
-    args = ["evaluate", str(ds), "--scheme", SCHEME, "--out", str(out), "--overwrite"]
+    args = ["evaluate", str(ds), "--scheme", SCHEME, "--out", str(out), "--overwrite", *extra]
     proc = subprocess.Popen([sys.executable, str(script), str(marker), *args], cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
@@ -525,3 +606,26 @@ def test_kill_9_between_setting_out_dir_aside_and_the_swap_then_the_next_run_put
     with pytest.raises(OutputExistsError):  # put back, then refused as any existing OUT_DIR without --overwrite
         run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
     assert (out / "manifest.json").read_bytes() == manifest and siblings(out) == []
+
+
+def test_kill_9_between_the_swap_and_the_commit_is_found_out_and_tidied(pg_db, tmp_path):
+    """The one moment --db cannot make atomic: OUT_DIR holds the new run, the database (rolled back by the
+    kill) still names the old one there. The recorded manifest sha256 tells, and the next run mends it."""
+    out = tmp_path / "out"
+    first = run(dataset(tmp_path / "first"), load_scheme(SCHEME), out, db=pg_db).stored
+    assert first is not None
+    dataset(tmp_path / "ds", tax_of_e1=100)
+    pid = evaluate_and_kill(
+        tmp_path, out, module="geo_eval.db.publish", attribute="Publication.__exit__", extra=("--db", pg_db)
+    )
+    old = latest(pg_db)
+    assert old.run_id == first.run_id and old.manifest_sha256 != sha256(out / "manifest.json")
+    assert run_record_from_out_dir(out).run_id != first.run_id  # OUT_DIR holds the uncommitted run
+    assert out_dir_state(old) == "与登记不符，须重新登记（结果在数据库中）"
+    assert siblings(out) == [f".out.old-{pid}"]
+    again = run(tmp_path / "ds", load_scheme(SCHEME), out, overwrite=True, db=pg_db)
+    assert again.tidied == [f"已删除中断的运行（进程 {pid}）留下的临时目录 {tmp_path / f'.out.old-{pid}'}"]
+    now = latest(pg_db)
+    assert now.run_id == run_record_from_out_dir(out).run_id != first.run_id
+    assert now.manifest_sha256 == sha256(out / "manifest.json") and out_dir_state(now) == "一致"
+    assert siblings(out) == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -103,16 +103,18 @@ def _numbers(column: pa.ChunkedArray) -> pa.Array:
     return pc.take(texts, encoded.indices)
 
 
-def flag_prints(path: Path) -> dict[str, str]:
-    """Each flag's content digest (:func:`flag_print`) by flag id, from a run's ``flags.csv``.
+def flag_prints(source: Path | BinaryIO) -> dict[str, str]:
+    """Each flag's content digest (:func:`flag_print`) by flag id, from a run's ``flags.csv`` (a path, or
+    the csv's bytes).
 
     The lines are joined by Arrow and only hashed in Python (about 1.5 s for the 506k flags of a
     million parcels).
     """
     columns = ["flag_id", *PRINT_COLUMNS]
+    path = source if isinstance(source, Path) else "flags.csv"
     try:
         table = pacsv.read_csv(
-            path,
+            source,
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in columns}, include_columns=columns, strings_can_be_null=False
             ),
@@ -231,6 +233,22 @@ def _sha256(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise RunFilesError(f"{path} 无法读取：{exc}") from exc
+
+
+def legacy_contents(run_id: str, out_dir: str | Path) -> tuple[str, dict[str, str]] | None:
+    """The manifest sha256 and flag digests of a run registered by an older geo-eval (which recorded
+    neither), read from its OUT_DIR if that still holds the run (the same older run id); else None.
+
+    The schema migrations that add these records fill them in with it.
+    """
+    try:
+        manifest = read_manifest(Path(out_dir))
+        if legacy_run_id_of(manifest) != run_id:
+            return None
+        record = run_record(manifest, Path(out_dir), files_dir=Path(out_dir))
+    except RunFilesError:
+        return None
+    return record.manifest_sha256, dict(record.flag_prints or {})
 
 
 def run_record_from_out_dir(out_dir: Path) -> RunRecord:

@@ -39,6 +39,7 @@ from geo_eval.storage.common import (
     user_public,
 )
 from geo_eval.storage.errors import AlreadyExistsError, InvalidValueError, NotFoundError, StorageError
+from geo_eval.storage.runs import legacy_contents
 from geo_eval.storage.tokens import parse_token
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,8 @@ class SQLiteStore:
             for statements in MIGRATIONS[current:]:
                 for sql in statements:
                     conn.execute(sql)
+            if current < 2 <= SCHEMA_VERSION:
+                self._fill_in_contents(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -209,6 +212,22 @@ class SQLiteStore:
             raise StorageError(f"无法初始化数据库 {self.path}：{exc}") from exc
         finally:
             conn.close()
+
+    @staticmethod
+    def _fill_in_contents(conn: sqlite3.Connection) -> None:
+        """Migration 2's data: the manifest sha256 and flag digests of the runs registered before, from
+        their OUT_DIR where it still holds them (:func:`~geo_eval.storage.runs.legacy_contents`)."""
+        for run_id, out_dir in conn.execute("SELECT run_id, out_dir FROM runs WHERE manifest_sha256 = ''").fetchall():
+            contents = legacy_contents(run_id, out_dir)
+            if contents is None:
+                log.warning("run %s: its OUT_DIR %s no longer holds it; its flags cannot be compared", run_id, out_dir)
+                continue
+            sha, prints = contents
+            conn.execute("UPDATE runs SET manifest_sha256 = ? WHERE run_id = ?", (sha, run_id))
+            conn.executemany(
+                "INSERT INTO run_flags (run_id, flag_id, digest) VALUES (?, ?, ?)",
+                ((run_id, k, v) for k, v in prints.items()),
+            )
 
     @staticmethod
     def _append_audit(
