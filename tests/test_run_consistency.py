@@ -229,6 +229,29 @@ def test_what_counts_as_an_identical_flag(tmp_path):
         assert {k: v for k, v in changed.items() if k != CHANGED} == {k: v for k, v in base.items() if k != CHANGED}
 
 
+def test_flag_prints_of_a_large_flags_csv_are_those_of_each_row(tmp_path):
+    """flags.csv read in several blocks (each number formatted once): the same digest as row by row."""
+    from geo_eval.storage.runs import flag_print, flag_prints
+
+    n = 40_000
+    f = pd.DataFrame(
+        {
+            "flag_id": [f"P{i:06d}:low_efficiency.tax_per_mu_mean" for i in range(n)],
+            "flag": "low_efficiency",
+            "rule_id": "low_efficiency.tax_per_mu_mean",
+            "reason": "亩均税收低于县区平均" * 8,
+            "value": [repr(i / 7) if i % 5 else "" for i in range(n)],
+            "threshold": [str(40 + i % 3) for i in range(n)],
+            "evidence": [f"亩均税收={i / 7:.4f}；县区平均=40" for i in range(n)],
+        }
+    )
+    f.to_csv(tmp_path / "flags.csv", index=False, encoding="utf-8-sig")
+    assert (tmp_path / "flags.csv").stat().st_size > 4 << 20  # more than one block of the csv reader
+    prints = flag_prints(tmp_path / "flags.csv")
+    expected = {r.flag_id: flag_print(r.flag, r.rule_id, r.value, r.threshold, r.evidence) for r in f.itertuples()}
+    assert prints == expected and len(set(prints.values())) == n
+
+
 def test_registering_says_what_happened(tmp_path):
     out = tmp_path / "out"
     data = tmp_path / "data"
@@ -398,6 +421,7 @@ def test_the_upgrade_fills_in_a_stored_run_from_the_database(pg_url, tmp_path):
     sha, prints = sha256(out / "manifest.json"), run_record_from_out_dir(out).flag_prints
     with psycopg.connect(pg_url, autocommit=True) as conn:  # back to version 1, as an older geo-eval left it
         conn.execute("DROP TABLE geo_eval.run_flags")
+        conn.execute("ALTER TABLE geo_eval.flags DROP COLUMN digest")
         conn.execute("ALTER TABLE geo_eval.runs DROP COLUMN manifest_sha256")
         conn.execute("DELETE FROM geo_eval.schema_version WHERE version = 2")
     shutil.rmtree(out)
@@ -467,6 +491,23 @@ def test_a_failing_commit_puts_the_old_out_dir_back(pg_db, tmp_path):
     assert now.run_id == first.run_id and now.manifest_sha256 == sha256(out / "manifest.json")
 
 
+def test_a_published_run_registered_again_from_other_files_is_served_from_the_files(pg_db, tmp_path):
+    out = tmp_path / "out"
+    first = run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out, db=pg_db).stored
+    assert first is not None and first.stored
+    s = PostgresStore(pg_db)
+    try:
+        assert s.add_run(run_record_from_out_dir(out), actor="admin").stored  # the same files: still stored
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        manifest["version"] = "9.9.9"  # the same run id, evaluated again (no --db) by another geo-eval
+        (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        again = s.add_run(run_record_from_out_dir(out), actor="admin")
+        assert again.run_id == first.run_id and not again.stored and not s.latest_run().stored
+        assert load_run_data(s.latest_run()).run_id == first.run_id
+    finally:
+        s.close()
+
+
 def test_evaluate_db_says_what_happened_to_the_reviews(pg_db, tmp_path):
     out = tmp_path / "out"
     args = ["evaluate", "--scheme", SCHEME, "--out", str(out), "--db", pg_db]
@@ -479,6 +520,10 @@ def test_evaluate_db_says_what_happened_to_the_reviews(pg_db, tmp_path):
     r = runner.invoke(app, [*args[:1], str(dataset(tmp_path / "ds2", tax_of_e1=100)), *args[1:], "--overwrite"])
     assert r.exit_code == 0, r.output
     second = latest(pg_db).run_id
+    with psycopg.connect(pg_db, autocommit=True) as conn:  # a published run's digests are in its flags rows
+        stored = dict(conn.execute("SELECT flag_id, digest FROM geo_eval.flags WHERE run_id = %s", (second,)))
+        assert conn.execute("SELECT count(*) FROM geo_eval.run_flags").fetchone() == (0,)
+    assert stored == run_record_from_out_dir(out).flag_prints and len(stored) == len(flags_of(out)) > 0
     text = " ".join(r.output.split())
     assert f"重新登记：新批次 {second}（取代该输出目录中的批次 {first}）；沿用复核 1 条，因标记变化未沿用 1 条" in text
 

@@ -32,6 +32,7 @@ import hashlib
 import io
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -143,11 +144,14 @@ class Publication:
 
     def stage(self, files_dir: Path, manifest: dict[str, Any]) -> RunRecord:
         """Store the run whose files are in ``files_dir`` (not committed yet); returns its record."""
+        t = time.perf_counter()
+        record = run_record(manifest, self.out_dir, files_dir=files_dir)  # with the flags' digests
+        self.timings["db_digests"] = time.perf_counter() - t
         cur = self._transaction.enter_context(self.store.transaction())
         self.record = _stage(
             cur,
             self.ev,
-            record=run_record(manifest, self.out_dir, files_dir=files_dir),
+            record=record,
             manifest=manifest,
             files_dir=files_dir,
             flags=self.flags,
@@ -158,7 +162,15 @@ class Publication:
         return self.record
 
 
-_STEPS = ("db_register", "db_enterprises", "db_parcels", "db_flags_blocks_files", "db_indexes", "db_commit")
+_STEPS = (
+    "db_digests",
+    "db_register",
+    "db_enterprises",
+    "db_parcels",
+    "db_flags_blocks_files",
+    "db_indexes",
+    "db_commit",
+)
 """The consecutive steps of publishing (their sum is ``db_total``)."""
 
 
@@ -178,7 +190,7 @@ def _stage(
     srid = srid_of(ev.area_crs)
     stored_at = now()
     t = time.perf_counter()
-    rec = register_run(cur, record, actor=actor)
+    rec = register_run(cur, record, actor=actor, digests_in_flags=True)
     cur.execute("DELETE FROM geo_eval.run_files WHERE run_id = %s", (rec.run_id,))
     parts = {table: _new_partition(cur, table, rec.run_id, stored_at) for table in PARTITIONED}
     timings["db_register"] = time.perf_counter() - t
@@ -191,7 +203,7 @@ def _stage(
     timings["db_parcels"] = time.perf_counter() - t
     t = time.perf_counter()
     if flags is not None:
-        columns["flags"] = _copy_flags(cur, parts["flags"], rec.run_id, flags, timings)
+        columns["flags"] = _copy_flags(cur, parts["flags"], rec.run_id, flags, record.flag_prints or {}, timings)
     if blocks is not None:
         columns["blocks"] = _copy_blocks(cur, parts["renewal_blocks"], rec.run_id, blocks, srid, timings)
     _copy_files(cur, rec.run_id, files_dir)
@@ -495,8 +507,9 @@ def _flag_counts(parcel_ids: pd.Series, flags: FlagResult | None) -> np.ndarray:
 
 
 def _copy_flags(
-    cur: Cursor, table: str, run_id: str, flags: FlagResult, timings: dict[str, float]
+    cur: Cursor, table: str, run_id: str, flags: FlagResult, digests: Mapping[str, str], timings: dict[str, float]
 ) -> dict[str, list[str]]:
+    """The flags, each with its content digest (``digest``: :func:`geo_eval.storage.runs.flag_prints`)."""
     f = flags.flags.reset_index(drop=True)
     arrow = _Arrow(f)
     lines, layout = row_csv(f, arrow)
@@ -511,6 +524,7 @@ def _copy_flags(
     popup = np.where(reason != "", label + "：" + reason, label)
     cols["popup"] = pa.array(popup.astype(object), type=pa.large_string())
     cols["row_csv"] = lines
+    cols["digest"] = pa.array([digests.get(i) for i in f["flag_id"].astype(str)], type=pa.large_string())
     _copy(cur, table, cols, label="flags", timings=timings)
     return layout
 

@@ -14,9 +14,11 @@ published again. Geometry columns are plain ``geometry`` (no SRID type modifier)
 Gauss-Krüger zones; ``parcel_results.geom_gcj02`` is ``geometry(Geometry, 4326)``. Every geometry column
 has a GIST index. Timestamps are ISO 8601 texts (:func:`geo_eval.storage.common.now`), as in SQLite.
 
-Version 2 adds ``runs.manifest_sha256`` (the ``manifest.json`` a run's OUT_DIR must hold) and
-``run_flags`` (each flag's content digest, to carry reviews over only to identical flags), as the SQLite
-store's migration 2 does; runs registered before keep an empty ``manifest_sha256`` and no digests.
+Version 2 adds ``runs.manifest_sha256`` (the ``manifest.json`` a run's OUT_DIR must hold) and each
+flag's content digest, to carry reviews over only to identical flags: ``flags.digest`` for runs
+published with ``evaluate --db`` (written by the same COPY as the flags), ``run_flags`` for runs
+registered from their files (as the SQLite store's migration 2). The upgrade fills both in for the runs
+registered before, where it can (:func:`_fill_in_contents`).
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (  # 2: a run's identity follows its content; reviews carry over only to identical flags
         "ALTER TABLE geo_eval.runs ADD COLUMN manifest_sha256 text NOT NULL DEFAULT ''",
+        "ALTER TABLE geo_eval.flags ADD COLUMN digest text",
         """CREATE TABLE geo_eval.run_flags (
             run_id text NOT NULL REFERENCES geo_eval.runs ON DELETE CASCADE,
             flag_id text NOT NULL,

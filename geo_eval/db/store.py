@@ -65,13 +65,16 @@ def _jsonb(value: dict[str, Any] | None) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
-def register_run(cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str) -> RunRecord:
+def register_run(
+    cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str, digests_in_flags: bool = False
+) -> RunRecord:
     """Register (or re-register) a run inside the caller's transaction; it becomes the latest.
 
     Used by :meth:`PostgresStore.add_run` and by the publisher (:mod:`geo_eval.db.publish`), which
-    stores a run's results in the same transaction. Records the flags' digests and carries reviews over
-    to identical flags as :class:`~geo_eval.storage.base.Carryover` says (the same rules as the SQLite
-    store); appends the audit entries. Results columns (``stored_at``, ``srid``, ``manifest``,
+    stores a run's results in the same transaction. Records the flags' digests (in ``run_flags``, or,
+    with ``digests_in_flags``, the publisher puts them in the run's ``flags`` rows) and carries reviews
+    over to identical flags as :class:`~geo_eval.storage.base.Carryover` says (the same rules as the
+    SQLite store); appends the audit entries. Results columns (``stored_at``, ``srid``, ``manifest``,
     ``columns``) are left as they are.
     """
     rec = replace(record, registered_at=now(), registered_by=actor)
@@ -104,6 +107,7 @@ def register_run(cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str)
     )
     if rec.flag_prints is not None:
         cur.execute("DELETE FROM geo_eval.run_flags WHERE run_id = %s", (rec.run_id,))
+    if rec.flag_prints is not None and not digests_in_flags:
         with cur.copy("COPY geo_eval.run_flags (run_id, flag_id, digest) FROM STDIN") as copy:
             for flag_id, digest in rec.flag_prints.items():
                 copy.write_row((rec.run_id, flag_id, digest))
@@ -120,15 +124,23 @@ def register_run(cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str)
     )
     _apply_plan(cur, rec.run_id, plan, actor=actor, at=rec.registered_at)
     if row is not None:
-        rec = replace(rec, stored_at=row["stored_at"] or "", srid=row["srid"])
+        stored_at = row["stored_at"] or ""
+        if stored_at and not digests_in_flags and rec.manifest_sha256 != row["manifest_sha256"]:
+            # registered from files that are not the ones published: serve the files, not the stale rows
+            cur.execute("UPDATE geo_eval.runs SET stored_at = NULL WHERE run_id = %s", (rec.run_id,))
+            stored_at = ""
+        rec = replace(rec, stored_at=stored_at, srid=row["srid"])
     return replace(rec, carryover=plan.carryover)
 
 
 def _past(cur: psycopg.Cursor[DictRow], run: DictRow, *, legacy_id: str = "", lock: bool = False) -> PastReviews:
-    """The reviews of a registered run with the digests its flags had (``lock``: rows locked for update)."""
+    """The reviews of a registered run with the digests its flags had (``lock``: rows locked for update):
+    from ``run_flags``, or for a published run from its ``flags`` rows."""
     rows = cur.execute(
-        "SELECT r.*, f.digest FROM geo_eval.reviews r LEFT JOIN geo_eval.run_flags f ON f.run_id = r.run_id "
-        "AND f.flag_id = r.flag_id WHERE r.run_id = %s" + (" FOR UPDATE OF r" if lock else ""),
+        "SELECT r.*, coalesce(f.digest, g.digest) AS digest FROM geo_eval.reviews r "
+        "LEFT JOIN geo_eval.run_flags f ON f.run_id = r.run_id AND f.flag_id = r.flag_id "
+        "LEFT JOIN geo_eval.flags g ON g.run_id = r.run_id AND g.flag_id = r.flag_id "
+        "WHERE r.run_id = %s" + (" FOR UPDATE OF r" if lock else ""),
         (run["run_id"],),
     ).fetchall()
     known = bool(run["manifest_sha256"])

@@ -98,7 +98,7 @@ def flag_print(flag: str, rule_id: str, value: str, threshold: str, evidence: st
 
 def _numbers(column: pa.ChunkedArray) -> pa.Array:
     """:func:`_number` of each value, each distinct value formatted once."""
-    encoded = pc.dictionary_encode(column).combine_chunks()
+    encoded = pc.dictionary_encode(column.combine_chunks())
     texts = pa.array([_number(t) for t in encoded.dictionary.to_pylist()], type=pa.string())
     return pc.take(texts, encoded.indices)
 
