@@ -2,8 +2,9 @@
 
 :class:`RunCache` loads ``enterprises.csv``, ``parcels.gpkg`` (layers ``parcels`` and ``flags``) and
 ``renewal_blocks.gpkg`` of a run with pandas and pyogrio, reprojects the geometries to EPSG:4326 and
-keeps the latest few runs. A run directory rewritten in place (``evaluate --overwrite``) is reloaded,
-because entries are keyed by the manifest's modification time as well. With a PostGIS store, a run
+keeps the latest few runs. A run directory rewritten in place (``evaluate --overwrite``) is read again,
+because entries are keyed by the manifest's modification time as well, and refused until registered
+again (its ``manifest.json`` is no longer the one registered: :func:`geo_eval.storage.read_manifest`). With a PostGIS store, a run
 stored in the database (``evaluate --db``) is read from its result tables instead
 (:func:`load_stored_run_data`, keyed by when it was stored), so its OUT_DIR need not be on this server.
 """
@@ -142,7 +143,7 @@ class RunData:
 def load_run_data(record: RunRecord) -> RunData:
     """Read a run's outputs (raises :class:`~geo_eval.storage.RunFilesError` when they are missing)."""
     out = Path(record.out_dir)
-    manifest = read_manifest(out)
+    manifest = read_manifest(out, record=record)  # the OUT_DIR must still hold this run
     try:
         text = pd.read_csv(out / "enterprises.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
         text = text.astype(object)

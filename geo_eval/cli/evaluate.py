@@ -52,6 +52,8 @@ def evaluate(
         err.print(f"[red]错误：{escape(str(exc))}[/]")
         raise typer.Exit(2) from None
     ev, manifest = result.evaluation, result.manifest
+    for note in result.tidied:  # what killed runs into OUT_DIR had left
+        err.print(note, style="yellow", markup=False)
     counts = manifest["grades"]
     assert isinstance(counts, dict)
     out.print(grade_table(counts, f"{ev.year}年度评价结果（方案：{sch.title}）"))
@@ -73,4 +75,7 @@ def evaluate(
     out.print(f"输出目录：{out_dir}（{files}）")
     if result.stored is not None:
         out.print(f"已存入数据库 {manifest.get('database')}：评价批次 {result.stored.run_id}（已登记为最新批次）")
+        carried = result.stored.carryover.message(result.stored.run_id) if result.stored.carryover else ""
+        if carried:
+            out.print(carried, markup=False)
     out.print(f"用时 {time.perf_counter() - t0:.1f} 秒")

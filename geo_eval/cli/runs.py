@@ -12,6 +12,7 @@ from rich.table import Table
 from geo_eval.cli.options import DatabaseOpt, err, out, store_label
 from geo_eval.errors import GeoEvalError
 from geo_eval.storage import DEFAULT_DATA_DIR, open_store, run_record_from_out_dir
+from geo_eval.storage.runs import out_dir_state
 
 DataDirOpt = Annotated[
     Path,
@@ -38,6 +39,9 @@ def add(
     out.print(
         f"已登记评价批次 {rec.run_id}：{rec.year} 年度，{rec.scheme_title}，{rec.counts.get('enterprises')} 家企业"
     )
+    carried = rec.carryover.message(rec.run_id) if rec.carryover else ""
+    if carried:
+        out.print(carried, markup=False)
     typer.echo(rec.run_id)
 
 
@@ -52,7 +56,7 @@ def list_runs(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None) -
         err.print(f"[red]错误：{exc}[/]")
         raise typer.Exit(2) from None
     t = Table(title=f"评价批次（{store_label(data_dir, db)}）")
-    for c in ("批次", "年度", "方案", "企业", "宗地", "标记", "登记时间", "输出目录"):
+    for c in ("批次", "年度", "方案", "企业", "宗地", "标记", "登记时间", "输出目录", "输出目录状态"):
         t.add_column(c)
     for r in runs:
         n = r.counts
@@ -65,5 +69,6 @@ def list_runs(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None) -
             str(n.get("flags", "")),
             r.registered_at,
             r.out_dir,
+            out_dir_state(r),
         )
     out.print(t)

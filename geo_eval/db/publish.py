@@ -7,9 +7,16 @@ GCJ-02-shifted for 高德 basemaps), the flags, the renewal blocks and the outpu
 FROM STDIN (FORMAT csv)``, the csv made by pyarrow in slices of :data:`COPY_ROWS` rows, never row by
 row in Python, into a new table per result table; its indexes are then built in bulk and it is attached
 as the run's partition (at a million parcels this halves the database's time against growing the
-shared indexes row by row). Publishing the same run again (same run id: same inputs, scheme and
-version) swaps its partitions, at the very end, and keeps its reviews. If anything fails the transaction rolls back and, because the
-publisher runs before OUT_DIR is swapped into place, no output directory is left either.
+shared indexes row by row). Publishing the same run again (same run id: same inputs and scheme, whatever
+the geo-eval version) swaps its partitions, at the very end, and keeps the reviews of its unchanged flags
+(:class:`~geo_eval.storage.base.Carryover`).
+
+The database and OUT_DIR change together or not at all (:class:`Publication`): the run is staged in the
+transaction while its files sit in OUT_DIR's temporary directory, the transaction stays open while the
+new OUT_DIR is swapped in (the old one kept aside) and commits only then; if the swap fails the
+transaction rolls back, and if the commit fails the old OUT_DIR is put back (:mod:`geo_eval.io.outdir`).
+The registry records the sha256 of the run's ``manifest.json`` so that what is left after a kill between
+the swap and the commit is found out rather than served under the wrong run.
 
 Every table keeps typed columns for SQL users (``uscc``, ``grade``, ``tax_per_mu``, ``reason`` …) and the
 whole row as ``row_csv``: one csv line (text quoted, numbers in their shortest exact digits), whose column
@@ -20,12 +27,15 @@ million parcels several times slower.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -84,49 +94,133 @@ def publish_run(
     blocks: RenewalBlocks | None = None,
     actor: str = "cli",
 ) -> tuple[RunRecord, dict[str, float]]:
-    """Store a run and its results in one transaction; returns the stored record and timings (s).
+    """Store a run and its results in one transaction, committed at once; returns the stored record and
+    timings (s). :func:`geo_eval.io.run.run` uses :class:`Publication` instead, to commit only once
+    OUT_DIR is in place.
 
     ``files_dir`` holds the written output files (the temporary directory of
     :func:`geo_eval.io.writers.write_outputs`), ``out_dir`` is where they will be.
     """
-    timings: dict[str, float] = {}
-    record = run_record(manifest, out_dir)
+    with Publication(store, ev, out_dir=out_dir, flags=flags, blocks=blocks, actor=actor) as publication:
+        publication.stage(files_dir, manifest)
+    assert publication.record is not None
+    return publication.record, publication.timings
+
+
+class Publication:
+    """One run published in one transaction that is left open until the block ends.
+
+    :meth:`stage` stores everything (the registration with its carry-over of reviews, results, partitions,
+    files); leaving the ``with`` block commits, or rolls back when the block raised. ``record`` is the
+    stored run and ``timings`` the seconds of each step (``db_commit``: partitions attached and the commit).
+    """
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        ev: Evaluation,
+        *,
+        out_dir: Path,
+        flags: FlagResult | None = None,
+        blocks: RenewalBlocks | None = None,
+        actor: str = "cli",
+    ) -> None:
+        self.store, self.ev, self.out_dir = store, ev, Path(out_dir)
+        self.flags, self.blocks, self.actor = flags, blocks, actor
+        self.record: RunRecord | None = None
+        self.timings: dict[str, float] = {}
+        self._transaction = contextlib.ExitStack()
+
+    def __enter__(self) -> Publication:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        t = time.perf_counter()
+        self._transaction.__exit__(kind, exc, tb)  # commit, or roll back when the block raised
+        if kind is None and self.record is not None:
+            self.timings["db_commit"] = self.timings.get("db_commit", 0.0) + time.perf_counter() - t
+            self.timings["db_total"] = sum(v for k, v in self.timings.items() if k in _STEPS)
+            log.info("run %s published to %s", self.record.run_id, self.store.database)
+
+    def stage(self, files_dir: Path, manifest: dict[str, Any]) -> RunRecord:
+        """Store the run whose files are in ``files_dir`` (not committed yet); returns its record."""
+        t = time.perf_counter()
+        record = run_record(manifest, self.out_dir, files_dir=files_dir)  # with the flags' digests
+        self.timings["db_digests"] = time.perf_counter() - t
+        cur = self._transaction.enter_context(self.store.transaction())
+        self.record = _stage(
+            cur,
+            self.ev,
+            record=record,
+            manifest=manifest,
+            files_dir=files_dir,
+            flags=self.flags,
+            blocks=self.blocks,
+            actor=self.actor,
+            timings=self.timings,
+        )
+        return self.record
+
+
+_STEPS = (
+    "db_digests",
+    "db_register",
+    "db_enterprises",
+    "db_parcels",
+    "db_flags_blocks_files",
+    "db_indexes",
+    "db_commit",
+)
+"""The consecutive steps of publishing (their sum is ``db_total``)."""
+
+
+def _stage(
+    cur: Cursor,
+    ev: Evaluation,
+    *,
+    record: RunRecord,
+    manifest: dict[str, Any],
+    files_dir: Path,
+    flags: FlagResult | None,
+    blocks: RenewalBlocks | None,
+    actor: str,
+    timings: dict[str, float],
+) -> RunRecord:
+    """Everything :class:`Publication` stores, in the caller's transaction; returns the stored record."""
     srid = srid_of(ev.area_crs)
     stored_at = now()
-    with store.transaction() as cur:
-        t = time.perf_counter()
-        rec = register_run(cur, record, actor=actor)
-        cur.execute("DELETE FROM geo_eval.run_files WHERE run_id = %s", (rec.run_id,))
-        parts = {table: _new_partition(cur, table, rec.run_id, stored_at) for table in PARTITIONED}
-        timings["db_register"] = time.perf_counter() - t
-        columns: dict[str, dict[str, Any]] = {}
-        t = time.perf_counter()
-        columns["enterprises"] = _copy_enterprises(cur, parts["enterprise_results"], rec.run_id, ev, timings)
-        timings["db_enterprises"] = time.perf_counter() - t
-        t = time.perf_counter()
-        columns["parcels"] = _copy_parcels(cur, parts["parcel_results"], rec.run_id, ev, srid, flags, blocks, timings)
-        timings["db_parcels"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if flags is not None:
-            columns["flags"] = _copy_flags(cur, parts["flags"], rec.run_id, flags, timings)
-        if blocks is not None:
-            columns["blocks"] = _copy_blocks(cur, parts["renewal_blocks"], rec.run_id, blocks, srid, timings)
-        _copy_files(cur, rec.run_id, files_dir)
-        timings["db_flags_blocks_files"] = time.perf_counter() - t
-        t = time.perf_counter()
-        for table, part in parts.items():
-            _index_partition(cur, table, part)
-        timings["db_indexes"] = time.perf_counter() - t
-        t = time.perf_counter()
-        for table, part in parts.items():  # the old partitions of a run published again go only now
-            _attach_partition(cur, table, part, rec.run_id)
-        cur.execute(
-            "UPDATE geo_eval.runs SET stored_at = %s, srid = %s, manifest = %s, columns = %s WHERE run_id = %s",
-            (stored_at, srid, Jsonb(manifest), Jsonb(columns), rec.run_id),
-        )
+    t = time.perf_counter()
+    rec = register_run(cur, record, actor=actor, digests_in_flags=True)
+    cur.execute("DELETE FROM geo_eval.run_files WHERE run_id = %s", (rec.run_id,))
+    parts = {table: _new_partition(cur, table, rec.run_id, stored_at) for table in PARTITIONED}
+    timings["db_register"] = time.perf_counter() - t
+    columns: dict[str, dict[str, Any]] = {}
+    t = time.perf_counter()
+    columns["enterprises"] = _copy_enterprises(cur, parts["enterprise_results"], rec.run_id, ev, timings)
+    timings["db_enterprises"] = time.perf_counter() - t
+    t = time.perf_counter()
+    columns["parcels"] = _copy_parcels(cur, parts["parcel_results"], rec.run_id, ev, srid, flags, blocks, timings)
+    timings["db_parcels"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if flags is not None:
+        columns["flags"] = _copy_flags(cur, parts["flags"], rec.run_id, flags, record.flag_prints or {}, timings)
+    if blocks is not None:
+        columns["blocks"] = _copy_blocks(cur, parts["renewal_blocks"], rec.run_id, blocks, srid, timings)
+    _copy_files(cur, rec.run_id, files_dir)
+    timings["db_flags_blocks_files"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for table, part in parts.items():
+        _index_partition(cur, table, part)
+    timings["db_indexes"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for table, part in parts.items():  # the old partitions of a run published again go only now
+        _attach_partition(cur, table, part, rec.run_id)
+    cur.execute(
+        "UPDATE geo_eval.runs SET stored_at = %s, srid = %s, manifest = %s, columns = %s WHERE run_id = %s",
+        (stored_at, srid, Jsonb(manifest), Jsonb(columns), rec.run_id),
+    )
     timings["db_commit"] = time.perf_counter() - t
-    log.info("run %s published to %s", rec.run_id, store.database)
-    return replace(rec, stored_at=stored_at, srid=srid), timings
+    return replace(rec, stored_at=stored_at, srid=srid)
 
 
 # --- partitions -------------------------------------------------------------------------------------
@@ -413,8 +507,9 @@ def _flag_counts(parcel_ids: pd.Series, flags: FlagResult | None) -> np.ndarray:
 
 
 def _copy_flags(
-    cur: Cursor, table: str, run_id: str, flags: FlagResult, timings: dict[str, float]
+    cur: Cursor, table: str, run_id: str, flags: FlagResult, digests: Mapping[str, str], timings: dict[str, float]
 ) -> dict[str, list[str]]:
+    """The flags, each with its content digest (``digest``: :func:`geo_eval.storage.runs.flag_prints`)."""
     f = flags.flags.reset_index(drop=True)
     arrow = _Arrow(f)
     lines, layout = row_csv(f, arrow)
@@ -429,6 +524,7 @@ def _copy_flags(
     popup = np.where(reason != "", label + "：" + reason, label)
     cols["popup"] = pa.array(popup.astype(object), type=pa.large_string())
     cols["row_csv"] = lines
+    cols["digest"] = pa.array([digests.get(i) for i in f["flag_id"].astype(str)], type=pa.large_string())
     _copy(cur, table, cols, label="flags", timings=timings)
     return layout
 

@@ -13,6 +13,12 @@ indexes are built and attached (:mod:`geo_eval.db.publish`), and dropped as a wh
 published again. Geometry columns are plain ``geometry`` (no SRID type modifier) because runs may use different
 Gauss-Krüger zones; ``parcel_results.geom_gcj02`` is ``geometry(Geometry, 4326)``. Every geometry column
 has a GIST index. Timestamps are ISO 8601 texts (:func:`geo_eval.storage.common.now`), as in SQLite.
+
+Version 2 adds ``users.session_gen`` (server-side sign-out). Version 3 adds ``runs.manifest_sha256`` (the ``manifest.json`` a run's OUT_DIR must hold) and each
+flag's content digest, to carry reviews over only to identical flags: ``flags.digest`` for runs
+published with ``evaluate --db`` (written by the same COPY as the flags), ``run_flags`` for runs
+registered from their files (as the SQLite store's migration 3). The upgrade fills both in for the runs
+registered before, where it can (:func:`_fill_in_contents`).
 """
 
 from __future__ import annotations
@@ -174,6 +180,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: server-side sign-out (the generation of a user's browser sessions)
     ("ALTER TABLE geo_eval.users ADD COLUMN session_gen int NOT NULL DEFAULT 0",),
+    (  # 3: a run's identity follows its content; reviews carry over only to identical flags
+        "ALTER TABLE geo_eval.runs ADD COLUMN manifest_sha256 text NOT NULL DEFAULT ''",
+        "ALTER TABLE geo_eval.flags ADD COLUMN digest text",
+        """CREATE TABLE geo_eval.run_flags (
+            run_id text NOT NULL REFERENCES geo_eval.runs ON DELETE CASCADE,
+            flag_id text NOT NULL,
+            digest text NOT NULL,
+            PRIMARY KEY (run_id, flag_id)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -315,6 +331,53 @@ def _apply(conn: psycopg.Connection[Any], start: int) -> list[int]:
     return applied
 
 
+def _fill_in_contents(conn: psycopg.Connection[Any]) -> None:
+    """Migration 3's data: the manifest sha256 and flag digests of the runs registered before, from their
+    stored results (``evaluate --db``: ``run_files`` and the ``flags`` rows) or else from their OUT_DIR
+    where it still holds them (:func:`~geo_eval.storage.runs.legacy_contents`)."""
+    from geo_eval.storage.runs import legacy_contents
+
+    rows = conn.execute(
+        "SELECT run_id, out_dir, stored_at, columns FROM geo_eval.runs WHERE manifest_sha256 = ''"
+    ).fetchall()
+    for run_id, out_dir, stored_at, columns in rows:
+        contents = _stored_contents(conn, run_id, columns) if stored_at else None
+        if contents is None:
+            contents = legacy_contents(run_id, out_dir)
+        if contents is None:
+            continue
+        sha, prints = contents
+        conn.execute("UPDATE geo_eval.runs SET manifest_sha256 = %s WHERE run_id = %s", (sha, run_id))
+        with conn.cursor().copy("COPY geo_eval.run_flags (run_id, flag_id, digest) FROM STDIN") as copy:
+            for flag_id, digest in prints.items():
+                copy.write_row((run_id, flag_id, digest))
+
+
+def _stored_contents(
+    conn: psycopg.Connection[Any], run_id: str, columns: dict[str, Any] | None
+) -> tuple[str, dict[str, str]] | None:
+    """The manifest sha256 and flag digests of a run stored in the database (None if its manifest is not)."""
+    import hashlib
+    import io
+
+    from geo_eval.storage.runs import flag_prints
+
+    row = conn.execute(
+        "SELECT content FROM geo_eval.run_files WHERE run_id = %s AND name = 'manifest.json'", (run_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    sha = hashlib.sha256(bytes(row[0])).hexdigest()
+    names = ((columns or {}).get("flags") or {}).get("columns")
+    if not names:  # a run without flags
+        return sha, {}
+    lines = [
+        r[0] for r in conn.execute("SELECT row_csv FROM geo_eval.flags WHERE run_id = %s ORDER BY row_no", (run_id,))
+    ]
+    data = "\n".join([",".join(names), *lines]).encode("utf-8")
+    return sha, flag_prints(io.BytesIO(data))
+
+
 def init_schema(url: str) -> dict[str, Any]:
     """Create the postgis extension (if missing), the schema and every table; harmless when up to date.
 
@@ -368,6 +431,8 @@ def upgrade_schema(url: str) -> dict[str, Any]:
                 raise SchemaVersionError(version_problem(version, database=database) or "", database=database)
             _ensure_postgis(conn, database)
             applied = _apply(conn, version) if version < SCHEMA_VERSION else []
+            if 3 in applied:
+                _fill_in_contents(conn)
             conn.commit()
         except psycopg.Error as exc:
             conn.rollback()

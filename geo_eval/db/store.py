@@ -34,15 +34,21 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from geo_eval.db.connection import APPLICATION_NAME, CONNECT_TIMEOUT_S, connect, redact_url, unavailable
 from geo_eval.db.errors import DatabaseError, DatabaseUnavailableError, first_line
 from geo_eval.db.schema import check_schema, postgis_version
-from geo_eval.storage.base import AuditEntry, Review, ReviewStatus, Role, RunRecord, User
+from geo_eval.storage.base import AuditEntry, Carryover, Review, ReviewStatus, Role, RunRecord, User
 from geo_eval.storage.common import (
+    REVIEW_ACTIONS,
+    CarryPlan,
+    PastReviews,
     TokenCache,
+    carryover_audit,
     clean_name,
     clean_parks,
     clean_review,
     conflict,
     issue_token,
     now,
+    plan_carryover,
+    review_state,
     user_public,
 )
 from geo_eval.storage.errors import AlreadyExistsError, InvalidValueError, NotFoundError
@@ -59,24 +65,33 @@ def _jsonb(value: dict[str, Any] | None) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
-def register_run(cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str) -> RunRecord:
+def register_run(
+    cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str, digests_in_flags: bool = False
+) -> RunRecord:
     """Register (or re-register) a run inside the caller's transaction; it becomes the latest.
 
     Used by :meth:`PostgresStore.add_run` and by the publisher (:mod:`geo_eval.db.publish`), which
-    stores a run's results in the same transaction. Appends the audit entry. Results columns
-    (``stored_at``, ``srid``, ``manifest``, ``enterprise_columns``) are left as they are.
+    stores a run's results in the same transaction. Records the flags' digests (in ``run_flags``, or,
+    with ``digests_in_flags``, the publisher puts them in the run's ``flags`` rows) and carries reviews
+    over to identical flags as :class:`~geo_eval.storage.base.Carryover` says (the same rules as the
+    SQLite store); appends the audit entries. Results columns (``stored_at``, ``srid``, ``manifest``,
+    ``columns``) are left as they are.
     """
     rec = replace(record, registered_at=now(), registered_by=actor)
     cur.execute("LOCK TABLE geo_eval.runs IN SHARE ROW EXCLUSIVE MODE")  # seq: one registration at a time
     row = cur.execute("SELECT * FROM geo_eval.runs WHERE run_id = %s", (rec.run_id,)).fetchone()
+    here = cur.execute(
+        "SELECT * FROM geo_eval.runs WHERE out_dir = %s ORDER BY seq DESC LIMIT 1", (rec.out_dir,)
+    ).fetchone()
+    plan = _plan(cur, rec, row, here)
     seq_row = cur.execute("SELECT coalesce(max(seq), 0) + 1 AS seq FROM geo_eval.runs").fetchone()
     assert seq_row is not None
     cur.execute(
         "INSERT INTO geo_eval.runs "
-        "(run_id, year, scheme, scheme_title, out_dir, counts, registered_at, registered_by, seq) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
+        "(run_id, year, scheme, scheme_title, out_dir, counts, registered_at, registered_by, seq, manifest_sha256) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
         "out_dir = excluded.out_dir, counts = excluded.counts, registered_at = excluded.registered_at, "
-        "registered_by = excluded.registered_by, seq = excluded.seq",
+        "registered_by = excluded.registered_by, seq = excluded.seq, manifest_sha256 = excluded.manifest_sha256",
         (
             rec.run_id,
             rec.year,
@@ -87,8 +102,15 @@ def register_run(cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str)
             rec.registered_at,
             rec.registered_by,
             int(seq_row["seq"]),
+            rec.manifest_sha256,
         ),
     )
+    if rec.flag_prints is not None:
+        cur.execute("DELETE FROM geo_eval.run_flags WHERE run_id = %s", (rec.run_id,))
+    if rec.flag_prints is not None and not digests_in_flags:
+        with cur.copy("COPY geo_eval.run_flags (run_id, flag_id, digest) FROM STDIN") as copy:
+            for flag_id, digest in rec.flag_prints.items():
+                copy.write_row((rec.run_id, flag_id, digest))
     PostgresStore._append_audit(
         cur,
         actor=actor,
@@ -96,12 +118,82 @@ def register_run(cur: psycopg.Cursor[DictRow], record: RunRecord, *, actor: str)
         entity=rec.run_id,
         run_id=rec.run_id,
         before=None if row is None else {"out_dir": row["out_dir"], "registered_at": row["registered_at"]},
-        after={"out_dir": rec.out_dir, "year": rec.year, "scheme": rec.scheme},
+        after={"out_dir": rec.out_dir, "year": rec.year, "scheme": rec.scheme}
+        | {"carryover": carryover_audit(plan.carryover)},
         at=rec.registered_at,
     )
+    _apply_plan(cur, rec.run_id, plan, actor=actor, at=rec.registered_at)
     if row is not None:
-        rec = replace(rec, stored_at=row["stored_at"] or "", srid=row["srid"])
-    return rec
+        stored_at = row["stored_at"] or ""
+        if stored_at and not digests_in_flags and rec.manifest_sha256 != row["manifest_sha256"]:
+            # registered from files that are not the ones published: serve the files, not the stale rows
+            cur.execute("UPDATE geo_eval.runs SET stored_at = NULL WHERE run_id = %s", (rec.run_id,))
+            stored_at = ""
+        rec = replace(rec, stored_at=stored_at, srid=row["srid"])
+    return replace(rec, carryover=plan.carryover)
+
+
+def _past(cur: psycopg.Cursor[DictRow], run: DictRow, *, legacy_id: str = "", lock: bool = False) -> PastReviews:
+    """The reviews of a registered run with the digests its flags had (``lock``: rows locked for update):
+    from ``run_flags``, or for a published run from its ``flags`` rows."""
+    rows = cur.execute(
+        "SELECT r.*, coalesce(f.digest, g.digest) AS digest FROM geo_eval.reviews r "
+        "LEFT JOIN geo_eval.run_flags f ON f.run_id = r.run_id AND f.flag_id = r.flag_id "
+        "LEFT JOIN geo_eval.flags g ON g.run_id = r.run_id AND g.flag_id = r.flag_id "
+        "WHERE r.run_id = %s" + (" FOR UPDATE OF r" if lock else ""),
+        (run["run_id"],),
+    ).fetchall()
+    known = bool(run["manifest_sha256"])
+    return PastReviews(
+        run["run_id"],
+        {r["flag_id"]: (PostgresStore._review(r), r["digest"]) for r in rows},
+        prints_known=known,
+        same_content=not known and legacy_id == run["run_id"],
+    )
+
+
+def _plan(cur: psycopg.Cursor[DictRow], rec: RunRecord, row: DictRow | None, here: DictRow | None) -> CarryPlan:
+    """What registering ``rec`` does with the reviews of the same run and of the run last in its OUT_DIR."""
+    own = None if row is None else _past(cur, row, lock=True)
+    if rec.flag_prints is None:  # a record without flag contents (made by hand): reviews stay as they are
+        return CarryPlan(Carryover(again=own is not None, kept=0 if own is None else len(own.reviews)))
+    previous = None
+    if here is not None and here["run_id"] != rec.run_id:
+        previous = _past(cur, here, legacy_id=rec.legacy_id)
+    return plan_carryover(rec.run_id, rec.flag_prints, own=own, previous=previous)
+
+
+def _apply_plan(cur: psycopg.Cursor[DictRow], run_id: str, plan: CarryPlan, *, actor: str, at: str) -> None:
+    for old in plan.reset:
+        cur.execute("DELETE FROM geo_eval.reviews WHERE run_id = %s AND flag_id = %s", (run_id, old.flag_id))
+        PostgresStore._append_audit(
+            cur,
+            actor=actor,
+            action="review.reset",
+            entity=old.flag_id,
+            run_id=run_id,
+            before=review_state(old),
+            after=review_state(Review(run_id, old.flag_id)) | {"reason": "标记内容已变化"},
+            at=at,
+        )
+    for new, replaced in plan.carry:
+        cur.execute(
+            "INSERT INTO geo_eval.reviews (run_id, flag_id, status, comment, version, updated_by, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, flag_id) DO UPDATE SET "
+            "status = excluded.status, comment = excluded.comment, version = excluded.version, "
+            "updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            (run_id, new.flag_id, new.status, new.comment, new.version, new.updated_by, new.updated_at),
+        )
+        PostgresStore._append_audit(
+            cur,
+            actor=actor,
+            action="review.carry",
+            entity=new.flag_id,
+            run_id=run_id,
+            before=review_state(replaced or Review(run_id, new.flag_id)),
+            after=review_state(new) | {"from_run": plan.carryover.previous},
+            at=at,
+        )
 
 
 class PostgresStore:
@@ -394,6 +486,7 @@ class PostgresStore:
             registered_by=row["registered_by"],
             stored_at=row["stored_at"] or "",
             srid=row["srid"],
+            manifest_sha256=row["manifest_sha256"],
         )
 
     def add_run(self, record: RunRecord, *, actor: str = "") -> RunRecord:
@@ -401,7 +494,8 @@ class PostgresStore:
             raise InvalidValueError("评价批次编号不能为空")
         with self._write() as cur:
             rec = register_run(cur, record, actor=actor)
-        log.info("run %s registered by %s", rec.run_id, actor or "-")
+        message = rec.carryover.message(rec.run_id) if rec.carryover else ""
+        log.info("run %s registered by %s%s", rec.run_id, actor or "-", f": {message}" if message else "")
         return rec
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -531,8 +625,9 @@ class PostgresStore:
     def history(self, run_id: str, flag_id: str) -> list[AuditEntry]:
         with self._read() as cur:
             rows = cur.execute(
-                "SELECT * FROM geo_eval.audit WHERE run_id = %s AND entity = %s AND action = 'review' ORDER BY id",
-                (run_id, flag_id),
+                "SELECT * FROM geo_eval.audit WHERE run_id = %s AND entity = %s AND action = ANY(%s::text[]) "
+                "ORDER BY id",
+                (run_id, flag_id, list(REVIEW_ACTIONS)),
             ).fetchall()
         return [self._entry(r) for r in rows]
 

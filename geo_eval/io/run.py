@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -14,12 +17,16 @@ from geo_eval.errors import DatasetError, OutputExistsError
 from geo_eval.evaluate import Evaluation, evaluate
 from geo_eval.flags import FlagResult, check_delay_causes, flag_parcels
 from geo_eval.io.loaders import load_inputs, read_previous
+from geo_eval.io.outdir import kept_aside, tidy
 from geo_eval.io.writers import write_outputs
 from geo_eval.problems import FATAL, Problems
 from geo_eval.renewal import RenewalBlocks, renewal_blocks
 from geo_eval.scheme import Scheme
 from geo_eval.storage.base import RunRecord
 from geo_eval.validate import Inputs, cross_check_keys
+
+if TYPE_CHECKING:
+    from geo_eval.db.store import PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,8 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     stored: RunRecord | None = None
     """With ``db``: the run as registered and stored in the database."""
+    tidied: list[str] = field(default_factory=list)
+    """What was cleaned up after earlier runs into OUT_DIR that were killed (:func:`geo_eval.io.outdir.tidy`)."""
 
 
 class FatalInputError(DatasetError):
@@ -96,11 +105,12 @@ def run(
     """Load, validate, evaluate, flag and write; raises :class:`FatalInputError` on fatal problems.
 
     With ``db`` (a PostgreSQL URL) the run is also stored in that PostGIS database, in one transaction
-    before OUT_DIR is put in place (:func:`geo_eval.db.publish.publish_run`): a failure leaves neither.
+    that commits once OUT_DIR is in place (:func:`_write_and_store`): a failure leaves neither.
     The database is checked (reachable, PostGIS, schema version) before anything is computed; ``actor``
-    is who the registration's audit entry names.
+    is who the registration's audit entry names. What killed runs left beside OUT_DIR is tidied first.
     """
     t0 = time.perf_counter()
+    tidied = tidy(out_dir)
     if Path(out_dir).exists() and not overwrite:
         raise OutputExistsError(f"输出目录 {out_dir} 已存在；如要覆盖，请加 --overwrite")
     store = None
@@ -146,45 +156,74 @@ def run(
             enterprises=ev.enterprises,
         )
         ev.timings["blocks"] = time.perf_counter() - t
-    stored: list[RunRecord] = []
-
-    def publish(files_dir: Path, manifest: dict[str, object]) -> None:
-        from geo_eval.db.publish import publish_run
-
-        assert store is not None
-        t = time.perf_counter()
-        record, timings = publish_run(
-            store,
-            ev,
-            manifest=manifest,
-            files_dir=files_dir,
-            out_dir=Path(out_dir),
-            flags=fr,
-            blocks=blocks,
-            actor=actor,
-        )
-        timings["db_total"] = time.perf_counter() - t
-        stored.append(record)
-        manifest["database_timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-
     extra: dict[str, object] = {"dataset": str(dataset_dir), "previous": str(previous_dir or "")}
     if store is not None:
         extra["database"] = store.database
     try:
-        manifest = write_outputs(
+        manifest, stored = _write_and_store(
             ev,
-            out_dir,
+            Path(out_dir),
             overwrite=overwrite,
             inputs=paths,
             flags=fr,
             blocks=blocks,
-            extra_manifest=extra,
-            before_commit=publish if store is not None else None,
+            extra=extra,
+            store=store,
+            actor=actor,
         )
     finally:
         if store is not None:
             store.close()
     log.info("run finished in %.1f s", time.perf_counter() - t0)
-    return RunResult(
-        ev, fr, blocks, manifest, notes=list(ev.notes) + (fr.notes if fr else []), stored=stored[0] if stored else None
-    )
+    notes = list(ev.notes) + (fr.notes if fr else [])
+    return RunResult(ev, fr, blocks, manifest, notes=notes, stored=stored, tidied=tidied)
+
+
+def _write_and_store(
+    ev: Evaluation,
+    out_dir: Path,
+    *,
+    overwrite: bool,
+    inputs: Mapping[str, object],
+    flags: FlagResult | None,
+    blocks: RenewalBlocks | None,
+    extra: dict[str, object],
+    store: PostgresStore | None,
+    actor: str,
+) -> tuple[dict[str, object], RunRecord | None]:
+    """Write OUT_DIR and, with ``store``, publish the run there, so that both change or neither.
+
+    The run is staged in one database transaction once its files are written (into OUT_DIR's temporary
+    directory); the old OUT_DIR is then set aside and the new one renamed in place; the transaction
+    commits after that, and only then is the old OUT_DIR deleted. A failing swap rolls the transaction
+    back and puts the old OUT_DIR back; a failing commit puts it back too (:mod:`geo_eval.io.outdir`).
+    """
+    with contextlib.ExitStack() as stack:
+        swap = stack.enter_context(kept_aside(out_dir))  # left last: after the commit
+        publication = None
+        if store is not None:
+            from geo_eval.db.publish import Publication
+
+            publication = stack.enter_context(
+                Publication(store, ev, out_dir=out_dir, flags=flags, blocks=blocks, actor=actor)
+            )
+
+        def before_commit(files_dir: Path, manifest: dict[str, object]) -> None:
+            if publication is not None:
+                publication.stage(files_dir, manifest)
+            swap.set_aside()  # the next step of write_outputs renames the new OUT_DIR in place
+
+        manifest = write_outputs(
+            ev,
+            out_dir,
+            overwrite=overwrite,
+            inputs=inputs,
+            flags=flags,
+            blocks=blocks,
+            extra_manifest=extra,
+            before_commit=before_commit,
+        )
+    if publication is None:
+        return manifest, None
+    manifest["database_timings_s"] = {k: round(v, 3) for k, v in publication.timings.items()}
+    return manifest, publication.record

@@ -17,6 +17,7 @@ from geo_eval.storage.base import (
     ROLES,
     STATUS_LABELS,
     AuditEntry,
+    Carryover,
     Review,
     ReviewStatus,
     Role,
@@ -32,7 +33,7 @@ from geo_eval.storage.errors import (
     RunFilesError,
     StorageError,
 )
-from geo_eval.storage.runs import read_manifest, run_id_of, run_record_from_out_dir
+from geo_eval.storage.runs import out_dir_state, read_manifest, run_id_of, run_record_from_out_dir
 from geo_eval.storage.sqlite import SQLiteStore
 
 
@@ -61,6 +62,7 @@ __all__ = [
     "STATUS_LABELS",
     "AlreadyExistsError",
     "AuditEntry",
+    "Carryover",
     "ConflictError",
     "InvalidValueError",
     "NotFoundError",
@@ -74,6 +76,7 @@ __all__ = [
     "Store",
     "User",
     "open_store",
+    "out_dir_state",
     "read_manifest",
     "run_id_of",
     "run_record_from_out_dir",

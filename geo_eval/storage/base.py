@@ -14,7 +14,7 @@ guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -62,6 +62,45 @@ class User:
 
 
 @dataclass(frozen=True)
+class Carryover:
+    """What registering a run did with the reviews of its flags (:meth:`Store.add_run`).
+
+    A review stays with a flag only while the flag is identical (same flag id, kind, rule, value,
+    threshold and evidence: :func:`geo_eval.storage.runs.flag_prints`). Registering a run takes the
+    reviews of the same run (registered before: ``again``) and of the run previously registered in the
+    same OUT_DIR (``previous``, a run of other content that the OUT_DIR held before); per flag the latest
+    review of an identical flag is kept. Counts are of reviewed flags.
+    """
+
+    again: bool = False
+    """The run (the same run id) was registered before."""
+    previous: str = ""
+    """The other run registered before in the same OUT_DIR, whose reviews were taken over ("" if none)."""
+    kept: int = 0
+    """Reviewed flags whose review the run holds now (its own kept, or carried over)."""
+    changed: int = 0
+    """Reviewed flags whose review was not carried: the flag changed or is gone."""
+    unchecked: int = 0
+    """Reviewed flags of a run registered by an older geo-eval, which recorded no flag contents to compare."""
+
+    def message(self, run_id: str) -> str:
+        """What happened, in one Chinese line ("" for a first registration with nothing to carry).
+
+        >>> Carryover(previous="2025-a-1", kept=3, changed=1).message("2025-a-2")
+        '重新登记：新批次 2025-a-2（取代该输出目录中的批次 2025-a-1）；沿用复核 3 条，因标记变化未沿用 1 条'
+        """
+        if not (self.again or self.previous):
+            return ""
+        head = f"{'批次' if self.again else '新批次'} {run_id}"
+        if self.previous:
+            head += f"（取代该输出目录中的批次 {self.previous}）"
+        text = f"重新登记：{head}；沿用复核 {self.kept} 条，因标记变化未沿用 {self.changed} 条"
+        if self.unchecked:
+            text += f"，{self.unchecked} 条无法核对未沿用（原批次由旧版 geo-eval 登记，未记录标记内容）"
+        return text
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One registered evaluation run: its outputs live in ``out_dir``."""
 
@@ -77,6 +116,16 @@ class RunRecord:
     """When the run's results were published into the database (``evaluate --db``); empty otherwise."""
     srid: int | None = None
     """The SRID of the stored parcel geometries (the run's Gauss-Krüger plane), when stored."""
+    manifest_sha256: str = ""
+    """The sha256 of the run's ``manifest.json``: the evaluation OUT_DIR must still hold to serve this run
+    (empty for runs registered by an older geo-eval, checked by their run id instead)."""
+    flag_prints: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+    """When registering: each flag's content digest by flag id (None: unknown, reviews are left as they
+    are). Not read back from the store."""
+    legacy_id: str = field(default="", compare=False, repr=False)
+    """When registering: the id an older geo-eval gave the same manifest (it included the version)."""
+    carryover: Carryover | None = field(default=None, compare=False)
+    """Returned by :meth:`Store.add_run`: what registering did with the reviews."""
 
     @property
     def stored(self) -> bool:
@@ -176,7 +225,8 @@ class Store(Protocol):
 
     # runs ------------------------------------------------------------------------------------------
     def add_run(self, record: RunRecord, *, actor: str = "") -> RunRecord:
-        """Register a run (again: updates it and makes it the latest); returns it as stored."""
+        """Register a run (again: updates it and makes it the latest); returns it as stored, with its
+        :class:`Carryover` (reviews kept only on identical flags, see there)."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -206,7 +256,7 @@ class Store(Protocol):
 
     # audit -----------------------------------------------------------------------------------------
     def history(self, run_id: str, flag_id: str) -> list[AuditEntry]:
-        """The audit entries of one flag's review, oldest first."""
+        """The audit entries of one flag's review, oldest first (changes, carried over, set back)."""
         ...
 
     def audit(self, *, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:

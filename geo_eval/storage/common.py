@@ -13,11 +13,12 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from geo_eval.storage.base import REVIEW_STATUSES, ROLES, STATUS_LABELS, Review, User
+from geo_eval.storage.base import REVIEW_STATUSES, ROLES, STATUS_LABELS, Carryover, Review, User
 from geo_eval.storage.errors import ConflictError, InvalidValueError
 from geo_eval.storage.tokens import hash_secret, new_token, verify_secret
 from geo_eval.timefmt import beijing_time
@@ -143,6 +144,105 @@ def conflict_message(current: Review, version: int) -> str:
         comment = comment[:CONFLICT_COMMENT_CHARS] + "…"
     said = f"（意见：{comment}）" if comment else ""
     return f"该标记已被 {who} 于 {when} 改为“{label}”{said}，请刷新该标记后再操作"
+
+
+def review_state(review: Review) -> dict[str, Any]:
+    """A review as the audit trail records it before and after a change."""
+    return review.state()
+
+
+# --- reviews when a run is registered ------------------------------------------------------------------
+REVIEW_ACTIONS = ("review", "review.carry", "review.reset")
+"""Audit actions of a flag's review: a change by a user, carried over from a run registered before, and
+set back to pending because the flag's content changed (what :meth:`Store.history` lists)."""
+
+
+@dataclass(frozen=True)
+class PastReviews:
+    """The reviews of a run registered before, each with the digest its flag had in that run."""
+
+    run_id: str
+    reviews: Mapping[str, tuple[Review, str | None]]
+    """By flag id: the review and the flag's digest in that run (None: the flag is not in that run)."""
+    prints_known: bool = True
+    """Whether that run recorded its flags' digests (a run registered by an older geo-eval did not)."""
+    same_content: bool = False
+    """Without digests: whether the run being registered is, file for file, that run (the older id of its
+    manifest is that run's id), so that every flag is identical."""
+
+
+@dataclass
+class CarryPlan:
+    """What registering a run does with the reviews before it (see :func:`plan_carryover`)."""
+
+    carryover: Carryover
+    reset: list[Review] = field(default_factory=list)
+    """Reviews of the run itself to set back to pending (delete): their flag changed or is gone."""
+    carry: list[tuple[Review, Review | None]] = field(default_factory=list)
+    """Reviews of the previous run to copy into the run (with its run id), each with the run's own review
+    of that flag it replaces (None if none)."""
+
+
+def _identical(prints: Mapping[str, str], flag_id: str, digest: str | None, past: PastReviews) -> bool:
+    if past.same_content:
+        return flag_id in prints
+    return past.prints_known and digest is not None and prints.get(flag_id) == digest
+
+
+def plan_carryover(
+    run_id: str, prints: Mapping[str, str], *, own: PastReviews | None, previous: PastReviews | None
+) -> CarryPlan:
+    """Which reviews a run registered with flag digests ``prints`` keeps, takes over or sets back.
+
+    ``own``: the reviews of the same run id registered before; ``previous``: those of the other run
+    registered last in the same OUT_DIR. Per reviewed flag, the latest review (``updated_at``) of an
+    identical flag wins; a review of the run itself whose flag changed is set back to pending.
+
+    >>> r = Review("a", "P1:x", "confirmed", "", 1, "张三", "2026-01-01T00:00:00.000Z")
+    >>> plan = plan_carryover("b", {"P1:x": "d1"}, own=None, previous=PastReviews("a", {"P1:x": (r, "d1")}))
+    >>> plan.carryover.kept, plan.carry[0][0].run_id
+    (1, 'b')
+    """
+    own_reviews = own.reviews if own is not None else {}
+    prev_reviews = previous.reviews if previous is not None else {}
+    plan = CarryPlan(Carryover(again=own is not None, previous=previous.run_id if previous is not None else ""))
+    kept = changed = unchecked = 0
+    for flag_id in sorted(set(own_reviews) | set(prev_reviews)):
+        mine, theirs = own_reviews.get(flag_id), prev_reviews.get(flag_id)
+        mine_ok = own is not None and mine is not None and _identical(prints, flag_id, mine[1], own)
+        theirs_ok = previous is not None and theirs is not None and _identical(prints, flag_id, theirs[1], previous)
+        if (
+            theirs is not None
+            and theirs_ok
+            and (mine is None or not mine_ok or theirs[0].updated_at > mine[0].updated_at)
+        ):
+            base = theirs[0]
+            version = base.version if mine is None else max(base.version, mine[0].version + 1)
+            plan.carry.append((replace(base, run_id=run_id, version=version), None if mine is None else mine[0]))
+            kept += 1
+        elif mine_ok:
+            kept += 1
+        else:
+            if mine is not None:
+                plan.reset.append(mine[0])
+            sources = [p for p, x in ((own, mine), (previous, theirs)) if p is not None and x is not None]
+            if any(not p.prints_known and not p.same_content for p in sources):
+                unchecked += 1
+            else:
+                changed += 1
+    plan.carryover = replace(plan.carryover, kept=kept, changed=changed, unchecked=unchecked)
+    return plan
+
+
+def carryover_audit(carryover: Carryover) -> dict[str, Any]:
+    """The carry-over of a registration as its audit entry records it."""
+    return {
+        "again": carryover.again,
+        "previous": carryover.previous,
+        "kept": carryover.kept,
+        "changed": carryover.changed,
+        "unchecked": carryover.unchecked,
+    }
 
 
 def issue_token() -> tuple[str, str, str]:

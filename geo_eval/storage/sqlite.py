@@ -19,20 +19,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from geo_eval.storage.base import AuditEntry, Review, ReviewStatus, Role, RunRecord, User
+from geo_eval.storage.base import AuditEntry, Carryover, Review, ReviewStatus, Role, RunRecord, User
 from geo_eval.storage.common import (
     MAX_COMMENT,
     MAX_NAME,
+    REVIEW_ACTIONS,
+    CarryPlan,
+    PastReviews,
     TokenCache,
+    carryover_audit,
     clean_name,
     clean_parks,
     clean_review,
     conflict,
     issue_token,
     now,
+    plan_carryover,
+    review_state,
     user_public,
 )
 from geo_eval.storage.errors import AlreadyExistsError, InvalidValueError, NotFoundError, StorageError
+from geo_eval.storage.runs import legacy_contents
 from geo_eval.storage.tokens import parse_token
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: server-side sign-out (the generation of a user's browser sessions)
     ("ALTER TABLE users ADD COLUMN session_gen INTEGER NOT NULL DEFAULT 0",),
+    (  # 3: a run's identity follows its content; reviews carry over only to identical flags
+        "ALTER TABLE runs ADD COLUMN manifest_sha256 TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE run_flags (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            flag_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            PRIMARY KEY (run_id, flag_id)
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -188,6 +204,8 @@ class SQLiteStore:
             for statements in MIGRATIONS[current:]:
                 for sql in statements:
                     conn.execute(sql)
+            if current < 3 <= SCHEMA_VERSION:
+                self._fill_in_contents(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -196,6 +214,22 @@ class SQLiteStore:
             raise StorageError(f"无法初始化数据库 {self.path}：{exc}") from exc
         finally:
             conn.close()
+
+    @staticmethod
+    def _fill_in_contents(conn: sqlite3.Connection) -> None:
+        """Migration 2's data: the manifest sha256 and flag digests of the runs registered before, from
+        their OUT_DIR where it still holds them (:func:`~geo_eval.storage.runs.legacy_contents`)."""
+        for run_id, out_dir in conn.execute("SELECT run_id, out_dir FROM runs WHERE manifest_sha256 = ''").fetchall():
+            contents = legacy_contents(run_id, out_dir)
+            if contents is None:
+                log.warning("run %s: its OUT_DIR %s no longer holds it; its flags cannot be compared", run_id, out_dir)
+                continue
+            sha, prints = contents
+            conn.execute("UPDATE runs SET manifest_sha256 = ? WHERE run_id = ?", (sha, run_id))
+            conn.executemany(
+                "INSERT INTO run_flags (run_id, flag_id, digest) VALUES (?, ?, ?)",
+                ((run_id, k, v) for k, v in prints.items()),
+            )
 
     @staticmethod
     def _append_audit(
@@ -362,6 +396,7 @@ class SQLiteStore:
             counts=json.loads(row["counts"]),
             registered_at=row["registered_at"],
             registered_by=row["registered_by"],
+            manifest_sha256=row["manifest_sha256"],
         )
 
     def add_run(self, record: RunRecord, *, actor: str = "") -> RunRecord:
@@ -370,12 +405,14 @@ class SQLiteStore:
         rec = replace(record, registered_at=now(), registered_by=actor)
         with self._write() as conn:
             row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (rec.run_id,)).fetchone()
+            here = conn.execute("SELECT * FROM runs WHERE out_dir = ? ORDER BY seq DESC LIMIT 1", (rec.out_dir,))
+            plan = self._plan(conn, rec, row, here.fetchone())
             seq = int(conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM runs").fetchone()[0])
             conn.execute(
-                "INSERT INTO runs (run_id, year, scheme, scheme_title, out_dir, counts, registered_at, registered_by, seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                "INSERT INTO runs (run_id, year, scheme, scheme_title, out_dir, counts, registered_at, registered_by, "
+                "seq, manifest_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
                 "out_dir = excluded.out_dir, counts = excluded.counts, registered_at = excluded.registered_at, "
-                "registered_by = excluded.registered_by, seq = excluded.seq",
+                "registered_by = excluded.registered_by, seq = excluded.seq, manifest_sha256 = excluded.manifest_sha256",
                 (
                     rec.run_id,
                     rec.year,
@@ -386,8 +423,15 @@ class SQLiteStore:
                     rec.registered_at,
                     rec.registered_by,
                     seq,
+                    rec.manifest_sha256,
                 ),
             )
+            if rec.flag_prints is not None:
+                conn.execute("DELETE FROM run_flags WHERE run_id = ?", (rec.run_id,))
+                conn.executemany(
+                    "INSERT INTO run_flags (run_id, flag_id, digest) VALUES (?, ?, ?)",
+                    ((rec.run_id, k, v) for k, v in rec.flag_prints.items()),
+                )
             self._append_audit(
                 conn,
                 actor=actor,
@@ -395,11 +439,74 @@ class SQLiteStore:
                 entity=rec.run_id,
                 run_id=rec.run_id,
                 before=None if row is None else {"out_dir": row["out_dir"], "registered_at": row["registered_at"]},
-                after={"out_dir": rec.out_dir, "year": rec.year, "scheme": rec.scheme},
+                after={"out_dir": rec.out_dir, "year": rec.year, "scheme": rec.scheme}
+                | {"carryover": carryover_audit(plan.carryover)},
                 at=rec.registered_at,
             )
-        log.info("run %s registered by %s", rec.run_id, actor or "-")
-        return rec
+            self._apply_plan(conn, rec.run_id, plan, actor=actor, at=rec.registered_at)
+        message = plan.carryover.message(rec.run_id)
+        log.info("run %s registered by %s%s", rec.run_id, actor or "-", f": {message}" if message else "")
+        return replace(rec, carryover=plan.carryover)
+
+    def _past(self, conn: sqlite3.Connection, run: sqlite3.Row, *, legacy_id: str = "") -> PastReviews:
+        """The reviews of a registered run with the digests its flags had."""
+        rows = conn.execute(
+            "SELECT r.*, f.digest FROM reviews r LEFT JOIN run_flags f ON f.run_id = r.run_id "
+            "AND f.flag_id = r.flag_id WHERE r.run_id = ?",
+            (run["run_id"],),
+        ).fetchall()
+        known = bool(run["manifest_sha256"])
+        return PastReviews(
+            run["run_id"],
+            {r["flag_id"]: (self._review(r), r["digest"]) for r in rows},
+            prints_known=known,
+            same_content=not known and legacy_id == run["run_id"],
+        )
+
+    def _plan(
+        self, conn: sqlite3.Connection, rec: RunRecord, row: sqlite3.Row | None, here: sqlite3.Row | None
+    ) -> CarryPlan:
+        """What registering ``rec`` does with the reviews of the same run and of the run last in its OUT_DIR."""
+        own = None if row is None else self._past(conn, row)
+        if rec.flag_prints is None:  # a record without flag contents (made by hand): reviews stay as they are
+            return CarryPlan(Carryover(again=own is not None, kept=0 if own is None else len(own.reviews)))
+        previous = None
+        if here is not None and here["run_id"] != rec.run_id:
+            previous = self._past(conn, here, legacy_id=rec.legacy_id)
+        return plan_carryover(rec.run_id, rec.flag_prints, own=own, previous=previous)
+
+    def _apply_plan(self, conn: sqlite3.Connection, run_id: str, plan: CarryPlan, *, actor: str, at: str) -> None:
+        for old in plan.reset:
+            conn.execute("DELETE FROM reviews WHERE run_id = ? AND flag_id = ?", (run_id, old.flag_id))
+            after = review_state(Review(run_id, old.flag_id)) | {"reason": "标记内容已变化"}
+            self._append_audit(
+                conn,
+                actor=actor,
+                action="review.reset",
+                entity=old.flag_id,
+                run_id=run_id,
+                before=review_state(old),
+                after=after,
+                at=at,
+            )
+        for new, replaced in plan.carry:
+            conn.execute(
+                "INSERT INTO reviews (run_id, flag_id, status, comment, version, updated_by, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, flag_id) DO UPDATE SET status = excluded.status, "
+                "comment = excluded.comment, version = excluded.version, updated_by = excluded.updated_by, "
+                "updated_at = excluded.updated_at",
+                (run_id, new.flag_id, new.status, new.comment, new.version, new.updated_by, new.updated_at),
+            )
+            self._append_audit(
+                conn,
+                actor=actor,
+                action="review.carry",
+                entity=new.flag_id,
+                run_id=run_id,
+                before=review_state(replaced or Review(run_id, new.flag_id)),
+                after=review_state(new) | {"from_run": plan.carryover.previous},
+                at=at,
+            )
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._read() as conn:
@@ -513,8 +620,9 @@ class SQLiteStore:
     def history(self, run_id: str, flag_id: str) -> list[AuditEntry]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT * FROM audit WHERE run_id = ? AND entity = ? AND action = 'review' ORDER BY id",
-                (run_id, flag_id),
+                f"SELECT * FROM audit WHERE run_id = ? AND entity = ? AND action IN ({', '.join('?' * len(REVIEW_ACTIONS))}) "
+                "ORDER BY id",
+                (run_id, flag_id, *REVIEW_ACTIONS),
             ).fetchall()
         return [self._entry(r) for r in rows]
 
