@@ -333,7 +333,7 @@ def upgraded(backend: str, target) -> SQLiteStore | PostgresStore:
         return SQLiteStore(Path(target))  # migrates on opening
     with pytest.raises(DatabaseError, match="geo-eval db upgrade"):
         PostgresStore(str(target))
-    assert upgrade_schema(str(target))["applied"] == [2]
+    assert upgrade_schema(str(target))["applied"] == [2, 3]
     return PostgresStore(str(target))
 
 
@@ -347,7 +347,7 @@ def test_runs_registered_by_an_older_geo_eval_keep_their_reviews(backend, tmp_pa
     legacy = legacy_rows(target, backend, manifest, out)
     s = upgraded(backend, target)
     try:
-        assert s.status()["schema_version"] == 2
+        assert s.status()["schema_version"] == 3
         old = s.get_run(legacy)
         assert old.manifest_sha256 == sha256(out / "manifest.json")  # filled in from its OUT_DIR
         assert load_run_data(old).run_id == legacy  # served as before
@@ -408,7 +408,7 @@ def test_an_older_run_out_of_reach_during_the_upgrade_passes_its_reviews_on_when
 
 
 def test_the_upgrade_fills_in_a_stored_run_from_the_database(pg_url, tmp_path):
-    """A run stored with ``evaluate --db`` before schema version 2 gets its manifest sha256 and flag
+    """A run stored with ``evaluate --db`` before schema version 3 gets its manifest sha256 and flag
     digests from its stored rows when the database is upgraded, even without its OUT_DIR."""
     wipe_database(pg_url)
     init_schema(pg_url)
@@ -419,13 +419,13 @@ def test_the_upgrade_fills_in_a_stored_run_from_the_database(pg_url, tmp_path):
     review_both(s, first.run_id)
     s.close()
     sha, prints = sha256(out / "manifest.json"), run_record_from_out_dir(out).flag_prints
-    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to version 1, as an older geo-eval left it
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # back to version 2, as an older geo-eval left it
         conn.execute("DROP TABLE geo_eval.run_flags")
         conn.execute("ALTER TABLE geo_eval.flags DROP COLUMN digest")
         conn.execute("ALTER TABLE geo_eval.runs DROP COLUMN manifest_sha256")
-        conn.execute("DELETE FROM geo_eval.schema_version WHERE version = 2")
+        conn.execute("DELETE FROM geo_eval.schema_version WHERE version = 3")
     shutil.rmtree(out)
-    assert upgrade_schema(pg_url)["applied"] == [2]
+    assert upgrade_schema(pg_url)["applied"] == [3]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT manifest_sha256 FROM geo_eval.runs").fetchall() == [(sha,)]
         assert dict(conn.execute("SELECT flag_id, digest FROM geo_eval.run_flags").fetchall()) == prints
