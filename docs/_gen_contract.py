@@ -1,7 +1,8 @@
 """Regenerate the tables of ``docs/data-contract.md`` and ``docs/schemes.md`` that mirror the code.
 
 The field and unit tables come from ``geo_eval/fields.py``, the delay causes from
-``geo_eval.flags.DELAY_CAUSES`` and the plot-ratio control values (in ``schemes.md``) from
+``geo_eval.flags.DELAY_CAUSES``, and in ``schemes.md`` the land-flag rules and their basis texts from
+the registry ``geo_eval.flag_rules.RULE_INFO`` and the plot-ratio control values from
 ``geo_eval.controls.PLOT_RATIO_2008``.
 
 Usage (from the repository root)::
@@ -28,7 +29,8 @@ from pathlib import Path
 
 from geo_eval.controls import PLASTICS_GROUP, PLASTICS_PLOT_RATIO, PLOT_RATIO_2008
 from geo_eval.fields import TABLE_FIELDS, UNIT_FACTORS
-from geo_eval.flags import DELAY_CAUSES
+from geo_eval.flag_rules import RULE_INFO
+from geo_eval.flags import DELAY_CAUSES, FLAG_LABELS
 from geo_eval.validate import _FALSE, _TRUE, CROSS_CHECKS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,6 +224,34 @@ def plot_ratio_table() -> str:
     return "\n".join(lines)
 
 
+def _switch(switch: str | None) -> str:
+    if switch is None:
+        return "— (made from the other rows)"
+    section, key = switch.split(".")
+    return f"`[flags.{section}] {key}`"
+
+
+def flag_rule_table() -> str:
+    """The land-flag rules of ``geo_eval.flag_rules.RULE_INFO``, in the order their rows are made."""
+    lines = [
+        "| `rule_id` | 中文名称 name shown | `flag` | 开关 switch | fires when | `value` / `threshold` | `severity` |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rule_id, r in RULE_INFO.items():
+        lines.append(
+            f"| `{rule_id}` | {_cell(r.label)} | `{r.flag}` {_cell(FLAG_LABELS[r.flag])} | {_switch(r.switch)} "
+            f"| {_cell(r.fires_when)} | {_cell(r.measures)} | {r.severity} |"
+        )
+    return "\n".join(lines)
+
+
+def flag_basis_table() -> str:
+    """The ``basis`` text of every land-flag rule."""
+    lines = ["| `rule_id` | `basis` |", "|---|---|"]
+    lines += [f"| `{rule_id}` | {_cell(r.basis)} |" for rule_id, r in RULE_INFO.items()]
+    return "\n".join(lines)
+
+
 def blocks() -> dict[str, str]:
     """Name of each generated block of data-contract.md → its markdown."""
     out = {f"fields:{t}": field_table(t) for t in TABLE_FIELDS}
@@ -233,7 +263,7 @@ def blocks() -> dict[str, str]:
 
 def scheme_blocks() -> dict[str, str]:
     """Name of each generated block of schemes.md → its markdown."""
-    return {"plot_ratios": plot_ratio_table()}
+    return {"flag_rules": flag_rule_table(), "flag_basis": flag_basis_table(), "plot_ratios": plot_ratio_table()}
 
 
 def _check_blanks() -> list[str]:

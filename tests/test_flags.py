@@ -177,10 +177,10 @@ def test_every_rule_has_a_chinese_name():
     import inspect
     import re
 
-    import geo_eval.flags as flags_module
+    import geo_eval.flag_rules as rules_module
     from geo_eval.flags import RULE_LABELS, rule_label
 
-    written = set(re.findall(r'rule_id="([^"]+)"', inspect.getsource(flags_module)))
+    written = set(re.findall(r'rule_id="([^"]+)"', inspect.getsource(rules_module)))
     assert len(written) == 14 and written == set(RULE_LABELS)
     kinds = {
         "idle_legal": "闲置土地·",
