@@ -542,9 +542,11 @@ def test_panel_filters_sorts_opens_parcels_and_moves_to_the_next(tab, server):
     panel.get_by_role("button", name="下一条待复核").click()
     second = panel.locator("li.ge-row.ge-selected").get_attribute("data-parcel")
     assert second in popup(page).inner_text()
-    # review the selected flag from the popup: the counters and the list follow
-    fid = panel.locator("li.ge-row.ge-selected").get_attribute("data-flag")
-    flag_item(page, fid).get_by_role("button", name="待核查").click()
+    # review the selected flag in the panel itself: the counters, the list, the popup and the map follow
+    selected = panel.locator("li.ge-row.ge-selected")
+    fid = selected.get_attribute("data-flag")
+    selected.locator(f'li.ge-flag[data-flag="{fid}"]').get_by_role("button", name="待核查").click()
+    sync_api.expect(flag_item(page, fid).locator(".ge-badge")).to_have_text("待核查")
     sync_api.expect(panel.locator(".ge-counters")).to_contain_text(f"待复核 {pending_now - 1}")
     assert server.review(fid)["status"] == "site_visit"
     tab.shot("panel")

@@ -3,6 +3,7 @@
 // overview); "下一条" to the next unreviewed flag; downloads that follow the filters.
 
 import { stateSwatch } from "./layers.js";
+import { FlagBlock } from "./popup.js";
 import { el, num2, phone } from "./util.js";
 
 const PAGE = 200;
@@ -13,10 +14,11 @@ export class Panel {
     this.filters = { kind: "", state: "", sev: "" };
     this.shown = PAGE;
     this.selected = null; // flag id
+    this.block = null; // the selected parcel's flags with their decision buttons (a FlagBlock)
     this.node = el("aside", { class: "ge-panel", id: "ge-panel", "aria-label": "复核面板", hidden: true });
     document.body.append(this.node);
     this.build();
-    app.reviews.addEventListener("change", () => this.refresh());
+    app.reviews.addEventListener("change", (e) => this.refresh(e.detail.parcels));
   }
 
   get open() {
@@ -138,10 +140,16 @@ export class Panel {
     );
   }
 
-  refresh() {
+  /** Redraw counters and list (``changed``: the parcels whose states changed, when known). */
+  refresh(changed) {
     if (!this.open) return;
     this.refreshCounters();
     this.refreshDownloads();
+    // someone typing a comment in the selected flag's box keeps the box (and its focus) as it is
+    if (this.block && this.block.node.contains(document.activeElement)) {
+      if (!changed || changed.has(this.block.parcelId)) this.block.render();
+      return;
+    }
     const rows = this.matching();
     this.summary.textContent = `符合筛选的标记 ${rows.length} 条（按严重程度、面积排序）`;
     this.list.replaceChildren(...rows.slice(0, this.shown).map((f) => this.row(f)));
@@ -151,6 +159,13 @@ export class Panel {
   showMore() {
     this.shown += PAGE;
     this.refresh();
+  }
+
+  /** The selected parcel's flags and buttons, kept across refreshes (its comment box keeps what was typed). */
+  selectedBlock(f) {
+    if (!this.block || this.block.parcelId !== f.parcel) this.block = new FlagBlock(this.app, f.parcel);
+    else this.block.render();
+    return el("div", { class: "ge-row-detail" }, this.block.node);
   }
 
   row(f) {
@@ -168,6 +183,7 @@ export class Panel {
         el("div", { class: "ge-row-reason" }, `${f.rule}：${f.reason}`),
       ),
     );
+    if (this.selected === f.id) li.append(this.selectedBlock(f));
     return li;
   }
 

@@ -44,6 +44,7 @@ export class FlagBlock {
     const { reviews, cfg } = this.app;
     const flags = this.flags;
     const kept = this.comment ? this.comment.value : "";
+    const focused = Boolean(this.comment) && document.activeElement === this.comment;
     this.node.replaceChildren();
     if (!flags.length) return;
     this.node.append(el("h4", {}, `标记（${flags.length} 项）`));
@@ -60,6 +61,7 @@ export class FlagBlock {
       });
       this.comment.value = kept;
       this.node.append(this.comment);
+      if (focused) queueMicrotask(() => this.comment?.focus());
       const pending = flags.filter((f) => reviews.state(f.id).status !== "confirmed");
       if (flags.length > 1) {
         this.node.append(
