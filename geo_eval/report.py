@@ -161,9 +161,7 @@ def land_disclosure_rows(ev: Evaluation) -> pd.DataFrame:
         "land_mu": e["land_mu"].round(4).to_numpy(),
         "grade": e["grade"].to_numpy(),
     }
-    names = headers(LAND_DISCLOSURE_COLUMNS, "enterprises")
-    names.update(land_m2="评价用地面积（平方米）", land_mu="评价用地面积（亩）")  # TEMPORARY (next commit)
-    return pd.DataFrame({h: values[c] for c, h in names.items()})
+    return pd.DataFrame({h: values[c] for c, h in headers(LAND_DISCLOSURE_COLUMNS, "enterprises").items()})
 
 
 def park_summary(ev: Evaluation) -> pd.DataFrame:

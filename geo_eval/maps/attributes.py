@@ -48,7 +48,7 @@ POPUP_FIELDS: tuple[PopupField, ...] = (
     _popup("users", "lines", False, "parcels"),
     _popup("grade", "grade", False, "parcels"),
     _popup("tax_per_mu", "num2", False, "parcels"),
-    ("block_id", "连片改造区块", "text", True),  # TEMPORARY (next commit)
+    _popup("block_id", "text", True, "parcels"),
 )
 """Rows of a parcel's popup: (column of :func:`parcel_attributes`, Chinese label, format, omitted
 when empty). Formats: ``text``; ``num2`` (two decimals); ``grade`` (with its class name);
@@ -58,7 +58,7 @@ BLOCK_FIELDS: tuple[PopupField, ...] = (
     _popup("n_parcels", "text", False, "blocks"),
     _popup("area_mu", "num2", False, "blocks"),
     _popup("n_enterprises", "text", False, "blocks"),
-    ("enterprise_names", "企业", "lines", True),  # TEMPORARY (next commit)
+    _popup("enterprise_names", "lines", True, "blocks"),
     _popup("tax_per_mu", "num2", True, "blocks"),
     _popup("grade_mix", "text", True, "blocks"),
 )
