@@ -204,21 +204,35 @@ def benchmark_sheet(ev: Evaluation) -> pd.DataFrame:
     return out.rename(columns=headers(BENCHMARK_COLUMNS, "benchmarks"))
 
 
-def flag_sheet(
-    flags: pd.DataFrame, columns: Sequence[str] = FLAG_SHEET_COLUMNS, *, evidence_names: bool = True
-) -> pd.DataFrame:
+def flag_sheet(flags: pd.DataFrame, columns: Sequence[str] = FLAG_SHEET_COLUMNS) -> pd.DataFrame:
     """疑似闲置／低效地块: the ``columns`` present in ``flags`` (rows of ``flags.csv``; for a download with
-    the review columns of :func:`api.downloads.with_reviews`) under their Chinese headers. The rule is
-    shown by its Chinese name (``rule_label``, from ``rule_id`` where ``flags`` has none); with
-    ``evidence_names``, so are the rules a 退二优二 candidate cites in ``evidence``."""
+    the review columns of :func:`api.downloads.with_reviews`) under their Chinese headers. Rules are shown
+    by their Chinese names: the flag's (``rule_label``, from ``rule_id`` where ``flags`` has none) and
+    those a 退二优二 candidate cites in ``evidence``."""
     present = set(flags.columns)
     values = {c: flags[c] for c in columns if c in present}
     if "rule_label" in columns and "rule_label" not in present and "rule_id" in present:
         values["rule_label"] = rule_labels(flags["rule_id"])
-    if evidence_names and "evidence" in values:
-        values["evidence"] = pd.Series(evidence_labels(values["evidence"]).to_numpy(dtype=object), index=flags.index)
+    if "evidence" in values:
+        values["evidence"] = named_evidence(values["evidence"])
     names = headers([c for c in columns if c in values], "flags")
     return pd.DataFrame({h: values[c] for c, h in names.items()})
+
+
+def named_evidence(evidence: pd.Series) -> pd.Series:
+    """``evidence`` with the rules a 退二优二 candidate cites (``规则=a、b``) by their Chinese names
+    (:func:`geo_eval.flags.evidence_labels`, once per distinct text); other texts as they are.
+
+    >>> named_evidence(pd.Series(["规则=low_efficiency.zero_tax", "容积率=0.5"])).tolist()
+    ['规则=低效用地·零税收', '容积率=0.5']
+    """
+    text = evidence.astype(object)
+    cites = text.str.startswith("规则=", na=False).to_numpy(dtype=bool)
+    out = text.to_numpy(dtype=object, copy=True)
+    if cites.any():
+        codes, uniques = pd.factorize(out[cites])
+        out[cites] = evidence_labels(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)[codes]
+    return pd.Series(out, index=evidence.index, dtype=object)
 
 
 def block_sheet(blocks: gpd.GeoDataFrame) -> pd.DataFrame:

@@ -169,6 +169,21 @@ def test_rankings_xlsx_headers_are_the_tables(sample_runs, year):
     assert got["连片改造区块"] == shown(file_columns(out, "renewal_blocks.gpkg:renewal_blocks"), "blocks")
 
 
+@pytest.mark.parametrize("year", [2024, 2025])
+def test_the_workbooks_flag_sheet_names_rules_in_chinese_like_the_download(sample_runs, year):
+    wb = openpyxl.load_workbook(sample_runs[year] / "rankings.xlsx", read_only=True)
+    rows = list(wb["疑似闲置／低效地块"].iter_rows(values_only=True))
+    sheet = pd.DataFrame(rows[1:], columns=rows[0])
+    flags = pd.read_csv(sample_runs[year] / "flags.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    candidates = (flags["flag"] == "renewal_candidate").to_numpy()
+    assert candidates.sum() > 100 and flags["evidence"][candidates].str.startswith("规则=low_efficiency.").any()
+    cited = sheet["证据"][candidates]
+    assert cited.str.startswith("规则=").all() and cited.str.contains("低效用地·").any()
+    ids = r"low_efficiency\.|idle_legal\.|idle_suspected\.|renewal_candidate"
+    assert not sheet.astype(str).apply(lambda col: col.str.contains(ids)).any().any()
+    assert (sheet["证据"][~candidates].fillna("") == flags["evidence"][~candidates]).all()
+
+
 def test_workbook_headers_are_those_the_data_contract_documents(sample_runs):
     got = sheet_headers(sample_runs[2025] / "rankings.xlsx")
     # the 连片改造区块 sheet: `column`（header） pairs of the renewal_blocks.gpkg table

@@ -317,7 +317,7 @@ def write_blocks(blocks: RenewalBlocks, path: Path) -> None:
 
 def flag_sheet(flags: FlagResult) -> pd.DataFrame:
     """疑似闲置／低效地块: one row per parcel and flag, Chinese headers (:func:`geo_eval.report.flag_sheet`)."""
-    return report.flag_sheet(flags.flags, evidence_names=False)
+    return report.flag_sheet(flags.flags)
 
 
 def block_sheet(blocks: RenewalBlocks) -> pd.DataFrame:
