@@ -28,6 +28,7 @@ from api.downloads import csv_bytes
 from api.rundata import RunData
 from geo_eval.flags import rule_labels, short_reasons
 from geo_eval.gcj02 import wgs84_to_gcj02
+from geo_eval.labels import header
 from geo_eval.storage import STATUS_LABELS, Review
 
 SEVERITY_RANK = {"高": 0, "中": 1, "低": 2}
@@ -44,33 +45,39 @@ MAX_URL = 2_000
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the checklist: its Chinese header, how its cells are written, its width in characters."""
+    """One column of the checklist: its name, how its cells are written, its width in characters."""
 
-    header: str
-    kind: str  # text, wrap, area, coord, link, blank
+    name: str
+    kind: str  # number, text, wrap, area, coord, link, blank
     width: int
+
+    @property
+    def header(self) -> str:
+        """Its Chinese header (:mod:`geo_eval.labels`)."""
+        return header(self.name, "checklist")
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("序号", "number", 6),
-    Column("宗地代码", "text", 22),
-    Column("园区", "text", 18),
-    Column("县区", "text", 10),
-    Column("权利人", "wrap", 30),
-    Column("使用企业", "wrap", 34),
-    Column("面积（亩）", "area", 10),
-    Column("标记", "wrap", 48),
-    Column("复核状态", "wrap", 10),
-    Column("中心点经度（CGCS2000）", "coord", 13),
-    Column("中心点纬度（CGCS2000）", "coord", 13),
-    Column("中心点经度（GCJ-02）", "coord", 13),
-    Column("中心点纬度（GCJ-02）", "coord", 13),
-    Column("地图链接", "link", 40),
-    Column("核查结果", "blank", 24),
-    Column("核查人", "blank", 10),
+    Column("seq", "number", 6),
+    Column("parcel_id", "text", 22),
+    Column("park", "text", 18),
+    Column("county", "text", 10),
+    Column("holder", "wrap", 30),
+    Column("users", "wrap", 34),
+    Column("area_mu", "area", 10),
+    Column("flags", "wrap", 48),
+    Column("review_states", "wrap", 10),
+    Column("lon_cgcs2000", "coord", 13),
+    Column("lat_cgcs2000", "coord", 13),
+    Column("lon_gcj02", "coord", 13),
+    Column("lat_gcj02", "coord", 13),
+    Column("map_link", "link", 40),
+    Column("site_result", "blank", 24),
+    Column("site_checker", "blank", 10),
 )
 HEADERS = [c.header for c in COLUMNS]
-LIST_COLUMNS = ("使用企业", "标记", "复核状态")
+_H = {c.name: c.header for c in COLUMNS}
+LIST_COLUMNS = (_H["users"], _H["flags"], _H["review_states"])
 """Columns holding several values: one a line in the workbook, ``；``-separated in csv."""
 
 
@@ -164,41 +171,38 @@ def checklist_rows(data: RunData, flags: pd.DataFrame, reviews: dict[str, Review
         for text in first["enterprises"].to_numpy(dtype=object)
     ]
     park = first["park"].to_numpy(dtype=object)
-    out = pd.DataFrame(
-        {
-            "序号": 0,
-            "宗地代码": marks.index.to_numpy(dtype=object),
-            "园区": park,
-            "县区": first["county"].to_numpy(dtype=object),
-            "权利人": [
-                _party(n if isinstance(n, str) and n.strip() else names.get(u), u)
-                for n, u in zip(parcel_col("holder_name"), parcel_col("holder_uscc"), strict=True)
-            ],
-            "使用企业": users,
-            "面积（亩）": pd.to_numeric(first["area_mu"], errors="coerce").to_numpy(dtype=float),
-            "标记": marks.to_numpy(dtype=object),
-            "复核状态": grouped["state"].agg(list).to_numpy(dtype=object),
-            "中心点经度（CGCS2000）": np.round(lon, COORD_DECIMALS),
-            "中心点纬度（CGCS2000）": np.round(lat, COORD_DECIMALS),
-            "中心点经度（GCJ-02）": np.round(glon, COORD_DECIMALS),
-            "中心点纬度（GCJ-02）": np.round(glat, COORD_DECIMALS),
-            "地图链接": [
-                parcel_link(base_url, p, data.run_id, str(pid)) for p, pid in zip(park, marks.index, strict=True)
-            ],
-            "核查结果": "",
-            "核查人": "",
-        }
-    )
+    values = {
+        "seq": 0,
+        "parcel_id": marks.index.to_numpy(dtype=object),
+        "park": park,
+        "county": first["county"].to_numpy(dtype=object),
+        "holder": [
+            _party(n if isinstance(n, str) and n.strip() else names.get(u), u)
+            for n, u in zip(parcel_col("holder_name"), parcel_col("holder_uscc"), strict=True)
+        ],
+        "users": users,
+        "area_mu": pd.to_numeric(first["area_mu"], errors="coerce").to_numpy(dtype=float),
+        "flags": marks.to_numpy(dtype=object),
+        "review_states": grouped["state"].agg(list).to_numpy(dtype=object),
+        "lon_cgcs2000": np.round(lon, COORD_DECIMALS),
+        "lat_cgcs2000": np.round(lat, COORD_DECIMALS),
+        "lon_gcj02": np.round(glon, COORD_DECIMALS),
+        "lat_gcj02": np.round(glat, COORD_DECIMALS),
+        "map_link": [parcel_link(base_url, p, data.run_id, str(pid)) for p, pid in zip(park, marks.index, strict=True)],
+        "site_result": "",
+        "site_checker": "",
+    }
+    out = pd.DataFrame({_H[c]: v for c, v in values.items()})
     order = pd.DataFrame(
         {
             "park": [p if isinstance(p, str) else "" for p in park],
             "rank": grouped["rank"].min().to_numpy(dtype=int),
-            "area": -out["面积（亩）"].fillna(0.0).to_numpy(dtype=float),
-            "parcel": out["宗地代码"].astype(str).to_numpy(),
+            "area": -out[_H["area_mu"]].fillna(0.0).to_numpy(dtype=float),
+            "parcel": out[_H["parcel_id"]].astype(str).to_numpy(),
         }
     ).sort_values(["park", "rank", "area", "parcel"], kind="mergesort")
     out = out.iloc[order.index.to_numpy()].reset_index(drop=True)
-    out["序号"] = np.arange(1, len(out) + 1)
+    out[_H["seq"]] = np.arange(1, len(out) + 1)
     return out
 
 
@@ -212,7 +216,7 @@ def _joined(rows: pd.DataFrame, separator: str) -> pd.DataFrame:
 def checklist_csv(rows: pd.DataFrame) -> bytes:
     """The checklist as csv (UTF-8 with BOM): the workbook's columns, several values ``；``-separated."""
     out = _joined(rows, CSV_SEPARATOR)
-    out["面积（亩）"] = out["面积（亩）"].round(AREA_DECIMALS)
+    out[_H["area_mu"]] = out[_H["area_mu"]].round(AREA_DECIMALS)
     return csv_bytes(out)
 
 

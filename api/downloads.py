@@ -14,12 +14,12 @@ from urllib.parse import quote
 import pandas as pd
 from fastapi.responses import Response
 
-from geo_eval.fields import ENTERPRISE_FIELDS, FIGURES
-from geo_eval.flags import evidence_labels, rule_labels
-from geo_eval.indicators import INDICATORS
+from geo_eval.flags import rule_labels
 from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
-from geo_eval.report import ENTERPRISE_COLUMNS, RESULT_COLUMNS
+from geo_eval.labels import headers
+from geo_eval.report import FLAG_DOWNLOAD_COLUMNS, ranking_headers
+from geo_eval.report import flag_sheet as report_flag_sheet
 from geo_eval.storage import STATUS_LABELS, Review
 from geo_eval.timefmt import beijing_time
 
@@ -27,32 +27,8 @@ CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BOM = "\ufeff"
 
-_FIGURE_LABELS = {
-    f.name: f"{f.label}（{f.unit}）" if f.unit else f.label for f in ENTERPRISE_FIELDS if f.name in FIGURES
-}
-
-FLAG_HEADERS = {
-    "flag_id": "标记编号",
-    "parcel_id": "宗地代码",
-    "county": "县区",
-    "park": "园区",
-    "area_mu": "宗地面积（亩）",
-    "flag_label": "标记",
-    "rule_label": "规则",
-    "reason": "原因",
-    "value": "数值",
-    "threshold": "阈值",
-    "evidence": "证据",
-    "basis": "依据",
-    "severity": "严重程度",
-    "enterprises": "使用企业",
-    "enterprise_names": "企业名称",
-    "review_status_label": "复核状态",
-    "review_comment": "复核意见",
-    "reviewed_by": "复核人",
-    "reviewed_at_label": "复核时间",
-    "review_version": "复核版本",
-}
+FLAG_HEADERS = headers(FLAG_DOWNLOAD_COLUMNS, "flags")
+"""The columns of the flag downloads' sheet (:data:`geo_eval.report.FLAG_DOWNLOAD_COLUMNS`), with their headers."""
 
 
 def _ascii(name: str) -> str:
@@ -93,24 +69,13 @@ def xlsx_bytes(sheets: dict[str, pd.DataFrame], notes: dict[str, list[str]] | No
 
 def enterprise_headers(columns: list[str]) -> dict[str, str]:
     """Chinese headers of the ranking columns present (as in ``rankings.xlsx``), in its column order."""
-    cols: dict[str, str] = dict(ENTERPRISE_COLUMNS)
-    indicators = [c for c in columns if c in INDICATORS]
-    used_figures: dict[str, None] = {}
-    for k in indicators:
-        for c in (INDICATORS[k].numerator, INDICATORS[k].denominator):
-            if c in FIGURES:
-                used_figures.setdefault(c, None)
-    cols.update({c: _FIGURE_LABELS.get(c, c) for c in used_figures})
-    cols.update({k: f"{INDICATORS[k].label}（{INDICATORS[k].unit}）" for k in indicators})
-    cols.update({f"score_{k}": f"{INDICATORS[k].label}得分（分）" for k in indicators})
-    cols.update(RESULT_COLUMNS)
-    return {c: h for c, h in cols.items() if c in columns}
+    return ranking_headers(columns)
 
 
 def ranking_sheets(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One sheet per evaluation group (in file order) and 不参评企业（T类）, Chinese headers."""
-    headers = enterprise_headers(list(rows.columns))
-    table = rows[list(headers)].rename(columns=headers)
+    cols = enterprise_headers(list(rows.columns))
+    table = rows[list(cols)].rename(columns=cols)
     sheets: dict[str, pd.DataFrame] = {}
     rated = rows["grade"] != "T"
     for label in pd.unique(rows.loc[rated, "group_label"].dropna()):
@@ -120,12 +85,8 @@ def ranking_sheets(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def flag_sheet(flags: pd.DataFrame) -> pd.DataFrame:
-    """疑似闲置／低效地块 with the review state, Chinese headers."""
-    present = [c for c in FLAG_HEADERS if c in flags.columns]
-    table = flags[present]
-    if "evidence" in table.columns:  # a 退二优二 candidate's cited rules by their Chinese names
-        table = table.assign(evidence=evidence_labels(table["evidence"]).to_numpy(dtype=object))
-    return table.rename(columns=FLAG_HEADERS)
+    """疑似闲置／低效地块 with the review state, Chinese headers (:func:`geo_eval.report.flag_sheet`)."""
+    return report_flag_sheet(flags, FLAG_DOWNLOAD_COLUMNS)
 
 
 def with_reviews(flags: pd.DataFrame, reviews: dict[str, Review]) -> pd.DataFrame:

@@ -42,9 +42,11 @@ from scipy.sparse.csgraph import connected_components
 from shapely.errors import GEOSException
 
 from geo_eval.errors import DatasetError
+from geo_eval.labels import headers
 from geo_eval.land import M2_PER_MU
 
 __all__ = [
+    "BLOCK_COLUMNS",
     "BLOCK_LABELS",
     "GRADE_KEYS",
     "KIND_BLOCK",
@@ -69,24 +71,26 @@ NO_GRADE = "无"
 
 REQUIRED_COLUMNS = ("area_mu", "main_user", "users", "grade", "tax_per_mu")
 
-BLOCK_LABELS = {
-    "block_id": "区块编号",
-    "kind": "区块类型",
-    "rank_by_area": "面积排名",
-    "n_parcels": "宗地数",
-    "parcel_ids": "宗地代码",
-    "area_mu": "面积（亩）",
-    "area_m2": "面积（平方米）",
-    "n_enterprises": "企业数",
-    "enterprises": "企业统一社会信用代码",
-    "enterprise_names": "企业名称",
-    "main_user": "主要使用企业",
-    "main_user_name": "主要使用企业名称",
-    "grades": "宗地评价类别分布（宗）",
-    "tax_wan": "现状税收（万元）",
-    "tax_area_mu": "有税收数据的面积（亩）",
-    "tax_per_mu": "亩均税收（万元/亩）",
-}
+BLOCK_COLUMNS: tuple[str, ...] = (
+    "block_id",
+    "kind",
+    "rank_by_area",
+    "n_parcels",
+    "parcel_ids",
+    "area_mu",
+    "area_m2",
+    "n_enterprises",
+    "enterprises",
+    "enterprise_names",
+    "main_user",
+    "main_user_name",
+    "grades",
+    "tax_wan",
+    "tax_area_mu",
+    "tax_per_mu",
+)
+"""The columns of :attr:`RenewalBlocks.blocks` (and the geometry), in order."""
+BLOCK_LABELS = headers(BLOCK_COLUMNS, "blocks")
 """Chinese header of each column of :attr:`RenewalBlocks.blocks` (units in the header)."""
 
 

@@ -5,59 +5,116 @@ Pure: frames in, frames out. ``geo_eval.io.xlsx`` writes them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import geopandas as gpd
 import pandas as pd
 
-from geo_eval.evaluate import Evaluation, indicator_labels
-from geo_eval.fields import ENTERPRISE_FIELDS, FIGURES
+from geo_eval.evaluate import Evaluation
+from geo_eval.fields import FIGURES
+from geo_eval.flags import evidence_labels, rule_labels
 from geo_eval.grouping import join_groups
 from geo_eval.indicators import INDICATORS
+from geo_eval.labels import header, headers
 from geo_eval.scheme import GRADE_LABELS
 
-_FIG_LABELS = {f.name: f"{f.label}（{f.unit}）" for f in ENTERPRISE_FIELDS if f.name in FIGURES}
+ENTERPRISE_COLUMNS: dict[str, str] = headers(
+    ["rank", "uscc", "name", "county", "park", "group_label", "industry_code", "land_mu"], "enterprises"
+)
+"""The identity columns of a ranking sheet (its first columns), with their headers."""
+RESULT_COLUMNS: dict[str, str] = headers(
+    [
+        "bonus",
+        "penalty",
+        "score",
+        "grade",
+        "grade_label",
+        "veto",
+        "prev_grade",
+        "prev_score",
+        "grade_change",
+        "exempt_reason",
+    ],
+    "enterprises",
+)
+"""The result columns of a ranking sheet (its last columns), with their headers."""
+LAND_DISCLOSURE_COLUMNS: tuple[str, ...] = (
+    "uscc",
+    "name",
+    "county",
+    "park",
+    "owned_parcels",
+    "owned_m2",
+    "leased_out_m2",
+    "leased_parcels",
+    "leased_in_m2",
+    "land_m2",
+    "land_mu",
+    "grade",
+)
+"""The columns of 用地面积公示."""
+PARK_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "county",
+    "park",
+    "n_enterprises",
+    "land_mu",
+    "tax",
+    "sales",
+    "tax_per_mu",
+    *(f"n_grade_{g}" for g in ("A", "B", "C", "D", "T")),
+)
+"""The columns of 园区汇总."""
+BENCHMARK_COLUMNS: tuple[str, ...] = ("unit", "group_label", "indicator", "benchmark", "minimum", "basis", "n")
+"""The columns of 基准值 (the group and the indicator by their Chinese names)."""
+FLAG_SHEET_COLUMNS: tuple[str, ...] = (
+    "parcel_id",
+    "county",
+    "park",
+    "area_mu",
+    "flag_label",
+    "rule_label",
+    "reason",
+    "value",
+    "threshold",
+    "evidence",
+    "basis",
+    "severity",
+    "enterprises",
+    "enterprise_names",
+)
+"""The columns of 疑似闲置／低效地块 in ``rankings.xlsx``."""
+FLAG_DOWNLOAD_COLUMNS: tuple[str, ...] = (
+    "flag_id",
+    *FLAG_SHEET_COLUMNS,
+    "review_status_label",
+    "review_comment",
+    "reviewed_by",
+    "reviewed_at_label",
+    "review_version",
+)
+"""The columns of 疑似闲置／低效地块 in the service's downloads: the flag's id and its review too."""
 
-ENTERPRISE_COLUMNS: dict[str, str] = {
-    "rank": "排名",
-    "uscc": "统一社会信用代码",
-    "name": "企业名称",
-    "county": "县区",
-    "park": "园区",
-    "group_label": "评价分组",
-    "industry_code": "行业代码",
-    "land_mu": "评价用地（亩）",
-}
-RESULT_COLUMNS: dict[str, str] = {
-    "bonus": "加分（分）",
-    "penalty": "减分（分）",
-    "score": "综合得分（分）",
-    "grade": "分类",
-    "grade_label": "分类名称",
-    "veto": "否决事项",
-    "prev_grade": "上年分类",
-    "prev_score": "上年得分（分）",
-    "grade_change": "分类变化",
-    "exempt_reason": "不参评原因",
-}
 
-
-def _scheme_figure_columns(ev: Evaluation) -> list[str]:
-    used: dict[str, None] = {}
-    for k in ev.scheme.indicator_keys:
+def ranking_headers(columns: Sequence[str], indicator_keys: Sequence[str] | None = None) -> dict[str, str]:
+    """The columns of a ranking sheet among ``columns`` (those of ``enterprises.csv``), in sheet order, with
+    their headers: identity, the raw figures the indicators use, the indicators (``indicator_keys``, else
+    those in ``columns``), their item scores, results."""
+    keys = [k for k in columns if k in INDICATORS] if indicator_keys is None else list(indicator_keys)
+    figures: dict[str, None] = {}
+    for k in keys:
         for c in (INDICATORS[k].numerator, INDICATORS[k].denominator):
             if c in FIGURES:
-                used.setdefault(c, None)
-    return list(used)
+                figures.setdefault(c, None)
+    cols = [*ENTERPRISE_COLUMNS, *figures, *keys, *(f"score_{k}" for k in keys), *RESULT_COLUMNS]
+    present = set(columns)
+    return headers((c for c in cols if c in present), "enterprises")
 
 
 def enterprise_table(ev: Evaluation, rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """The ranking table with Chinese headers (one row per enterprise)."""
     e = (ev.enterprises if rows is None else rows).reset_index()
-    cols = dict(ENTERPRISE_COLUMNS)
-    cols.update({c: _FIG_LABELS[c] for c in _scheme_figure_columns(ev)})
-    cols.update(indicator_labels(ev.scheme))
-    cols.update({f"score_{k}": f"{INDICATORS[k].label}得分（分）" for k in ev.scheme.indicator_keys})
-    cols.update(RESULT_COLUMNS)
-    present = [c for c in cols if c in e]
-    return e[present].rename(columns=cols)
+    cols = ranking_headers(list(e.columns), ev.scheme.indicator_keys)
+    return e[list(cols)].rename(columns=cols)
 
 
 def group_sheets(ev: Evaluation) -> dict[str, pd.DataFrame]:
@@ -77,7 +134,8 @@ def land_disclosure(ev: Evaluation) -> pd.DataFrame:
 
 def sort_land_disclosure(rows: pd.DataFrame) -> pd.DataFrame:
     """The order of 用地面积公示: by county, park and USCC (stable; missing last)."""
-    return rows.sort_values(["县区", "园区", "统一社会信用代码"], kind="mergesort", na_position="last")
+    by = [header(c, "enterprises") for c in ("county", "park", "uscc")]
+    return rows.sort_values(by, kind="mergesort", na_position="last")
 
 
 def land_disclosure_rows(ev: Evaluation) -> pd.DataFrame:
@@ -89,23 +147,21 @@ def land_disclosure_rows(ev: Evaluation) -> pd.DataFrame:
     rented = a.loc[a["role"] == "lessee"].sort_values(["uscc", "parcel_id"])
     own_ids = join_groups(owned["uscc"], owned["parcel_id"], "、")
     lease_ids = join_groups(rented["uscc"], rented["parcel_id"], "、")
-    out = pd.DataFrame(
-        {
-            "统一社会信用代码": e.index,
-            "企业名称": e["name"].to_numpy(),
-            "县区": e["county"].to_numpy(),
-            "园区": e["park"].to_numpy(),
-            "自有宗地": own_ids.reindex(e.index).fillna("").to_numpy(),
-            "自有土地面积（平方米）": e["owned_m2"].round(2).to_numpy(),
-            "出租土地面积（平方米）": e["leased_out_m2"].round(2).to_numpy(),
-            "承租宗地": lease_ids.reindex(e.index).fillna("").to_numpy(),
-            "承租土地面积（平方米）": e["leased_in_m2"].round(2).to_numpy(),
-            "评价用地面积（平方米）": e["land_m2"].round(2).to_numpy(),
-            "评价用地面积（亩）": e["land_mu"].round(4).to_numpy(),
-            "分类": e["grade"].to_numpy(),
-        }
-    )
-    return out
+    values = {
+        "uscc": e.index,
+        "name": e["name"].to_numpy(),
+        "county": e["county"].to_numpy(),
+        "park": e["park"].to_numpy(),
+        "owned_parcels": own_ids.reindex(e.index).fillna("").to_numpy(),
+        "owned_m2": e["owned_m2"].round(2).to_numpy(),
+        "leased_out_m2": e["leased_out_m2"].round(2).to_numpy(),
+        "leased_parcels": lease_ids.reindex(e.index).fillna("").to_numpy(),
+        "leased_in_m2": e["leased_in_m2"].round(2).to_numpy(),
+        "land_m2": e["land_m2"].round(2).to_numpy(),
+        "land_mu": e["land_mu"].round(4).to_numpy(),
+        "grade": e["grade"].to_numpy(),
+    }
+    return pd.DataFrame({h: values[c] for c, h in headers(LAND_DISCLOSURE_COLUMNS, "enterprises").items()})
 
 
 def park_summary(ev: Evaluation) -> pd.DataFrame:
@@ -116,32 +172,70 @@ def park_summary(ev: Evaluation) -> pd.DataFrame:
     g = e.groupby(["county", "park"], sort=True)
     out = pd.DataFrame(
         {
-            "企业数": g.size(),
-            "评价用地（亩）": g["land_mu"].sum().round(2),
-            "税收（万元）": g["tax"].sum().round(2),
-            "销售收入（万元）": g["sales"].sum().round(2),
+            "n_enterprises": g.size(),
+            "land_mu": g["land_mu"].sum().round(2),
+            "tax": g["tax"].sum().round(2),
+            "sales": g["sales"].sum().round(2),
         }
     )
-    out["亩均税收（万元/亩）"] = (out["税收（万元）"] / out["评价用地（亩）"].where(out["评价用地（亩）"] > 0)).round(4)
+    out["tax_per_mu"] = (out["tax"] / out["land_mu"].where(out["land_mu"] > 0)).round(4)
     counts = e.groupby(["county", "park", "grade"]).size().unstack(fill_value=0)
-    for grade in ("A", "B", "C", "D", "T"):
-        out[f"{grade}类（{GRADE_LABELS[grade]}）"] = counts.get(grade, 0)
-    out = out.reset_index().rename(columns={"county": "县区", "park": "园区"})
-    return out
+    for grade in GRADE_LABELS:
+        out[f"n_grade_{grade}"] = counts.get(grade, 0)
+    out = out.reset_index()
+    return out[list(PARK_SUMMARY_COLUMNS)].rename(columns=headers(PARK_SUMMARY_COLUMNS, "enterprises"))
 
 
 def benchmark_sheet(ev: Evaluation) -> pd.DataFrame:
     """基准值: the benchmark of every unit, group and indicator, with how it was obtained."""
     b = ev.benchmarks.copy()
     labels = {g.key: g.label for g in ev.scheme.groups}
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
-            "评价单元": b["unit"],
-            "评价分组": b["group"].map(labels),
-            "指标": b["indicator"].map(lambda k: f"{INDICATORS[k].label}（{INDICATORS[k].unit}）"),
-            "基准值": b["benchmark"].round(6),
-            "最小值（最大最小法）": b["minimum"].round(6),
-            "基准值来源": b["basis"],
-            "参评企业数（有该指标）": b["n"],
+            "unit": b["unit"],
+            "group_label": b["group"].map(labels),
+            "indicator": b["indicator"].map(lambda k: header(k, "enterprises")),
+            "benchmark": b["benchmark"].round(6),
+            "minimum": b["minimum"].round(6),
+            "basis": b["basis"],
+            "n": b["n"],
         }
     )
+    return out.rename(columns=headers(BENCHMARK_COLUMNS, "benchmarks"))
+
+
+def flag_sheet(flags: pd.DataFrame, columns: Sequence[str] = FLAG_SHEET_COLUMNS) -> pd.DataFrame:
+    """疑似闲置／低效地块: the ``columns`` present in ``flags`` (rows of ``flags.csv``; for a download with
+    the review columns of :func:`api.downloads.with_reviews`) under their Chinese headers. Rules are shown
+    by their Chinese names: the flag's (``rule_label``, from ``rule_id`` where ``flags`` has none) and
+    those a 退二优二 candidate cites in ``evidence``."""
+    present = set(flags.columns)
+    values = {c: flags[c] for c in columns if c in present}
+    if "rule_label" in columns and "rule_label" not in present and "rule_id" in present:
+        values["rule_label"] = rule_labels(flags["rule_id"])
+    if "evidence" in values:
+        values["evidence"] = named_evidence(values["evidence"])
+    names = headers([c for c in columns if c in values], "flags")
+    return pd.DataFrame({h: values[c] for c, h in names.items()})
+
+
+def named_evidence(evidence: pd.Series) -> pd.Series:
+    """``evidence`` with the rules a 退二优二 candidate cites (``规则=a、b``) by their Chinese names
+    (:func:`geo_eval.flags.evidence_labels`, once per distinct text); other texts as they are.
+
+    >>> named_evidence(pd.Series(["规则=low_efficiency.zero_tax", "容积率=0.5"])).tolist()
+    ['规则=低效用地·零税收', '容积率=0.5']
+    """
+    text = evidence.astype(object)
+    cites = text.str.startswith("规则=", na=False).to_numpy(dtype=bool)
+    out = text.to_numpy(dtype=object, copy=True)
+    if cites.any():
+        codes, uniques = pd.factorize(out[cites])
+        out[cites] = evidence_labels(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)[codes]
+    return pd.Series(out, index=evidence.index, dtype=object)
+
+
+def block_sheet(blocks: gpd.GeoDataFrame) -> pd.DataFrame:
+    """连片改造区块: the blocks (:attr:`geo_eval.renewal.RenewalBlocks.blocks`) without geometry, Chinese headers."""
+    b = pd.DataFrame(blocks.drop(columns=blocks.geometry.name)).reset_index(drop=True)
+    return b.rename(columns=headers(b.columns, "blocks"))

@@ -25,11 +25,12 @@ from geo_eval import __version__, report
 from geo_eval.errors import OutputExistsError
 from geo_eval.evaluate import Evaluation, grade_counts
 from geo_eval.fields import FIGURES
-from geo_eval.flags import FlagResult, rule_labels
+from geo_eval.flags import FlagResult
 from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
 from geo_eval.keys import arrow_values, positions, reindex
-from geo_eval.renewal import BLOCK_LABELS, RenewalBlocks
+from geo_eval.labels import header
+from geo_eval.renewal import RenewalBlocks
 
 WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
@@ -315,32 +316,13 @@ def write_blocks(blocks: RenewalBlocks, path: Path) -> None:
 
 
 def flag_sheet(flags: FlagResult) -> pd.DataFrame:
-    """疑似闲置/低效地块: one row per parcel and flag, Chinese headers."""
-    f = flags.flags
-    return pd.DataFrame(
-        {
-            "宗地代码": f["parcel_id"],
-            "县区": f["county"],
-            "园区": f["park"],
-            "宗地面积（亩）": f["area_mu"],
-            "标记": f["flag_label"],
-            "规则": rule_labels(f["rule_id"]),
-            "原因": f["reason"],
-            "数值": f["value"],
-            "阈值": f["threshold"],
-            "证据": f["evidence"],
-            "依据": f["basis"],
-            "严重程度": f["severity"],
-            "使用企业": f["enterprises"],
-            "企业名称": f["enterprise_names"],
-        }
-    )
+    """疑似闲置／低效地块: one row per parcel and flag, Chinese headers (:func:`geo_eval.report.flag_sheet`)."""
+    return report.flag_sheet(flags.flags)
 
 
 def block_sheet(blocks: RenewalBlocks) -> pd.DataFrame:
-    """连片改造区块: the blocks without geometry, Chinese headers."""
-    b = pd.DataFrame(blocks.blocks.drop(columns=blocks.blocks.geometry.name)).reset_index(drop=True)
-    return b.rename(columns=BLOCK_LABELS)
+    """连片改造区块: the blocks without geometry, Chinese headers (:func:`geo_eval.report.block_sheet`)."""
+    return report.block_sheet(blocks.blocks)
 
 
 def workbook_sheets(
@@ -417,10 +399,11 @@ class _SharedSheets:
         """``flag_sheet.loc[flag_sheet["园区"].isin(parks)]``, from the sheet grouped once."""
         fs = self.flag_sheet
         assert fs is not None
+        column = header("park", "flags")
         if len(parks) != 1:
-            return fs.loc[fs["园区"].isin(parks)]
+            return fs.loc[fs[column].isin(parks)]
         if self._flags_by_park is None:  # dict(iter(…)): a GroupBy has a .keys that dict() would call
-            self._flags_by_park = dict(iter(fs.groupby("园区", sort=False, dropna=True)))
+            self._flags_by_park = dict(iter(fs.groupby(column, sort=False, dropna=True)))
         (park,) = parks
         return self._flags_by_park.get(park, fs.iloc[:0])
 
@@ -447,7 +430,7 @@ _SUMMARY_NO_PARK = "（未注明园区）"
 
 def _by_park(frame: pd.DataFrame) -> dict[object, pd.DataFrame]:
     """A sheet's rows by the workbook of their park (its 园区 column), in order."""
-    key = frame["园区"].replace(_SUMMARY_NO_PARK, None).fillna(_NO_PARK)
+    key = frame[header("park", "enterprises")].replace(_SUMMARY_NO_PARK, None).fillna(_NO_PARK)
     return dict(iter(frame.groupby(key, sort=False)))
 
 

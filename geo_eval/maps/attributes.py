@@ -26,33 +26,41 @@ import shapely
 
 from geo_eval.flags import rule_label, short_reasons
 from geo_eval.gcj02 import shift_to_gcj02
+from geo_eval.labels import header
 from geo_eval.maps.styles import FLAG_STATUS_LABELS, GRADE_LEGEND, NO_GRADE, STATUS_ORDER, grade_mix_words
 
 Basemap = Literal["none", "tianditu", "gaode"]
 BASEMAPS: tuple[str, ...] = ("none", "tianditu", "gaode")
 
 PopupField = tuple[str, str, str, bool]
+
+
+def _popup(column: str, fmt: str, optional: bool, table: str) -> PopupField:
+    """A popup row: the column, its Chinese label (:mod:`geo_eval.labels`), format, omitted when empty."""
+    return (column, header(column, table), fmt, optional)
+
+
 POPUP_FIELDS: tuple[PopupField, ...] = (
-    ("parcel_id", "宗地代码", "text", False),
-    ("park", "园区", "text", False),
-    ("area_mu", "面积（亩）", "num2", False),
-    ("holder", "权利人", "text", True),
-    ("users", "使用企业", "lines", False),
-    ("grade", "分类", "grade", False),
-    ("tax_per_mu", "亩均税收（万元/亩）", "num2", False),
-    ("block_id", "连片改造区块", "text", True),
+    _popup("parcel_id", "text", False, "parcels"),
+    _popup("park", "text", False, "parcels"),
+    _popup("area_mu", "num2", False, "parcels"),
+    _popup("holder", "text", True, "parcels"),
+    _popup("users", "lines", False, "parcels"),
+    _popup("grade", "grade", False, "parcels"),
+    _popup("tax_per_mu", "num2", False, "parcels"),
+    _popup("block_id", "text", True, "parcels"),
 )
 """Rows of a parcel's popup: (column of :func:`parcel_attributes`, Chinese label, format, omitted
 when empty). Formats: ``text``; ``num2`` (two decimals); ``grade`` (with its class name);
 ``lines`` (one line per user). The flags are listed below the table by the page, with their review state."""
 BLOCK_FIELDS: tuple[PopupField, ...] = (
-    ("block_id", "区块编号", "text", False),
-    ("n_parcels", "宗地数", "text", False),
-    ("area_mu", "面积（亩）", "num2", False),
-    ("n_enterprises", "企业数", "text", False),
-    ("enterprise_names", "企业", "lines", True),
-    ("tax_per_mu", "亩均税收（万元/亩）", "num2", True),
-    ("grade_mix", "分类构成", "text", True),
+    _popup("block_id", "text", False, "blocks"),
+    _popup("n_parcels", "text", False, "blocks"),
+    _popup("area_mu", "num2", False, "blocks"),
+    _popup("n_enterprises", "text", False, "blocks"),
+    _popup("enterprise_names", "lines", True, "blocks"),
+    _popup("tax_per_mu", "num2", True, "blocks"),
+    _popup("grade_mix", "text", True, "blocks"),
 )
 """Rows of a renewal block's popup (columns of ``renewal_blocks.gpkg``; ``grade_mix`` in words)."""
 
