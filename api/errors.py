@@ -26,8 +26,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.pages import ERROR_TITLES, back_target, error_page
 from api.validation import summary, translate
-from geo_eval.errors import DatasetError, GeoEvalError, InputFileError, OutputExistsError, SchemeError
-from geo_eval.io.run import FatalInputError
+from geo_eval.errors import (
+    DatasetError,
+    FatalInputError,
+    GeoEvalError,
+    InputFileError,
+    OutputExistsError,
+    SchemeError,
+)
 from geo_eval.storage import (
     AlreadyExistsError,
     ConflictError,

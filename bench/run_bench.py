@@ -5,10 +5,13 @@
 For each size: generate a dataset (:mod:`bench.synthetic`, cached in ``bench/data/<n>/``), then, each
 in its own subprocess so that peak memory (``ru_maxrss``) is its own:
 
-- the **evaluation**: ``load_inputs`` (read + validate), ``evaluate`` (its ``ev.timings``: land,
+- the **evaluation**: the whole ``geo-eval evaluate`` as a user runs it, i.e. ``geo_eval.io.run.run``
+  (what the CLI calls): load + validate, ``evaluate()`` (its stages from ``ev.timings``: land,
   indicators, scoring, parcel_join; area = ``land.measurement_crs`` + ``land.parcel_areas``, timed by
-  wrapping them) and ``write_outputs`` (enterprises.csv, parcels.gpkg, exceptions, workbooks: per
-  park above 50 000 enterprises);
+  wrapping them), raster evidence, land flags, renewal blocks and every output file (enterprises.csv,
+  parcels.gpkg with its flags layer, flags.csv, renewal_blocks.gpkg, exceptions, benchmarks,
+  workbooks: per park above 50 000 enterprises, the manifest). Its total is the figure that counts;
+  the process's wall time (interpreter start and imports included) is recorded beside it;
 - the **floor**: what any implementation must at least do with the same files: pyogrio Arrow read
   of the parcels, pyarrow read of the csvs, reprojection to EPSG:4549 and planar area, the key joins
   and group-bys of the land allocation and indicators, and a pyogrio Arrow write of the same parcel
@@ -159,15 +162,9 @@ def work_generate(n: int, seed: int, crs: str, regenerate: bool) -> dict[str, An
     return {"meta": meta, "cached": cached, "seconds": time.perf_counter() - t, "peak_bytes": _peak_bytes()}
 
 
-def work_evaluate(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
-    from geo_eval import land
-    from geo_eval.evaluate import evaluate
-    from geo_eval.io import load_inputs, write_outputs, writers
-    from geo_eval.problems import FATAL, INFO, WARNING
-    from geo_eval.scheme import load_scheme
-
-    code = code_state()  # what this process imports: others edit geo_eval while benches run
-    clock = _Clock()
+def _timed_area(land: Any) -> list[float]:
+    """Time the area step inside ``evaluate()`` without touching geo_eval: it calls these through the
+    module (``land.measurement_crs``, ``land.to_plane``, ``land.parcel_areas``). Returns the seconds cell."""
     area_s = [0.0]
     depth = [0]
 
@@ -184,84 +181,101 @@ def work_evaluate(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
 
         return wrapper
 
-    # Time the area step inside evaluate() without touching geo_eval: evaluate calls these through the
-    # module (``land.measurement_crs``, ``land.to_plane``, ``land.parcel_areas``).
     for name in ("measurement_crs", "to_plane", "parcel_areas"):
         if hasattr(land, name):
             setattr(land, name, timed(getattr(land, name)))
+    return area_s
+
+
+def _timed_flags_layer(writers: Any) -> list[float]:
+    """Time the ``flags`` layer of ``parcels.gpkg`` (written by ``writers._write_layer``), so that the
+    core of issue 2 (without the flags and what they add) can still be compared with the floor."""
+    seconds = [0.0]
+    write_layer = writers._write_layer
+
+    def wrapper(path: Any, layer: str, *a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return write_layer(path, layer, *a, **k)
+        finally:
+            if layer == "flags":
+                seconds[0] += time.perf_counter() - t
+
+    writers._write_layer = wrapper
+    return seconds
+
+
+def work_evaluate(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
+    """The whole ``geo-eval evaluate DATASET --out OUT``: :func:`geo_eval.io.run.run`, which the CLI
+    calls (load, validate, evaluate, raster evidence, flags, blocks, every output file); the stages
+    come from its timings."""
+    from geo_eval import land
+    from geo_eval.io import writers
+    from geo_eval.io.run import run
+    from geo_eval.scheme import load_scheme
+
+    code = code_state()  # what this process imports: others edit geo_eval while benches run
+    area_s = _timed_area(land)
+    flags_layer_s = _timed_flags_layer(writers)
     if skip_xlsx:
         writers.write_workbooks = _no_workbooks  # type: ignore[assignment]
-
-    data = DATA_DIR / str(n)
-    out = OUT_DIR / str(n) / "eval"
     scheme = load_scheme(scheme_name)
-    with clock("load_validate"):
-        inputs, paths, _spec = load_inputs(data)
-    fatal = inputs.problems.count(FATAL)
-    with clock("evaluate"):
-        ev = evaluate(inputs, scheme)
-    with clock("write"):
-        manifest = write_outputs(ev, out, overwrite=True, inputs=paths)
-    # Land flags and renewal blocks (issue 3): budgeted at ≤ 50 % of the evaluation time.
-    import geopandas as gpd
-    import pandas as pd
-
-    from geo_eval.flags import flag_parcels
-    from geo_eval.renewal import renewal_blocks
-
-    with clock("flags"):
-        fr = flag_parcels(ev, scheme.flags, evaluation_date=_spec.evaluation_date)
-    with clock("blocks"):
-        cand = fr.flags.loc[fr.flags["flag"] == "renewal_candidate", "parcel_id"].unique()
-        plane = gpd.GeoDataFrame(ev.parcels.drop(columns=ev.parcels.geometry.name), geometry=ev.plane)
-        blocks = renewal_blocks(
-            plane,
-            pd.Index(cand),
-            tolerance_m=scheme.flags.blocks.tolerance_m,
-            min_area_mu=scheme.flags.blocks.min_area_mu,
-            enterprises=ev.enterprises,
-        )
+    t = time.perf_counter()
+    result = run(DATA_DIR / str(n), scheme, OUT_DIR / str(n) / "eval", overwrite=True)
+    total = time.perf_counter() - t
+    ev, manifest = result.evaluation, result.manifest
+    steps = {k: ev.timings.get(k, 0.0) for k in ("load_validate", "builtup_zonal", "flags", "blocks")}
     timings_s: dict[str, float] = manifest["timings_s"]  # type: ignore[assignment]
     wt = {k: float(v) for k, v in timings_s.items() if k.startswith("write_")}
-    s = clock.seconds
-    write_files = sum(wt.values())
+    write = total - ev.timings["evaluate_total"] - sum(steps.values())
     res: dict[str, Any] = {
-        "load_validate": s["load_validate"],
+        "load_validate": steps["load_validate"],
         "area": area_s[0],
         "land": ev.timings["land"],
         "land_excl_area": ev.timings["land"] - area_s[0],
         "indicators": ev.timings["indicators"],
         "scoring": ev.timings["scoring"],
         "parcel_join": ev.timings["parcel_join"],
-        "evaluate": s["evaluate"],
+        "evaluate": ev.timings["evaluate_total"],
+        "builtup_zonal": steps["builtup_zonal"],
+        "flags": steps["flags"],
+        "blocks": steps["blocks"],
         "write_enterprises_csv": wt.get("write_enterprises_csv", 0.0),
         "write_parcels_gpkg": wt.get("write_parcels_gpkg", 0.0),
         "write_reports_csv": wt.get("write_reports_csv", 0.0),
         "write_workbooks": 0.0 if skip_xlsx else wt.get("write_workbooks", 0.0),
-        "write_other": s["write"] - write_files,  # input hashes, grade counts, manifest, rename
-        "write": s["write"],
+        # flags.csv, renewal_blocks.gpkg, input hashes, grade counts, manifest, rename
+        "write_other": write - sum(wt.values()),
+        "write": write,
+        "total": total,
     }
-    res["flags"] = s["flags"]
-    res["blocks"] = s["blocks"]
-    res["flags_blocks_share"] = (s["flags"] + s["blocks"]) / s["evaluate"]
-    res["flag_rows"] = float(len(fr.flags))
-    res["candidates"] = float(len(cand))
-    res["blocks_n"] = float(len(blocks.blocks))
+    res["flags_blocks_share"] = (res["flags"] + res["blocks"]) / res["evaluate"]
+    res["flag_rows"] = float(len(result.flags.flags)) if result.flags is not None else 0.0
+    res["candidates"] = float((result.flags.flags["flag"] == "renewal_candidate").sum()) if result.flags else 0.0
+    res["blocks_n"] = float(len(result.blocks.blocks)) if result.blocks is not None else 0.0
     res["write_no_xlsx"] = res["write"] - res["write_workbooks"]
-    res["total"] = s["load_validate"] + s["evaluate"] + s["write"]
     res["total_no_xlsx"] = res["total"] - res["write_workbooks"]
-    counts = manifest["counts"]
+    res["write_flags_layer"] = flags_layer_s[0]
+    # issue 2's evaluation: load, evaluate(), enterprises.csv, parcels.gpkg (without its flags layer), reports
+    res["core"] = (
+        res["load_validate"]
+        + res["evaluate"]
+        + res["write_enterprises_csv"]
+        + res["write_parcels_gpkg"]
+        - res["write_flags_layer"]
+        + res["write_reports_csv"]
+    )
+    counts: dict[str, Any] = manifest["counts"]  # type: ignore[assignment]
     return {
         "seconds": res,
         "skip_xlsx": skip_xlsx,
         "workbooks": len(manifest["workbooks"]),  # type: ignore[arg-type]
-        "fatal_problems": fatal,
-        "problems": {sev: int(inputs.problems.count(sev)) for sev in (FATAL, WARNING, INFO)},
+        "fatal_problems": 0,  # a run with fatal problems raises
+        "problems": counts["exceptions"],
         "counts": counts,
         "grades": manifest["grades"]["合计"],  # type: ignore[index]
         "area_crs": ev.area_crs,
         "peak_bytes": _peak_bytes(),
-        "peak_after": clock.peak_after,
         "geo_eval_code": code,
     }
 
@@ -352,9 +366,9 @@ def work_floor(n: int) -> dict[str, Any]:
 
 
 def work_profile(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
-    """Profile load + evaluate + write of size ``n`` into ``bench/out/profile_<n>.txt``."""
-    from geo_eval.evaluate import evaluate
-    from geo_eval.io import load_inputs, write_outputs, writers
+    """Profile the whole evaluation (``io.run.run``) of size ``n`` into ``bench/out/profile_<n>.txt``."""
+    from geo_eval.io import run as run_module
+    from geo_eval.io import writers
     from geo_eval.scheme import load_scheme
 
     if skip_xlsx:
@@ -363,9 +377,7 @@ def work_profile(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
     out = OUT_DIR / str(n) / "profile"
 
     def run() -> None:
-        inputs, paths, _ = load_inputs(DATA_DIR / str(n))
-        ev = evaluate(inputs, scheme)
-        write_outputs(ev, out, overwrite=True, inputs=paths)
+        run_module.run(DATA_DIR / str(n), scheme, out, overwrite=True)
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     report = OUT_DIR / f"profile_{n}.txt"
@@ -496,10 +508,14 @@ def render_markdown(results: dict[str, Any]) -> str:
     row("scoring, grades, ranks (ev.timings)", sec("evaluation", "seconds", "scoring"))
     row("parcel join (ev.timings)", sec("evaluation", "seconds", "parcel_join"))
     row("`evaluate()` total", sec("evaluation", "seconds", "evaluate"))
+    row(
+        "raster evidence (`builtup_fraction`; none in the synthetic data)",
+        sec("evaluation", "seconds", "builtup_zonal"),
+    )
     row("land flags (`flag_parcels`)", sec("evaluation", "seconds", "flags"))
     row("renewal blocks (`renewal_blocks`)", sec("evaluation", "seconds", "blocks"))
     row(
-        "flags + blocks / evaluate() (target ≤ 50 %)",
+        "flags + blocks / evaluate()",
         lambda s: (
             f"{100 * get(s, 'evaluation', 'seconds', 'flags_blocks_share'):.0f} %"
             if get(s, "evaluation", "seconds", "flags_blocks_share") is not None
@@ -514,10 +530,14 @@ def render_markdown(results: dict[str, Any]) -> str:
         ),
     )
     row("write enterprises.csv", sec("evaluation", "seconds", "write_enterprises_csv"))
-    row("write parcels.gpkg", sec("evaluation", "seconds", "write_parcels_gpkg"))
+    row("write parcels.gpkg (layers parcels and flags)", sec("evaluation", "seconds", "write_parcels_gpkg"))
+    row("of which the flags layer", sec("evaluation", "seconds", "write_flags_layer"))
     row("write exceptions.csv + benchmarks.csv", sec("evaluation", "seconds", "write_reports_csv"))
-    row("write other (input hashes, manifest)", sec("evaluation", "seconds", "write_other"))
-    row("**write without workbooks**", sec("evaluation", "seconds", "write_no_xlsx"))
+    row(
+        "write other (flags.csv, renewal_blocks.gpkg, input hashes, manifest)",
+        sec("evaluation", "seconds", "write_other"),
+    )
+    row("write without workbooks", sec("evaluation", "seconds", "write_no_xlsx"))
     row(
         "workbooks (files)",
         lambda s: (
@@ -526,17 +546,25 @@ def render_markdown(results: dict[str, Any]) -> str:
             else f"{_fmt_s(get(s, 'evaluation', 'seconds', 'write_workbooks'))} ({get(s, 'evaluation', 'workbooks')})"
         ),
     )
-    row("write with workbooks", sec("evaluation", "seconds", "write"))
-    row("**total without workbooks**", sec("evaluation", "seconds", "total_no_xlsx"))
+    row("total without workbooks", sec("evaluation", "seconds", "total_no_xlsx"))
     row(
-        "total with workbooks",
-        lambda s: "–" if get(s, "evaluation", "skip_xlsx") else _fmt_s(get(s, "evaluation", "seconds", "total")),
+        "core of issue 2: load, `evaluate()`, enterprises.csv, parcels.gpkg without flags layer, reports",
+        sec("evaluation", "seconds", "core"),
     )
+    row(
+        "**whole `geo-eval evaluate` (`io.run.run`)**",
+        lambda s: (
+            "– (workbooks skipped)"
+            if get(s, "evaluation", "skip_xlsx")
+            else f"**{_fmt_s(get(s, 'evaluation', 'seconds', 'total'))}**"
+        ),
+    )
+    row("process wall time (interpreter start, imports included)", sec("evaluation", "process_wall_s"))
     row("geo_eval code (commit + uncommitted files)", lambda s: _code(get(s, "evaluation", "geo_eval_code")))
     row("peak RSS (GB)", lambda s: _gb(get(s, "evaluation", "peak_bytes")))
     row(
-        "runs: totals without workbooks (s)",
-        lambda s: ", ".join(f"{x:.1f}" for x in get(s, "evaluation", "all_totals_no_xlsx") or []),
+        "runs: whole evaluate (s)",
+        lambda s: ", ".join(f"{x:.1f}" for x in get(s, "evaluation", "all_totals") or []),
     )
     row(
         "exceptions: fatal / warning / info",
@@ -556,9 +584,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     row("floor peak RSS (GB)", lambda s: _gb(get(s, "floor", "peak_bytes")))
     row("runs: floor totals (s)", lambda s: ", ".join(f"{x:.1f}" for x in get(s, "floor", "all_totals") or []))
     rows.append(("**ratio**", ["" for _ in sizes]))
-    row("**evaluation without workbooks / floor**", lambda s: _ratio(get(s, "ratio", "eval_no_xlsx_over_floor")))
+    row("**core of issue 2 / floor** (target 2×)", lambda s: _ratio(get(s, "ratio", "core_over_floor")))
+    row("whole evaluate without workbooks / floor", lambda s: _ratio(get(s, "ratio", "eval_no_xlsx_over_floor")))
     row(
-        "evaluation without workbooks / (floor + enterprises.csv)",
+        "whole evaluate without workbooks / (floor + enterprises.csv)",
         lambda s: _ratio(get(s, "ratio", "eval_no_xlsx_over_floor_with_csv")),
     )
 
@@ -577,20 +606,22 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         *lines,
         "",
-        f"Target: evaluation without workbooks within {TARGET_RATIO:g}× the floor at {TARGET_SIZE:,} parcels, "
-        f"peak under {TARGET_PEAK_GB:g} GB.",
+        f"Target (issue 2): its evaluation (the core row) within {TARGET_RATIO:g}× the floor at "
+        f"{TARGET_SIZE:,} parcels, peak under {TARGET_PEAK_GB:g} GB. The figure that counts is the whole "
+        "`geo-eval evaluate` (flags, blocks and every file included), which the floor does not cover.",
     ]
     t = results["sizes"].get(str(TARGET_SIZE))
-    if t:
-        r = t["ratio"]["eval_no_xlsx_over_floor"]
+    if t and "core_over_floor" in t["ratio"]:
+        r = t["ratio"]["core_over_floor"]
         peak = t["evaluation"]["peak_bytes"] / 1024**3
         ok = r <= TARGET_RATIO and peak < TARGET_PEAK_GB
         out.append(f"At {TARGET_SIZE:,}: ratio {r:.2f}×, peak {peak:.2f} GB → {'met' if ok else 'NOT met'}.")
     out += [
         "",
-        "Each column is the fastest of the runs listed; evaluation and floor run in separate processes on the same cached files "
-        "(warm page cache). Dataset: `bench/synthetic.py` (EPSG:4490 input, so both reproject to the GK zone). "
-        "Scheme: lianyungang without last year's results (benchmarks fall back to this year's means).",
+        "Each column is the fastest of the runs listed (by the whole evaluate); evaluation and floor run in "
+        "separate processes on the same cached files (warm page cache). Dataset: `bench/synthetic.py` (EPSG:4490 "
+        "input, so both reproject to the GK zone; no built-up raster). Scheme: lianyungang without last year's "
+        "results (benchmarks fall back to this year's means).",
     ]
     return "\n".join(out) + "\n"
 
@@ -645,14 +676,14 @@ def main(argv: list[str] | None = None) -> int:
             evals.append(_run_worker("evaluate", n, args))
             e = evals[-1]
             print(
-                f"   [{r + 1}/{args.repeat}] evaluation {e['seconds']['total']:.1f} s "
+                f"   [{r + 1}/{args.repeat}] whole evaluate {e['seconds']['total']:.1f} s "
                 f"({e['seconds']['total_no_xlsx']:.1f} s without workbooks), peak {e['peak_bytes'] / 1024**3:.2f} GB",
                 flush=True,
             )
         floor = min(floors, key=lambda f: f["seconds"]["floor"])
-        ev = min(evals, key=lambda e: e["seconds"]["total_no_xlsx"])
+        ev = min(evals, key=lambda e: e["seconds"]["total"])
         floor["all_totals"] = [f["seconds"]["floor"] for f in floors]
-        ev["all_totals_no_xlsx"] = [e["seconds"]["total_no_xlsx"] for e in evals]
+        ev["all_totals"] = [e["seconds"]["total"] for e in evals]
         ev["peak_bytes"] = max(e["peak_bytes"] for e in evals)
         if ev["fatal_problems"]:
             print(f"   WARNING: the dataset has {ev['fatal_problems']} fatal problems", flush=True)
@@ -670,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluation": ev,
             "floor": floor,
             "ratio": {
+                "core_over_floor": ev["seconds"]["core"] / floor["seconds"]["floor"],
                 "eval_no_xlsx_over_floor": ev["seconds"]["total_no_xlsx"] / floor["seconds"]["floor"],
                 "eval_no_xlsx_over_floor_with_csv": ev["seconds"]["total_no_xlsx"] / floor["seconds"]["floor_with_csv"],
             },

@@ -1,15 +1,25 @@
 """geo-eval: per-mu efficiency (亩均论英雄) evaluation of industrial land.
 
 The core is pure: functions take and return (Geo)DataFrames and frozen config objects; reading and
-writing files happens in :mod:`geo_eval.io`.
+writing files happens in :mod:`geo_eval.io`. From a notebook, :func:`evaluate_frames` evaluates one
+year given as frames and returns a :class:`Result` (its tables, and ``Result.write(out_dir)``).
 """
 
 __version__ = "0.1.0"
 
-from geo_eval.errors import DatasetError, GeoEvalError, InputFileError, OutputExistsError, SchemeError
+from geo_eval.errors import (
+    DatasetError,
+    FatalInputError,
+    GeoEvalError,
+    InputFileError,
+    OutputExistsError,
+    SchemeError,
+)
 from geo_eval.evaluate import Evaluation, evaluate
+from geo_eval.evidence import Raster
 from geo_eval.indicators import INDICATORS, compute_indicators, indicator
 from geo_eval.land import M2_PER_MU, evaluated_land, land_allocation, lease_land, parcel_areas
+from geo_eval.pipeline import Result, evaluate_frames, evaluate_inputs
 from geo_eval.scheme import Scheme, load_scheme, parse_scheme, preset_names
 from geo_eval.uscc import is_valid_uscc, uscc_check_char
 from geo_eval.validate import Inputs
@@ -19,15 +29,20 @@ __all__ = [
     "M2_PER_MU",
     "DatasetError",
     "Evaluation",
+    "FatalInputError",
     "GeoEvalError",
     "InputFileError",
     "Inputs",
     "OutputExistsError",
+    "Raster",
+    "Result",
     "Scheme",
     "SchemeError",
     "__version__",
     "compute_indicators",
     "evaluate",
+    "evaluate_frames",
+    "evaluate_inputs",
     "evaluated_land",
     "indicator",
     "is_valid_uscc",

@@ -7,6 +7,11 @@ bureau users through the CLI and the service.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 class GeoEvalError(Exception):
     """Root of every error geo-eval raises on purpose."""
@@ -18,6 +23,18 @@ class DatasetError(GeoEvalError, ValueError):
     def __init__(self, message: str, problems: list[object] | None = None) -> None:
         super().__init__(message)
         self.problems = list(problems or [])
+
+
+class FatalInputError(DatasetError):
+    """The inputs have fatal problems and were not evaluated; ``frame`` is the whole problem report
+    (every problem found, fatal or not, in the columns of ``exceptions.csv``)."""
+
+    def __init__(self, problems: pd.DataFrame) -> None:
+        from geo_eval.problems import FATAL
+
+        n = int((problems["severity"] == FATAL).sum())
+        super().__init__(f"数据有 {n} 个致命问题，评价未进行", [problems])
+        self.frame = problems
 
 
 class SchemeError(GeoEvalError, ValueError):

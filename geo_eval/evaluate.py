@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 from geo_eval import grading, land
-from geo_eval.errors import DatasetError
+from geo_eval.errors import FatalInputError
 from geo_eval.fields import ENTERPRISE_FIELDS
 from geo_eval.grouping import join_groups
 from geo_eval.indicators import INDICATORS, compute_indicators
 from geo_eval.keys import positions, string_rank, take, to_objects
-from geo_eval.problems import FATAL, WARNING, Problems
+from geo_eval.problems import WARNING, Problems
 from geo_eval.rating import rating_status
 from geo_eval.scheme import GRADE_LABELS, Scheme
 from geo_eval.scoring import score
@@ -117,11 +117,15 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     """Evaluate one year: land, indicators, scores, grades, ranks and parcel figures.
 
     ``previous`` is last year's ``enterprises.csv`` as a frame (see :func:`geo_eval.io.read_previous`).
+    Pure: ``inputs`` are left as they are; the problems of the inputs and those the evaluation finds
+    are in ``Evaluation.problems`` (a copy), so evaluating the same inputs with two schemes gives two
+    separate reports. Raises :class:`~geo_eval.errors.FatalInputError` (with the inputs' report)
+    when the inputs have fatal problems: such inputs are never evaluated.
     """
     timings: dict[str, float] = {}
-    problems = inputs.problems
-    if problems.has_fatal:
-        raise DatasetError(f"输入数据有 {problems.count(FATAL)} 个致命问题，不能评价（见问题清单）", [problems])
+    if inputs.problems.has_fatal:
+        raise FatalInputError(inputs.problems.frame())
+    problems = inputs.problems.copy()
     notes = list(inputs.notes)
     t0 = time.perf_counter()
 

@@ -90,6 +90,12 @@ class Problems:
         self._frames.extend(other._frames)
         self._keys.update(other._keys)
 
+    def copy(self) -> Problems:
+        """A new collection with the problems recorded so far; what is added to either later stays its own."""
+        out = Problems()
+        out.extend(self)
+        return out
+
     def frame(self) -> pd.DataFrame:
         """All problems, fatal first, then by file, row and field (stable)."""
         if not self._frames:

@@ -19,7 +19,7 @@ runner = CliRunner()
 def problems_of(root: Path, *, run: bool = True) -> pd.DataFrame:
     inputs, _, _ = load_inputs(root)
     if run and not inputs.problems.has_fatal:
-        evaluate(inputs, load_scheme("huaian-2024"))
+        return evaluate(inputs, load_scheme("huaian-2024")).problems.frame()
     return inputs.problems.frame()
 
 

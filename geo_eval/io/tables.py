@@ -137,9 +137,13 @@ def detect_header_row(table: str, rows: list[list[object]]) -> int:
 
 
 def _finish(table: str, file: str, raw: pd.DataFrame, header_row: int, first_line: int) -> Table:
-    headers = raw.iloc[header_row].tolist()
+    first_row = header_row + 1 + first_line
+    return _body_table(table, file, raw.iloc[header_row].tolist(), raw.iloc[header_row + 1 :], first_row)
+
+
+def _body_table(table: str, file: str, headers: list[object], body: pd.DataFrame, first_row: int) -> Table:
+    """The :class:`Table` of ``body`` (the rows below the header; the first is row ``first_row``)."""
     found, units, unknown = map_headers(table, headers)
-    body = raw.iloc[header_row + 1 :]
     # Drop trailing fully empty rows (common below xlsx tables), but keep inner empty rows reported.
     nonempty = body.notna() & (body.astype("string").apply(lambda c: c.str.strip()) != "")
     any_value = nonempty.any(axis=1).to_numpy()
@@ -156,9 +160,58 @@ def _finish(table: str, file: str, raw: pd.DataFrame, header_row: int, first_lin
         if note:
             notes[f.name] = note
     frame = pd.DataFrame(cols)
-    frame["source_row"] = np.arange(len(body), dtype=np.int64) + header_row + 1 + first_line
+    frame["source_row"] = np.arange(len(body), dtype=np.int64) + first_row
     frame["_empty"] = ~any_value[:last]
     return Table(table, file, frame, hdrs, factors, unknown, notes)
+
+
+_PANDAS_BLANK = re.compile(r"Unnamed: \d+(_level_\d+)?")
+"""What pandas calls a column whose header cell is blank (a file's reader skips such columns)."""
+
+
+def frame_table(table: str, frame: pd.DataFrame, file: str) -> Table:
+    """A table handed over as a DataFrame (``pd.read_excel``, ``pd.read_csv`` in a notebook) as the
+    :class:`Table` the file readers give, with the same header matching, units and checks.
+
+    The header is the frame's column names when they name at least two fields of the data contract
+    (Chinese headers, English names or aliases); rows are then numbered as in a file whose first line
+    is the header (the frame's first row is row 2). Otherwise the header is looked for in the frame's
+    first rows, as in a file: a frame read with ``header=None`` keeps a workbook's title rows, and its
+    rows keep the workbook's numbers (the frame's first row is row 1).
+    """
+    headers: list[object] = [None if _PANDAS_BLANK.fullmatch(str(c)) else c for c in frame.columns]
+    if len(map_headers(table, headers)[0]) >= 2:
+        t = _body_table(table, file, headers, _text_cells(table, frame, headers), first_row=2)
+    else:
+        head = frame.head(HEADER_SCAN_ROWS)
+        rows = head.astype(object).where(head.notna(), None).values.tolist()
+        h = detect_header_row(table, rows)
+        if h < 0:
+            raise DatasetError(
+                f"{file}：列名和前 {HEADER_SCAN_ROWS} 行中都找不到表头（如“统一社会信用代码”“宗地代码”）。"
+            )
+        raw = frame.set_axis(range(frame.shape[1]), axis=1)
+        t = _finish(table, file, _text_cells(table, raw, rows[h]), h, first_line=1)
+    check_columns(t)
+    return t
+
+
+def _text_cells(table: str, frame: pd.DataFrame, headers: list[object]) -> pd.DataFrame:
+    """``frame`` (its columns headed by ``headers``) with the float columns of text and code fields as
+    whole numbers where they are whole (pandas reads a column of codes with blanks as floats: ``3311.0``
+    is the code ``3311``)."""
+    found = map_headers(table, headers)[0]
+    out = frame.copy(deep=False)
+    for i, f in found.items():
+        col = frame.iloc[:, i]
+        if f.kind not in ("text", "code") or not pd.api.types.is_float_dtype(col.dtype):
+            continue
+        values = col.to_numpy(dtype=float)
+        whole = np.isfinite(values) & (values == np.round(values))
+        cells = col.to_numpy(dtype=object)
+        cells[whole] = values[whole].astype(np.int64)
+        out.isetitem(i, cells)
+    return out
 
 
 def _missing_columns(t: Table) -> list[Field]:
