@@ -26,9 +26,9 @@ from xlsxwriter.worksheet import Worksheet
 
 from api.downloads import csv_bytes
 from api.rundata import RunData
-from geo_eval.flags import rule_labels, short_reasons
-from geo_eval.gcj02 import wgs84_to_gcj02
-from geo_eval.labels import header
+from geo_eval.landuse.flags import rule_labels, short_reasons
+from geo_eval.maps.gcj02 import wgs84_to_gcj02
+from geo_eval.report.labels import header
 from geo_eval.storage import STATUS_LABELS, Review
 
 SEVERITY_RANK = {"高": 0, "中": 1, "低": 2}
@@ -53,7 +53,7 @@ class Column:
 
     @property
     def header(self) -> str:
-        """Its Chinese header (:mod:`geo_eval.labels`)."""
+        """Its Chinese header (:mod:`geo_eval.report.labels`)."""
         return header(self.name, "checklist")
 
 

@@ -14,21 +14,21 @@ from urllib.parse import quote
 import pandas as pd
 from fastapi.responses import Response
 
-from geo_eval.flags import rule_labels
 from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
-from geo_eval.labels import headers
-from geo_eval.report import FLAG_DOWNLOAD_COLUMNS, ranking_headers
-from geo_eval.report import flag_sheet as report_flag_sheet
+from geo_eval.landuse.flags import rule_labels
+from geo_eval.report.labels import headers
+from geo_eval.report.tables import FLAG_DOWNLOAD_COLUMNS, ranking_headers
+from geo_eval.report.tables import flag_sheet as report_flag_sheet
+from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import STATUS_LABELS, Review
-from geo_eval.timefmt import beijing_time
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BOM = "\ufeff"
 
 FLAG_HEADERS = headers(FLAG_DOWNLOAD_COLUMNS, "flags")
-"""The columns of the flag downloads' sheet (:data:`geo_eval.report.FLAG_DOWNLOAD_COLUMNS`), with their headers."""
+"""The columns of the flag downloads' sheet (:data:`geo_eval.report.tables.FLAG_DOWNLOAD_COLUMNS`), with their headers."""
 
 
 def _ascii(name: str) -> str:
@@ -85,7 +85,7 @@ def ranking_sheets(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def flag_sheet(flags: pd.DataFrame) -> pd.DataFrame:
-    """疑似闲置／低效地块 with the review state, Chinese headers (:func:`geo_eval.report.flag_sheet`)."""
+    """疑似闲置／低效地块 with the review state, Chinese headers (:func:`geo_eval.report.tables.flag_sheet`)."""
     return report_flag_sheet(flags, FLAG_DOWNLOAD_COLUMNS)
 
 

@@ -38,9 +38,9 @@ from api.settings import Settings
 from geo_eval import maps
 from geo_eval.errors import GeoEvalError
 from geo_eval.io.dataset import read_dataset_spec
-from geo_eval.renewal import closed_outlines
+from geo_eval.landuse.renewal import closed_outlines
+from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import Store, User
-from geo_eval.timefmt import beijing_time
 
 log = logging.getLogger(__name__)
 

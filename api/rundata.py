@@ -25,8 +25,8 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from geo_eval.flags import FLAG_COLUMNS
 from geo_eval.io import csvout
+from geo_eval.landuse.flags import FLAG_COLUMNS
 from geo_eval.storage import RunFilesError, RunRecord, read_manifest
 
 log = logging.getLogger(__name__)

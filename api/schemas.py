@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from geo_eval.scheme import DEFAULT_SCHEME
+from geo_eval.rating.scheme import DEFAULT_SCHEME
+from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import ROLE_LABELS, STATUS_LABELS, AuditEntry, Review, RunRecord, User
 from geo_eval.storage.common import is_blank
 from geo_eval.storage.sqlite import MAX_COMMENT
-from geo_eval.timefmt import beijing_time
 
 
 # users ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Benchmark of the renewal blocks (集中连片改造, :mod:`geo_eval.renewal`).
+"""Benchmark of the renewal blocks (集中连片改造, :mod:`geo_eval.landuse.renewal`).
 
     python -m bench.bench_blocks [--n 300000] [--share 0.3] [--tolerance 15] [--repeat 3] [--compare]
 
@@ -10,9 +10,9 @@ About ``--share`` of the parcels are flagged, in clusters: a random rectangle of
 blocks, plus 3 % scattered singles. Every parcel gets a main user, a grade and a per-mu tax.
 
 Timed (best of ``--repeat``, seconds): the STRtree ``dwithin`` query plus connected components
-(:func:`~geo_eval.renewal.contiguous_groups`), the outlines (:func:`~geo_eval.renewal.dissolve_groups`),
-the whole :func:`~geo_eval.renewal.renewal_blocks` (with the attribute figures) and
-:func:`~geo_eval.renewal.closed_outlines`. ``--compare`` also times the alternatives that were
+(:func:`~geo_eval.landuse.renewal.contiguous_groups`), the outlines (:func:`~geo_eval.landuse.renewal.dissolve_groups`),
+the whole :func:`~geo_eval.landuse.renewal.renewal_blocks` (with the attribute figures) and
+:func:`~geo_eval.landuse.renewal.closed_outlines`. ``--compare`` also times the alternatives that were
 not chosen: the ``touches`` and ``intersects`` predicates, ``union_all`` per group, geopandas
 ``dissolve`` (unary and coverage), and a round buffer of every flagged parcel. A Markdown table goes
 to stdout.
@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_eval.land import M2_PER_MU
-from geo_eval.renewal import closed_outlines, contiguous_groups, dissolve_groups, renewal_blocks
+from geo_eval.landuse.land import M2_PER_MU
+from geo_eval.landuse.renewal import closed_outlines, contiguous_groups, dissolve_groups, renewal_blocks
 
 COLS = ROWS = 10
 BLOCK_W, BLOCK_H = 1000.0, 800.0

@@ -57,7 +57,7 @@ def whole_park_tiles(url: str, run_id: str) -> list[tuple[str, int, int, int]]:
     """For every park: the tile of the deepest zoom whose one tile holds the park's whole extent."""
     import psycopg
 
-    from geo_eval.tiles import lonlat_to_tile
+    from geo_eval.maps.tiles import lonlat_to_tile
 
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from geo_eval.db.store import PostgresStore
     from geo_eval.io import writers
     from geo_eval.io.run import run
-    from geo_eval.scheme import load_scheme
+    from geo_eval.rating.scheme import load_scheme
 
     res: dict[str, Any] = {
         "n": a.n,

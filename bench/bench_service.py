@@ -98,7 +98,7 @@ def park_dataset(n: int, *, seed: int = 0, fresh: bool = False) -> Path:
 def evaluate(dataset: Path, out: Path, scheme: str) -> float:
     """Evaluate ``dataset`` into ``out`` (flags on); returns the seconds it took."""
     from geo_eval.io.run import run
-    from geo_eval.scheme import load_scheme
+    from geo_eval.rating.scheme import load_scheme
 
     if out.exists():
         shutil.rmtree(out)
@@ -220,7 +220,7 @@ def browser_times(url: str, user: str, token: str, runs: int) -> dict[str, Any]:
 # --- load ---------------------------------------------------------------------------------------------------
 def tiles_with_parcels(parcels_4326: Any, zooms: tuple[int, ...]) -> dict[int, list[tuple[int, int, int]]]:
     """Every tile of ``zooms`` that holds a parcel's representative point."""
-    from geo_eval.tiles import lonlat_to_tile
+    from geo_eval.maps.tiles import lonlat_to_tile
 
     pts = parcels_4326.geometry.representative_point()
     xy = np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()])
@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheme", default="lianyungang")
     a = ap.parse_args(argv)
 
+    from geo_eval.maps.tiles import tile_bounds
     from geo_eval.storage import open_store, run_record_from_out_dir
-    from geo_eval.tiles import tile_bounds
 
     browser_ok = not a.no_browser and CHROMIUM.is_file()
     if not a.no_browser and not browser_ok:

@@ -87,7 +87,7 @@ def build_workbooks(n: int, *, rebuild: bool = False) -> tuple[Workbooks, dict[s
     from geo_eval.io.loaders import load_inputs
     from geo_eval.io.writers import workbook_plan, write_workbooks
     from geo_eval.pipeline import evaluate_inputs
-    from geo_eval.scheme import load_scheme
+    from geo_eval.rating.scheme import load_scheme
 
     data = DATA_DIR / str(n)
     cached_dataset(data, n)

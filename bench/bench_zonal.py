@@ -41,8 +41,8 @@ from exactextract.raster import NumPyRasterSource
 from pyproj import CRS
 from rasterio import features
 
-from geo_eval.evidence import Raster, _ArrayWriter, _WkbFeatureSource, builtup_fraction
 from geo_eval.io.raster import read_raster
+from geo_eval.landuse.evidence import Raster, _ArrayWriter, _WkbFeatureSource, builtup_fraction
 
 PIXEL = 10.0
 SLOT = 120.0  # one parcel per slot of 120 m × 120 m

@@ -209,10 +209,10 @@ def work_evaluate(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
     """The whole ``geo-eval evaluate DATASET --out OUT``: :func:`geo_eval.io.run.run`, which the CLI
     calls (load, validate, evaluate, raster evidence, flags, blocks, every output file); the stages
     come from its timings."""
-    from geo_eval import land
     from geo_eval.io import writers
     from geo_eval.io.run import run
-    from geo_eval.scheme import load_scheme
+    from geo_eval.landuse import land
+    from geo_eval.rating.scheme import load_scheme
 
     code = code_state()  # what this process imports: others edit geo_eval while benches run
     area_s = _timed_area(land)
@@ -369,7 +369,7 @@ def work_profile(n: int, scheme_name: str, skip_xlsx: bool) -> dict[str, Any]:
     """Profile the whole evaluation (``io.run.run``) of size ``n`` into ``bench/out/profile_<n>.txt``."""
     from geo_eval.io import run as run_module
     from geo_eval.io import writers
-    from geo_eval.scheme import load_scheme
+    from geo_eval.rating.scheme import load_scheme
 
     if skip_xlsx:
         writers.write_workbooks = _no_workbooks  # type: ignore[assignment]

@@ -2,7 +2,7 @@
 
 ``make_dataset(out_dir, n_parcels)`` writes a dataset directory like the sample park's:
 ``dataset.toml``, ``parcels.gpkg`` (layer ``parcels``), ``enterprises.csv`` and ``leases.csv``, all
-with the canonical (English) column names of :mod:`geo_eval.fields`.
+with the canonical (English) column names of :mod:`geo_eval.inputs.fields`.
 
 Layout. Parcels are the cells of blocks of ``BLOCK_COLS × BLOCK_ROWS`` cells; blocks are separated
 by road gaps. Inside a block the cells share a jittered vertex lattice, so neighbouring parcels
@@ -18,7 +18,7 @@ Enterprises: about 0.6 per parcel; owners hold contiguous runs of parcels (1 + g
 1.75), about 8 % of enterprises hold no land and only lease, about 3 % of parcels have no holder
 (state land). Up to six counties (by position, west to east; five at 100 000 parcels), about one park
 per 5 000 parcels (a park is a tile of about 7 × 7 blocks inside one county). USCCs are valid (both GB 32100 and GB 11714 check characters, computed
-vectorised with the weights of :mod:`geo_eval.uscc`; organisation-code bodies are digits only).
+vectorised with the weights of :mod:`geo_eval.inputs.uscc`; organisation-code bodies are digits only).
 Figures are lognormal; a few rows carry things the evaluator must handle: registered areas off by
 more than 5 %, missing emission / R&D figures, utilities, recent start-ups, vetoes, exempt reasons,
 enterprises without a park, parcels without floor area.
@@ -40,7 +40,7 @@ import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 
-from geo_eval.uscc import ALPHABET, ORG_WEIGHTS, USCC_WEIGHTS
+from geo_eval.inputs.uscc import ALPHABET, ORG_WEIGHTS, USCC_WEIGHTS
 
 GENERATOR_VERSION = 1
 """Bumped when the generated data changes, so cached datasets are regenerated."""
@@ -140,7 +140,7 @@ def make_usccs(serials: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """Valid USCCs ``91 + region(6) + organisation code(8 digits + check) + check``, vectorised.
 
     ``serials`` (unique, < 10**8) become the organisation-code bodies; ``regions`` are 6-digit
-    administrative division codes. Both check characters follow :mod:`geo_eval.uscc`.
+    administrative division codes. Both check characters follow :mod:`geo_eval.inputs.uscc`.
     """
     n = len(serials)
     chars = np.empty((n, 18), dtype=np.uint8)

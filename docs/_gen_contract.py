@@ -1,9 +1,9 @@
 """Regenerate the tables of ``docs/data-contract.md`` and ``docs/schemes.md`` that mirror the code.
 
-The field and unit tables come from ``geo_eval/fields.py``, the delay causes from
-``geo_eval.flags.DELAY_CAUSES``, and in ``schemes.md`` the land-flag rules and their basis texts from
-the registry ``geo_eval.flag_rules.RULE_INFO`` and the plot-ratio control values from
-``geo_eval.controls.PLOT_RATIO_2008``.
+The field and unit tables come from ``geo_eval/inputs/fields.py``, the delay causes from
+``geo_eval.landuse.flags.DELAY_CAUSES``, and in ``schemes.md`` the land-flag rules and their basis texts from
+the registry ``geo_eval.landuse.flag_rules.RULE_INFO`` and the plot-ratio control values from
+``geo_eval.landuse.controls.PLOT_RATIO_2008``.
 
 Usage (from the repository root)::
 
@@ -12,11 +12,11 @@ Usage (from the repository root)::
 
 Generated blocks sit between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``.
 Blank handling is not part of ``fields.py``; it is kept in :data:`BLANKS` below (read from
-``geo_eval/validate.py``, ``land.py``, ``rating.py``, ``scoring.py`` and ``flags.py``), and the script refuses to run
+``geo_eval/inputs/validate.py``, ``land.py``, ``rating.py``, ``scoring.py`` and ``flags.py``), and the script refuses to run
 when a field has no entry or an entry names a field that no longer exists.
 
 ``--check`` also compares the problem codes raised anywhere in ``geo_eval/`` (every ``code="…"``
-passed to ``Problems.add`` or ``HeaderNote``, and the cross-checks of ``geo_eval.validate.CROSS_CHECKS``) with the
+passed to ``Problems.add`` or ``HeaderNote``, and the cross-checks of ``geo_eval.inputs.validate.CROSS_CHECKS``) with the
 codes listed in the hand-written checks table (between ``<!-- BEGIN CHECKS -->`` and
 ``<!-- END CHECKS -->``).
 """
@@ -27,11 +27,11 @@ import re
 import sys
 from pathlib import Path
 
-from geo_eval.controls import PLASTICS_GROUP, PLASTICS_PLOT_RATIO, PLOT_RATIO_2008
-from geo_eval.fields import TABLE_FIELDS, UNIT_FACTORS
-from geo_eval.flag_rules import RULE_INFO
-from geo_eval.flags import DELAY_CAUSES, FLAG_LABELS
-from geo_eval.validate import _FALSE, _TRUE, CROSS_CHECKS
+from geo_eval.inputs.fields import TABLE_FIELDS, UNIT_FACTORS
+from geo_eval.inputs.validate import _FALSE, _TRUE, CROSS_CHECKS
+from geo_eval.landuse.controls import PLASTICS_GROUP, PLASTICS_PLOT_RATIO, PLOT_RATIO_2008
+from geo_eval.landuse.flag_rules import RULE_INFO
+from geo_eval.landuse.flags import DELAY_CAUSES, FLAG_LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "data-contract.md"
@@ -232,7 +232,7 @@ def _switch(switch: str | None) -> str:
 
 
 def flag_rule_table() -> str:
-    """The land-flag rules of ``geo_eval.flag_rules.RULE_INFO``, in the order their rows are made."""
+    """The land-flag rules of ``geo_eval.landuse.flag_rules.RULE_INFO``, in the order their rows are made."""
     lines = [
         "| `rule_id` | 中文名称 name shown | `flag` | 开关 switch | fires when | `value` / `threshold` | `severity` |",
         "|---|---|---|---|---|---|---|",
@@ -291,7 +291,7 @@ def source_codes() -> set[str]:
     codes: set[str] = set()
     for path in sorted((ROOT / "geo_eval").rglob("*.py")):
         codes |= set(re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8")))
-    codes |= set(CROSS_CHECKS)  # raised through geo_eval.validate.report_cross
+    codes |= set(CROSS_CHECKS)  # raised through geo_eval.inputs.validate.report_cross
     return codes
 
 

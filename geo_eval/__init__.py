@@ -15,14 +15,14 @@ from geo_eval.errors import (
     OutputExistsError,
     SchemeError,
 )
-from geo_eval.evaluate import Evaluation, evaluate
-from geo_eval.evidence import Raster
-from geo_eval.indicators import INDICATORS, compute_indicators, indicator
-from geo_eval.land import M2_PER_MU, evaluated_land, land_allocation, lease_land, parcel_areas
+from geo_eval.inputs.uscc import is_valid_uscc, uscc_check_char
+from geo_eval.inputs.validate import Inputs
+from geo_eval.landuse.evidence import Raster
+from geo_eval.landuse.land import M2_PER_MU, evaluated_land, land_allocation, lease_land, parcel_areas
 from geo_eval.pipeline import Result, evaluate_frames, evaluate_inputs
-from geo_eval.scheme import Scheme, load_scheme, parse_scheme, preset_names
-from geo_eval.uscc import is_valid_uscc, uscc_check_char
-from geo_eval.validate import Inputs
+from geo_eval.rating.evaluate import Evaluation, evaluate
+from geo_eval.rating.indicators import INDICATORS, compute_indicators, indicator
+from geo_eval.rating.scheme import Scheme, load_scheme, parse_scheme, preset_names
 
 __all__ = [
     "INDICATORS",

@@ -30,7 +30,7 @@ class FatalInputError(DatasetError):
     (every problem found, fatal or not, in the columns of ``exceptions.csv``)."""
 
     def __init__(self, problems: pd.DataFrame) -> None:
-        from geo_eval.problems import FATAL
+        from geo_eval.inputs.problems import FATAL
 
         n = int((problems["severity"] == FATAL).sum())
         super().__init__(f"数据有 {n} 个致命问题，评价未进行", [problems])

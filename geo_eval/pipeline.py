@@ -1,7 +1,7 @@
 """One year's whole evaluation as one call, for notebooks and other programs.
 
 :func:`evaluate_frames` takes the inputs as (Geo)DataFrames; :func:`evaluate_inputs` takes them
-validated (:class:`~geo_eval.validate.Inputs`, as :func:`geo_eval.io.load_inputs` reads a dataset
+validated (:class:`~geo_eval.inputs.validate.Inputs`, as :func:`geo_eval.io.load_inputs` reads a dataset
 directory). Both run the same steps — evaluation, raster evidence, land flags, renewal blocks — and
 return a :class:`Result`, whose tables have the columns of the output files and whose
 :meth:`Result.write` writes exactly what ``geo-eval evaluate`` writes (it calls this too, through
@@ -25,18 +25,18 @@ import pandas as pd
 from pyproj import CRS
 
 from geo_eval.errors import DatasetError, FatalInputError
-from geo_eval.evaluate import Evaluation, evaluate
-from geo_eval.evidence import Raster, builtup_fraction
-from geo_eval.flags import FlagResult, check_delay_causes, flag_parcels
-from geo_eval.problems import Problems
-from geo_eval.renewal import RenewalBlocks, renewal_blocks
-from geo_eval.scheme import Scheme, load_scheme
-from geo_eval.validate import Inputs, cross_check_keys
+from geo_eval.inputs.problems import Problems
+from geo_eval.inputs.validate import Inputs, cross_check_keys
+from geo_eval.landuse.evidence import Raster, builtup_fraction
+from geo_eval.landuse.flags import FlagResult, check_delay_causes, flag_parcels
+from geo_eval.landuse.renewal import RenewalBlocks, renewal_blocks
+from geo_eval.rating.evaluate import Evaluation, evaluate
+from geo_eval.rating.scheme import Scheme, load_scheme
 
 __all__ = ["BuiltUp", "Result", "evaluate_frames", "evaluate_inputs", "failed_checks"]
 
 BuiltUp = str | Path | Raster | tuple[Any, ...]
-"""A built-up raster: a file path, a :class:`~geo_eval.evidence.Raster`, or a tuple
+"""A built-up raster: a file path, a :class:`~geo_eval.landuse.evidence.Raster`, or a tuple
 ``(values, transform, crs)`` or ``(values, transform, crs, nodata)`` (a 2-D array, an
 ``affine.Affine`` and anything pyproj reads as a CRS, e.g. ``"EPSG:4528"``)."""
 
@@ -152,7 +152,7 @@ def failed_checks(inputs: Inputs, scheme: Scheme, *, flags: bool = True) -> Prob
     """The problems of inputs with fatal problems, completed by the checks that need no evaluation.
 
     Such inputs are never evaluated, so the cross-checks an evaluation makes are run on the keys
-    (:func:`~geo_eval.validate.cross_check_keys`), and with the flags the delay causes are checked
+    (:func:`~geo_eval.inputs.validate.cross_check_keys`), and with the flags the delay causes are checked
     (fatal too): one report lists everything a user has to fix. ``inputs`` are left as they are.
     """
     checked = dataclasses.replace(inputs, problems=inputs.problems.copy())
@@ -255,7 +255,7 @@ def evaluate_frames(
     = 2), or for a ``header=None`` frame by the workbook's row number; and tables by ``files``
     (default: ``parcels``, ``enterprises``, ``leases``).
 
-    ``scheme`` is a :class:`~geo_eval.scheme.Scheme`, a preset name or a TOML path; ``previous`` last
+    ``scheme`` is a :class:`~geo_eval.rating.scheme.Scheme`, a preset name or a TOML path; ``previous`` last
     year's :class:`Result` or its ``enterprises.csv`` as a DataFrame; ``builtup`` the built-up raster
     (see :data:`BuiltUp`). Warnings are in ``Result.problems``; fatal problems raise one
     :class:`~geo_eval.errors.FatalInputError` whose ``frame`` lists every problem. The frames are

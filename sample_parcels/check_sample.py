@@ -23,7 +23,7 @@ from pyproj import Transformer
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-from geo_eval.uscc import uscc_problems  # noqa: E402
+from geo_eval.inputs.uscc import uscc_problems  # noqa: E402
 
 MU = 2000 / 3
 failures: list[str] = []

@@ -4,7 +4,7 @@ This module imports nothing from geo_eval on purpose: it is the independent read
 the sample's golden files (``expected_scores.csv``, ``expected_benchmarks.csv`` and the ``low_tax_per_mu``,
 ``grade_d``, ``renewal_candidate`` and ``renewal_block`` rows of ``expected_flags.csv``) are computed from, so that a test comparing them with a
 geo-eval run can fail. The formulas are written out from /work/shared/domain.md (§3 scoring, §4 land)
-and the numbers of the default scheme ``geo_eval/schemes/lianyungang.toml``, copied below by hand:
+and the numbers of the default scheme ``geo_eval/rating/schemes/lianyungang.toml``, copied below by hand:
 
 - evaluated land (用地面积) of an enterprise = area of the parcels it holds − land it leases out + land it
   leases in; a factory-floor lease counts as floor area ÷ the parcel's plot ratio (总建筑面积 ÷ parcel area);

@@ -54,8 +54,8 @@ from rasterio.transform import from_origin  # noqa: E402
 from shapely.geometry import Polygon, box  # noqa: E402
 from shapely.geometry.polygon import orient  # noqa: E402
 
-from geo_eval import fields as gf  # noqa: E402
-from geo_eval.uscc import ALPHABET, org_code_check_char, uscc_check_char  # noqa: E402
+from geo_eval.inputs import fields as gf  # noqa: E402
+from geo_eval.inputs.uscc import ALPHABET, org_code_check_char, uscc_check_char  # noqa: E402
 
 SEED = 20260331
 MU = 2000 / 3  # m² per 亩
@@ -2408,7 +2408,7 @@ def hand_readme(A, hand) -> None:
     A(
         "`hand_rating.py` (imported by the generator, importing nothing from geo-eval) rates every enterprise of"
         " both years from the values the generator wrote, by the default scheme `lianyungang` as read from"
-        " `geo_eval/schemes/lianyungang.toml` and the domain reference (domain.md §3, §4) and copied into its code by hand: evaluated"
+        " `geo_eval/rating/schemes/lianyungang.toml` and the domain reference (domain.md §3, §4) and copied into its code by hand: evaluated"
         " land (owned − leased out + leased in, floor leases ÷ plot ratio), T class, 2 × the county's previous-year"
         " aggregate mean per group as benchmark (2024: this year's, no previous year), item = weight × value ÷"
         " benchmark (floor 0, the group's average item where 排放量 or 研发 is missing), 加分 ≤ 10, 减分 ≤ 20, classes"
@@ -2704,7 +2704,7 @@ def write_readmes(parcels, leases, ents, unknowns, ctx, counts, flags, eflags, b
         f"- **Invalid USCC** (the same wrong code is used in every table, so joins still work): "
         f"position 18 wrong: {ent_list('invalid_uscc_check_char')}; position 17 (GB 11714 organisation-code"
         f" check) wrong, position 18 consistent with it: {ent_list('invalid_org_code_check')}."
-        " Every other USCC passes `geo_eval.uscc.uscc_problems`."
+        " Every other USCC passes `geo_eval.inputs.uscc.uscc_problems`."
     )
     A(f"- **T class, utilities**: {ent_list('T_utility')}.")
     A(f"- **T class, production started in 2024** (T in 2024 and 2025): {ent_list('T_production_2024')}.")

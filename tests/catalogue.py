@@ -28,7 +28,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 from shapely.geometry import box
-from uscc_reference import make_uscc  # written from the standard, not geo_eval.uscc
+from uscc_reference import make_uscc  # written from the standard, not geo_eval.inputs.uscc
 
 X0, Y0 = 436_000.0, 3_830_000.0
 CRS = "EPSG:4549"

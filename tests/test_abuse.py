@@ -27,7 +27,7 @@ with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClie
 from api.app import create_app
 from api.settings import Settings
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import Store, open_store, run_record_from_out_dir
 
 PARK_A = "海滨高新技术产业园"
@@ -724,7 +724,7 @@ def test_evaluations_read_only_the_datasets_directory(svc, tmp_path):
 
 
 def load_scheme_text() -> str:
-    from geo_eval.scheme import preset_text
+    from geo_eval.rating.scheme import preset_text
 
     return preset_text(SCHEME)
 

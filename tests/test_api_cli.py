@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from geo_eval.cli import app
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import open_store
 
 runner = CliRunner()

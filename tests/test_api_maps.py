@@ -36,11 +36,11 @@ from api.mapdata import OUTLINE_CLOSING_M
 from api.routes.maps import MVT_TYPE, NO_TIANDITU_KEY
 from api.settings import Settings
 from geo_eval import maps
-from geo_eval.flags import rule_label
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.landuse.flags import rule_label
+from geo_eval.maps.tiles import lonlat_to_tile
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import ROLE_LABELS, open_store, run_record_from_out_dir
-from geo_eval.tiles import lonlat_to_tile
 
 PARK_A = "海滨高新技术产业园"
 PARK_B = "青松经济开发区/北区"

@@ -35,7 +35,7 @@ with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClie
 from api.app import create_app
 from api.settings import Settings
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import User, open_store, run_record_from_out_dir
 
 PARK_A = "海滨高新技术产业园"

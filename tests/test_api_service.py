@@ -32,7 +32,7 @@ from api.main import create_app_from_env
 from api.security import COOKIE_NAME, sign_session
 from api.settings import Settings
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import StorageError, open_store, run_record_from_out_dir
 from geo_eval.storage.sqlite import SCHEMA_VERSION
 

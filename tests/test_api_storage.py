@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from geo_eval.cli import app as cli
 from geo_eval.db import PostgresStore
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import (
     AlreadyExistsError,
     ConflictError,

@@ -9,9 +9,9 @@ from shapely.geometry import Polygon
 from typer.testing import CliRunner
 
 from geo_eval.cli import app
-from geo_eval.evaluate import evaluate
 from geo_eval.io import load_inputs
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.evaluate import evaluate
+from geo_eval.rating.scheme import load_scheme
 
 runner = CliRunner()
 

@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from geo_eval.cli import app
 from geo_eval.errors import DatasetError, InputFileError
-from geo_eval.fields import PARCEL_FIELDS
+from geo_eval.inputs.fields import PARCEL_FIELDS
 from geo_eval.io import load_inputs
 from geo_eval.io.run import FatalInputError, check_dataset, run
-from geo_eval.scheme import load_scheme, parse_scheme, preset_text
+from geo_eval.rating.scheme import load_scheme, parse_scheme, preset_text
 
 runner = CliRunner()
 SCHEME = "huaian-2024"

@@ -41,7 +41,7 @@ import pyogrio
 import pytest
 
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

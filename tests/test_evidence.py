@@ -1,4 +1,4 @@
-"""Built-up fraction per parcel (geo_eval.evidence) and reading rasters (geo_eval.io.raster).
+"""Built-up fraction per parcel (geo_eval.landuse.evidence) and reading rasters (geo_eval.io.raster).
 
 The hand-made raster is 4 × 4 pixels of 10 m in EPSG:4549, top-left corner at (X0, TOP); row 0 is
 the top row, 255 is nodata::
@@ -29,8 +29,8 @@ from pyproj import CRS, Geod
 from rasterio.errors import NotGeoreferencedWarning
 
 from geo_eval.errors import DatasetError, InputFileError
-from geo_eval.evidence import Raster, builtup_fraction
 from geo_eval.io.raster import read_raster
+from geo_eval.landuse.evidence import Raster, builtup_fraction
 
 X0, TOP = 500_000.0, 3_800_000.0
 GRID = np.array(

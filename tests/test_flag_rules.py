@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_eval.evaluate import evaluate
-from geo_eval.flag_rules import RENEWAL_RULE, RULE_INFO, RULES, FlagRule, switched_on
-from geo_eval.flags import FLAG_LABELS, RULE_LABELS, flag_parcels
 from geo_eval.io import load_inputs
-from geo_eval.scheme import FlagRules, parse_scheme
+from geo_eval.landuse.flag_rules import RENEWAL_RULE, RULE_INFO, RULES, FlagRule, switched_on
+from geo_eval.landuse.flags import FLAG_LABELS, RULE_LABELS, flag_parcels
+from geo_eval.rating.evaluate import evaluate
+from geo_eval.rating.scheme import FlagRules, parse_scheme
 
 EVAL_DATE = dt.date(2026, 3, 31)
 E = catalogue.E
@@ -427,8 +427,8 @@ def test_every_switch_is_a_key_of_the_flags_section():
 
 def test_a_new_rule_is_one_entry(tmp_path, monkeypatch):
     """A city's own rule added to the registry runs, is named, and counts for 退二优二."""
-    import geo_eval.flag_rules as flag_rules
-    from geo_eval.flag_rules import Hits, on_hits
+    import geo_eval.landuse.flag_rules as flag_rules
+    from geo_eval.landuse.flag_rules import Hits, on_hits
 
     def small(f):
         m, q = on_hits(f.area < 2_000)
@@ -456,7 +456,7 @@ def test_a_new_rule_is_one_entry(tmp_path, monkeypatch):
 
 
 def test_public_names_stay_importable_from_flags():
-    import geo_eval.flags as flags
+    import geo_eval.landuse.flags as flags
 
     for name in (
         "FLAG_COLUMNS",

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_eval.controls import min_plot_ratio
-from geo_eval.evaluate import evaluate
-from geo_eval.flags import flag_parcels, full_months, normalize_delay_cause
 from geo_eval.io import load_inputs
-from geo_eval.scheme import FlagRules, load_scheme, parse_scheme, preset_text
+from geo_eval.landuse.controls import min_plot_ratio
+from geo_eval.landuse.flags import flag_parcels, full_months, normalize_delay_cause
+from geo_eval.rating.evaluate import evaluate
+from geo_eval.rating.scheme import FlagRules, load_scheme, parse_scheme, preset_text
 
 EVAL_DATE = dt.date(2026, 3, 31)
 
@@ -177,8 +177,8 @@ def test_every_rule_has_a_chinese_name():
     import inspect
     import re
 
-    import geo_eval.flag_rules as rules_module
-    from geo_eval.flags import RULE_LABELS, rule_label
+    import geo_eval.landuse.flag_rules as rules_module
+    from geo_eval.landuse.flags import RULE_LABELS, rule_label
 
     written = set(re.findall(r'rule_id="([^"]+)"', inspect.getsource(rules_module)))
     assert len(written) == 14 and written == set(RULE_LABELS)
@@ -197,7 +197,7 @@ def test_every_rule_has_a_chinese_name():
 
 
 def test_short_reasons_count_the_rules_of_a_renewal_candidate(tmp_path):
-    from geo_eval.flags import short_reasons
+    from geo_eval.landuse.flags import short_reasons
 
     p = idle_parcels(contract_start_date="2023-01-01")  # P1: idle, and its user is rated D
     _, fr = run_flags(tmp_path, parcels=p)

@@ -9,7 +9,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Point, Polygon
 
-from geo_eval.gcj02 import gcj02_offset, gcj02_to_wgs84, in_china, shift_to_gcj02, shift_to_wgs84, wgs84_to_gcj02
+from geo_eval.maps.gcj02 import gcj02_offset, gcj02_to_wgs84, in_china, shift_to_gcj02, shift_to_wgs84, wgs84_to_gcj02
 
 
 def test_published_vector_beijing_station() -> None:

@@ -1,4 +1,4 @@
-"""One table of Chinese headers (geo_eval.labels): every output column of every file and download has exactly
+"""One table of Chinese headers (geo_eval.report.labels): every output column of every file and download has exactly
 one label there, and every workbook, download and popup shows the table's headers (and the documented ones)."""
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClie
 
 from api.app import create_app
 from api.settings import Settings
-from geo_eval import labels
-from geo_eval.labels import COLUMNS, IN_TABLE, TABLES, Label, header, label
 from geo_eval.maps import attributes
-from geo_eval.report import ranking_headers
+from geo_eval.report import labels
+from geo_eval.report.labels import COLUMNS, IN_TABLE, TABLES, Label, header, label
+from geo_eval.report.tables import ranking_headers
 from geo_eval.storage import open_store, run_record_from_out_dir
 
 DOCS = Path(__file__).parents[1] / "docs" / "data-contract.md"
 GEOMETRY = {"geom", "geometry"}
-FILES = {  # file (layer) of OUT_DIR → its table in geo_eval.labels
+FILES = {  # file (layer) of OUT_DIR → its table in geo_eval.report.labels
     "enterprises.csv": "enterprises",
     "benchmarks.csv": "benchmarks",
     "exceptions.csv": "problems",
@@ -113,7 +113,7 @@ def test_a_label_is_its_name_with_the_unit_in_full_width_brackets():
 
 
 def test_input_fields_take_their_label_and_unit_from_the_data_contract():
-    from geo_eval.fields import ENTERPRISE_FIELDS, PARCEL_FIELDS
+    from geo_eval.inputs.fields import ENTERPRISE_FIELDS, PARCEL_FIELDS
 
     for f in (*PARCEL_FIELDS, *ENTERPRISE_FIELDS):
         assert COLUMNS[f.name] == Label(f.label, f.unit), f.name

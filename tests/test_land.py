@@ -6,8 +6,8 @@ import pytest
 from pyproj import CRS, Geod
 from shapely.geometry import box
 
-from geo_eval.crs import fix_prefix_mismatch, gk_epsg
-from geo_eval.land import M2_PER_MU, evaluated_land, land_allocation, lease_land, measurement_crs, parcel_areas
+from geo_eval.landuse.crs import fix_prefix_mismatch, gk_epsg
+from geo_eval.landuse.land import M2_PER_MU, evaluated_land, land_allocation, lease_land, measurement_crs, parcel_areas
 
 
 def test_mu_is_two_thousand_thirds_m2():

@@ -7,7 +7,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from geo_eval.fields import ENTERPRISE_FIELDS, PARCEL_FIELDS
+from geo_eval.inputs.fields import ENTERPRISE_FIELDS, PARCEL_FIELDS
 from geo_eval.io import load_inputs
 from geo_eval.io.tables import read_table
 from geo_eval.io.vector import read_parcel_layer, shapefile_encoding

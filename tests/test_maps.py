@@ -24,7 +24,7 @@ import shapely
 from shapely.geometry import Point, box, shape
 
 from geo_eval import maps
-from geo_eval.gcj02 import wgs84_to_gcj02
+from geo_eval.maps.gcj02 import wgs84_to_gcj02
 from geo_eval.maps.styles import grade_mix_words, tax_colours
 
 STATIC = Path(__file__).resolve().parents[1] / "api" / "static"
@@ -267,7 +267,7 @@ def test_unknown_external_asset_is_refused(parcels) -> None:
 
 
 def test_folium_is_imported_lazily() -> None:
-    code = "import sys, geo_eval.maps, geo_eval.tiles, geo_eval.gcj02; print('folium' in sys.modules)"
+    code = "import sys, geo_eval.maps, geo_eval.maps.tiles, geo_eval.maps.gcj02; print('folium' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

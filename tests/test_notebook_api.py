@@ -20,7 +20,7 @@ from pandas.testing import assert_frame_equal
 
 import geo_eval
 from geo_eval import FatalInputError, Raster, Result, evaluate, evaluate_frames, load_scheme
-from geo_eval.fields import TABLE_FIELDS, normalize_header
+from geo_eval.inputs.fields import TABLE_FIELDS, normalize_header
 from geo_eval.io import load_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,7 +265,7 @@ def test_builtup_as_path_raster_or_array(frames_2025):
 def test_scheme_by_name_path_or_object_and_flags_off(frames_2025):
     f = frames_2025
     args = (f["parcels"], f["enterprises"], f["leases"])
-    path = ROOT / "geo_eval" / "schemes" / "huaian-2024.toml"
+    path = ROOT / "geo_eval" / "rating" / "schemes" / "huaian-2024.toml"
     by_name = evaluate_frames(*args, scheme="huaian-2024", year=2025, flags=False)
     by_path = evaluate_frames(*args, scheme=path, year=2025, flags=False)
     by_object = evaluate_frames(*args, scheme=load_scheme("huaian-2024"), year=2025, flags=False)

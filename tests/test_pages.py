@@ -47,7 +47,7 @@ from api.security import COOKIE_NAME, sign_session
 from api.settings import Settings
 from api.validation import translate
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import StorageError, open_store, run_record_from_out_dir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -42,9 +42,9 @@ from geo_eval.db.results import enterprises_csv, read_stored_run
 from geo_eval.errors import DatasetError
 from geo_eval.io import load_inputs
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.maps.tiles import lonlat_to_tile
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import open_store, run_record_from_out_dir
-from geo_eval.tiles import lonlat_to_tile
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_parcels" / "2025"

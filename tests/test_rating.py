@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from geo_eval.rating import industry_division, rating_status
-from geo_eval.scheme import load_scheme, parse_scheme, preset_text
+from geo_eval.rating.rating import industry_division, rating_status
+from geo_eval.rating.scheme import load_scheme, parse_scheme, preset_text
 
 
 def data(**cols):

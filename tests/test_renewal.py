@@ -36,8 +36,8 @@ import shapely
 from shapely.geometry import Polygon, box
 
 from geo_eval.errors import DatasetError
-from geo_eval.land import M2_PER_MU
-from geo_eval.renewal import (
+from geo_eval.landuse.land import M2_PER_MU
+from geo_eval.landuse.renewal import (
     KIND_BLOCK,
     KIND_SCATTERED,
     closed_outlines,

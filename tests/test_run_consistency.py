@@ -35,7 +35,7 @@ from geo_eval.db import schema as db_schema
 from geo_eval.db.schema import upgrade_schema
 from geo_eval.errors import OutputExistsError
 from geo_eval.io.run import run
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import (
     RunFilesError,
     SQLiteStore,

@@ -39,7 +39,7 @@ from geo_eval.io import csvout
 from geo_eval.io.run import run
 from geo_eval.io.writers import workbook_plan
 from geo_eval.io.xlsx import STRING_MAX, write_workbook
-from geo_eval.scheme import load_scheme
+from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import InvalidValueError, SQLiteStore, open_store, run_record_from_out_dir
 
 ROOT = Path(__file__).resolve().parent.parent

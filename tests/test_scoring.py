@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_eval.grading import apply_vetoes, cut_count, grades_by_percentile
-from geo_eval.scheme import Grading, load_scheme, parse_scheme, preset_text
-from geo_eval.scoring import score
+from geo_eval.rating.grading import apply_vetoes, cut_count, grades_by_percentile
+from geo_eval.rating.scheme import Grading, load_scheme, parse_scheme, preset_text
+from geo_eval.rating.scoring import score
 
 HUANGYAN_2022_ABOVE = {  # published 2022-data benchmarks (domain.md §3)
     "tax_per_mu": 24.097,

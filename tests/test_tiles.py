@@ -14,8 +14,8 @@ from pyproj import Transformer
 from shapely.geometry import Polygon, box
 
 from geo_eval import maps
-from geo_eval.gcj02 import wgs84_to_gcj02
-from geo_eval.tiles import TILE_EXTENT, lonlat_to_tile, mvt_tile, tile_bounds
+from geo_eval.maps.gcj02 import wgs84_to_gcj02
+from geo_eval.maps.tiles import TILE_EXTENT, lonlat_to_tile, mvt_tile, tile_bounds
 
 XSS = "<img src=x onerror=alert(1)>"
 Z = 15

@@ -1,5 +1,5 @@
 """统一社会信用代码 (GB 32100-2015) checks, against codes the enterprises publish and against a second
-implementation written from the standard (tests/uscc_reference.py); no expected code is made by geo_eval.uscc."""
+implementation written from the standard (tests/uscc_reference.py); no expected code is made by geo_eval.inputs.uscc."""
 
 import pandas as pd
 import pytest
@@ -8,7 +8,7 @@ from catalogue import make_uscc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geo_eval.uscc import is_valid_uscc, normalize_uscc, org_code_check_char, uscc_check_char, uscc_problems
+from geo_eval.inputs.uscc import is_valid_uscc, normalize_uscc, org_code_check_char, uscc_check_char, uscc_problems
 
 # Codes of listed companies as printed in their annual reports (stock code in brackets), each checked by hand:
 # positions 9–16 with the GB 11714 weights 3 7 9 10 5 8 4 2 (digits 0–9, letters A = 10 … Z = 35), position 17

@@ -7,7 +7,7 @@ mod 31), index = (31 − Σ mod 31) mod 31. Positions 9–17 are the organisatio
 check at position 17: weights ``3 7 9 10 5 8 4 2`` on positions 9–16, digits valued 0–9 and letters A = 10 …
 Z = 35, c = 11 − Σ mod 11, written as a digit, ``X`` for 10 and ``0`` for 11.
 
-Nothing here comes from geo_eval: the tests compare geo_eval.uscc with this, and build their codes with it.
+Nothing here comes from geo_eval: the tests compare geo_eval.inputs.uscc with this, and build their codes with it.
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ from api.routes.parcels import (
     page_bounds,
 )
 from api.rundata import RunData, records
-from geo_eval.flags import FLAG_LABELS, rule_label, rule_labels, short_reasons
+from geo_eval.landuse.flags import FLAG_LABELS, rule_label, rule_labels, short_reasons
+from geo_eval.report.timefmt import beijing_now
 from geo_eval.storage import STATUS_LABELS, Review, Store
-from geo_eval.timefmt import beijing_now
 
 router = APIRouter(prefix="/api/flags", tags=["宗地与标记"])
 

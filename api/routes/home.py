@@ -21,8 +21,8 @@ from fastapi.responses import HTMLResponse
 from api.deps import PageUser, RunCacheDep, StoreDep
 from api.rundata import RunData
 from geo_eval.maps import FLAG_STATUS_LABELS, GRADE_LEGEND, STATUS_ORDER
+from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import ROLE_LABELS, NotFoundError, RunFilesError, RunRecord, Store, User
-from geo_eval.timefmt import beijing_time
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登录"])

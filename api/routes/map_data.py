@@ -43,7 +43,8 @@ from api.mapdata import (
 )
 from api.routes.maps import MVT_TYPE, BasemapQ, check_park
 from api.rundata import RunData
-from geo_eval import maps, tiles
+from geo_eval import maps
+from geo_eval.maps import tiles
 from geo_eval.storage import Store
 
 router = APIRouter(tags=["地图"])

@@ -22,7 +22,7 @@ from api.downloads import (
 )
 from api.rundata import RunData, records
 from api.schemas import RankingsPage
-from geo_eval.timefmt import beijing_now
+from geo_eval.report.timefmt import beijing_now
 
 router = APIRouter(prefix="/api/rankings", tags=["排名"])
 

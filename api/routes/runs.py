@@ -29,7 +29,7 @@ from api.schemas import RunCreate, RunPublic, RunRegister
 from api.settings import Settings
 from geo_eval.errors import GeoEvalError, InputFileError
 from geo_eval.io.run import run
-from geo_eval.scheme import Scheme, load_scheme, parse_scheme, preset_names, preset_text
+from geo_eval.rating.scheme import Scheme, load_scheme, parse_scheme, preset_names, preset_text
 from geo_eval.storage import InvalidValueError, RunFilesError, RunRecord, User, run_record_from_out_dir
 
 log = logging.getLogger(__name__)

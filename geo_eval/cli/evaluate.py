@@ -11,9 +11,9 @@ from rich.markup import escape
 
 from geo_eval.cli.options import DatasetDir, SchemeOpt, err, grade_table, out, print_fatal
 from geo_eval.errors import GeoEvalError
+from geo_eval.inputs.problems import WARNING
 from geo_eval.io.run import FatalInputError, run
-from geo_eval.problems import WARNING
-from geo_eval.scheme import DEFAULT_SCHEME, load_scheme
+from geo_eval.rating.scheme import DEFAULT_SCHEME, load_scheme
 
 
 def evaluate(

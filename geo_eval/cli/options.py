@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from geo_eval.problems import FATAL
+from geo_eval.inputs.problems import FATAL
 
 DatasetDir = Annotated[
     Path, typer.Argument(help="数据集目录（含 dataset.toml）", exists=True, file_okay=False, dir_okay=True)

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from geo_eval.cli.options import out
-from geo_eval.indicators import INDICATORS
-from geo_eval.scheme import DEFAULT_SCHEME, load_scheme, preset_names, preset_text
+from geo_eval.rating.indicators import INDICATORS
+from geo_eval.rating.scheme import DEFAULT_SCHEME, load_scheme, preset_names, preset_text
 
 
 def schemes(

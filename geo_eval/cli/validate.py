@@ -10,10 +10,10 @@ from rich.markup import escape
 
 from geo_eval.cli.options import MAX_LISTED, DatasetDir, SchemeOpt, err, out, print_fatal, problem_line
 from geo_eval.errors import GeoEvalError
+from geo_eval.inputs.problems import FATAL, INFO, WARNING
 from geo_eval.io.run import check_dataset
 from geo_eval.io.writers import write_csv
-from geo_eval.problems import FATAL, INFO, WARNING
-from geo_eval.scheme import DEFAULT_SCHEME, load_scheme
+from geo_eval.rating.scheme import DEFAULT_SCHEME, load_scheme
 
 
 def validate(

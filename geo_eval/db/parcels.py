@@ -1,7 +1,7 @@
 """Cadastral parcels in PostGIS: read a bureau's table or query as a parcel layer, or import a file into one.
 
 :func:`read_parcel_table` is the PostGIS counterpart of :func:`geo_eval.io.vector.read_parcel_layer`:
-the same :class:`~geo_eval.table.Table` (headers matched to the data contract, Chinese or English) and
+the same :class:`~geo_eval.inputs.table.Table` (headers matched to the data contract, Chinese or English) and
 geometry series come back, so the same validation follows. The rows travel in one ``COPY (SELECT …)
 TO STDOUT (FORMAT csv)`` (geometry as hex WKB) and are parsed by pyarrow, not fetched row by row.
 ``source_row`` is the row's position in the query's order: a table is read in its physical order
@@ -32,8 +32,8 @@ from psycopg import sql
 from geo_eval.db.connection import connect, redact_url
 from geo_eval.db.errors import DatabaseError, first_line
 from geo_eval.errors import DatasetError, InputFileError
+from geo_eval.inputs.table import Table
 from geo_eval.io.vector import parcel_table
-from geo_eval.table import Table
 
 __all__ = ["ParcelQuery", "import_parcels", "read_parcel_table"]
 

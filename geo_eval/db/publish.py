@@ -47,14 +47,14 @@ import shapely
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from geo_eval import keys
 from geo_eval.db.store import PostgresStore, register_run
-from geo_eval.evaluate import Evaluation
-from geo_eval.flags import FlagResult
-from geo_eval.gcj02 import shift_to_gcj02
+from geo_eval.inputs import keys
 from geo_eval.io import csvout
 from geo_eval.io.writers import enterprise_frame, parcel_layer_columns
-from geo_eval.renewal import RenewalBlocks
+from geo_eval.landuse.flags import FlagResult
+from geo_eval.landuse.renewal import RenewalBlocks
+from geo_eval.maps.gcj02 import shift_to_gcj02
+from geo_eval.rating.evaluate import Evaluation
 from geo_eval.storage.base import RunRecord
 from geo_eval.storage.common import now
 from geo_eval.storage.runs import run_record

@@ -1,6 +1,6 @@
 """Vector tiles of a stored run, made by PostGIS (``ST_AsMVT``) from ``geo_eval.parcel_results``.
 
-The same tiles as :func:`geo_eval.tiles.mvt_tile` makes from files (layer ``parcels``, the properties
+The same tiles as :func:`geo_eval.maps.tiles.mvt_tile` makes from files (layer ``parcels``, the properties
 of :func:`geo_eval.maps.tile_properties`), cut by the database: the parcels whose boxes meet the tile
 (GIST index on the run's Gauss-Krüger geometry, or on the GCJ-02 geometry for a 高德 basemap), clipped and
 quantised by ``ST_AsMVTGeom`` (extent 4096, buffer 64), with each parcel's flag lines joined in. Tiles carry
@@ -18,7 +18,7 @@ from psycopg import sql
 
 from geo_eval.db.errors import DatabaseError, first_line
 from geo_eval.maps import NO_GRADE
-from geo_eval.tiles import TILE_EXTENT, _check_tile
+from geo_eval.maps.tiles import TILE_EXTENT, _check_tile
 
 __all__ = ["mvt_tile", "tile_sql"]
 

@@ -10,13 +10,13 @@ import geopandas as gpd
 import pandas as pd
 
 from geo_eval.errors import DatasetError, InputFileError
-from geo_eval.fields import FIGURES
+from geo_eval.inputs.fields import FIGURES
+from geo_eval.inputs.problems import Problems
+from geo_eval.inputs.table import Table
+from geo_eval.inputs.validate import Inputs, validate_enterprises, validate_leases, validate_parcels
 from geo_eval.io.dataset import DatasetSpec, TableSource, read_dataset_spec
 from geo_eval.io.tables import read_table
 from geo_eval.io.vector import read_parcel_layer
-from geo_eval.problems import Problems
-from geo_eval.table import Table
-from geo_eval.validate import Inputs, validate_enterprises, validate_leases, validate_parcels
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def validated_inputs(
     evaluation_date: dt.date | None = None,
     crs: str | None = None,
 ) -> Inputs:
-    """The loaded tables validated into :class:`~geo_eval.validate.Inputs` (every problem in its
+    """The loaded tables validated into :class:`~geo_eval.inputs.validate.Inputs` (every problem in its
     ``problems``; problems name each table by its ``file``). ``crs`` overrides the layer's CRS."""
     problems = Problems()
     files = {"parcels": parcels.file, "enterprises": enterprises.file}

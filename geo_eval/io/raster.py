@@ -1,4 +1,4 @@
-"""Reading raster layers (e.g. the built-up layer) fully into memory as a :class:`~geo_eval.evidence.Raster`."""
+"""Reading raster layers (e.g. the built-up layer) fully into memory as a :class:`~geo_eval.landuse.evidence.Raster`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pyproj import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from geo_eval.errors import DatasetError, InputFileError
-from geo_eval.evidence import Raster
+from geo_eval.landuse.evidence import Raster
 
 __all__ = ["read_raster"]
 

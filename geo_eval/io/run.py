@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from geo_eval.errors import FatalInputError, OutputExistsError
-from geo_eval.evaluate import Evaluation, evaluate
-from geo_eval.evidence import builtup_fraction
-from geo_eval.flags import FlagResult, flag_parcels
+from geo_eval.inputs.problems import Problems
 from geo_eval.io.loaders import load_inputs, read_previous
 from geo_eval.io.outdir import kept_aside, tidy
+from geo_eval.landuse.evidence import builtup_fraction
+from geo_eval.landuse.flags import FlagResult, flag_parcels
+from geo_eval.landuse.renewal import RenewalBlocks
 from geo_eval.pipeline import Result, evaluate_inputs, failed_checks, refuse_fatal
-from geo_eval.problems import Problems
-from geo_eval.renewal import RenewalBlocks
-from geo_eval.scheme import Scheme
+from geo_eval.rating.evaluate import Evaluation, evaluate
+from geo_eval.rating.scheme import Scheme
 from geo_eval.storage.base import RunRecord
 
 __all__ = ["FatalInputError", "RunResult", "check_dataset", "failed_checks", "run"]

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from geo_eval.errors import DatasetError, InputFileError
-from geo_eval.fields import (
+from geo_eval.inputs.fields import (
     DBF_NAME_BYTES,
     TABLE_FIELDS,
     UNIT_FACTORS,
@@ -31,8 +31,8 @@ from geo_eval.fields import (
     header_lookup,
     normalize_header,
 )
-from geo_eval.problems import INFO, WARNING
-from geo_eval.table import HeaderNote, Table, arrow_mask
+from geo_eval.inputs.problems import INFO, WARNING
+from geo_eval.inputs.table import HeaderNote, Table, arrow_mask
 
 HEADER_SCAN_ROWS = 15
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # what pandas reads csv text cells as

@@ -21,16 +21,17 @@ import pyarrow as pa
 import pyogrio
 import shapely
 
-from geo_eval import __version__, report
+from geo_eval import __version__
 from geo_eval.errors import OutputExistsError
-from geo_eval.evaluate import Evaluation, grade_counts
-from geo_eval.fields import FIGURES
-from geo_eval.flags import FlagResult
+from geo_eval.inputs.fields import FIGURES
+from geo_eval.inputs.keys import arrow_values, positions, reindex
 from geo_eval.io import csvout
 from geo_eval.io.xlsx import write_workbook
-from geo_eval.keys import arrow_values, positions, reindex
-from geo_eval.labels import header
-from geo_eval.renewal import RenewalBlocks
+from geo_eval.landuse.flags import FlagResult
+from geo_eval.landuse.renewal import RenewalBlocks
+from geo_eval.rating.evaluate import Evaluation, grade_counts
+from geo_eval.report import tables as report
+from geo_eval.report.labels import header
 
 WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
@@ -316,12 +317,12 @@ def write_blocks(blocks: RenewalBlocks, path: Path) -> None:
 
 
 def flag_sheet(flags: FlagResult) -> pd.DataFrame:
-    """疑似闲置／低效地块: one row per parcel and flag, Chinese headers (:func:`geo_eval.report.flag_sheet`)."""
+    """疑似闲置／低效地块: one row per parcel and flag, Chinese headers (:func:`geo_eval.report.tables.flag_sheet`)."""
     return report.flag_sheet(flags.flags)
 
 
 def block_sheet(blocks: RenewalBlocks) -> pd.DataFrame:
-    """连片改造区块: the blocks without geometry, Chinese headers (:func:`geo_eval.report.block_sheet`)."""
+    """连片改造区块: the blocks without geometry, Chinese headers (:func:`geo_eval.report.tables.block_sheet`)."""
     return report.block_sheet(blocks.blocks)
 
 
@@ -425,7 +426,7 @@ class _SharedSheets:
 
 _NO_PARK = "未注明园区"
 _SUMMARY_NO_PARK = "（未注明园区）"
-"""What :func:`geo_eval.report.park_summary` calls the park of enterprises without one."""
+"""What :func:`geo_eval.report.tables.park_summary` calls the park of enterprises without one."""
 
 
 def _by_park(frame: pd.DataFrame) -> dict[object, pd.DataFrame]:

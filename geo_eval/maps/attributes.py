@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_eval.flags import rule_label, short_reasons
-from geo_eval.gcj02 import shift_to_gcj02
-from geo_eval.labels import header
+from geo_eval.landuse.flags import rule_label, short_reasons
+from geo_eval.maps.gcj02 import shift_to_gcj02
 from geo_eval.maps.styles import FLAG_STATUS_LABELS, GRADE_LEGEND, NO_GRADE, STATUS_ORDER, grade_mix_words
+from geo_eval.report.labels import header
 
 Basemap = Literal["none", "tianditu", "gaode"]
 BASEMAPS: tuple[str, ...] = ("none", "tianditu", "gaode")
@@ -36,7 +36,7 @@ PopupField = tuple[str, str, str, bool]
 
 
 def _popup(column: str, fmt: str, optional: bool, table: str) -> PopupField:
-    """A popup row: the column, its Chinese label (:mod:`geo_eval.labels`), format, omitted when empty."""
+    """A popup row: the column, its Chinese label (:mod:`geo_eval.report.labels`), format, omitted when empty."""
     return (column, header(column, table), fmt, optional)
 
 
@@ -429,7 +429,7 @@ def tile_source(
     enterprises: pd.DataFrame | None = None,
     basemap: Basemap = "none",
 ) -> gpd.GeoDataFrame:
-    """The parcels as :func:`geo_eval.tiles.mvt_tile` should encode them for a large-park map.
+    """The parcels as :func:`geo_eval.maps.tiles.mvt_tile` should encode them for a large-park map.
 
     EPSG:4326 (GCJ-02-shifted for ``basemap="gaode"``), indexed by parcel code, with the popup
     columns of :func:`parcel_attributes` (:data:`TILE_PROPERTIES`, and ``holder_name`` for the review

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from geo_eval.flags import FLAG_LABELS
+from geo_eval.landuse.flags import FLAG_LABELS
 
 NO_GRADE = "无"
 GRADE_COLOURS: dict[str, str] = {
@@ -68,7 +68,7 @@ FLAG_KIND_LABELS: dict[str, str] = {
     "low_efficiency": "低效用地",
     "renewal_candidate": "退二优二",
 }
-"""Short names of the flag kinds for filters and counters (the long ones are ``geo_eval.flags.FLAG_LABELS``)."""
+"""Short names of the flag kinds for filters and counters (the long ones are ``geo_eval.landuse.flags.FLAG_LABELS``)."""
 assert set(FLAG_KIND_LABELS) == set(FLAG_LABELS)
 SEVERITIES: tuple[str, ...] = ("高", "中", "低")
 """Severity of a flag, most severe first (the review list sorts by it, then by area)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from geo_eval.timefmt import beijing_time
+from geo_eval.report.timefmt import beijing_time
 
 Role = Literal["reviewer", "committee", "admin"]
 ReviewStatus = Literal["pending", "confirmed", "dismissed", "site_visit"]

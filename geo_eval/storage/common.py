@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage.base import REVIEW_STATUSES, ROLES, STATUS_LABELS, Carryover, Review, User
 from geo_eval.storage.errors import ConflictError, InvalidValueError
 from geo_eval.storage.tokens import hash_secret, new_token, verify_secret
-from geo_eval.timefmt import beijing_time
 
 MAX_NAME = 64
 MAX_COMMENT = 4000

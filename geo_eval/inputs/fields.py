@@ -215,7 +215,7 @@ def cut_header(header: object, fields: tuple[Field, ...], taken: set[str]) -> Cu
     (other than ``taken``, those matched in full) with an accepted header that starts with it; when
     the cut fell inside brackets, the fields whose header is the part before them.
 
-    >>> from geo_eval.fields import PARCEL_FIELDS
+    >>> from geo_eval.inputs.fields import PARCEL_FIELDS
     >>> [f.name for f in cut_header("holder_usc", PARCEL_FIELDS, set()).candidates]
     ['holder_uscc']
     >>> [f.name for f in cut_header("土地使用权", PARCEL_FIELDS, set()).candidates]

@@ -1,7 +1,7 @@
 """Input checks: every problem of every table at once, with file, row, field and a Chinese message.
 
 The functions here turn loaded tables (canonical column names, text or typed cells) into typed
-frames indexed by their keys, and record each problem in a :class:`~geo_eval.problems.Problems`.
+frames indexed by their keys, and record each problem in a :class:`~geo_eval.inputs.problems.Problems`.
 Fatal problems (missing keys, duplicates, unreadable numbers, unusable geometry, no CRS) stop an
 evaluation; warnings keep the row and say what was done.
 """
@@ -20,7 +20,12 @@ import pyarrow.compute as pc
 import shapely
 from pyproj import CRS
 
-from geo_eval.crs import (
+from geo_eval.inputs.fields import FIGURES, PARCEL_FIELDS, TABLE_FIELDS, Field
+from geo_eval.inputs.keys import positions, take, to_objects
+from geo_eval.inputs.problems import FATAL, INFO, WARNING, Problems
+from geo_eval.inputs.table import Table, arrow_mask, arrow_strings, ascii_matrix
+from geo_eval.inputs.uscc import USCC_REASONS, normalize_uscc, uscc_problem_kinds
+from geo_eval.landuse.crs import (
     bounds_in_china,
     fix_prefix_mismatch,
     gk_epsg,
@@ -29,12 +34,7 @@ from geo_eval.crs import (
     lonlat,
     prefixed_zone_from_easting,
 )
-from geo_eval.fields import FIGURES, PARCEL_FIELDS, TABLE_FIELDS, Field
-from geo_eval.keys import positions, take, to_objects
-from geo_eval.problems import FATAL, INFO, WARNING, Problems
-from geo_eval.rating import INDUSTRY_CODE_PATTERN
-from geo_eval.table import Table, arrow_mask, arrow_strings, ascii_matrix
-from geo_eval.uscc import USCC_REASONS, normalize_uscc, uscc_problem_kinds
+from geo_eval.rating.rating import INDUSTRY_CODE_PATTERN
 
 ABOVE_SCALE_REVENUE = 2000.0
 """规上: main-business revenue ≥ 20 million yuan = 2000 万元 (domain.md §1)."""

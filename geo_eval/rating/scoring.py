@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from geo_eval.indicators import INDICATORS, indicator
-from geo_eval.scheme import IndicatorRule, Scheme
+from geo_eval.rating.indicators import INDICATORS, indicator
+from geo_eval.rating.scheme import IndicatorRule, Scheme
 
 BENCHMARK_COLUMNS = ["unit", "group", "indicator", "method", "benchmark", "minimum", "basis", "n"]
 

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 import geopandas as gpd
 import pandas as pd
 
-from geo_eval.evaluate import Evaluation
-from geo_eval.fields import FIGURES
-from geo_eval.flags import evidence_labels, rule_labels
-from geo_eval.grouping import join_groups
-from geo_eval.indicators import INDICATORS
-from geo_eval.labels import header, headers
-from geo_eval.scheme import GRADE_LABELS
+from geo_eval.inputs.fields import FIGURES
+from geo_eval.landuse.flags import evidence_labels, rule_labels
+from geo_eval.rating.evaluate import Evaluation
+from geo_eval.rating.grouping import join_groups
+from geo_eval.rating.indicators import INDICATORS
+from geo_eval.rating.scheme import GRADE_LABELS
+from geo_eval.report.labels import header, headers
 
 ENTERPRISE_COLUMNS: dict[str, str] = headers(
     ["rank", "uscc", "name", "county", "park", "group_label", "industry_code", "land_mu"], "enterprises"
@@ -221,7 +221,7 @@ def flag_sheet(flags: pd.DataFrame, columns: Sequence[str] = FLAG_SHEET_COLUMNS)
 
 def named_evidence(evidence: pd.Series) -> pd.Series:
     """``evidence`` with the rules a 退二优二 candidate cites (``规则=a、b``) by their Chinese names
-    (:func:`geo_eval.flags.evidence_labels`, once per distinct text); other texts as they are.
+    (:func:`geo_eval.landuse.flags.evidence_labels`, once per distinct text); other texts as they are.
 
     >>> named_evidence(pd.Series(["规则=low_efficiency.zero_tax", "容积率=0.5"])).tolist()
     ['规则=低效用地·零税收', '容积率=0.5']
@@ -236,6 +236,6 @@ def named_evidence(evidence: pd.Series) -> pd.Series:
 
 
 def block_sheet(blocks: gpd.GeoDataFrame) -> pd.DataFrame:
-    """连片改造区块: the blocks (:attr:`geo_eval.renewal.RenewalBlocks.blocks`) without geometry, Chinese headers."""
+    """连片改造区块: the blocks (:attr:`geo_eval.landuse.renewal.RenewalBlocks.blocks`) without geometry, Chinese headers."""
     b = pd.DataFrame(blocks.drop(columns=blocks.geometry.name)).reset_index(drop=True)
     return b.rename(columns=headers(b.columns, "blocks"))

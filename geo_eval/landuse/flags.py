@@ -4,7 +4,7 @@ Every flag answers which parcel, why (a Chinese sentence naming the values and t
 what basis (the legal or policy text). One row per parcel and flag; rules are switched and tuned in
 the scheme's ``[flags]`` section and reported individually by ``rule_id``.
 
-The rules themselves are a registry (:data:`geo_eval.flag_rules.RULES`: a record and a small function
+The rules themselves are a registry (:data:`geo_eval.landuse.flag_rules.RULES`: a record and a small function
 each); this module puts their rows together: :func:`flag_parcels` runs every rule switched on, then
 adds the 退二优二 candidates (parcels with an idle or low-efficiency row and no government-cause
 exemption), the enterprise names and the order of the rows.
@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from geo_eval.evaluate import Evaluation
-from geo_eval.flag_rules import (
+from geo_eval.landuse.flag_rules import (
     BASIS_CONTROL,
     BASIS_IDLE,
     BASIS_IDLE_EXEMPT,
@@ -39,8 +38,9 @@ from geo_eval.flag_rules import (
     normalize_delay_cause,
     switched_on,
 )
-from geo_eval.grouping import join_groups
-from geo_eval.scheme import FlagRules
+from geo_eval.rating.evaluate import Evaluation
+from geo_eval.rating.grouping import join_groups
+from geo_eval.rating.scheme import FlagRules
 
 __all__ = [
     "BASIS_CONTROL",
@@ -295,7 +295,7 @@ def flag_parcels(
 
     ``evaluation_date`` anchors the idle-land clock (default: the end of the evaluation year);
     ``previous`` is last year's ``enterprises.csv`` (for D and zero tax in consecutive years);
-    ``builtup`` has ``builtup_fraction`` per parcel (raster evidence; see :mod:`geo_eval.evidence`).
+    ``builtup`` has ``builtup_fraction`` per parcel (raster evidence; see :mod:`geo_eval.landuse.evidence`).
     """
     eval_date = pd.Timestamp(evaluation_date or dt.date(ev.year, 12, 31))
     facts = ParcelFacts(ev, rules, eval_date=eval_date, previous=previous, builtup=builtup)

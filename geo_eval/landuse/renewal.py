@@ -42,8 +42,8 @@ from scipy.sparse.csgraph import connected_components
 from shapely.errors import GEOSException
 
 from geo_eval.errors import DatasetError
-from geo_eval.labels import headers
-from geo_eval.land import M2_PER_MU
+from geo_eval.landuse.land import M2_PER_MU
+from geo_eval.report.labels import headers
 
 __all__ = [
     "BLOCK_COLUMNS",

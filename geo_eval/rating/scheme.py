@@ -1,7 +1,7 @@
 """Evaluation schemes: one frozen, validated config object per jurisdiction and year.
 
 A scheme is a TOML file (``docs/schemes.md`` documents every key). Presets ship in
-``geo_eval/schemes/``; :func:`load_scheme` takes a preset name or a path.
+``geo_eval/rating/schemes/``; :func:`load_scheme` takes a preset name or a path.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geo_eval.errors import SchemeError
-from geo_eval.indicators import INDICATORS
+from geo_eval.rating.indicators import INDICATORS
 
 GRADES = ("A", "B", "C", "D")
 GRADE_LABELS = {"A": "优先发展类", "B": "鼓励提升类", "C": "监管调控类", "D": "落后整治类", "T": "不适合评价"}
@@ -313,12 +313,12 @@ Group.model_rebuild()
 
 def preset_names() -> list[str]:
     """Names of the shipped presets."""
-    return sorted(p.name[:-5] for p in resources.files("geo_eval.schemes").iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in resources.files("geo_eval.rating.schemes").iterdir() if p.name.endswith(".toml"))
 
 
 def preset_text(name: str) -> str:
     """The TOML text of a shipped preset."""
-    path = resources.files("geo_eval.schemes").joinpath(f"{name}.toml")
+    path = resources.files("geo_eval.rating.schemes").joinpath(f"{name}.toml")
     if not path.is_file():
         raise SchemeError(f"没有名为 {name!r} 的预置方案；可用：{', '.join(preset_names())}")
     return path.read_text(encoding="utf-8")

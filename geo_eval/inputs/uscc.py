@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo_eval.table import arrow_mask, arrow_strings, ascii_matrix
+from geo_eval.inputs.table import arrow_mask, arrow_strings, ascii_matrix
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}

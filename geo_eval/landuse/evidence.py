@@ -116,7 +116,7 @@ def builtup_fraction(
     ----------
     geoms
         Parcel polygons with a CRS, indexed by parcel code. Invalid geometries should have been
-        repaired (:mod:`geo_eval.validate` does it).
+        repaired (:mod:`geo_eval.inputs.validate` does it).
     raster
         The built-up layer.
     builtup_values

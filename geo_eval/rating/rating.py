@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from geo_eval.scheme import Group, Scheme
+from geo_eval.rating.scheme import Group, Scheme
 
 INDUSTRY_CODE_PATTERN = r"[A-T]?\d{2,4}"
 """GB/T 4754-2017 code: optional section letter, then 2–4 digits (division, group, class)."""

@@ -4,11 +4,11 @@ A rule's record (:class:`FlagRule`) says what it is: its ``rule_id``, flag kind,
 policy basis, severity and the key of the scheme's ``[flags]`` section that switches it on. Its
 function takes the per-parcel measures of one evaluation (:class:`ParcelFacts`) and returns the
 parcels it hits with their value, threshold, reason and evidence (:class:`Hits`), working on whole
-arrays. :data:`RULES` holds the records in the order their rows are made; :func:`geo_eval.flags.flag_parcels`
+arrays. :data:`RULES` holds the records in the order their rows are made; :func:`geo_eval.landuse.flags.flag_parcels`
 loops over it, then adds the 退二优二 candidates (:data:`RENEWAL_RULE`, made from the other rows).
 
 Adding a city's rule: a function ``f(facts) -> Hits | None`` (new measures as :class:`ParcelFacts`
-properties), a switch in :class:`geo_eval.scheme.FlagRules`, one :class:`FlagRule` in :data:`RULES`, and
+properties), a switch in :class:`geo_eval.rating.scheme.FlagRules`, one :class:`FlagRule` in :data:`RULES`, and
 a case in ``tests/test_flag_rules.py``; ``docs/_gen_contract.py`` writes its row into ``docs/schemes.md``.
 """
 
@@ -22,10 +22,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from geo_eval.controls import industry_name, min_plot_ratio
-from geo_eval.evaluate import Evaluation
-from geo_eval.problems import FATAL, Problems
-from geo_eval.scheme import FlagRules, IdleRules
+from geo_eval.inputs.problems import FATAL, Problems
+from geo_eval.landuse.controls import industry_name, min_plot_ratio
+from geo_eval.rating.evaluate import Evaluation
+from geo_eval.rating.scheme import FlagRules, IdleRules
 
 BASIS_IDLE = "《闲置土地处置办法》（国土资源部令第53号）第二条、第十四条"
 BASIS_IDLE_EXEMPT = "《闲置土地处置办法》（国土资源部令第53号）第八条"
@@ -54,7 +54,7 @@ class RuleInfo:
 
     rule_id: str
     flag: str
-    """Flag kind (a key of :data:`geo_eval.flags.FLAG_LABELS`)."""
+    """Flag kind (a key of :data:`geo_eval.landuse.flags.FLAG_LABELS`)."""
     label: str
     """Chinese name shown to people instead of ``rule_id``."""
     basis: str
@@ -802,7 +802,7 @@ RENEWAL_RULE = RuleInfo(
     fires_when="any `idle_legal`, `idle_suspected` or `low_efficiency` row, and no `idle_exempt`",
     measures="number of such rows / 1",
 )
-"""The 退二优二 candidate: made after the rules, from their rows (:func:`geo_eval.flags.flag_parcels`)."""
+"""The 退二优二 candidate: made after the rules, from their rows (:func:`geo_eval.landuse.flags.flag_parcels`)."""
 
 RULE_INFO: dict[str, RuleInfo] = {**RULES, RENEWAL_RULE.rule_id: RENEWAL_RULE}
 """Every ``rule_id`` ``flags.csv`` can contain."""

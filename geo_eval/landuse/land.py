@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS
 
-from geo_eval.crs import area_crs, longitudes
-from geo_eval.keys import positions, take
+from geo_eval.inputs.keys import positions, take
+from geo_eval.landuse.crs import area_crs, longitudes
 
 M2_PER_MU = 2000.0 / 3.0
 """1 亩 = 10000/15 m² ≈ 666.667 m²."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from geo_eval.rating import industry_division
+from geo_eval.rating.rating import industry_division
 
 BUILDING_COEFFICIENT_MIN = 0.30
 """建筑系数 ≥ 30 % (2008 edition)."""

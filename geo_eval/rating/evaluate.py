@@ -1,6 +1,6 @@
 """The evaluation: from validated inputs to land, indicators, scores, grades and ranks.
 
-Pure: takes :class:`~geo_eval.validate.Inputs` and a :class:`~geo_eval.scheme.Scheme`, returns an
+Pure: takes :class:`~geo_eval.inputs.validate.Inputs` and a :class:`~geo_eval.rating.scheme.Scheme`, returns an
 :class:`Evaluation`; files are read and written elsewhere (``geo_eval.io``).
 """
 
@@ -13,17 +13,18 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo_eval import grading, land
 from geo_eval.errors import FatalInputError
-from geo_eval.fields import ENTERPRISE_FIELDS
-from geo_eval.grouping import join_groups
-from geo_eval.indicators import INDICATORS, compute_indicators
-from geo_eval.keys import positions, string_rank, take, to_objects
-from geo_eval.problems import WARNING, Problems
-from geo_eval.rating import rating_status
-from geo_eval.scheme import GRADE_LABELS, Scheme
-from geo_eval.scoring import score
-from geo_eval.validate import Inputs, report_cross
+from geo_eval.inputs.fields import ENTERPRISE_FIELDS
+from geo_eval.inputs.keys import positions, string_rank, take, to_objects
+from geo_eval.inputs.problems import WARNING, Problems
+from geo_eval.inputs.validate import Inputs, report_cross
+from geo_eval.landuse import land
+from geo_eval.rating import grading
+from geo_eval.rating.grouping import join_groups
+from geo_eval.rating.indicators import INDICATORS, compute_indicators
+from geo_eval.rating.rating import rating_status
+from geo_eval.rating.scheme import GRADE_LABELS, Scheme
+from geo_eval.rating.scoring import score
 
 GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3, "T": 4}
 UNKNOWN_PARK = "未注明园区"
@@ -130,7 +131,7 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     t0 = time.perf_counter()
 
     # --- land -------------------------------------------------------------------------------
-    # Keys are hashed once each (geo_eval.keys.positions); from there on rows meet by position.
+    # Keys are hashed once each (geo_eval.inputs.keys.positions); from there on rows meet by position.
     parcels = inputs.parcels
     crs = land.measurement_crs(parcels)
     plane = land.to_plane(parcels, crs)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geo_eval.keys import reindex, string_rank
-from geo_eval.scheme import GRADES, Grading, Scheme
+from geo_eval.inputs.keys import reindex, string_rank
+from geo_eval.rating.scheme import GRADES, Grading, Scheme
 
 _EPS = 1e-9
 

@@ -6,8 +6,8 @@ headers from here. A :class:`Label` is the Chinese name and, where the column ha
 header people see is ``名称（单位）``.
 
 :data:`COLUMNS` gives each column name one label. Columns that are input fields of the data
-contract take theirs from :mod:`geo_eval.fields`; the indicators and their item scores from
-:data:`geo_eval.indicators.INDICATORS`. A few column names mean something else in one table (the
+contract take theirs from :mod:`geo_eval.inputs.fields`; the indicators and their item scores from
+:data:`geo_eval.rating.indicators.INDICATORS`. A few column names mean something else in one table (the
 ``area_mu`` of a flag row is its parcel's, of a block the block's): :data:`IN_TABLE` lists those
 exceptions, by table. :data:`TABLES` names the tables.
 
@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from geo_eval.fields import ENTERPRISE_FIELDS, PARCEL_FIELDS, Field
-from geo_eval.indicators import INDICATORS
-from geo_eval.scheme import GRADE_LABELS
+from geo_eval.inputs.fields import ENTERPRISE_FIELDS, PARCEL_FIELDS, Field
+from geo_eval.rating.indicators import INDICATORS
+from geo_eval.rating.scheme import GRADE_LABELS
 
 
 @dataclass(frozen=True)

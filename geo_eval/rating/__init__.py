@@ -1,0 +1,1 @@
+"""Rating and scoring: schemes (presets in schemes/), indicators, groups, scores, grades, evaluate()."""
