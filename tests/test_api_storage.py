@@ -239,6 +239,21 @@ def test_reviews_are_compare_and_set_on_version(store):
     assert store.reviews("2025-x-1", ["P1:idle", "P2:idle"]) == {"P1:idle": r2}
 
 
+def test_reviews_of_more_flags_than_one_query_takes(store):
+    """SQLite asks in lists of 500 flag ids, PostgreSQL in one array: the answer is the same."""
+    store.add_run(record())
+    ids = [f"P{i}:idle" for i in range(1201)]
+    done = {
+        fid: store.set_review("2025-x-1", fid, status="confirmed", comment="", version=0, actor="张三")
+        for fid in (ids[0], ids[499], ids[500], ids[1200])
+    }
+    assert store.reviews("2025-x-1", ids) == done
+    assert store.reviews("2025-x-1", [*reversed(ids), ids[500], "P9999:idle"]) == done  # repeated, unknown ids
+    assert store.reviews("2025-x-1", ids[501:1200]) == {}
+    assert store.reviews("2025-x-1", []) == {}
+    assert store.reviews("2025-x-2", ids) == {}
+
+
 def test_review_values_are_checked(store):
     store.add_run(record())
     with pytest.raises(InvalidValueError, match="须填写理由"):

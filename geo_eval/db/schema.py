@@ -334,48 +334,14 @@ def _apply(conn: psycopg.Connection[Any], start: int) -> list[int]:
 def _fill_in_contents(conn: psycopg.Connection[Any]) -> None:
     """Migration 3's data: the manifest sha256 and flag digests of the runs registered before, from their
     stored results (``evaluate --db``: ``run_files`` and the ``flags`` rows) or else from their OUT_DIR
-    where it still holds them (:func:`~geo_eval.storage.runs.legacy_contents`)."""
-    from geo_eval.storage.runs import legacy_contents
+    where it still holds them (:func:`geo_eval.storage.sql.fill_in_contents`, as SQLite's migration 3)."""
+    from psycopg.rows import dict_row
 
-    rows = conn.execute(
-        "SELECT run_id, out_dir, stored_at, columns FROM geo_eval.runs WHERE manifest_sha256 = ''"
-    ).fetchall()
-    for run_id, out_dir, stored_at, columns in rows:
-        contents = _stored_contents(conn, run_id, columns) if stored_at else None
-        if contents is None:
-            contents = legacy_contents(run_id, out_dir)
-        if contents is None:
-            continue
-        sha, prints = contents
-        conn.execute("UPDATE geo_eval.runs SET manifest_sha256 = %s WHERE run_id = %s", (sha, run_id))
-        with conn.cursor().copy("COPY geo_eval.run_flags (run_id, flag_id, digest) FROM STDIN") as copy:
-            for flag_id, digest in prints.items():
-                copy.write_row((run_id, flag_id, digest))
+    from geo_eval.db.store import POSTGIS
+    from geo_eval.storage.sql import Tx, fill_in_contents
 
-
-def _stored_contents(
-    conn: psycopg.Connection[Any], run_id: str, columns: dict[str, Any] | None
-) -> tuple[str, dict[str, str]] | None:
-    """The manifest sha256 and flag digests of a run stored in the database (None if its manifest is not)."""
-    import hashlib
-    import io
-
-    from geo_eval.storage.runs import flag_prints
-
-    row = conn.execute(
-        "SELECT content FROM geo_eval.run_files WHERE run_id = %s AND name = 'manifest.json'", (run_id,)
-    ).fetchone()
-    if row is None:
-        return None
-    sha = hashlib.sha256(bytes(row[0])).hexdigest()
-    names = ((columns or {}).get("flags") or {}).get("columns")
-    if not names:  # a run without flags
-        return sha, {}
-    lines = [
-        r[0] for r in conn.execute("SELECT row_csv FROM geo_eval.flags WHERE run_id = %s ORDER BY row_no", (run_id,))
-    ]
-    data = "\n".join([",".join(names), *lines]).encode("utf-8")
-    return sha, flag_prints(io.BytesIO(data))
+    with conn.cursor(row_factory=dict_row) as cur:
+        fill_in_contents(Tx(cur, POSTGIS))
 
 
 def init_schema(url: str) -> dict[str, Any]:

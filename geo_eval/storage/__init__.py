@@ -3,7 +3,8 @@
 Pure Python (no web framework): the service (``api/``) and the CLI (``geo-eval runs``, ``geo-eval users``)
 both use :func:`open_store`. :class:`Store` is the interface; :class:`SQLiteStore` the embedded default
 under ``GEO_EVAL_DATA_DIR``; :class:`geo_eval.db.PostgresStore` the same on a PostgreSQL/PostGIS database
-(``GEO_EVAL_DATABASE_URL``, ``--db``).
+(``GEO_EVAL_DATABASE_URL``, ``--db``). Both are :class:`~geo_eval.storage.sql.SQLStore`, whose code holds
+the rules once, with the SQL of their database (a :class:`~geo_eval.storage.sql.Dialect`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The storage interface: users, the run registry, reviews of flags and the audit trail.
 
-:class:`Store` is what the service and the CLI program against. :class:`~geo_eval.storage.sqlite.SQLiteStore`
-is the embedded default; a PostGIS implementation only has to provide the same methods with the same
-guarantees:
+:class:`Store` is what the service and the CLI program against. Both implementations are one
+:class:`~geo_eval.storage.sql.SQLStore` (the rules, written once) with a dialect:
+:class:`~geo_eval.storage.sqlite.SQLiteStore`, the embedded default, and
+:class:`~geo_eval.db.store.PostgresStore`. Any implementation gives the same guarantees:
 
 - every write is one transaction (all or nothing), and a write that returned is durable;
 - :meth:`Store.set_review` is a compare-and-set on ``version`` (optimistic concurrency): a stale
