@@ -227,7 +227,9 @@ def scope_flags(data: RunData, scope: MapScope) -> pd.DataFrame:
 
 
 def enterprise_names(data: RunData) -> pd.DataFrame:
-    return pd.DataFrame(data.enterprises[["uscc", "name"]])
+    """The enterprises as the maps need them: names, and classes with last year's for the 分类变化 colouring."""
+    cols = [c for c in ("uscc", "name", "grade", "prev_grade", "grade_change") if c in data.enterprises.columns]
+    return pd.DataFrame(data.enterprises[cols])
 
 
 def display_kind(basemap: str) -> Literal["none", "gaode"]:
@@ -420,7 +422,7 @@ def parcel_popup(src: gpd.GeoDataFrame, pos: int) -> dict[str, Any]:
     """One parcel of a tile source as the page's popup needs it (cells escaped, geometry for the outline)."""
     row = src.iloc[pos]
     geom = row.geometry
-    rec = {k: row[k] for k in maps.TILE_PROPERTIES}
+    rec = {k: row[k] for k in src.columns if k != src.geometry.name}
     west, south, east, north = (round(float(v), 6) for v in shapely.bounds(geom))
     point = shapely.point_on_surface(geom)
     return {
@@ -432,6 +434,17 @@ def parcel_popup(src: gpd.GeoDataFrame, pos: int) -> dict[str, Any]:
         "bounds": [[south, west], [north, east]],
         "geometry": json.loads(shapely.to_geojson(maps.attributes.round_geoms(np.asarray([geom], dtype=object))[0])),
     }
+
+
+def parcel_changes(data: RunData, caches: MapCaches, scope: MapScope, basemap: str) -> bytes:
+    """The 分类变化 key of every parcel of a scope as JSON ``{parcel_id: key}`` (for the tile-mode colouring)."""
+
+    def build() -> bytes:
+        src = tile_source(data, caches, scope, basemap)
+        keys = src["change"].astype(str)
+        return _json_bytes({"run_id": data.run_id, "changes": dict(zip(src.index.astype(str), keys, strict=True))})
+
+    return caches.other.get(data, ("changes", scope.key), build)
 
 
 def parcel_at(src: gpd.GeoDataFrame, lon: float, lat: float) -> int | None:

@@ -86,9 +86,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def sample_dataset(root: Path) -> Path:
-    """The 2025 sample copied to ``root`` (its context layers referenced by absolute path)."""
-    shutil.copytree(ROOT / "sample_parcels" / "2025", root)
+def sample_dataset(root: Path, year: int = 2025) -> Path:
+    """The sample of ``year`` copied to ``root`` (its context layers referenced by absolute path)."""
+    shutil.copytree(ROOT / "sample_parcels" / str(year), root)
     toml = (root / "dataset.toml").read_text(encoding="utf-8")
     (root / "dataset.toml").write_text(toml.replace('"../../layers/', f'"{(ROOT / "layers").as_posix()}/'), "utf-8")
     return root
@@ -186,8 +186,10 @@ def server(tmp_path_factory) -> Iterator[Server]:
     cand = parcels.loc[parcels["parcel_id"].isin(flagged) & parcels["main_user"].notna() & (parcels["park"] == PARK)]
     target = cand.sort_values("area_mu", ascending=False).iloc[0]
     rename_enterprise(ds / "enterprises.xlsx", str(target["main_user"]), XSS)
+    previous = base / "out2024"
+    run(sample_dataset(base / "dataset2024", year=2024), scheme, previous)
     out = base / "out"
-    run(ds, scheme, out)
+    run(ds, scheme, out, previous_dir=previous)
     flags = pyogrio.read_dataframe(out / "parcels.gpkg", layer="flags", read_geometry=False)
     shapes = gpd.read_file(out / "parcels.gpkg", layer="parcels").to_crs(4326)
     inside = shapes.geometry.representative_point()
@@ -202,6 +204,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("GEO_EVAL_DEMO", None)
+    cli("runs", "add", str(previous), env=env)
     cli("runs", "add", str(out), env=env)
     tokens = {}
     for key, (name, role, park) in USERS.items():
@@ -927,3 +930,51 @@ def test_overview_counts_each_park_and_links_to_it(tab, server):
     table.get_by_role("link", name=OTHER_PARK).click()
     wait_for_map(page)
     assert page.url.split("?")[0] == server.url + park_path(OTHER_PARK)
+
+
+def test_class_change_colouring_and_the_year_switch_keep_the_place(tab, server):
+    sign_in(tab, server, "rev", park_path())
+    page = tab.page
+    wait_for_map(page)
+    page.get_by_role("button", name="分类变化").click()
+    assert "color_by=change" in page.url
+    legend = page.locator(".ge-legend").inner_text()
+    for word in ("分类变化", "升级", "持平", "降级", "新参评", "不再参评"):
+        assert word in legend, word
+    ent = pd.read_csv(server.out / "enterprises.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    layer = pyogrio.read_dataframe(server.out / "parcels.gpkg", layer="parcels", read_geometry=False)
+    down = ent.loc[ent["grade_change"] == "下降", "uscc"]
+    pid = str(layer.loc[layer["main_user"].isin(down) & (layer["park"] == PARK), "parcel_id"].iloc[0])
+    click_parcel(page, server, pid, zoom=18)
+    assert page.evaluate("(pid) => geoEval.app.layers.byId.get(pid).layer.options.fillColor", pid) == "#d73027"
+    text = popup(page).inner_text()
+    prev = ent.set_index("uscc").loc[layer.set_index("parcel_id").loc[pid, "main_user"], "prev_grade"]
+    assert re.search(rf"上年分类\s+{prev} ", text)
+    tab.shot("change")
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => location.hash.includes(geoEval.map.getCenter().lat.toFixed(5))", timeout=5_000)
+    zoom, centre = page.evaluate("[geoEval.map.getZoom(), geoEval.map.getCenter()]")
+    year = page.get_by_role("combobox", name="评价年度")
+    with page.expect_navigation():
+        year.select_option(label="2024 年度")
+    wait_for_map(page)
+    assert page.evaluate("geoEval.app.cfg.service.run.year") == 2024
+    assert page.evaluate("geoEval.map.getZoom()") == zoom
+    after = page.evaluate("geoEval.map.getCenter()")
+    assert abs(after["lat"] - centre["lat"]) < 1e-4 and abs(after["lng"] - centre["lng"]) < 1e-4
+    assert page.get_by_role("button", name="分类变化").count() == 0  # 2024 has no year before it
+
+
+def test_the_runs_page_links_both_years(tab, server):
+    sign_in(tab, server, "admin", "/runs")
+    page = tab.page
+    rows = page.locator("tbody tr")
+    assert rows.count() == 2
+    assert [rows.nth(i).locator("td").first.inner_text() for i in range(2)] == ["2025", "2024"]
+    with page.expect_download() as dl:
+        rows.first.get_by_role("link", name="与上年分类变化").click()
+    table = pd.read_csv(dl.value.path(), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert "上年分类" in table.columns and len(table) > 0
+    rows.first.get_by_role("link", name="地图").click()
+    wait_for_map(page)
+    assert page.evaluate("geoEval.app.cfg.service.run.year") == 2025

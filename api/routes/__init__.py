@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, flags, health, home, parcels, rankings, reviews, runs, users
+from api.routes import auth, compare, flags, health, home, parcels, rankings, reviews, runpages, runs, users
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -13,6 +13,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     home.router,
     users.router,
     runs.router,
+    compare.router,
+    runpages.router,
     rankings.router,
     parcels.router,
     flags.router,

@@ -33,7 +33,7 @@ PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
 )
 
-_PAGE = """<!doctype html>
+PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · 亩均效益评价</title>
@@ -48,7 +48,7 @@ def _map_url(park: str | None, run: RunRecord, fragment: str = "") -> str:
     return f"{path}?{urlencode({'run': run.run_id})}" + (f"#{fragment}" if fragment else "")
 
 
-def _table(head: list[str], rows: list[list[str]], *, numeric_from: int = 1) -> str:
+def html_table(head: list[str], rows: list[list[str]], *, numeric_from: int = 1) -> str:
     """An HTML table; cells are already escaped markup."""
     th = "".join(f"<th{' class=num' if i >= numeric_from else ''}>{h}</th>" for i, h in enumerate(head))
     body = "".join(
@@ -80,7 +80,7 @@ def review_progress(data: RunData, store: Store, user: User) -> str:
     head = ["园区", *(FLAG_STATUS_LABELS[s] for s in STATUS_ORDER), ""]
     total = sum((c for c in per_park.values()), Counter())
     lead = f"全部园区待复核 <b>{total['pending']}</b> 条，共 {sum(total.values())} 条标记。"
-    return f"<p>{lead}</p>" + _table(head, rows)
+    return f"<p>{lead}</p>" + html_table(head, rows)
 
 
 def committee_summary(data: RunData, user: User) -> str:
@@ -100,7 +100,7 @@ def committee_summary(data: RunData, user: User) -> str:
         ]
         parts.append(
             f"<h2>{e(park)}</h2><p>参评企业 {sum(grades.values())} 家，按分类：</p>"
-            + _table(["分类", "企业数"], rows)
+            + html_table(["分类", "企业数"], rows)
             + f'<p class="links">{" · ".join(links)}</p>'
         )
     return "".join(parts)
@@ -127,7 +127,7 @@ def runs_table(store: Store) -> str:
     if not rows:
         return "<p>还没有登记评价批次（geo-eval runs add 输出目录）。</p>"
     head = ["年度", "评价方案", "企业数", "分类", "标记数", "登记时间", "登记人", ""]
-    return _table(head, rows, numeric_from=99)
+    return html_table(head, rows, numeric_from=99)
 
 
 def _general_links(user: User, run: RunRecord | None) -> str:
@@ -141,6 +141,7 @@ def _general_links(user: User, run: RunRecord | None) -> str:
                 f'<a href="/api/flags/download?{e(q)}&amp;format=xlsx">全部标记清单（Excel）</a>',
                 f'<a href="/api/flags/checklist?{e(q)}&amp;status=site_visit&amp;format=xlsx">待核查的现场核查清单（Excel）</a>',
             ]
+    links.append('<a href="/runs">评价批次</a>')
     links.append('<a href="/docs">接口文档</a>')
     return f'<p class="links">{" · ".join(links)}</p>'
 
@@ -171,9 +172,9 @@ def home(user: PageUser, store: StoreDep, cache: RunCacheDep) -> HTMLResponse:
             sections.append(committee_summary(data, user))
     sections.append(_general_links(user, run))
     if user.role == "admin":
-        sections.append("<h2>评价批次</h2>" + runs_table(store))
+        sections.append('<h2>评价批次</h2><p><a href="/runs">全部评价批次及下载</a></p>' + runs_table(store))
     body = (
         f'<header class="top"><h1>工业用地亩均效益评价</h1><form method="post" action="/logout">'
         f'<button type="submit">退出登录</button></form></header><p>{who}</p>' + "".join(sections)
     )
-    return HTMLResponse(_PAGE.format(title="首页", body=body), headers={"Content-Security-Policy": PAGE_CSP})
+    return HTMLResponse(PAGE.format(title="首页", body=body), headers={"Content-Security-Policy": PAGE_CSP})

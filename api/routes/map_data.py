@@ -34,6 +34,7 @@ from api.mapdata import (
     flag_rows,
     map_caches,
     parcel_at,
+    parcel_changes,
     parcel_popup,
     review_states,
     review_version,
@@ -207,6 +208,12 @@ def _flags(request: Request, data: RunData, scope: MapScope, basemap: str) -> Re
     return cached_answer(request, etag, lambda: flag_rows(data, caches, scope, basemap), JSON_TYPE)
 
 
+def _changes(request: Request, data: RunData, scope: MapScope, basemap: str) -> Response:
+    caches = map_caches(request)
+    etag = run_etag(data, "changes", scope.key, display_kind(basemap))
+    return cached_answer(request, etag, lambda: parcel_changes(data, caches, scope, basemap), JSON_TYPE)
+
+
 def _states(request: Request, data: RunData, store: Store, scope: MapScope) -> Response:
     etag = run_etag(data, "states", scope.key, review_version(store, data.run_id))
 
@@ -279,6 +286,23 @@ def overview_flags(user: CurrentUser, request: Request, data: RunDep, basemap: B
     return _flags(request, data, MapScope.overview(user), basemap)
 
 
+CHANGES_DESCRIPTION = (
+    "分类变化着色（大园区矢量瓦片模式用）：`changes` 为 宗地代码 → 主要使用企业与上年相比的分类变化"
+    "（up 升级、same 持平、down 降级、new 新参评、gone 不再参评、none 无上年比较）。"
+)
+
+
+@router.get(
+    "/api/maps/changes.json",
+    summary="总览地图的分类变化",
+    description=CHANGES_DESCRIPTION,
+    response_class=Response,
+    responses=STATIC_JSON,
+)
+def overview_changes(user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
+    return _changes(request, data, MapScope.overview(user), basemap)
+
+
 @router.get(
     "/api/maps/reviews.json",
     summary="总览地图的复核状态",
@@ -329,6 +353,17 @@ def park_search(park: str, user: CurrentUser, request: Request, data: RunDep, ba
 )
 def park_flags(park: str, user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
     return _flags(request, data, _park_scope(request, user, data, park), basemap)
+
+
+@router.get(
+    "/api/maps/{park:path}/changes.json",
+    summary="园区的分类变化",
+    description=CHANGES_DESCRIPTION,
+    response_class=Response,
+    responses={**STATIC_JSON, **PARK_REFUSALS},
+)
+def park_changes(park: str, user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
+    return _changes(request, data, _park_scope(request, user, data, park), basemap)
 
 
 @router.get(

@@ -53,7 +53,8 @@ ASSET_BASE = "/static/vendor"
 APP_BASE = "/static"
 
 ColorBy = Annotated[
-    Literal["grade", "tax_per_mu"], Query(description="着色：grade 按分类（默认），tax_per_mu 按亩均税收分级")
+    Literal["grade", "tax_per_mu", "change"],
+    Query(description="着色：grade 按分类（默认），tax_per_mu 按亩均税收分级，change 按分类变化（与上年比较）"),
 ]
 BasemapQ = Annotated[
     Literal["none", "tianditu", "gaode"],
@@ -107,6 +108,7 @@ def service_urls(data: RunData, scope: MapScope, basemap: str) -> dict[str, str]
     park = {"park": scope.park}
     return {
         "flags": _url(f"{base}/flags.json", **shown),
+        "changes": _url(f"{base}/changes.json", **shown),
         "states": _url(f"{base}/reviews.json", **run),
         "parcel": _url(f"{base}/parcel.json", **shown),
         "review": "/api/flags/{id}?" + urlencode(run),

@@ -26,7 +26,14 @@ import shapely
 
 from geo_eval.landuse.flags import rule_label, short_reasons
 from geo_eval.maps.gcj02 import shift_to_gcj02
-from geo_eval.maps.styles import FLAG_STATUS_LABELS, GRADE_LEGEND, NO_GRADE, STATUS_ORDER, grade_mix_words
+from geo_eval.maps.styles import (
+    FLAG_STATUS_LABELS,
+    GRADE_LEGEND,
+    NO_GRADE,
+    STATUS_ORDER,
+    change_key,
+    grade_mix_words,
+)
 from geo_eval.report.labels import header
 
 Basemap = Literal["none", "tianditu", "gaode"]
@@ -47,6 +54,7 @@ POPUP_FIELDS: tuple[PopupField, ...] = (
     _popup("holder", "text", True, "parcels"),
     _popup("users", "lines", False, "parcels"),
     _popup("grade", "grade", False, "parcels"),
+    _popup("prev_grade", "grade", True, "parcels"),
     _popup("tax_per_mu", "num2", False, "parcels"),
     _popup("block_id", "text", True, "parcels"),
 )
@@ -216,6 +224,21 @@ def _users(p: pd.DataFrame, names: dict[str, str]) -> tuple[list[str], list[str]
     return lines, user_names, codes_out, main_names
 
 
+def _changes(p: pd.DataFrame, enterprises: pd.DataFrame | None) -> tuple[list[str], list[str]]:
+    """Per parcel: its main user's class last year and its 分类变化 key (``none`` without a comparison)."""
+    mains = (p["main_user"] if "main_user" in p.columns else pd.Series("", index=p.index)).map(text)
+    if enterprises is None or "grade_change" not in enterprises.columns:
+        return [""] * len(p), ["none"] * len(p)
+    e = enterprises.drop_duplicates("uscc").set_index("uscc")
+    prev = e["prev_grade"] if "prev_grade" in e.columns else pd.Series("", index=e.index)
+    keys = {
+        str(u): change_key(c, b, g)
+        for u, c, b, g in zip(e.index, e["grade_change"].map(text), prev.map(text), e["grade"].map(text), strict=True)
+    }
+    prevs = {str(u): text(b) for u, b in zip(e.index, prev, strict=True)}
+    return [prevs.get(m, "") for m in mains], [keys.get(m, "none") if m else "none" for m in mains]
+
+
 def _flag_lines(out: pd.DataFrame, flags: pd.DataFrame) -> None:
     """Fill ``flags``, ``n_flags`` and ``review`` of ``out`` from the flags of its parcels."""
     f = _plain(flags)
@@ -255,7 +278,9 @@ def parcel_attributes(
     one ``名称（USCC）`` per line), ``names`` and ``usccs`` (for search), ``main_name``, ``grade`` (``无``
     when the parcel has no graded user), ``tax_per_mu``, ``block_id``, ``flags`` (one ``标记：原因`` per
     line, with ``（复核状态：意见）`` when ``flags`` has a ``status`` column), ``n_flags`` and ``review``
-    (the most urgent review state of its flags, :data:`~geo_eval.maps.styles.STATUS_ORDER`; ``""`` if none).
+    (the most urgent review state of its flags, :data:`~geo_eval.maps.styles.STATUS_ORDER`; ``""`` if none),
+    ``prev_grade`` and ``change`` (its main user's class last year and the 分类变化 key of
+    :func:`~geo_eval.maps.styles.change_key`, when ``enterprises`` has ``grade_change``).
 
     ``parcels`` is the ``parcels`` layer of ``parcels.gpkg`` (or the evaluation's parcel frame);
     ``flags`` its ``flags`` layer, optionally with review columns ``status`` and ``comment``;
@@ -285,6 +310,7 @@ def parcel_attributes(
     out["users"], out["names"], out["usccs"], out["main_name"] = _users(p, names)
     grades = col("grade").map(text)
     out["grade"] = grades.where(grades != "", NO_GRADE).to_numpy()
+    out["prev_grade"], out["change"] = _changes(p, enterprises)
     out["tax_per_mu"] = pd.to_numeric(col("tax_per_mu"), errors="coerce").to_numpy(dtype=float)
     out["block_id"] = col("block_id").map(text).to_numpy()
     out["flags"] = ""
@@ -432,15 +458,15 @@ def tile_source(
     """The parcels as :func:`geo_eval.maps.tiles.mvt_tile` should encode them for a large-park map.
 
     EPSG:4326 (GCJ-02-shifted for ``basemap="gaode"``), indexed by parcel code, with the popup
-    columns of :func:`parcel_attributes` (:data:`TILE_PROPERTIES`, and ``holder_name`` for the review
-    list). Build it once per run, park and
+    columns of :func:`parcel_attributes` (:data:`TILE_PROPERTIES`, and ``holder_name``, ``prev_grade`` and
+    ``change`` for the review list, the popup and the 分类变化 colouring). Build it once per run, park and
     basemap: every tile request then only queries its spatial index. Review states are not in it.
     """
     plain_flags = None if flags is None else _plain(flags).drop(columns=["status", "comment"], errors="ignore")
     attrs = parcel_attributes(parcels, flags=plain_flags, enterprises=enterprises)
     shown = to_display(parcels, gcj02=basemap == "gaode")
     ids = parcel_ids(shown)
-    a = attrs.reindex(ids)[[*TILE_PROPERTIES, "holder_name"]]
+    a = attrs.reindex(ids)[[*TILE_PROPERTIES, "holder_name", "prev_grade", "change"]]
     out = gpd.GeoDataFrame(a, geometry=np.asarray(shown.geometry.array, dtype=object), crs=4326)
     out.index = ids
     return out

@@ -48,6 +48,8 @@ from geo_eval.maps.attributes import (
 from geo_eval.maps.styles import (
     BACKGROUND,
     BLOCK_STYLE,
+    CHANGE_COLOURS,
+    CHANGE_LABELS,
     FLAG_KIND_LABELS,
     FLAG_STATUS_LABELS,
     FLAG_STYLES,
@@ -68,7 +70,7 @@ from geo_eval.maps.styles import (
 if TYPE_CHECKING:
     import folium
 
-ColorBy = Literal["grade", "tax_per_mu"]
+ColorBy = Literal["grade", "tax_per_mu", "change"]
 TILE_THRESHOLD = 5000
 """Above this many parcels a map draws them from vector tiles instead of inline GeoJSON."""
 MAX_ZOOM = 19
@@ -127,8 +129,8 @@ def _check_tiles_url(url: str) -> None:
 
 
 def _check_options(color_by: str, basemap: str, tianditu_key: str | None, search_url: str | None) -> None:
-    if color_by not in ("grade", "tax_per_mu"):
-        raise ValueError(f"color_by 须为 'grade' 或 'tax_per_mu'：{color_by!r}")
+    if color_by not in ("grade", "tax_per_mu", "change"):
+        raise ValueError(f"color_by 须为 'grade'、'tax_per_mu' 或 'change'：{color_by!r}")
     if basemap not in BASEMAPS:
         raise ValueError(f"basemap 须为 {', '.join(BASEMAPS)} 之一：{basemap!r}")
     if basemap == "tianditu" and not (tianditu_key and _TIANDITU_KEY.match(tianditu_key)):
@@ -148,6 +150,14 @@ def grade_legend(grades: pd.Series) -> list[list[object]]:
     rows: list[list[object]] = [[g, GRADE_COLOURS[g], GRADE_LEGEND[g], int(counts.get(g, 0))] for g in GRADE_COLOURS]
     rows += [[g, OTHER_GRADE_COLOUR, g, int(counts[g])] for g in sorted(set(counts.index) - set(GRADE_COLOURS))]
     return rows
+
+
+def change_legend(changes: pd.Series) -> list[list[object]] | None:
+    """``[key, colour, label, parcels]`` per 分类变化, or None when the run has no comparison with last year."""
+    counts = changes.value_counts()
+    if not (set(counts.index) - {"none"}):
+        return None
+    return [[k, CHANGE_COLOURS[k], CHANGE_LABELS[k], int(counts.get(k, 0))] for k in CHANGE_COLOURS]
 
 
 def tax_legend(values: np.ndarray, bins: Sequence[float]) -> dict[str, Any]:
@@ -178,6 +188,7 @@ def _parcel_features(shown: gpd.GeoDataFrame, attrs: pd.DataFrame) -> str:
             "g": r["grade"],
             "x": None if np.isnan(t) else round(float(t), 4),
             "f": int(r["n_flags"]),
+            "c": r["change"],
             "v": popup_cells(r),
             "t": tooltip_text(r),
         }
@@ -302,6 +313,7 @@ def map_config(
         "grades": grade_legend(a["grade"]),
         "otherColour": OTHER_GRADE_COLOUR,
         "tax": tax_legend(a["tax_per_mu"].to_numpy(dtype=float), tax_bins),
+        "changes": change_legend(a["change"]),
         "statusLabels": FLAG_STATUS_LABELS,
         "statusOrder": list(STATUS_ORDER),
         "flagStyles": FLAG_STYLES,
@@ -382,8 +394,9 @@ def park_map(
     enterprises
         ``enterprises.csv`` (``uscc``, ``name``) to name every user of a parcel.
     color_by
-        ``"grade"`` (A/B/C/D/T/无) or ``"tax_per_mu"`` (classes of ``tax_bins``, 万元/亩); the page can
-        switch between them without reloading.
+        ``"grade"`` (A/B/C/D/T/无), ``"tax_per_mu"`` (classes of ``tax_bins``, 万元/亩) or ``"change"`` (分类变化
+        of the main user since last year: 升级/持平/降级/新参评/不再参评, when ``enterprises`` has
+        ``grade_change``); the page can switch between them without reloading.
     basemap
         ``"none"`` (default: plain background), ``"tianditu"`` (needs ``tianditu_key``) or ``"gaode"``
         (GCJ-02: every layer is shifted; a ``tiles_url`` must then serve GCJ-02 tiles).

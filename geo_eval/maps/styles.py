@@ -39,6 +39,47 @@ _RDYLGN9 = ("#d73027", "#f46d43", "#fdae61", "#fee08b", "#ffffbf", "#d9ef8b", "#
 NO_DATA_COLOUR = "#d9d9d9"
 BACKGROUND = "#f3f2ee"
 
+CHANGE_COLOURS: dict[str, str] = {
+    "up": "#1a9850",
+    "same": "#9ecae1",
+    "down": "#d73027",
+    "new": "#8e6bbf",
+    "gone": "#fdae61",
+    "none": NO_DATA_COLOUR,
+}
+"""Fill colour of a parcel by how its main user's class changed since last year (分类变化)."""
+CHANGE_LABELS: dict[str, str] = {
+    "up": "升级",
+    "same": "持平",
+    "down": "降级",
+    "new": "新参评",
+    "gone": "不再参评",
+    "none": "无上年比较",
+}
+
+
+def change_key(grade_change: object, prev_grade: object, grade: object) -> str:
+    """The 分类变化 of an enterprise from ``enterprises.csv``'s ``grade_change`` (上升/持平/下降/新参评/X→Y).
+
+    >>> [change_key(c, p, g) for c, p, g in [("上升", "B", "A"), ("T→B", "T", "B"), ("B→T", "B", "T"),
+    ...                                      ("T→T", "T", "T"), ("新参评", "", "C"), ("", "", "T")]]
+    ['up', 'new', 'gone', 'same', 'new', 'none']
+    """
+    change = str(grade_change or "").strip()
+    if change in ("上升", "升级"):
+        return "up"
+    if change in ("下降", "降级"):
+        return "down"
+    if change in ("持平", "T→T"):
+        return "same"
+    if change == "新参评":
+        return "new"
+    before, arrow, after = change.partition("→")
+    if arrow:
+        return "gone" if after == "T" else "new" if before == "T" else "same"
+    return "none"
+
+
 FLAG_STATUS_LABELS: dict[str, str] = {
     "pending": "待复核",
     "site_visit": "待核查",

@@ -183,6 +183,12 @@ _MAPS_AND_CHECKLIST = {
 and the 现场核查清单's."""
 
 
+_CHANGES: dict[str, Label] = {
+    "previous_grade": Label("上年分类"),
+}
+"""The changed enterprises of a year-over-year comparison (:mod:`geo_eval.rating.compare`)."""
+
+
 def _merge(*parts: dict[str, Label]) -> dict[str, Label]:
     """The parts as one table; a column name in two parts must have the same label in both."""
     out: dict[str, Label] = {}
@@ -203,6 +209,7 @@ COLUMNS: dict[str, Label] = _merge(
     _FLAGS,
     _BLOCKS,
     _MAPS_AND_CHECKLIST,
+    _CHANGES,
 )
 """One label per output column name (see :data:`IN_TABLE` for the exceptions by table)."""
 
@@ -214,11 +221,12 @@ TABLES: tuple[str, ...] = (
     "flags",
     "blocks",
     "checklist",
+    "changes",
 )
 """The tables: ``enterprises.csv`` (and the ranking, 用地面积公示 and 园区汇总 sheets), ``benchmarks.csv``
 (基准值), ``exceptions.csv``, layer ``parcels`` (and the parcel popup), ``flags.csv`` (layer ``flags``,
 疑似闲置／低效地块 and the flag downloads), ``renewal_blocks.gpkg`` (连片改造区块 and the block popup), the
-现场核查清单."""
+现场核查清单, the changed enterprises of a comparison with last year."""
 
 IN_TABLE: dict[str, dict[str, Label]] = {
     "flags": {"area_mu": Label("宗地面积", "亩")},  # a flag row is not a parcel: its parcel's area

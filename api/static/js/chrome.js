@@ -70,7 +70,8 @@ export class Bar {
     }
     const tools = el("div", { class: "ge-tools" });
     const colour = el("div", { class: "ge-seg", role: "group", "aria-label": "着色" });
-    for (const [value, label] of COLOURINGS) {
+    const colourings = cfg.changes ? [...COLOURINGS, ["change", "分类变化"]] : COLOURINGS;
+    for (const [value, label] of colourings) {
       colour.append(
         el("button", { type: "button", class: "ge-seg-btn", dataset: { colour: value }, "aria-pressed": value === this.app.colorBy ? "true" : "false", onclick: () => this.app.setColorBy(value) }, label),
       );
@@ -129,7 +130,10 @@ export class Legend {
   render() {
     const { cfg, reviews } = this.app;
     const rows = [el("div", { class: "ge-legend-title" }, cfg.title)];
-    if (this.app.colorBy === "grade") {
+    if (this.app.colorBy === "change" && cfg.changes) {
+      rows.push(el("div", { class: "ge-legend-sub" }, "分类变化（主要使用企业，与上年相比）"));
+      for (const [, colour, label, n] of cfg.changes) rows.push(el("div", {}, el("i", { style: `background:${colour}` }), label, el("span", { class: "ge-n" }, String(n))));
+    } else if (this.app.colorBy === "grade") {
       rows.push(el("div", { class: "ge-legend-sub" }, "分类（按宗地主要使用企业）"));
       for (const [, colour, label, n] of cfg.grades) rows.push(el("div", {}, el("i", { style: `background:${colour}` }), label, el("span", { class: "ge-n" }, String(n))));
     } else {

@@ -2,7 +2,7 @@
 // by review state, renewal blocks, park outlines and the highlighted parcel. Styling happens here,
 // in the browser, from the page configuration and the review states; nothing is re-fetched to restyle.
 
-import { containsPoint } from "./util.js";
+import { containsPoint, requestJSON } from "./util.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const PANES = [
@@ -107,6 +107,8 @@ export class Layers {
     this.tiles = cfg.parcels.mode === "tiles";
     this.colorBy = cfg.colorBy;
     this.gradeColour = Object.fromEntries(cfg.grades.map(([key, colour]) => [key, colour]));
+    this.changeColour = Object.fromEntries((cfg.changes || []).map(([key, colour]) => [key, colour]));
+    this.changes = null; // tile mode: parcel id → 分类变化, loaded when that colouring is first chosen
     this.byId = new Map(); // inline: parcel id → {feature, layer}
     for (const [name, z] of PANES) map.createPane(name).style.zIndex = String(z);
     if (this.tiles) this.patterns = canvasPatterns(cfg.flagStyles);
@@ -114,7 +116,8 @@ export class Layers {
     this.build();
   }
 
-  fill(grade, tax) {
+  fill(grade, tax, change) {
+    if (this.colorBy === "change") return this.changeColour[change] || this.changeColour.none || this.cfg.tax.noData;
     if (this.colorBy === "tax_per_mu") {
       if (tax === null || tax === undefined || tax === "" || Number.isNaN(Number(tax))) return this.cfg.tax.noData;
       const v = Number(tax);
@@ -125,14 +128,14 @@ export class Layers {
     return this.gradeColour[grade] || this.cfg.otherColour;
   }
 
-  parcelStyle(grade, tax, zoom) {
+  parcelStyle(grade, tax, zoom, change) {
     return {
       stroke: true,
       color: "#4a4a4a",
       weight: zoom >= 15 ? 0.8 : 0.5,
       opacity: 0.9,
       fill: true,
-      fillColor: this.fill(grade, tax),
+      fillColor: this.fill(grade, tax, change),
       fillOpacity: 0.72,
     };
   }
@@ -174,7 +177,7 @@ export class Layers {
       {
         pane: "ge-parcels",
         bubblingMouseEvents: false,
-        style: (f) => this.parcelStyle(f.properties.g, f.properties.x, 16),
+        style: (f) => this.parcelStyle(f.properties.g, f.properties.x, 16, f.properties.c),
         onEachFeature: (f, layer) => {
           this.byId.set(f.properties.id, { feature: f, layer });
           layer.bindTooltip(f.properties.t, { sticky: true, direction: "top", className: "ge-tip" });
@@ -214,7 +217,7 @@ export class Layers {
     this.parcels = L.vectorGrid.protobuf(t.url, {
       ...common,
       pane: "ge-parcels",
-      vectorTileLayerStyles: { parcels: (p, z) => this.parcelStyle(p.grade, p.tax_per_mu, z) },
+      vectorTileLayerStyles: { parcels: (p, z) => this.parcelStyle(p.grade, p.tax_per_mu, z, this.changes?.get(p.parcel_id)) },
     });
     this.flags = L.vectorGrid.protobuf(t.url, {
       ...common,
@@ -239,10 +242,15 @@ export class Layers {
     }
   }
 
-  setColorBy(mode) {
+  async setColorBy(mode) {
+    if (mode === "change" && this.tiles && !this.changes) {
+      const url = this.cfg.service?.urls?.changes;
+      const { body } = await requestJSON(url);
+      this.changes = new Map(Object.entries(body.changes));
+    }
     this.colorBy = mode;
     if (this.tiles) this.parcels.redraw();
-    else this.parcels.setStyle((f) => this.parcelStyle(f.properties.g, f.properties.x, 16));
+    else this.parcels.setStyle((f) => this.parcelStyle(f.properties.g, f.properties.x, 16, f.properties.c));
   }
 
   /** Outline one parcel (a GeoJSON geometry) on top of everything. */

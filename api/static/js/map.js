@@ -80,6 +80,7 @@ class App {
       if (start.panel) this.panel.setOpen(true);
     }
     this.legend = new Legend(this);
+    if (cfg.colorBy === "change" && cfg.parcels.mode === "tiles") this.setColorBy("change");
     this.reviews.start(cfg.service?.poll || 10);
     if (start.parcel) this.zoomToParcel(start.parcel);
     window.geoEval.statesAt = performance.now();
@@ -101,9 +102,14 @@ class App {
     if (this.cfg.bounds) this.map.fitBounds(this.cfg.bounds, { padding: [16, 16], animate });
   }
 
-  setColorBy(mode) {
+  async setColorBy(mode) {
+    try {
+      await this.layers.setColorBy(mode);
+    } catch (err) {
+      toast(`分类变化无法载入：${err.message}`, "error");
+      return;
+    }
     this.colorBy = mode;
-    this.layers.setColorBy(mode);
     this.legend?.render();
     this.bar.setColour(mode);
     const url = new URL(location.href);
