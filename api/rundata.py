@@ -88,6 +88,33 @@ def _typed_enterprises(text: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=text.index)
 
 
+def policy_frame(content: bytes) -> pd.DataFrame:
+    """``policies.csv`` as written (formula guard off): texts as texts (an empty field as None) and the
+    ``value`` of a measure as its number, or its text (a scheme never gives a number as text).
+
+    >>> policy_frame("\\ufeffuscc,park,value\\n1,,0.05\\n2,园,'=x\\n3,园,50\\n".encode()).to_dict("records")[1:]
+    [{'uscc': '2', 'park': '园', 'value': '=x'}, {'uscc': '3', 'park': '园', 'value': 50}]
+    """
+    text = pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False, encoding="utf-8-sig").astype(object)
+    text = text.apply(csvout.unguard).astype(object)
+    out = text.where(text != "", None)
+    if "value" in out.columns:  # a measure's few values, each read once
+        out["value"] = out["value"].map({t: _number_or_text(t) for t in pd.unique(out["value"])})
+    return out
+
+
+def _number_or_text(text: object) -> object:
+    """``"50"`` → 50, ``"0.05"`` → 0.05, another text as it is."""
+    if not isinstance(text, str):
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
 def _geometry_json(geoms: gpd.GeoSeries) -> np.ndarray:
     """GeoJSON text of each geometry (coordinates rounded), None for a missing one."""
     arr = np.asarray(geoms.array, dtype=object)
@@ -118,6 +145,9 @@ class RunData:
     stamp: str = ""
     """What this copy was read from (OUT_DIR and its manifest's modification time, or when the run was
     stored in the database): the same in every worker that read the same outputs, so ETags agree."""
+    policies: pd.DataFrame | None = None
+    """``policies.csv`` (:func:`policy_frame`: numbers as numbers, missing as None); None when the run
+    wrote none (its scheme has no ``[[policies]]``)."""
     parcel_pos: pd.Index = field(init=False)
 
     def __post_init__(self) -> None:
@@ -156,6 +186,8 @@ def load_run_data(record: RunRecord) -> RunData:
         )
         blocks_path = out / "renewal_blocks.gpkg"
         blocks = pyogrio.read_dataframe(blocks_path) if blocks_path.is_file() else None
+        policies_path = out / "policies.csv"
+        policies = policy_frame(policies_path.read_bytes()) if policies_path.is_file() else None
     except (OSError, ValueError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise RunFilesError(f"评价批次 {record.run_id} 的输出文件无法读取：{exc}") from exc
     if parcels.crs is not None and not parcels.empty:
@@ -164,7 +196,7 @@ def load_run_data(record: RunRecord) -> RunData:
         parcels = parcels.set_crs(WGS84, allow_override=True)
     if blocks is not None and blocks.crs is not None and not blocks.empty:
         blocks = blocks.to_crs(WGS84)
-    return _run_data(record, manifest, text, parcels, flags, blocks, source="files")
+    return _run_data(record, manifest, text, parcels, flags, blocks, source="files", policies=policies)
 
 
 def load_stored_run_data(store: Any, record: RunRecord) -> RunData:
@@ -178,8 +210,16 @@ def load_stored_run_data(store: Any, record: RunRecord) -> RunData:
     flags = (
         stored.flags if len(stored.flags.columns) else pd.DataFrame({c: pd.Series(dtype=object) for c in FLAG_COLUMNS})
     )
+    policies = None if stored.policies_csv is None else policy_frame(stored.policies_csv)
     return _run_data(
-        record, stored.manifest, text.astype(object), stored.parcels, flags, stored.blocks, source="postgis"
+        record,
+        stored.manifest,
+        text.astype(object),
+        stored.parcels,
+        flags,
+        stored.blocks,
+        source="postgis",
+        policies=policies,
     )
 
 
@@ -192,6 +232,7 @@ def _run_data(
     blocks: gpd.GeoDataFrame | None,
     *,
     source: str,
+    policies: pd.DataFrame | None = None,
 ) -> RunData:
     for c in ("parcel_id", "park", "county"):
         parcels[c] = parcels[c].astype(object).where(parcels[c].notna(), None)
@@ -206,6 +247,7 @@ def _run_data(
         flags=flags,
         blocks=blocks,
         source=source,
+        policies=policies,
     )
     fl = data.flags
     for c in ("flag_id", "parcel_id", "park", "county", "flag"):

@@ -50,10 +50,10 @@ class Result:
 
     The tables have the columns of the files ``geo-eval evaluate`` writes: :attr:`enterprises`
     (``enterprises.csv``), :attr:`parcels` (``parcels.gpkg``, layer ``parcels``), :attr:`flags`
-    (``flags.csv``), :attr:`blocks` (``renewal_blocks.gpkg``), :attr:`problems` (``exceptions.csv``)
-    and :attr:`benchmarks` (``benchmarks.csv``); :meth:`write` writes all of them, the workbooks and
-    the manifest. :attr:`evaluation`, :attr:`flag_result` and :attr:`renewal` are the objects the
-    core returned, for programs that want more than the files carry.
+    (``flags.csv``), :attr:`blocks` (``renewal_blocks.gpkg``), :attr:`problems` (``exceptions.csv``),
+    :attr:`benchmarks` (``benchmarks.csv``) and :attr:`policies` (``policies.csv``); :meth:`write` writes
+    all of them, the workbooks and the manifest. :attr:`evaluation`, :attr:`flag_result` and
+    :attr:`renewal` are the objects the core returned, for programs that want more than the files carry.
     """
 
     evaluation: Evaluation
@@ -109,6 +109,14 @@ class Result:
     def benchmarks(self) -> pd.DataFrame:
         """The benchmark value of each indicator per ranking unit and group (``benchmarks.csv``)."""
         return self.evaluation.benchmarks
+
+    @cached_property
+    def policies(self) -> pd.DataFrame | None:
+        """One row per enterprise and differentiated-policy measure of its class (``policies.csv``);
+        ``None`` when the scheme has no ``[[policies]]``."""
+        from geo_eval.io.writers import policy_frame
+
+        return policy_frame(self.evaluation)
 
     @property
     def notes(self) -> list[str]:

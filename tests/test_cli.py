@@ -40,6 +40,7 @@ def test_outputs_and_hand_checked_figures(catalogue_dir, tmp_path):
         "flags.csv",
         "manifest.json",
         "parcels.gpkg",
+        "policies.csv",  # the preset's [[policies]]
         "rankings.xlsx",
         "renewal_blocks.gpkg",
     ]
@@ -109,6 +110,11 @@ def test_rankings_workbook_is_for_people(catalogue_dir, tmp_path):
         "基准值",
         "疑似闲置／低效地块",  # Excel forbids "/" in sheet names: a full-width slash
         "连片改造区块",
+        "差别化政策·供电公司",  # one sheet per agency of the scheme's [[policies]]
+        "差别化政策·水务",
+        "差别化政策·燃气公司",
+        "差别化政策·税务",
+        "差别化政策·自然资源",
         "说明",
     ]
     ws = wb["规上企业"]

@@ -36,6 +36,7 @@ FILES = {  # file (layer) of OUT_DIR → its table in geo_eval.report.labels
     "parcels.gpkg:parcels": "parcels",
     "parcels.gpkg:flags": "flags",
     "renewal_blocks.gpkg:renewal_blocks": "blocks",
+    "policies.csv": "policies",
 }
 FLAG_SHEET = [
     "parcel_id",
@@ -124,7 +125,7 @@ def test_the_exceptions_by_table_are_few_and_name_columns_of_the_table():
     for table, own in IN_TABLE.items():
         for column, lab in own.items():
             assert column in COLUMNS and COLUMNS[column] != lab, (table, column)
-    assert sum(len(own) for own in IN_TABLE.values()) == 5
+    assert sum(len(own) for own in IN_TABLE.values()) == 7
 
 
 def test_a_column_labelled_twice_differently_is_refused_when_the_table_is_built():
@@ -153,7 +154,10 @@ def test_rankings_xlsx_headers_are_the_tables(sample_runs, year):
     ranking = list(ranking_headers(columns).values())
     assert ranking == [header(c, "enterprises") for c in ranking_headers(columns)]
     ranking_sheets = [
-        s for s in got if s not in ("用地面积公示", "园区汇总", "基准值", "疑似闲置／低效地块", "连片改造区块", "说明")
+        s
+        for s in got
+        if s not in ("用地面积公示", "园区汇总", "基准值", "疑似闲置／低效地块", "连片改造区块", "说明")
+        and not s.startswith("差别化政策·")  # the agency sheets: tests/test_policies.py
     ]
     assert len(ranking_sheets) == 3  # 规上企业, 规下企业（…）, 不参评企业（T类）
     for sheet in ranking_sheets:

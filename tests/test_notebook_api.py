@@ -109,7 +109,7 @@ def test_write_is_what_geo_eval_evaluate_writes_byte_for_byte(year, sample_runs,
     result.write(tmp_path / "out")
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in cli.iterdir())
-    for name in ("enterprises.csv", "flags.csv", "benchmarks.csv", "exceptions.csv"):
+    for name in ("enterprises.csv", "flags.csv", "benchmarks.csv", "exceptions.csv", "policies.csv"):
         assert (out / name).read_bytes() == (cli / name).read_bytes(), name
     for file, name in (("parcels.gpkg", "parcels"), ("parcels.gpkg", "flags"), ("renewal_blocks.gpkg", None)):
         (attrs, wkb), (cli_attrs, cli_wkb) = layer(out / file, name), layer(cli / file, name)
@@ -135,6 +135,9 @@ def test_the_tables_have_the_columns_and_rows_of_the_files(sample_runs):
     assert list(result.parcels.columns) == list(gpkg.columns)
     assert result.parcels.crs == gpkg.crs and len(result.parcels) == 790
     assert result.parcels["parcel_id"].tolist() == gpkg["parcel_id"].tolist()
+    policies = pd.read_csv(cli / "policies.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert result.policies is not None and list(result.policies.columns) == list(policies.columns)
+    assert result.policies.astype(str).values.tolist() == policies.values.tolist()
     blocks = gpd.read_file(cli / "renewal_blocks.gpkg")
     assert list(result.blocks.columns) == list(blocks.columns)
     assert result.blocks["block_id"].tolist() == blocks["block_id"].tolist()

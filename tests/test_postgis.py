@@ -213,7 +213,7 @@ def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_pa
         "parcel_results": 790,
         "flags": len(flags),
         "renewal_blocks": len(blocks),
-        "run_files": 3,
+        "run_files": 4,  # exceptions.csv, benchmarks.csv, manifest.json, policies.csv
     }
     with psycopg.connect(pg_db) as conn:
         layout = sql(pg_db, "SELECT columns FROM geo_eval.runs WHERE run_id = %s", (rec.run_id,))[0][0]
@@ -232,7 +232,7 @@ def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_pa
     for c in layer.columns:  # the same values (the rows come back exactly, nulls included)
         a, b = layer[c], stored_flags[c]
         assert ((a == b) | (a.isna() & b.isna())).all(), c
-    for name in ("exceptions.csv", "benchmarks.csv", "manifest.json"):
+    for name in ("exceptions.csv", "benchmarks.csv", "manifest.json", "policies.csv"):
         stored = sql(
             pg_db, "SELECT content FROM geo_eval.run_files WHERE run_id = %s AND name = %s", (rec.run_id, name)
         )

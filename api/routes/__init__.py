@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, compare, flags, health, home, parcels, rankings, reviews, runpages, runs, users
+from api.routes import auth, compare, flags, health, home, parcels, policies, rankings, reviews, runpages, runs, users
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -19,6 +19,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     parcels.router,
     flags.router,
     reviews.router,
+    policies.router,
 )
 
 OPTIONAL_ROUTERS: tuple[str, ...] = ("api.routes.maps", "api.routes.map_data")

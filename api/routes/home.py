@@ -2,7 +2,8 @@
 
 - a reviewer (and an administrator) sees every park with its flags by review state and a link that
   opens the park's map with the review panel on the 待复核 flags;
-- a park committee sees its park's enterprises by class, its downloads and its map;
+- a park committee sees its park's enterprises by class, its downloads (with the differentiated-policy
+  list of each agency) and its map; reviewers and administrators get every agency's list for all parks;
 - an administrator also sees the registered runs.
 
 Every value is escaped; times are Beijing time; the page's style is ``/static/css/pages.css``.
@@ -19,6 +20,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from api.deps import PageUser, RunCacheDep, StoreDep
+from api.routes.policies import policy_links, policy_section
 from api.rundata import RunData
 from geo_eval.maps import FLAG_STATUS_LABELS, GRADE_LEGEND, STATUS_ORDER
 from geo_eval.report.timefmt import beijing_time
@@ -97,6 +99,7 @@ def committee_summary(data: RunData, user: User) -> str:
             f'<a href="/api/rankings/download?{e(q)}&amp;format=csv">排名表（CSV）</a>',
             f'<a href="/api/flags/download?{e(q)}&amp;format=xlsx">闲置／低效地块清单及复核状态（Excel）</a>',
             f'<a href="/api/flags/checklist?{e(q)}&amp;format=xlsx">现场核查清单（Excel）</a>',
+            *policy_links(data, park),
         ]
         parts.append(
             f"<h2>{e(park)}</h2><p>参评企业 {sum(grades.values())} 家，按分类：</p>"
@@ -168,6 +171,7 @@ def home(user: PageUser, store: StoreDep, cache: RunCacheDep) -> HTMLResponse:
     if data is not None:
         if user.role in ("reviewer", "admin"):
             sections.append("<h2>地块标记复核进度</h2>" + review_progress(data, store, user))
+            sections.append(policy_section(data))
         if user.role == "committee":
             sections.append(committee_summary(data, user))
     sections.append(_general_links(user, run))

@@ -13,7 +13,7 @@ from geo_eval.cli.options import DatasetDir, SchemeOpt, err, grade_table, out, p
 from geo_eval.errors import GeoEvalError
 from geo_eval.inputs.problems import WARNING
 from geo_eval.io.run import FatalInputError, run
-from geo_eval.rating.scheme import DEFAULT_SCHEME, load_scheme
+from geo_eval.rating.scheme import DEFAULT_SCHEME, Scheme, load_scheme
 
 
 def evaluate(
@@ -65,6 +65,7 @@ def evaluate(
         b = result.blocks.blocks
         big = b.loc[b["kind"] == "连片改造区块"]
         out.print(f"连片改造区块：{len(big)} 个，共 {big['area_mu'].sum():.1f} 亩；零星地块 {len(b) - len(big)} 处")
+    _print_policies(manifest, sch)
     exc_counts = ev.problems.frame()["severity"].value_counts()
     out.print(f"数据问题：警告 {int(exc_counts.get(WARNING, 0))} 条，详见 {out_dir / 'exceptions.csv'}")
     if result.notes:
@@ -72,6 +73,8 @@ def evaluate(
     files = "enterprises.csv、parcels.gpkg、rankings.xlsx、exceptions.csv、benchmarks.csv、manifest.json"
     if result.flags is not None:
         files += "、flags.csv、renewal_blocks.gpkg"
+    if sch.policies:
+        files += "、policies.csv"
     out.print(f"输出目录：{out_dir}（{files}）")
     if result.stored is not None:
         out.print(f"已存入数据库 {manifest.get('database')}：评价批次 {result.stored.run_id}（已登记为最新批次）")
@@ -79,3 +82,19 @@ def evaluate(
         if carried:
             out.print(carried, markup=False)
     out.print(f"用时 {time.perf_counter() - t0:.1f} 秒")
+
+
+def _print_policies(manifest: dict[str, object], sch: Scheme) -> None:
+    """The differentiated-policy lists: rows per agency, and a warning for template values."""
+    counts = manifest.get("policies")
+    if not sch.policies or not isinstance(counts, dict):
+        return
+    by_agency = counts.get("by_agency") or {}
+    out.print("差别化政策清单：" + "，".join(f"{a} {n} 条" for a, n in by_agency.items()))
+    templates = [p.label for p in sch.policies if p.is_template]
+    if templates:
+        err.print(
+            f"注意：差别化政策措施 {'、'.join(templates)} 的标准为模板值，须由本市核定后写入方案（docs/schemes.md）。",
+            style="yellow",
+            markup=False,
+        )

@@ -3,10 +3,10 @@
 One transaction holds everything: the run record (registered as the latest run, with an audit entry),
 the enterprise results, the parcel results with their geometry (in the run's Gauss-Krüger plane, and
 GCJ-02-shifted for 高德 basemaps), the flags, the renewal blocks and the output files (``enterprises.csv``,
-``exceptions.csv``, ``benchmarks.csv``, ``flags.csv``, ``manifest.json``). The rows go in with ``COPY …
-FROM STDIN (FORMAT csv)``, the csv made by pyarrow in slices of :data:`COPY_ROWS` rows, never row by
-row in Python, into a new table per result table; its indexes are then built in bulk and it is attached
-as the run's partition (at a million parcels this halves the database's time against growing the
+``exceptions.csv``, ``benchmarks.csv``, ``flags.csv``, ``manifest.json``, ``policies.csv``). The rows go
+in with ``COPY … FROM STDIN (FORMAT csv)``, the csv made by pyarrow in slices of :data:`COPY_ROWS` rows,
+never row by row in Python, into a new table per result table; its indexes are then built in bulk and it
+is attached as the run's partition (at a million parcels this halves the database's time against growing the
 shared indexes row by row). Publishing the same run again (same run id: same inputs and scheme, whatever
 the geo-eval version) swaps its partitions, at the very end, and keeps the reviews of its unchanged flags
 (:class:`~geo_eval.storage.base.Carryover`).
@@ -63,8 +63,9 @@ log = logging.getLogger(__name__)
 
 COPY_ROWS = 50_000
 """Rows per csv slice sent to COPY."""
-RUN_FILES = ("exceptions.csv", "benchmarks.csv", "manifest.json")
-"""Output files kept as they are in ``geo_eval.run_files``. ``enterprises.csv`` is its rows in
+RUN_FILES = ("exceptions.csv", "benchmarks.csv", "manifest.json", "policies.csv")
+"""Output files kept as they are in ``geo_eval.run_files`` (those the run wrote: ``policies.csv`` only
+with a scheme's ``[[policies]]``). ``enterprises.csv`` is its rows in
 ``enterprise_results.row_csv`` (byte for byte: :func:`geo_eval.db.results.enterprises_csv`), and
 ``flags.csv`` the rows of ``flags``."""
 PARTITIONED = ("enterprise_results", "parcel_results", "flags", "renewal_blocks")

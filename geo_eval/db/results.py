@@ -1,8 +1,8 @@
 """Reading a stored run back from PostGIS: what the service needs when a run's OUT_DIR is not at hand.
 
-The frames have the columns (in order) and values of the run's files: ``enterprises.csv`` and the
-manifest come back byte for byte (``geo_eval.run_files``); the parcel, flag and block layers come from
-the result tables' ``row_csv`` lines (geometry in EPSG:4326, transformed by PostGIS). Each table travels in
+The frames have the columns (in order) and values of the run's files: ``enterprises.csv``, the manifest
+and ``policies.csv`` come back byte for byte (``geo_eval.run_files``); the parcel, flag and block layers
+come from the result tables' ``row_csv`` lines (geometry in EPSG:4326, transformed by PostGIS). Each table travels in
 one ``COPY (SELECT …) TO STDOUT`` parsed by pyarrow, not row by row.
 """
 
@@ -36,6 +36,8 @@ class StoredRun:
     parcels: gpd.GeoDataFrame
     flags: pd.DataFrame
     blocks: gpd.GeoDataFrame | None
+    policies_csv: bytes | None = None
+    """``policies.csv`` byte for byte (None: the run wrote none)."""
 
 
 def _copy_out(conn: Any, query: sql.Composable, params: dict[str, Any]) -> bytes:
@@ -170,4 +172,5 @@ def _read(conn: Any, run_id: str) -> StoredRun:
         parcels=parcels,
         flags=flags,
         blocks=blocks,
+        policies_csv=files.get("policies.csv"),
     )

@@ -30,8 +30,10 @@ from geo_eval.io.xlsx import write_workbook
 from geo_eval.landuse.flags import FlagResult
 from geo_eval.landuse.renewal import RenewalBlocks
 from geo_eval.rating.evaluate import Evaluation, grade_counts
+from geo_eval.rating.policies import policy_counts, policy_rows
 from geo_eval.report import tables as report
 from geo_eval.report.labels import header
+from geo_eval.report.policies import policy_sheets
 
 WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
@@ -123,6 +125,12 @@ def enterprise_frame(ev: Evaluation) -> pd.DataFrame:
     out["production_start"] = pd.to_datetime(out["production_start"], errors="coerce").dt.strftime("%Y-%m-%d")
     out["above_scale"] = out["above_scale"].map({True: "是", False: "否"})
     return out
+
+
+def policy_frame(ev: Evaluation) -> pd.DataFrame | None:
+    """The ``policies.csv`` table (:func:`geo_eval.rating.policies.policy_rows`); None when the scheme
+    has no ``[[policies]]`` (then no ``policies.csv`` is written and the workbooks have no policy sheets)."""
+    return policy_rows(ev.enterprises, ev.scheme.policies) if ev.scheme.policies else None
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -492,7 +500,12 @@ def write_outputs(
         write_csv(ev.benchmarks, tmp / "benchmarks.csv")
         timings["write_reports_csv"] = time.perf_counter() - t
         t = time.perf_counter()
-        workbooks = write_workbooks(ev, tmp, flags, blocks)
+        policies = policy_frame(ev)
+        if policies is not None:
+            write_csv(policies, tmp / "policies.csv")
+            timings["write_policies_csv"] = time.perf_counter() - t
+        t = time.perf_counter()
+        workbooks = write_workbooks(ev, tmp, flags, blocks, policies=policies)
         timings["write_workbooks"] = time.perf_counter() - t
         manifest: dict[str, object] = {
             "tool": "geo-eval",
@@ -513,6 +526,7 @@ def write_outputs(
             "workbooks": workbooks,
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
         }
+        manifest["policies"] = {"enabled": False} if policies is None else policy_counts(policies, ev.scheme.policies)
         manifest.update(extra_manifest or {})
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         if before_commit is not None:
@@ -548,27 +562,60 @@ def flag_counts(flags: FlagResult | None, blocks: RenewalBlocks | None) -> dict[
 
 
 def workbook_plan(
-    ev: Evaluation, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
+    ev: Evaluation,
+    flags: FlagResult | None = None,
+    blocks: RenewalBlocks | None = None,
+    *,
+    policies: pd.DataFrame | None = None,
 ) -> Iterator[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]]]]:
     """The ranking workbooks of a run, one at a time: (file name under OUT_DIR, sheets, notes).
 
-    ``rankings.xlsx``, or for large runs one workbook per park under ``rankings/``.
+    ``rankings.xlsx``, or for large runs one workbook per park under ``rankings/``. ``policies``: the
+    rows of ``policies.csv`` when already computed (:func:`policy_frame`).
     """
     notes = {"说明": _notes(ev)}
+    agency_sheets = _PolicySheets(ev, policies)
     if len(ev.enterprises) <= WORKBOOK_ROW_LIMIT:
-        yield "rankings.xlsx", workbook_sheets(ev, None, flags, blocks), notes
+        yield "rankings.xlsx", agency_sheets.add(workbook_sheets(ev, None, flags, blocks)), notes
         return
     e = ev.enterprises
     shared = _SharedSheets(ev, flags)
     for park, rows in e.groupby(e["park"].fillna(_NO_PARK), sort=True):
-        yield f"rankings/{_safe(str(park))}.xlsx", shared.sheets(rows, whole_park=True), notes
+        sheets = agency_sheets.add(shared.sheets(rows, whole_park=True), park)
+        yield f"rankings/{_safe(str(park))}.xlsx", sheets, notes
+
+
+class _PolicySheets:
+    """The differentiated-policy sheets (one per agency) added after a workbook's other sheets: all the
+    rows, or those of one park (grouped once)."""
+
+    def __init__(self, ev: Evaluation, policies: pd.DataFrame | None) -> None:
+        self.agencies = ev.scheme.agencies
+        self.rows = policy_frame(ev) if policies is None and self.agencies else policies
+        self._by_park: dict[object, pd.DataFrame] | None = None
+
+    def add(self, sheets: dict[str, pd.DataFrame], park: object = None) -> dict[str, pd.DataFrame]:
+        """``sheets`` with the agency sheets after them (of ``park``'s enterprises when given)."""
+        if self.rows is None:
+            return sheets
+        rows = self.rows
+        if park is not None:
+            if self._by_park is None:
+                self._by_park = dict(iter(rows.groupby(rows["park"].fillna(_NO_PARK), sort=False)))
+            rows = self._by_park.get(park, rows.iloc[:0])
+        return sheets | policy_sheets(rows, self.agencies)
 
 
 def write_workbooks(
-    ev: Evaluation, out_dir: Path, flags: FlagResult | None = None, blocks: RenewalBlocks | None = None
+    ev: Evaluation,
+    out_dir: Path,
+    flags: FlagResult | None = None,
+    blocks: RenewalBlocks | None = None,
+    *,
+    policies: pd.DataFrame | None = None,
 ) -> list[str]:
     """Write the workbooks of :func:`workbook_plan` into ``out_dir``; returns their names."""
-    return write_planned(workbook_plan(ev, flags, blocks), out_dir)
+    return write_planned(workbook_plan(ev, flags, blocks, policies=policies), out_dir)
 
 
 def write_planned(

@@ -7,12 +7,22 @@ A scheme is a TOML file (``docs/schemes.md`` documents every key). Presets ship 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from geo_eval.errors import SchemeError
 from geo_eval.rating.indicators import INDICATORS
@@ -266,6 +276,119 @@ class Checks(_Frozen):
     _off = field_validator("tax_per_mu_above", mode="before")(_false_is_none)
 
 
+POLICY_CLASSES = ("A", "B", "C", "D", "T")
+"""The classes a differentiated-policy measure may give a value to (T: only where a measure names it)."""
+TEMPLATE_BASIS = "模板值，须由本市核定"
+"""The ``basis`` of a measure whose values are a template the city sets (docs/schemes.md, [[policies]])."""
+POLICY_SHEET_PREFIX = "差别化政策·"
+"""An agency's sheet in rankings.xlsx (and its download) is this prefix and the agency's name."""
+AGENCY_MAX = 31 - len(POLICY_SHEET_PREFIX)
+"""Longest agency name: its sheet name must fit Excel's 31 characters."""
+_TEMPLATE_MARK = "模板值"
+_POLICY_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_SHEET_FORBIDDEN = "/\\?*[]:"
+
+
+def is_template_basis(basis: object) -> bool:
+    """Whether a measure's ``basis`` marks its values as a template (it begins with 模板值).
+
+    >>> is_template_basis("模板值，须由本市核定"), is_template_basis("青发改规〔2020〕2号")
+    (True, False)
+    """
+    return isinstance(basis, str) and basis.startswith(_TEMPLATE_MARK)
+
+
+def _reads_as_number(text: str) -> bool:
+    """A text a reader of ``policies.csv`` would take for a number (``"0.1"``, ``"1e3"``, ``"inf"``)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _value_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a measure's value for a class (None: it can)."""
+    if isinstance(value, bool):
+        return f"是布尔值 {str(value).lower()}，应为数值或文字"
+    if isinstance(value, int | float):
+        return None if math.isfinite(value) else f"是 {value}，应为有限的数值"
+    if isinstance(value, str):
+        if not value.strip():
+            return "是空文字"
+        if _reads_as_number(value):
+            return f"是加了引号的数字 {value!r}，数值请不加引号"
+        return None
+    return f"是{type(value).__name__}（{value!r}），应为数值或文字"
+
+
+class Policy(_Frozen):
+    """One differentiated-policy measure (差别化政策): the value an agency applies to each class.
+
+    ``values`` maps a class (A–D, or T) to a number (in ``unit``) or a text; classes without a value
+    get no row in ``policies.csv``. ``basis`` names the notice, or is :data:`TEMPLATE_BASIS`.
+    """
+
+    key: str
+    label: str
+    agency: str
+    unit: str = ""
+    values: dict[str, int | float | str]
+    basis: str
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not _POLICY_KEY.match(v):
+            raise ValueError(
+                f"措施键 {v!r} 应为小写英文字母开头，只含小写字母、数字和下划线（如 electricity_surcharge）"
+            )
+        return v
+
+    @field_validator("label", "basis")
+    @classmethod
+    def _text(cls, v: str, info: ValidationInfo) -> str:
+        if not v.strip():
+            hint = f"写明通知文号，或写“{TEMPLATE_BASIS}”" if info.field_name == "basis" else "写明措施的中文名称"
+            raise ValueError(f"{info.field_name} 不能为空：{hint}")
+        return v
+
+    @field_validator("agency")
+    @classmethod
+    def _agency(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("实施部门 agency 不能为空")
+        bad = sorted({c for c in v if c in _SHEET_FORBIDDEN})
+        if bad or v.startswith("'") or len(v) > AGENCY_MAX:
+            raise ValueError(
+                f"实施部门 {v!r} 不能用作工作表名：最多 {AGENCY_MAX} 个字，不含 / \\ ? * [ ] :，不以 ' 开头"
+                + (f"（含 {' '.join(bad)}）" if bad else "")
+            )
+        return v
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values(cls, v: object, info: ValidationInfo) -> object:
+        if not isinstance(v, dict):
+            return v  # pydantic reports the type
+        measure = f"措施 {info.data['key']}" if "key" in info.data else "措施"
+        if not v:
+            raise ValueError(f"{measure} 没有为任何分类给出取值（values 至少要有一个分类）")
+        problems = [f"未知分类 {k!r}（可用：{'、'.join(POLICY_CLASSES)}）" for k in v if k not in POLICY_CLASSES]
+        problems += [f"{k} 类的取值{why}" for k, x in v.items() if (why := _value_problem(x)) is not None]
+        kinds = {isinstance(x, str) for x in v.values()}
+        if not problems and len(kinds) > 1:
+            problems.append("取值应全部为数值或全部为文字，不能混用")
+        if problems:
+            raise ValueError(f"{measure}：" + "；".join(problems))
+        return {k: v[k] for k in POLICY_CLASSES if k in v}
+
+    @property
+    def is_template(self) -> bool:
+        """The values are a template the city must set (``basis`` says so)."""
+        return is_template_basis(self.basis)
+
+
 class Scheme(_Frozen):
     """One evaluation scheme (评价办法) for one jurisdiction and year."""
 
@@ -281,6 +404,8 @@ class Scheme(_Frozen):
     grading: Grading = Grading()
     flags: FlagRules = FlagRules()
     checks: Checks = Checks()
+    policies: tuple[Policy, ...] = ()
+    """Differentiated-policy measures (差别化政策清单), in the scheme's order."""
     digest: str = ""
     """sha256 of the TOML text the scheme was loaded from."""
 
@@ -292,6 +417,24 @@ class Scheme(_Frozen):
         if len(set(keys)) != len(keys):
             raise ValueError(f"分组键重复：{keys}")
         return self
+
+    @field_validator("policies")
+    @classmethod
+    def _policies(cls, v: tuple[Policy, ...]) -> tuple[Policy, ...]:
+        keys = [p.key for p in v]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"差别化政策措施键重复：{'、'.join(twice)}")
+        agencies = {p.agency for p in v}
+        clash = sorted(a for a in agencies if any(b != a and b.casefold() == a.casefold() for b in agencies))
+        if clash:
+            raise ValueError(f"实施部门名称只差大小写，工作表名会重复：{'、'.join(clash)}")
+        return v
+
+    @property
+    def agencies(self) -> tuple[str, ...]:
+        """The agencies of the policy measures, in first-use order."""
+        return tuple(dict.fromkeys(p.agency for p in self.policies))
 
     @property
     def indicator_keys(self) -> tuple[str, ...]:

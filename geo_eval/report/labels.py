@@ -187,6 +187,12 @@ _CHANGES: dict[str, Label] = {
     "previous_grade": Label("上年分类"),
 }
 """The changed enterprises of a year-over-year comparison (:mod:`geo_eval.rating.compare`)."""
+_POLICIES = {
+    "measure": Label("措施代码"),
+    "label": Label("措施"),
+    "agency": Label("实施部门"),
+}
+"""``policies.csv`` beyond the enterprise columns (its ``value``, ``unit``: :data:`IN_TABLE`; ``basis`` 依据)."""
 
 
 def _merge(*parts: dict[str, Label]) -> dict[str, Label]:
@@ -210,6 +216,7 @@ COLUMNS: dict[str, Label] = _merge(
     _BLOCKS,
     _MAPS_AND_CHECKLIST,
     _CHANGES,
+    _POLICIES,
 )
 """One label per output column name (see :data:`IN_TABLE` for the exceptions by table)."""
 
@@ -222,17 +229,20 @@ TABLES: tuple[str, ...] = (
     "blocks",
     "checklist",
     "changes",
+    "policies",
 )
 """The tables: ``enterprises.csv`` (and the ranking, 用地面积公示 and 园区汇总 sheets), ``benchmarks.csv``
 (基准值), ``exceptions.csv``, layer ``parcels`` (and the parcel popup), ``flags.csv`` (layer ``flags``,
 疑似闲置／低效地块 and the flag downloads), ``renewal_blocks.gpkg`` (连片改造区块 and the block popup), the
-现场核查清单, the changed enterprises of a comparison with last year."""
+现场核查清单, the changed enterprises of a comparison with last year, ``policies.csv`` (差别化政策清单: the agency
+sheets and downloads)."""
 
 IN_TABLE: dict[str, dict[str, Label]] = {
     "flags": {"area_mu": Label("宗地面积", "亩")},  # a flag row is not a parcel: its parcel's area
     "blocks": {"enterprises": Label("企业统一社会信用代码")},  # every user of the members, by USCC
     "problems": {"value": Label("值"), "severity": Label("级别")},  # the value as written; 致命/警告/提示
     "benchmarks": {"basis": Label("基准值来源")},  # how the benchmark was obtained
+    "policies": {"value": Label("执行标准"), "unit": Label("计量单位")},  # a measure's value for the class
 }
 """Labels that differ from :data:`COLUMNS` in one table, by table."""
 
