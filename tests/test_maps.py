@@ -411,7 +411,14 @@ def test_the_page_hands_the_browser_escaped_popup_cells(parcels, flags, page: st
 
 
 def test_popup_cells_escape_and_format_each_field() -> None:
-    row = {"parcel_id": "P1", "users": f"{XSS}（{uscc(1)}）\n乙", "grade": "A", "area_mu": 3.14159, "holder": "甲&乙"}
+    row = {
+        "parcel_id": "P1",
+        "users": f"{XSS}（{uscc(1)}）\n乙",
+        "grade": "A",
+        "prev_grade": "B",
+        "area_mu": 3.14159,
+        "holder": "甲&乙",
+    }
     got = dict(zip([f[0] for f in maps.POPUP_FIELDS], maps.popup_cells(row), strict=True))
     assert got == {
         "parcel_id": "P1",
@@ -420,6 +427,7 @@ def test_popup_cells_escape_and_format_each_field() -> None:
         "holder": "甲&amp;乙",
         "users": f"&lt;img src=x onerror=alert(1)&gt;（{uscc(1)}）\n乙",
         "grade": "A 优先发展类",
+        "prev_grade": "B 鼓励提升类",
         "tax_per_mu": "",
         "block_id": "",
     }

@@ -170,7 +170,8 @@ def test_tile_source_for_the_maps_tiles(parcels) -> None:
         }
     )
     src = maps.tile_source(parcels, flags=flags)
-    assert list(src.columns[:-1]) == [*maps.TILE_PROPERTIES, "holder_name"]
+    assert list(src.columns[:-1]) == [*maps.TILE_PROPERTIES, "holder_name", "prev_grade", "change"]
+    assert set(src["change"]) == {"none"}  # no enterprises with last year's classes given
     assert "review" not in src.columns
     assert src.crs.to_epsg() == 4326
     z, x, y = tile_of(parcels, 17)
