@@ -42,6 +42,7 @@ def test_outputs_and_hand_checked_figures(catalogue_dir, tmp_path):
         "parcels.gpkg",
         "rankings.xlsx",
         "renewal_blocks.gpkg",
+        "report.html",
     ]
     assert (out / "enterprises.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for Excel/WPS
     e = read_enterprises(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, flags, health, home, parcels, rankings, reviews, runs, users
+from api.routes import auth, flags, health, home, parcels, rankings, reports, reviews, runs, users
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -17,6 +17,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     parcels.router,
     flags.router,
     reviews.router,
+    reports.router,
 )
 
 OPTIONAL_ROUTERS: tuple[str, ...] = ("api.routes.maps", "api.routes.map_data")
