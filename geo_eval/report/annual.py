@@ -125,28 +125,46 @@ def _units(e: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def by_unit(e: pd.DataFrame, figures: Any) -> pd.DataFrame:
-    """``figures(frame) -> dict`` for all of ``e`` (合计), each county and each park within its county,
-    as rows with ``level`` (total, county, park), ``county`` and ``park``, in that nesting order."""
+def by_unit(e: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    """Sums of ``values`` (one row per enterprise of ``e``) for all of ``e`` (合计), each county and each
+    park within its county, as rows with ``level`` (total, county, park), ``county`` and ``park``, in that
+    nesting order (counties and parks by name)."""
     units = _units(e)
-    rows = [{"level": "total", "county": TOTAL, "park": "", **figures(e)}]
-    for county, idx in units.groupby("county", sort=True).groups.items():
-        rows.append({"level": "county", "county": county, "park": "", **figures(e.loc[idx])})
-        parks = units.loc[idx].groupby("park", sort=True).groups
-        rows += [{"level": "park", "county": county, "park": p, **figures(e.loc[i])} for p, i in parks.items()]
-    return pd.DataFrame(rows)
+    total = values.sum().to_frame().T.assign(level="total", county=TOTAL, park="")
+    county = values.groupby(units["county"], sort=True).sum().reset_index().assign(level="county", park="")
+    park = values.groupby([units["county"], units["park"]], sort=True).sum().reset_index().assign(level="park")
+    nested = pd.concat([county, park], ignore_index=True)
+    nested = nested.sort_values(["county", "level", "park"], kind="mergesort")  # "county" < "park"
+    out = pd.concat([total, nested], ignore_index=True)
+    return out[["level", "county", "park", *values.columns]]
+
+
+def _defined(e: pd.DataFrame, key: str) -> tuple[pd.Series, pd.Series]:
+    """Numerator and denominator of indicator ``key`` on the rated rows where it is defined (0 elsewhere)."""
+    ind = INDICATORS[key]
+    if ind.numerator not in e or ind.denominator not in e:
+        zero = pd.Series(0.0, index=e.index)
+        return zero, zero
+    ok = (is_rated(e) & indicator(e, key).notna()).to_numpy()
+    num = pd.to_numeric(e[ind.numerator], errors="coerce").fillna(0.0).where(ok, 0.0)
+    den = pd.to_numeric(e[ind.denominator], errors="coerce").fillna(0.0).where(ok, 0.0)
+    return num, den
+
+
+def _ratio(num: pd.Series | np.ndarray, den: pd.Series | np.ndarray, factor: float = 1.0) -> np.ndarray:
+    n, d = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(d > 0, n / d * factor, np.nan)
 
 
 def aggregate(e: pd.DataFrame, key: str) -> float:
     """Σ numerator / Σ denominator of indicator ``key`` over the rated rows of ``e`` where it is defined."""
-    ind = INDICATORS[key]
-    r = e.loc[is_rated(e)]
-    if ind.numerator not in r or ind.denominator not in r or r.empty:
-        return float("nan")
-    ok = indicator(r, key).notna()
-    den = float(pd.to_numeric(r.loc[ok, ind.denominator], errors="coerce").sum())
-    num = float(pd.to_numeric(r.loc[ok, ind.numerator], errors="coerce").sum())
-    return num / den * ind.factor if den > 0 else float("nan")
+    num, den = _defined(e, key)
+    return float(_ratio(np.array([num.sum()]), np.array([den.sum()]), INDICATORS[key].factor)[0])
+
+
+def _sum(e: pd.DataFrame, column: str) -> float:
+    return float(pd.to_numeric(e[column], errors="coerce").sum()) if column in e else float("nan")
 
 
 def _numbers(e: pd.DataFrame, column: str) -> pd.Series:
@@ -156,33 +174,35 @@ def _numbers(e: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(e[column], errors="coerce").astype(float)
 
 
-def _sum(e: pd.DataFrame, column: str) -> float:
-    return float(pd.to_numeric(e[column], errors="coerce").sum()) if column in e else float("nan")
-
-
 # --- 1 概况 -------------------------------------------------------------------------------------------
-def overview_figures(e: pd.DataFrame) -> dict[str, float]:
-    """Counts, land, tax, sales and the aggregate figures of one set of enterprises."""
-    rated = int(is_rated(e).sum())
-    out: dict[str, float] = {
-        "n_enterprises": len(e),
-        "n_rated": rated,
-        "n_t": int((e["grade"] == "T").sum()),
-        "land_mu": _sum(e, "land_mu"),
-        "tax": _sum(e, "tax"),
-        "sales": _sum(e, "sales"),
+def overview_values(e: pd.DataFrame) -> pd.DataFrame:
+    """Per enterprise, what 概况 adds up: counts, land, tax, sales and the indicators' defined parts."""
+    cols: dict[str, pd.Series] = {
+        "n_enterprises": pd.Series(1, index=e.index),
+        "n_rated": is_rated(e).astype(int),
+        "n_t": (e["grade"] == "T").astype(int),
+        **{c: _numbers(e, c).fillna(0.0) for c in ("land_mu", "tax", "sales")},
     }
-    out.update({k: aggregate(e, k) for k in OVERVIEW_INDICATORS})
-    return out
+    for k in OVERVIEW_INDICATORS:
+        cols[f"{k}__num"], cols[f"{k}__den"] = _defined(e, k)
+    return pd.DataFrame(cols, index=e.index)
+
+
+def overview_table(e: pd.DataFrame) -> pd.DataFrame:
+    """概况 per unit: counts, land, tax, sales and the aggregate figures."""
+    table = by_unit(e, overview_values(e))
+    for k in OVERVIEW_INDICATORS:
+        table[k] = _ratio(table.pop(f"{k}__num"), table.pop(f"{k}__den"), INDICATORS[k].factor)
+    return table
 
 
 def overview(run: RunTables) -> pd.DataFrame:
     """概况 per unit (:func:`by_unit`), with last year's aggregate figures (``<key>_prev``) and the change
     in per cent (``<key>_change``) where last year's table is at hand."""
-    table = by_unit(run.enterprises, overview_figures)
+    table = overview_table(run.enterprises)
     if run.previous is None:
         return table
-    prev = by_unit(run.previous, overview_figures).set_index(["level", "county", "park"])
+    prev = overview_table(run.previous).set_index(["level", "county", "park"])
     keys = pd.MultiIndex.from_frame(table[["level", "county", "park"]])
     for k in OVERVIEW_INDICATORS:
         last = prev[k].reindex(keys).to_numpy(dtype=float)
@@ -193,19 +213,15 @@ def overview(run: RunTables) -> pd.DataFrame:
 
 
 # --- 2 分类结果 -----------------------------------------------------------------------------------------
-def class_figures(e: pd.DataFrame) -> dict[str, float]:
-    """Count of each class and the share of A–D among the rated."""
-    counts = e["grade"].value_counts()
-    out: dict[str, float] = {g: int(counts.get(g, 0)) for g in GRADES}
-    rated = sum(out[g] for g in RATED)
-    out["n_rated"] = rated
-    out.update({f"{g}_share": (out[g] / rated if rated else float("nan")) for g in RATED})
-    return out
-
-
 def classes(run: RunTables) -> pd.DataFrame:
-    """分类结果 per unit: counts of A B C D T and shares of A–D."""
-    return by_unit(run.enterprises, class_figures)
+    """分类结果 per unit: counts of A B C D T, the rated (A–D) and the shares of A–D among them."""
+    e = run.enterprises
+    values = pd.DataFrame({g: (e["grade"] == g).astype(int) for g in GRADES}, index=e.index)
+    table = by_unit(e, values)
+    table["n_rated"] = table[list(RATED)].sum(axis=1)
+    for g in RATED:
+        table[f"{g}_share"] = _ratio(table[g], table["n_rated"])
+    return table
 
 
 def cutoffs(run: RunTables) -> pd.DataFrame:
@@ -230,27 +246,23 @@ QUANTILES = {"p5": 0.05, "q1": 0.25, "median": 0.5, "q3": 0.75, "p95": 0.95}
 def indicator_distributions(run: RunTables, *, top: int = 15) -> list[dict[str, Any]]:
     """For each group of the scheme and each of its indicators: per park (the ``top`` parks with most
     rated enterprises of the group), the quantiles of the rated enterprises' values and the benchmark of
-    the park's ranking unit."""
+    the park's ranking unit (the unit most of its enterprises are in)."""
     if run.scheme is None:
         return []
     e = run.enterprises.loc[is_rated(run.enterprises)]
+    unit_col = "park" if run.ranking_unit == "park" else "county"
     out = []
     for g in run.scheme.groups:
         rows = e.loc[e["group"] == g.key]
         parks = _top_parks(rows, top)
+        sub = rows.loc[rows["park"].isin(parks)]
+        units = {p: str(u.value_counts().index[0]) for p, u in sub.groupby("park")[unit_col] if u.notna().any()}
         for rule in g.indicators:
-            stats = [_quantiles(rows.loc[rows["park"] == p, rule.key]) for p in parks]
-            marks = [_benchmark(run, rows.loc[rows["park"] == p], g.key, rule.key) for p in parks]
-            keep = [i for i, s in enumerate(stats) if s is not None]
-            out.append(
-                {
-                    "group": g.label,
-                    "key": rule.key,
-                    "parks": [parks[i] for i in keep],
-                    "stats": [stats[i] for i in keep],
-                    "benchmarks": [marks[i] for i in keep],
-                }
-            )
+            stats = _quantiles_by_park(_numbers(sub, rule.key), sub["park"])
+            keep = [p for p in parks if p in stats]
+            marks = [_benchmark(run, units.get(p), g.key, rule.key) for p in keep]
+            out.append({"group": g.label, "key": rule.key, "parks": keep, "stats": [stats[p] for p in keep],
+                        "benchmarks": marks})  # fmt: skip
     return out
 
 
@@ -260,21 +272,22 @@ def _top_parks(rows: pd.DataFrame, top: int) -> list[str]:
     return [str(p) for p, _ in order[:top]]
 
 
-def _quantiles(values: pd.Series) -> dict[str, float] | None:
-    v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
-    if not len(v):
-        return None
-    q = np.quantile(v, list(QUANTILES.values()))
-    return {**dict(zip(QUANTILES, q.tolist(), strict=True)), "n": float(len(v))}
+def _quantiles_by_park(values: pd.Series, parks: pd.Series) -> dict[str, dict[str, float]]:
+    """The :data:`QUANTILES` of ``values`` per park (parks without a value left out)."""
+    ok = values.notna()
+    if not ok.any():
+        return {}
+    grouped = values[ok].groupby(parks[ok], sort=True)
+    q = grouped.quantile(np.array(list(QUANTILES.values()))).unstack()
+    n = grouped.size().to_dict()
+    return {str(p): {**dict(zip(QUANTILES, row.tolist(), strict=True)), "n": float(n[p])} for p, row in q.iterrows()}
 
 
-def _benchmark(run: RunTables, rows: pd.DataFrame, group: str, key: str) -> float | None:
-    unit_col = "park" if run.ranking_unit == "park" else "county"
-    units = rows[unit_col].dropna().value_counts()
-    if units.empty:
+def _benchmark(run: RunTables, unit: str | None, group: str, key: str) -> float | None:
+    if unit is None:
         return None
     b = run.benchmarks
-    hit = b.loc[(b["unit"] == units.index[0]) & (b["group"] == group) & (b["indicator"] == key), "benchmark"]
+    hit = b.loc[(b["unit"] == unit) & (b["group"] == group) & (b["indicator"] == key), "benchmark"]
     value = pd.to_numeric(hit, errors="coerce").dropna()
     return float(value.iloc[0]) if len(value) else None
 
@@ -350,11 +363,14 @@ def transition_matrix(run: RunTables) -> pd.DataFrame:
     (columns: A–D, T, 不再参评 = not in this year's table)."""
     assert run.previous is not None
     cur, prev = _grades(run.enterprises), _grades(run.previous)
-    both = pd.DataFrame({"prev": prev.reindex(cur.index).fillna(NEW).to_numpy(), "cur": cur.to_numpy()})
-    gone = prev.loc[~prev.index.isin(cur.index)]
-    both = pd.concat([both, pd.DataFrame({"prev": gone.to_numpy(), "cur": GONE})], ignore_index=True)
-    table = pd.crosstab(both["prev"], both["cur"])
-    return table.reindex(index=[*GRADES, NEW], columns=[*GRADES, GONE], fill_value=0).astype(int)
+    rows, cols = [*GRADES, NEW], [*GRADES, GONE]
+    before = np.concatenate([prev.reindex(cur.index).fillna(NEW).to_numpy(), prev[~prev.index.isin(cur.index)]])
+    after = np.concatenate([cur.to_numpy(), np.full(len(before) - len(cur), GONE, dtype=object)])
+    r = pd.Categorical(before, categories=rows).codes.astype(np.int64)
+    c = pd.Categorical(after, categories=cols).codes.astype(np.int64)
+    ok = (r >= 0) & (c >= 0)
+    counts = np.bincount(r[ok] * len(cols) + c[ok], minlength=len(rows) * len(cols)).reshape(len(rows), len(cols))
+    return pd.DataFrame(counts, index=rows, columns=cols)
 
 
 def change_class(prev: pd.Series, cur: pd.Series) -> pd.Series:
