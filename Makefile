@@ -39,6 +39,7 @@ demo: $(STAMP)
 	done
 	@echo "园区管委会 demo-committee 只能查看 $(DEMO_PARK)。浏览器登录：http://$(HOST):$(PORT)/login（用户名 + 令牌）；"
 	@echo "脚本：curl -H 'Authorization: Bearer 令牌' http://$(HOST):$(PORT)/api/runs"
+	@echo "年度评价报告：$(OUT)/2024/report.html、$(OUT)/2025/report.html；服务中 http://$(HOST):$(PORT)/reports/2025 和 /reports/2024"
 ifneq ($(DEMO_SERVE),0)
 	GEO_EVAL_DEMO=1 $(BIN)/geo-eval serve --host $(HOST) --port $(PORT)
 endif
@@ -65,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_zonal --n 1000000 --skip-slow
 	$(BIN)/python -m bench.bench_blocks --n 300000
 	$(BIN)/python -m bench.bench_xlsx --n 1000000 --writers geo_eval --rebuild
+	$(BIN)/python -m bench.bench_report --n 1000000
 	$(BIN)/python -m bench.bench_service
 	$(BIN)/python -m bench.bench_auth
 	$(BIN)/python -m bench.bench_store

@@ -34,6 +34,7 @@ from geo_eval.errors import (
     OutputExistsError,
     SchemeError,
 )
+from geo_eval.io.pdf import PdfUnavailableError
 from geo_eval.storage import (
     AlreadyExistsError,
     ConflictError,
@@ -102,6 +103,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     SchemeError: 422,
     InputFileError: 422,
     OutputExistsError: 409,
+    PdfUnavailableError: 503,  # no Chromium to print the report with
     GeoEvalError: 400,
 }
 """Exception class → HTTP status; the most specific class in an exception's MRO wins."""

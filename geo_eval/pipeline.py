@@ -130,10 +130,11 @@ class Result:
         overwrite: bool = False,
         extra_manifest: dict[str, object] | None = None,
         before_commit: Callable[[Path, dict[str, object]], None] | None = None,
+        report: bool = True,
     ) -> dict[str, object]:
         """Write every output into ``out_dir`` (all or nothing, as ``geo-eval evaluate``); returns the
         manifest. ``before_commit`` runs when the files are complete, before they replace ``out_dir``
-        (see :func:`geo_eval.io.writers.write_outputs`)."""
+        (see :func:`geo_eval.io.writers.write_outputs`); ``report=False``: no ``report.html``."""
         from geo_eval.io.writers import write_outputs
 
         return write_outputs(
@@ -145,6 +146,7 @@ class Result:
             blocks=self.renewal,
             extra_manifest=extra_manifest,
             before_commit=before_commit,
+            report=report,
         )
 
     def __repr__(self) -> str:

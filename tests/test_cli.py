@@ -43,6 +43,7 @@ def test_outputs_and_hand_checked_figures(catalogue_dir, tmp_path):
         "policies.csv",  # the preset's [[policies]]
         "rankings.xlsx",
         "renewal_blocks.gpkg",
+        "report.html",
     ]
     assert (out / "enterprises.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # BOM for Excel/WPS
     e = read_enterprises(out)

@@ -5,7 +5,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import auth, compare, flags, health, home, parcels, policies, rankings, reviews, runpages, runs, users
+from api.routes import (
+    auth,
+    compare,
+    flags,
+    health,
+    home,
+    parcels,
+    policies,
+    rankings,
+    reports,
+    reviews,
+    runpages,
+    runs,
+    users,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -20,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     flags.router,
     reviews.router,
     policies.router,
+    reports.router,
 )
 
 OPTIONAL_ROUTERS: tuple[str, ...] = ("api.routes.maps", "api.routes.map_data")

@@ -137,6 +137,7 @@ def _general_links(user: User, run: RunRecord | None) -> str:
     links = []
     if run is not None:
         links.append(f'<a href="{e(_map_url(None, run))}">园区总览地图</a>')
+        links.append(f'<a href="/reports/{run.year}">年度评价报告</a>')
         if user.sees_all_parks():
             q = urlencode({"run": run.run_id})
             links += [

@@ -8,6 +8,7 @@ import typer
 
 from geo_eval.cli import db as _db
 from geo_eval.cli import evaluate as _evaluate
+from geo_eval.cli import report as _report
 from geo_eval.cli import runs as _runs
 from geo_eval.cli import schemes as _schemes
 from geo_eval.cli import serve as _serve
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("evaluate", help="评价一个年度的数据集，输出排名表、宗地图层和问题清单")(_evaluate.evaluate)
+app.command("report", help="写出年度评价报告（HTML，可打印为 PDF）")(_report.report)
 app.command("validate", help="只检查数据集，列出全部问题，不输出评价结果")(_validate.validate)
 app.command("schemes", help="列出内置评价方案")(_schemes.schemes)
 app.command(

@@ -25,6 +25,7 @@ def evaluate(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="输出目录已存在时覆盖")] = False,
     no_flags: Annotated[bool, typer.Option("--no-flags", help="不做闲置/低效地块标记和连片区块")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="不写年度评价报告 report.html")] = False,
     db: Annotated[
         str | None,
         typer.Option(
@@ -44,7 +45,16 @@ def evaluate(
             err.print(
                 f"[yellow]注意：方案 {sch.name} 的基准值需要上年结果（--previous），未提供，改用本年均值，并记入 manifest.json。[/]"
             )
-        result = run(dataset_dir, sch, out_dir, previous_dir=previous, overwrite=overwrite, flags=not no_flags, db=db)
+        result = run(
+            dataset_dir,
+            sch,
+            out_dir,
+            previous_dir=previous,
+            overwrite=overwrite,
+            flags=not no_flags,
+            db=db,
+            report=not no_report,
+        )
     except FatalInputError as exc:
         print_fatal(exc.frame, dataset=dataset_dir)
         raise typer.Exit(2) from None
@@ -75,6 +85,8 @@ def evaluate(
         files += "、flags.csv、renewal_blocks.gpkg"
     if sch.policies:
         files += "、policies.csv"
+    if not no_report:
+        files += "、report.html（年度评价报告）"
     out.print(f"输出目录：{out_dir}（{files}）")
     if result.stored is not None:
         out.print(f"已存入数据库 {manifest.get('database')}：评价批次 {result.stored.run_id}（已登记为最新批次）")

@@ -75,6 +75,7 @@ def run(
     flags: bool = True,
     db: str | None = None,
     actor: str = "cli",
+    report: bool = True,
 ) -> RunResult:
     """Load, validate, evaluate, flag and write; raises :class:`~geo_eval.errors.FatalInputError` on fatal problems.
 
@@ -82,6 +83,7 @@ def run(
     that commits once OUT_DIR is in place (:func:`_write_and_store`): a failure leaves neither.
     The database is checked (reachable, PostGIS, schema version) before anything is computed; ``actor``
     is who the registration's audit entry names. What killed runs left beside OUT_DIR is tidied first.
+    ``report=False`` leaves out the annual report ``report.html``.
     """
     t0 = time.perf_counter()
     tidied = tidy(out_dir)
@@ -112,7 +114,7 @@ def run(
         extra["database"] = store.database
     try:
         manifest, stored = _write_and_store(
-            result, Path(out_dir), overwrite=overwrite, extra=extra, store=store, actor=actor
+            result, Path(out_dir), overwrite=overwrite, extra=extra, store=store, actor=actor, report=report
         )
     finally:
         if store is not None:
@@ -130,6 +132,7 @@ def _write_and_store(
     extra: dict[str, object],
     store: PostgresStore | None,
     actor: str,
+    report: bool = True,
 ) -> tuple[dict[str, object], RunRecord | None]:
     """Write OUT_DIR (:meth:`Result.write`) and, with ``store``, publish the run there, so that both
     change or neither.
@@ -161,7 +164,9 @@ def _write_and_store(
                 publication.stage(files_dir, manifest)
             swap.set_aside()  # the next step of write_outputs renames the new OUT_DIR in place
 
-        manifest = result.write(out_dir, overwrite=overwrite, extra_manifest=extra, before_commit=before_commit)
+        manifest = result.write(
+            out_dir, overwrite=overwrite, extra_manifest=extra, before_commit=before_commit, report=report
+        )
     if publication is None:
         return manifest, None
     manifest["database_timings_s"] = {k: round(v, 3) for k, v in publication.timings.items()}

@@ -476,8 +476,12 @@ def write_outputs(
     flags: FlagResult | None = None,
     blocks: RenewalBlocks | None = None,
     before_commit: Callable[[Path, dict[str, object]], None] | None = None,
+    report: bool = True,
 ) -> dict[str, object]:
     """Write every output of ``ev`` into ``out_dir`` atomically; returns the manifest.
+
+    ``report``: also the annual report ``report.html``, read back from the files written
+    (:func:`geo_eval.io.report.write_report`).
 
     ``before_commit(tmp_dir, manifest)`` runs once every file is written into the temporary directory
     and before it replaces ``out_dir`` (the database publisher): if it raises, nothing is left behind.
@@ -511,7 +515,12 @@ def write_outputs(
             "tool": "geo-eval",
             "version": __version__,
             "year": ev.year,
-            "scheme": {"name": ev.scheme.name, "title": ev.scheme.title, "sha256": ev.scheme.digest},
+            "scheme": {
+                "name": ev.scheme.name,
+                "title": ev.scheme.title,
+                "sha256": ev.scheme.digest,
+                "rules": ev.scheme.model_dump(mode="json", exclude={"digest"}),  # as applied, for the report
+            },
             "area_crs": ev.area_crs,
             "inputs": {k: _input_entry(p) for k, p in sorted((inputs or {}).items())},
             "counts": {
@@ -529,6 +538,10 @@ def write_outputs(
         manifest["policies"] = {"enabled": False} if policies is None else policy_counts(policies, ev.scheme.policies)
         manifest.update(extra_manifest or {})
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if report:
+            from geo_eval.io.report import write_report
+
+            write_report(tmp)
         if before_commit is not None:
             before_commit(tmp, manifest)
     return manifest

@@ -193,6 +193,31 @@ _POLICIES = {
     "agency": Label("实施部门"),
 }
 """``policies.csv`` beyond the enterprise columns (its ``value``, ``unit``: :data:`IN_TABLE`; ``basis`` 依据)."""
+_REPORT = {
+    "unit_name": Label("县区／园区"),
+    "n_rated": Label("参评企业（A–D类）", "家"),
+    "n_t": Label("不参评（T类）", "家"),
+    "share": Label("占参评企业", "%"),
+    "prev_value": Label("上年"),
+    "change_pct": Label("变化", "%"),
+    "weight": Label("权重"),
+    "lowest_score": Label("最低分", "分"),
+    "highest_score": Label("最高分", "分"),
+    "division": Label("行业大类代码"),
+    "division_name": Label("行业大类（GB/T 4754）"),
+    "tax_per_mu_median": Label("参评企业亩均税收中位数", "万元/亩"),
+    "prev_grade_row": Label("上年分类＼本年分类"),
+    "change": Label("分类变化"),
+    "n_flag_parcels": Label("宗地", "宗"),
+    "n_flags": Label("标记", "条"),
+    "n_blocks": Label("个数"),
+    "severity_count": Label("条数"),
+    "setting": Label("设置"),
+    "value_set": Label("取值"),
+    "sha256": Label("SHA-256"),
+    "path": Label("路径"),
+}
+"""The annual report's own table columns (``geo_eval.report.html``)."""
 
 
 def _merge(*parts: dict[str, Label]) -> dict[str, Label]:
@@ -217,6 +242,7 @@ COLUMNS: dict[str, Label] = _merge(
     _MAPS_AND_CHECKLIST,
     _CHANGES,
     _POLICIES,
+    _REPORT,
 )
 """One label per output column name (see :data:`IN_TABLE` for the exceptions by table)."""
 
