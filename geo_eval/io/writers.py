@@ -370,7 +370,7 @@ class _SharedSheets:
         if self.flag_sheet is not None:
             fs = self.flag_sheet
             if rows is not None:
-                fs = self._flags_of(set(rows["park"].dropna()))
+                fs = self._flags_of(set(rows["park"].dropna().unique()))
             sheets["疑似闲置／低效地块"] = fs
         if blocks_sheet is not None:
             sheets["连片改造区块"] = blocks_sheet
