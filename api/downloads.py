@@ -15,10 +15,11 @@ import pandas as pd
 from fastapi.responses import Response
 
 from geo_eval.io import csvout
-from geo_eval.io.xlsx import write_workbook
+from geo_eval.io.writers import ranking_layout
+from geo_eval.io.xlsx import Layout, write_workbook
 from geo_eval.landuse.flags import rule_labels
 from geo_eval.report.labels import headers
-from geo_eval.report.tables import FLAG_DOWNLOAD_COLUMNS, ranking_headers
+from geo_eval.report.tables import FLAG_DOWNLOAD_COLUMNS, plain_integers, ranking_headers, ranking_title
 from geo_eval.report.tables import flag_sheet as report_flag_sheet
 from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import STATUS_LABELS, Review
@@ -59,11 +60,13 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
     return csvout.csv_bytes(df)
 
 
-def xlsx_bytes(sheets: dict[str, pd.DataFrame], notes: dict[str, list[str]] | None = None) -> bytes:
+def xlsx_bytes(
+    sheets: dict[str, pd.DataFrame], notes: dict[str, list[str]] | None = None, layout: Layout | None = None
+) -> bytes:
     """A workbook written by :func:`geo_eval.io.xlsx.write_workbook`, as bytes."""
     with tempfile.TemporaryDirectory(prefix="geo-eval-") as tmp:
         path = Path(tmp) / "download.xlsx"
-        write_workbook(path, sheets, notes=notes)
+        write_workbook(path, sheets, notes=notes, layout=layout)
         return path.read_bytes()
 
 
@@ -72,16 +75,34 @@ def enterprise_headers(columns: list[str]) -> dict[str, str]:
     return ranking_headers(columns)
 
 
-def ranking_sheets(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """One sheet per evaluation group (in file order) and 不参评企业（T类）, Chinese headers."""
-    cols = enterprise_headers(list(rows.columns))
-    table = rows[list(cols)].rename(columns=cols)
+def ranking_unit(manifest: dict[str, object]) -> str:
+    """The run's ranking unit (``county`` or ``park``) from its manifest; ``county`` (the default of every
+    scheme) for runs written before the manifest recorded it."""
+    scheme = manifest.get("scheme")
+    unit = scheme.get("ranking_unit") if isinstance(scheme, dict) else None
+    return unit if unit in ("county", "park") else "county"
+
+
+def ranking_csv(table: pd.DataFrame) -> bytes:
+    """The ranking table as csv: the workbook's Chinese headers, counts and ranks as plain integers."""
+    return csv_bytes(plain_integers(table))
+
+
+def ranking_sheets(table: pd.DataFrame, rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One sheet per evaluation group (in file order) and 不参评企业（T类）: the rows of ``table`` (the ranking
+    table of ``rows``, row for row)."""
     sheets: dict[str, pd.DataFrame] = {}
-    rated = rows["grade"] != "T"
-    for label in pd.unique(rows.loc[rated, "group_label"].dropna()):
-        sheets[str(label)] = table.loc[(rows["group_label"] == label) & rated]
+    rated = (rows["grade"] != "T").to_numpy(dtype=bool)
+    label = rows["group_label"].to_numpy(dtype=object)
+    for name in pd.unique(rows.loc[rated, "group_label"].dropna()):
+        sheets[str(name)] = table.loc[(label == name) & rated]
     sheets["不参评企业（T类）"] = table.loc[~rated]
     return sheets
+
+
+def ranking_workbook_layout(year: int, scope: str, scheme: str) -> Layout:
+    """The layout of a ranking download: as the workbooks of a run, titled with the year and scope."""
+    return ranking_layout(ranking_title(year, scope), scheme)
 
 
 def flag_sheet(flags: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,9 @@ NaN and ±inf as empty cells, column widths from the text, the header row frozen
 the 说明 sheet:
 
 - ``geo_eval``: what ``write_outputs`` does (:func:`geo_eval.io.writers.write_planned`: rustpy-xlsxwriter
-  through :func:`geo_eval.io.xlsx.write_workbook`, two workbooks at a time);
+  through :func:`geo_eval.io.xlsx.write_workbook`, two workbooks at a time), since issue 12 with each
+  workbook's layout as well (number formats per column, panes frozen at the name column, print set-up),
+  which the other candidates leave out;
 - ``xlsxwriter``: xlsxwriter's public API in ``constant_memory`` mode, a ``write_number`` or
   ``write_string`` per cell (as the tests' reference for what a user sees; note that xlsxwriter's own
   ``write_string`` passes a text beginning with ``<r>`` and ending with ``</r>`` through unescaped, as
@@ -67,7 +69,8 @@ HOSTILE = [
     "x & y < z",
 ]
 
-Workbooks = list[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]]]]
+Workbooks = list[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]], Any]]
+"""The planned workbooks: file name, sheets, notes and (``geo_eval`` only) the layout (issue 12)."""
 Writer = Callable[[Path, dict[str, pd.DataFrame], dict[str, list[str]]], None]
 
 
@@ -301,7 +304,7 @@ def time_writer(writer: Writer, books: Workbooks, out: Path, repeat: int) -> dic
         if writer is write_geo_eval:
             write_all_geo_eval(books, out)
         else:
-            for name, sheets, notes in books:
+            for name, sheets, notes, _layout in books:
                 path = out / name
                 path.parent.mkdir(exist_ok=True)
                 writer(path, sheets, notes)
@@ -324,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     prepared = time.perf_counter() - t
     if args.parks:
         books = books[: args.parks]
-    rows = sum(len(df) for _, sheets, _ in books for df in sheets.values())
-    cells = sum(df.size for _, sheets, _ in books for df in sheets.values())
+    rows = sum(len(df) for _, sheets, *_ in books for df in sheets.values())
+    cells = sum(df.size for _, sheets, *_ in books for df in sheets.values())
     print(f"{len(books)} workbooks, {rows:,} rows, {cells:,} cells (sheets ready in {prepared:.1f} s)")
     print("run (s): " + ", ".join(f"{k} {v:.2f}" for k, v in computing.items()))
     own = sum(computing.get(k, 0.0) for k in ("evaluate", "flags", "blocks"))

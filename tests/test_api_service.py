@@ -320,7 +320,10 @@ def test_csv_download_is_the_file_with_bom_and_a_chinese_rfc5987_name(svc):
     r = svc.client.get("/api/rankings/download?format=csv", headers=svc.h("rev"))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.content.startswith(b"\xef\xbb\xbf")
-    assert r.content == (svc.outs[2025] / "enterprises.csv").read_bytes()
+    got = pd.read_csv(io.BytesIO(r.content), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    file = pd.read_csv(svc.outs[2025] / "enterprises.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert list(got.columns[:4]) == ["排名", "排名范围", "企业名称", "统一社会信用代码"]  # the workbook's table
+    assert got["统一社会信用代码"].tolist() == file["uscc"].tolist()  # every enterprise, in the file's order
     cd = r.headers["content-disposition"]
     assert cd.startswith("attachment; ")
     assert 'filename="geo-eval-rankings-2025.csv"' in cd  # ASCII fallback
@@ -332,7 +335,7 @@ def test_committee_csv_download_has_only_its_park(svc):
     r = svc.client.get("/api/rankings/download?format=csv", headers=svc.h("comB"))
     assert r.status_code == 200
     df = pd.read_csv(io.BytesIO(r.content), encoding="utf-8-sig", dtype=str)
-    assert set(df["park"]) == {PARK_B} and len(df) == 4
+    assert set(df["园区"]) == {PARK_B} and len(df) == 4
     assert filename_star(r.headers["content-disposition"]) == f"2025年度亩均效益评价排名_{PARK_B}.csv"
 
 

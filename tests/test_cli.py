@@ -120,9 +120,9 @@ def test_rankings_workbook_is_for_people(catalogue_dir, tmp_path):
     ]
     ws = wb["规上企业"]
     headers = [c.value for c in ws[1]]
-    assert headers[:3] == ["排名", "统一社会信用代码", "企业名称"]
+    assert headers[:4] == ["排名", "排名范围", "企业名称", "统一社会信用代码"]
     assert "亩均税收（万元/亩）" in headers and "税收（万元）" in headers and "评价用地（亩）" in headers
-    assert ws.freeze_panes == "A2"
+    assert ws.freeze_panes == "D2"  # the header row and the columns up to the name stay in view
     land_col = headers.index("评价用地（亩）") + 1
     assert isinstance(ws.cell(row=2, column=land_col).value, (int, float))  # numbers as numbers, not text
     land = wb["用地面积公示"]

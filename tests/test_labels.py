@@ -151,8 +151,10 @@ def test_rankings_xlsx_headers_are_the_tables(sample_runs, year):
     columns = file_columns(out, "enterprises.csv")
     if year == 2024:  # no --previous: the comparison columns of enterprises.csv are empty, the sheets leave them out
         columns = [c for c in columns if c not in {"prev_grade", "prev_score", "grade_change"}]
+    columns.append("rank_scope")  # 排名范围: beside each rank (park workbooks also give park_rank)
     ranking = list(ranking_headers(columns).values())
     assert ranking == [header(c, "enterprises") for c in ranking_headers(columns)]
+    assert ranking[:4] == ["排名", "排名范围", "企业名称", "统一社会信用代码"]
     ranking_sheets = [
         s
         for s in got
@@ -211,7 +213,17 @@ def test_workbook_headers_are_those_the_data_contract_documents(sample_runs):
     assert (
         got["规上企业"][: len(first)]
         == first
-        == ["排名", "统一社会信用代码", "企业名称", "县区", "园区", "评价分组", "行业代码", "评价用地（亩）"]
+        == [
+            "排名",
+            "排名范围",
+            "企业名称",
+            "统一社会信用代码",
+            "县区",
+            "园区",
+            "评价分组",
+            "行业代码",
+            "评价用地（亩）",
+        ]
     )
 
 
@@ -241,11 +253,13 @@ def csv_columns(data: bytes) -> list[str]:
 
 def test_ranking_downloads_have_the_workbooks_headers(service):
     out = service[2]
-    assert csv_columns(get(service, "/api/rankings/download", "csv")) == file_columns(out, "enterprises.csv")
     got = sheet_headers(get(service, "/api/rankings/download", "xlsx"))
     written = sheet_headers(out / "rankings.xlsx")
     for sheet in ("规上企业", "规下企业（用地3亩及以上）", "不参评企业（T类）"):
         assert got[sheet] == written[sheet]
+    # the csv download is the same table (every group in one), under the same Chinese headers
+    assert csv_columns(get(service, "/api/rankings/download", "csv")) == written["规上企业"]
+    assert file_columns(out, "enterprises.csv")[:2] == ["uscc", "name"]  # the file keeps its keys
     assert got["疑似闲置／低效地块"] == shown(["flag_id", *FLAG_SHEET, *REVIEW_COLUMNS], "flags")
 
 

@@ -40,6 +40,7 @@ from geo_eval.io.run import run
 from geo_eval.io.writers import workbook_plan
 from geo_eval.io.xlsx import STRING_MAX, write_workbook
 from geo_eval.rating.scheme import load_scheme
+from geo_eval.report.labels import HEADER_FORMATS
 from geo_eval.storage import InvalidValueError, SQLiteStore, open_store, run_record_from_out_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,7 +187,8 @@ def test_enterprises_named_like_formulas_carry_a_quote_in_the_csv_files(sample):
     assert all(not r["land_mu"].startswith("'") for r in rows)
     client = sample.clients["sqlite"]
     download = csv_rows(client.get("/api/rankings/download?format=csv", headers=sample.h("sqlite")).content)
-    assert download == rows  # the csv download is enterprises.csv, guard included
+    # the csv download is the ranking table under Chinese headers, with the same guard
+    assert [(r["统一社会信用代码"], r["企业名称"]) for r in download] == [(r["uscc"], r["name"]) for r in rows]
     shown = {r["uscc"]: r["name"] for r in client.get("/api/rankings", headers=sample.h("sqlite")).json()["rows"]}
     assert {u: shown[u] for u in sample.renamed} == sample.renamed  # the service shows the names themselves
     x = client.get("/api/rankings/download?format=xlsx", headers=sample.h("sqlite"))
@@ -290,6 +292,11 @@ def _width(text: object) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(text))
 
 
+def _widths(ws: openpyxl.worksheet.worksheet.Worksheet) -> dict[int, float]:
+    """Column index → width (openpyxl groups neighbouring columns of the same width and style)."""
+    return {j: d.width for d in ws.column_dimensions.values() for j in range(d.min, d.max + 1)}
+
+
 def _same(a: object, b: object) -> bool:
     if a == "" and b is None:  # an empty text: no cell now, an empty text cell before; both show nothing
         return True
@@ -300,21 +307,26 @@ def _same(a: object, b: object) -> bool:
 
 def test_rankings_xlsx_shows_what_the_previous_writer_showed(tmp_path):
     result = run(SAMPLE, load_scheme(SCHEME), tmp_path / "out")
-    ((name, sheets, notes),) = list(workbook_plan(result.evaluation, result.flags, result.blocks))
+    ((name, sheets, notes, _layout),) = list(workbook_plan(result.evaluation, result.flags, result.blocks))
     reference_workbook(tmp_path / "old.xlsx", sheets, notes)
     old = openpyxl.load_workbook(tmp_path / "old.xlsx")
     new = openpyxl.load_workbook(tmp_path / "out" / name)
     assert new.sheetnames == old.sheetnames
     assert "连片改造区块" in new.sheetnames and "疑似闲置／低效地块" in new.sheetnames
     for so, sn in zip(old.worksheets, new.worksheets, strict=True):
-        assert (sn.freeze_panes, sn.auto_filter.ref) == (so.freeze_panes, so.auto_filter.ref), so.title
+        assert sn.auto_filter.ref == so.auto_filter.ref, so.title
+        # issue 12: frozen at the name column now (tests/test_ranking_tables.py), below the header row as before
+        assert (sn.freeze_panes or "A1")[1:] == (so.freeze_panes or "A1")[1:], so.title
         assert (sn.max_row, sn.max_column) == (so.max_row, so.max_column), so.title
-        widths_old = {k: d.width for k, d in so.column_dimensions.items()}
-        assert {k: d.width for k, d in sn.column_dimensions.items()} == widths_old, so.title
+        assert _widths(sn) == _widths(so), so.title
         for ro, rn in zip(so.iter_rows(), sn.iter_rows(), strict=True):
             for co, cn in zip(ro, rn, strict=True):
                 assert _same(co.value, cn.value), (so.title, co.coordinate, co.value, cn.value)
-                assert co.number_format == cn.number_format, (so.title, co.coordinate)
+                if co.row == 1 or so.title == "说明" or cn.value is None:
+                    assert co.number_format == cn.number_format, (so.title, co.coordinate)
+                else:  # issue 12: each column's number format by its unit (tests/test_ranking_tables.py)
+                    shown = HEADER_FORMATS.get(so.cell(1, co.column).value, "General")
+                    assert cn.number_format == shown, (so.title, co.coordinate)
                 if co.value not in (None, ""):
                     assert co.data_type == cn.data_type, (so.title, co.coordinate)
                 if co.row == 1 and so.title != "说明":
@@ -337,10 +349,12 @@ def test_park_workbooks_cut_from_the_whole_run_show_each_parks_own_sheets(tmp_pa
     e.iloc[0, e.columns.get_loc("park")] = None
     for ev in (result.evaluation, replace(result.evaluation, enterprises=e)):
         cut, alone = _SharedSheets(ev, result.flags), _SharedSheets(ev, result.flags)
+        alone._cuttable = False  # each park's sheets computed from its own enterprises
         parks = ev.enterprises.groupby(ev.enterprises["park"].fillna(_NO_PARK), sort=True)
         assert len(parks) >= 3
         for park, rows in parks:
-            a, b = cut.sheets(rows, whole_park=True), alone.sheets(rows)
+            a, b = cut.sheets(rows, whole_park=True), alone.sheets(rows, whole_park=True)
+            assert "园区内排名" in a["规上企业"].columns
             assert list(a) == list(b)
             for name in a:
                 x, y = sheet_cells(a[name]), sheet_cells(b[name])

@@ -26,19 +26,22 @@ from geo_eval.errors import OutputExistsError
 from geo_eval.inputs.fields import FIGURES
 from geo_eval.inputs.keys import arrow_values, positions, reindex
 from geo_eval.io import csvout
-from geo_eval.io.xlsx import write_workbook
+from geo_eval.io.xlsx import Layout, write_workbook
 from geo_eval.landuse.flags import FlagResult
 from geo_eval.landuse.renewal import RenewalBlocks
 from geo_eval.rating.evaluate import Evaluation, grade_counts
 from geo_eval.rating.policies import policy_counts, policy_rows
 from geo_eval.report import tables as report
-from geo_eval.report.labels import header
+from geo_eval.report.labels import HEADER_FORMATS, header
 from geo_eval.report.policies import policy_sheets
 
 WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
 WORKBOOK_THREADS = min(2, os.cpu_count() or 1)
 """Workbooks written at once (see :func:`write_planned`)."""
+
+PlannedWorkbook = tuple[str, dict[str, pd.DataFrame], dict[str, list[str]], Layout]
+"""A workbook of :func:`workbook_plan`: its file name under OUT_DIR, sheets, notes (说明) and layout."""
 
 ENTERPRISE_CSV_BASE = [
     "uscc",
@@ -115,13 +118,9 @@ def enterprise_frame(ev: Evaluation) -> pd.DataFrame:
     keys = list(ev.scheme.indicator_keys)
     cols = ENTERPRISE_CSV_BASE + list(FIGURES) + keys + [f"score_{k}" for k in keys] + ENTERPRISE_CSV_TAIL
     out = pd.DataFrame({c: e.get(c, pd.NA) for c in cols}, copy=False)  # no consolidation into 2-D blocks
-    for c in ("owned_m2", "leased_out_m2", "leased_in_m2", "land_m2"):
-        out[c] = out[c].astype(float).round(2)
-    out["land_mu"] = out["land_mu"].astype(float).round(4)
-    for c in keys:
-        out[c] = out[c].astype(float).round(6)
-    for c in [f"score_{k}" for k in keys]:
-        out[c] = out[c].astype(float).round(4)
+    for c, digits in report.ENTERPRISE_DECIMALS.items():
+        if c in out.columns:
+            out[c] = out[c].astype(float).round(digits)
     out["production_start"] = pd.to_datetime(out["production_start"], errors="coerce").dt.strftime("%Y-%m-%d")
     out["above_scale"] = out["above_scale"].map({True: "是", False: "否"})
     return out
@@ -361,12 +360,13 @@ class _SharedSheets:
     def sheets(
         self, rows: pd.DataFrame | None, blocks_sheet: pd.DataFrame | None = None, *, whole_park: bool = False
     ) -> dict[str, pd.DataFrame]:
-        """``workbook_sheets``; ``whole_park``: ``rows`` are all the enterprises of one park."""
+        """``workbook_sheets``; ``whole_park``: ``rows`` are all the enterprises of one park (its ranking
+        sheets give the rank within the park too)."""
         ev = self.ev
         cut = self._cut_from_whole(rows) if rows is not None and whole_park else None
         if cut is None:
             sub = ev if rows is None else (self._park(rows) if whole_park else _restrict(ev, rows))
-            sheets = report.group_sheets(sub)
+            sheets = report.group_sheets(sub, park_rank=whole_park)
             sheets["用地面积公示"] = report.land_disclosure(sub)
             sheets["园区汇总"] = report.park_summary(sub)
         else:
@@ -378,7 +378,7 @@ class _SharedSheets:
         if self.flag_sheet is not None:
             fs = self.flag_sheet
             if rows is not None:
-                fs = self._flags_of(set(rows["park"].dropna()))
+                fs = self._flags_of(set(rows["park"].dropna().unique()))
             sheets["疑似闲置／低效地块"] = fs
         if blocks_sheet is not None:
             sheets["连片改造区块"] = blocks_sheet
@@ -398,7 +398,7 @@ class _SharedSheets:
         if len(parks) != 1 or not self._cuttable:
             return None
         if self._whole_by_park is None:
-            whole = report.group_sheets(self.ev)
+            whole = report.group_sheets(self.ev, park_rank=True)
             whole["用地面积公示"] = report.land_disclosure_rows(self.ev)
             whole["园区汇总"] = report.park_summary(self.ev)
             self._whole_by_park = {name: (_by_park(frame), frame.iloc[:0]) for name, frame in whole.items()}
@@ -447,13 +447,18 @@ def _restrict(ev: Evaluation, rows: pd.DataFrame) -> Evaluation:
     return replace(ev, enterprises=rows, allocation=ev.allocation.loc[ev.allocation["uscc"].isin(rows.index)])
 
 
-def _notes(ev: Evaluation) -> list[str]:
+def _notes(ev: Evaluation, *, park: bool = False) -> list[str]:
     s = ev.scheme
+    unit = "县区" if s.ranking_unit == "county" else "园区"
     lines = [
         f"评价方案：{s.title}（{s.name}）",
         f"方案来源：{s.source}",
         f"评价年度：{ev.year}",
-        f"排名范围：按{'县区' if s.ranking_unit == 'county' else '园区'}、分组排名；分类：A 优先发展类、B 鼓励提升类、C 监管调控类、D 落后整治类、T 不适合评价",
+        f"排名范围：按{unit}、分组排名（“排名范围”列写明每个名次所在的{unit}、分组及其参评企业数）；分类：A 优先发展类、B 鼓励提升类、C 监管调控类、D 落后整治类、T 不适合评价",
+    ]
+    if park and s.ranking_unit == "county":
+        lines.append(PARK_RANK_NOTE)
+    lines += [
         f"面积计算坐标系：{ev.area_crs}（CGCS2000 3度带高斯-克吕格投影）；1亩 = 2000/3 平方米",
         "评价用地 = 自有土地 − 出租土地 + 承租土地；"
         + (
@@ -520,6 +525,7 @@ def write_outputs(
                 "title": ev.scheme.title,
                 "sha256": ev.scheme.digest,
                 "rules": ev.scheme.model_dump(mode="json", exclude={"digest"}),  # as applied, for the report
+                "ranking_unit": ev.scheme.ranking_unit,
             },
             "area_crs": ev.area_crs,
             "inputs": {k: _input_entry(p) for k, p in sorted((inputs or {}).items())},
@@ -574,28 +580,48 @@ def flag_counts(flags: FlagResult | None, blocks: RenewalBlocks | None) -> dict[
     return out
 
 
+def ranking_layout(title: str, scheme: str) -> Layout:
+    """How a ranking workbook is shown and printed: number formats by header (:mod:`geo_eval.report.labels`),
+    panes frozen at the name column, ``title`` and the scheme atop every printed page."""
+    return Layout(
+        title=title,
+        subtitle=f"评价方案：{scheme}",
+        number_formats=HEADER_FORMATS,
+        frozen_through=report.FROZEN_THROUGH,
+    )
+
+
+PARK_RANK_NOTE = "园区内排名：本园区同一县区、同一分组参评企业中的名次（按县区排名先后，并列同名次）"
+"""The 说明 line of a workbook whose ranking sheets give the rank within the park."""
+
+
 def workbook_plan(
     ev: Evaluation,
     flags: FlagResult | None = None,
     blocks: RenewalBlocks | None = None,
     *,
     policies: pd.DataFrame | None = None,
-) -> Iterator[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]]]]:
-    """The ranking workbooks of a run, one at a time: (file name under OUT_DIR, sheets, notes).
+) -> Iterator[PlannedWorkbook]:
+    """The ranking workbooks of a run, one at a time: (file name under OUT_DIR, sheets, notes, layout).
 
-    ``rankings.xlsx``, or for large runs one workbook per park under ``rankings/``. ``policies``: the
-    rows of ``policies.csv`` when already computed (:func:`policy_frame`).
+    ``rankings.xlsx``, or for large runs one workbook per park under ``rankings/`` (whose ranking sheets
+    give the rank within the park as well, when ranks are county-wide). ``policies``: the rows of
+    ``policies.csv`` when already computed (:func:`policy_frame`).
     """
-    notes = {"说明": _notes(ev)}
+    scheme = f"{ev.scheme.title}（{ev.scheme.name}）"
     agency_sheets = _PolicySheets(ev, policies)
     if len(ev.enterprises) <= WORKBOOK_ROW_LIMIT:
-        yield "rankings.xlsx", agency_sheets.add(workbook_sheets(ev, None, flags, blocks)), notes
+        layout = ranking_layout(report.ranking_title(ev.year), scheme)
+        sheets = agency_sheets.add(workbook_sheets(ev, None, flags, blocks))
+        yield "rankings.xlsx", sheets, {"说明": _notes(ev)}, layout
         return
     e = ev.enterprises
     shared = _SharedSheets(ev, flags)
+    notes = {"说明": _notes(ev, park=True)}
     for park, rows in e.groupby(e["park"].fillna(_NO_PARK), sort=True):
+        layout = ranking_layout(report.ranking_title(ev.year, str(park)), scheme)
         sheets = agency_sheets.add(shared.sheets(rows, whole_park=True), park)
-        yield f"rankings/{_safe(str(park))}.xlsx", sheets, notes
+        yield f"rankings/{_safe(str(park))}.xlsx", sheets, notes, layout
 
 
 class _PolicySheets:
@@ -631,19 +657,17 @@ def write_workbooks(
     return write_planned(workbook_plan(ev, flags, blocks, policies=policies), out_dir)
 
 
-def write_planned(
-    plan: Iterable[tuple[str, dict[str, pd.DataFrame], dict[str, list[str]]]], out_dir: Path
-) -> list[str]:
+def write_planned(plan: Iterable[PlannedWorkbook], out_dir: Path) -> list[str]:
     """Write planned workbooks into ``out_dir``, up to :data:`WORKBOOK_THREADS` at once (the writer
     releases the GIL while it lays out and compresses a workbook, so the next ones' sheets are built
     meanwhile); returns their names in plan order. The files do not depend on the thread count."""
     names: list[str] = []
     with ThreadPoolExecutor(max_workers=WORKBOOK_THREADS) as pool:
         pending: deque[Future[None]] = deque()
-        for name, sheets, notes in plan:
+        for name, sheets, notes, layout in plan:
             path = out_dir / name
             path.parent.mkdir(exist_ok=True)
-            pending.append(pool.submit(write_workbook, path, sheets, notes=notes))
+            pending.append(pool.submit(write_workbook, path, sheets, notes=notes, layout=layout))
             names.append(name)
             while len(pending) > WORKBOOK_THREADS:
                 pending.popleft().result()

@@ -15,6 +15,13 @@ from the text, and one cell per value. The frame becomes an Arrow table of cells
 A column of mixed Python objects is sorted value by value into the same three kinds; a sheet with a
 column that holds both numbers and texts goes to the writer as records (one dict a row, each value
 written by its own type) instead of an Arrow table.
+
+With a :class:`Layout` the sheets read and print like a published table: each column's number format by
+its header, the panes frozen right of the sheet's name column as well as below the header row, and a
+print set-up (A4 landscape, the header row repeated on every page, the title in the page header, page
+numbers in the footer; a sheet narrow enough is fitted to the page width, a wider one repeats its name
+columns on every page instead). All of it goes through the writer's public options (``column_formats``,
+``freeze_panes``, ``page_setup``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from __future__ import annotations
 import functools
 import math
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +48,51 @@ STRING_MAX = 32_767
 """Excel's limit on the text of a cell, in UTF-16 code units."""
 _TEXT = pa.large_string()
 
+PAPER_A4 = 9
+"""Excel's paper size code of A4."""
+FIT_WIDTH = 190.0
+"""A sheet whose columns are at most this many characters wide in all is printed one page wide."""
+PAGE_HEADER_PART = 60
+"""Characters of each part of the page header at most (Excel keeps 255 in all, codes included)."""
+MARGINS = {"left": 0.4, "right": 0.4, "top": 0.75, "bottom": 0.6, "header": 0.3, "footer": 0.3}
+"""Page margins in inches."""
+
 MixedNumbers = dict[tuple[int, int], float]
 """Numbers of mixed columns, by (row, column) of the frame."""
 
 
-def write_workbook(path: Path, sheets: dict[str, pd.DataFrame], *, notes: dict[str, list[str]] | None = None) -> None:
-    """Write frames as sheets: bold frozen header row, column widths from content, numbers as numbers.
+@dataclass(frozen=True)
+class Layout:
+    """How the sheets of a workbook are shown and printed (see the module docstring).
+
+    ``number_formats``: header → Excel number format of the column's cells; ``frozen_through``: headers of
+    name columns, the panes of a sheet are frozen right of the leftmost of these it has; ``title`` (bold,
+    centre) and ``subtitle`` (left) head every printed page, the sheet's name on the right.
+    """
+
+    title: str = ""
+    subtitle: str = ""
+    number_formats: Mapping[str, str] = field(default_factory=dict)
+    frozen_through: Sequence[str] = ()
+
+
+def write_workbook(
+    path: Path,
+    sheets: dict[str, pd.DataFrame],
+    *,
+    notes: dict[str, list[str]] | None = None,
+    layout: Layout | None = None,
+) -> None:
+    """Write frames as sheets: bold frozen header row, column widths from content, numbers as numbers;
+    with ``layout`` also number formats, frozen name columns and a print set-up.
 
     ``notes`` maps a sheet name to lines written one per row, in a sheet of their own (说明).
     """
     entries: list[tuple[str, Any]] = []
     widths: dict[str, dict[str, float] | list[float]] = {}
     filters: dict[str, bool] = {}
+    options: dict[str, dict[str, Any]] = {"freeze_panes": {}, "column_formats": {}, "page_setup": {}}
+    formats: dict[str, rustpy_xlsxwriter.Format] = {}
     used: set[str] = set()
     for name, df in sheets.items():
         sheet = _sheet_name(name, used)
@@ -59,6 +100,11 @@ def write_workbook(path: Path, sheets: dict[str, pd.DataFrame], *, notes: dict[s
         entries.append((sheet, _records(cells.table, cells.numbers) if cells.numbers else cells.table))
         widths[sheet] = cells.widths
         filters[sheet] = bool(len(df)) and bool(df.shape[1])
+        frozen = _frozen_columns(df, layout)
+        options["freeze_panes"][sheet] = {"row": 1, "col": frozen}
+        if layout is not None:
+            options["column_formats"][sheet] = _column_formats(df, layout.number_formats, formats)
+            options["page_setup"][sheet] = _page_setup(layout, frozen, cells.widths)
     framed = [sheet for sheet, _ in entries]
     for name, lines in (notes or {}).items():
         sheet = _sheet_name(name, used)
@@ -70,12 +116,72 @@ def write_workbook(path: Path, sheets: dict[str, pd.DataFrame], *, notes: dict[s
     rustpy_xlsxwriter.write_worksheets(
         entries,
         str(path),
-        freeze_panes={sheet: {"row": 1, "col": 0} for sheet in framed},
+        freeze_panes=options["freeze_panes"],
         header_format=dict.fromkeys(framed, head),
         column_widths=widths,
         autofilter=filters,
         autofit=False,
+        column_formats={k: v for k, v in options["column_formats"].items() if v} or None,
+        page_setup=options["page_setup"] or None,
     )
+
+
+def _frozen_columns(df: pd.DataFrame, layout: Layout | None) -> int:
+    """Columns kept in view: those up to the leftmost name column of the sheet (none without a layout).
+
+    >>> _frozen_columns(pd.DataFrame(columns=["排名", "企业名称", "园区"]), Layout(frozen_through=("园区", "企业名称")))
+    2
+    """
+    if layout is None or not layout.frozen_through:
+        return 0
+    names = set(layout.frozen_through)
+    return next((j + 1 for j, c in enumerate(df.columns) if c in names), 0)
+
+
+def _column_formats(
+    df: pd.DataFrame, number_formats: Mapping[str, str], made: dict[str, rustpy_xlsxwriter.Format]
+) -> dict[str, rustpy_xlsxwriter.Format]:
+    """The format of each column of ``df`` whose header has a number format (one Format per format)."""
+    out: dict[str, rustpy_xlsxwriter.Format] = {}
+    for c in df.columns:
+        code = number_formats.get(str(c))
+        if code:
+            if code not in made:
+                made[code] = rustpy_xlsxwriter.Format().set_num_format(code)
+            out[str(c)] = made[code]
+    return out
+
+
+def _page_setup(layout: Layout, frozen: int, widths: list[float]) -> dict[str, Any]:
+    """A4 landscape, the header row on every page, the title on top and page numbers at the foot; one page
+    wide when the columns fit (:data:`FIT_WIDTH`), else the ``frozen`` name columns on every page."""
+    setup: dict[str, Any] = {
+        "landscape": True,
+        "paper_size": PAPER_A4,
+        "margins": MARGINS,
+        "repeat_rows": 0,
+        "header": _page_header(layout),
+        "footer": "&C第 &P 页，共 &N 页",
+    }
+    if sum(widths) <= FIT_WIDTH:
+        setup["fit_to_pages"] = (1, 0)  # one page wide, as many tall as needed
+    elif frozen:
+        setup["repeat_columns"] = (0, frozen - 1)
+    return setup
+
+
+def _page_header(layout: Layout) -> str:
+    """``&L`` subtitle ``&C`` bold title ``&R`` the sheet's name, each text with its ``&`` doubled (a code
+    otherwise) and cut to :data:`PAGE_HEADER_PART` characters.
+
+    >>> _page_header(Layout(title="2025年度排名", subtitle="方案：A&B"))
+    '&L方案：A&&B&C&B2025年度排名&R&A'
+    """
+
+    def text(s: str) -> str:
+        return s[:PAGE_HEADER_PART].replace("&", "&&")
+
+    return f"&L{text(layout.subtitle)}&C&B{text(layout.title)}&R&A"
 
 
 def _header_format() -> rustpy_xlsxwriter.Format:

@@ -3,7 +3,9 @@
 Files keep the canonical (English) column names; people see these labels: the workbook sheets
 (``rankings.xlsx`` and the service's downloads), the 现场核查清单 and the map popups all take their
 headers from here. A :class:`Label` is the Chinese name and, where the column has one, its unit; the
-header people see is ``名称（单位）``.
+header people see is ``名称（单位）``. Each label has a number kind (:data:`NUMBER_FORMATS`: counts as
+integers, amounts with two decimals, shares as percentages), given or taken from its unit
+(:data:`UNIT_KINDS`); the workbooks format each column by it (:data:`HEADER_FORMATS`).
 
 :data:`COLUMNS` gives each column name one label. Columns that are input fields of the data
 contract take theirs from :mod:`geo_eval.inputs.fields`; the indicators and their item scores from
@@ -15,6 +17,8 @@ exceptions, by table. :data:`TABLES` names the tables.
 ('评价用地（亩）', '税收（万元）', '亩均税收得分（分）')
 >>> header("area_mu"), header("area_mu", "flags")
 ('面积（亩）', '宗地面积（亩）')
+>>> label("rnd_intensity").number_format, label("tax").number_format, label("rank").number_format
+('0.00%', '#,##0.00', '0')
 """
 
 from __future__ import annotations
@@ -26,13 +30,61 @@ from geo_eval.inputs.fields import ENTERPRISE_FIELDS, PARCEL_FIELDS, Field
 from geo_eval.rating.indicators import INDICATORS
 from geo_eval.rating.scheme import GRADE_LABELS
 
+NUMBER_FORMATS: dict[str, str] = {
+    "integer": "0",
+    "decimal": "#,##0.00",
+    "percent": "0.00%",
+}
+"""The Excel number format of each number kind: counts and ranks as integers; amounts, areas, figures,
+indicators and scores with two decimals; shares, stored as ratios (0.021276), as percentages (2.13%)."""
+
+UNIT_KINDS: dict[str, str] = {
+    "人": "integer",
+    "比值": "percent",
+    **dict.fromkeys(
+        (
+            "万元",
+            "亩",
+            "平方米",
+            "吨标准煤",
+            "万千瓦时",
+            "吨",
+            "分",
+            "万元/亩",
+            "万元/吨标准煤",
+            "元/千瓦时",
+            "万元/吨",
+            "万元/人",
+        ),
+        "decimal",
+    ),
+}
+"""The number kind of a label by its unit, where the label does not give one (other units: none)."""
+
 
 @dataclass(frozen=True)
 class Label:
-    """A column's Chinese name and its unit (``""``: none)."""
+    """A column's Chinese name, its unit (``""``: none) and its number kind (a key of
+    :data:`NUMBER_FORMATS`; by default the unit's, :data:`UNIT_KINDS`; ``""``: shown as written)."""
 
     text: str
     unit: str = ""
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", UNIT_KINDS.get(self.unit, ""))
+        if self.kind and self.kind not in NUMBER_FORMATS:
+            raise ValueError(f"unknown number kind {self.kind!r} of {self.text}")
+
+    @property
+    def number_format(self) -> str:
+        """The Excel number format of the column's numbers (``""``: General).
+
+        >>> Label("税收", "万元").number_format, Label("排名", kind="integer").number_format, Label("分类").number_format
+        ('#,##0.00', '0', '')
+        """
+        return NUMBER_FORMATS.get(self.kind, "")
 
     @property
     def header(self) -> str:
@@ -59,15 +111,15 @@ _ENTERPRISE_RESULTS = {
     "leased_in_m2": Label("承租土地面积", "平方米"),
     "land_m2": Label("评价用地", "平方米"),
     "land_mu": Label("评价用地", "亩"),
-    "parcel_count": Label("自有宗地数"),
-    "lease_count": Label("承租条数"),
+    "parcel_count": Label("自有宗地数", kind="integer"),
+    "lease_count": Label("承租条数", kind="integer"),
     **{k: Label(i.label, i.unit) for k, i in INDICATORS.items()},
     **{f"score_{k}": Label(f"{i.label}得分", "分") for k, i in INDICATORS.items()},
     "score": Label("综合得分", "分"),
     "grade": Label("分类"),
     "grade_label": Label("分类名称"),
-    "rank": Label("排名"),
-    "rank_of": Label("参评企业数"),
+    "rank": Label("排名", kind="integer"),
+    "rank_of": Label("参评企业数", kind="integer"),
     "veto": Label("否决事项"),
     "prev_grade": Label("上年分类"),
     "prev_score": Label("上年得分", "分"),
@@ -79,10 +131,14 @@ _ENTERPRISE_RESULTS = {
 _SHEETS = {
     "owned_parcels": Label("自有宗地"),
     "leased_parcels": Label("承租宗地"),
-    "n_enterprises": Label("企业数"),
-    **{f"n_grade_{g}": Label(f"{g}类（{name}）") for g, name in GRADE_LABELS.items()},
+    "n_enterprises": Label("企业数", kind="integer"),
+    **{f"n_grade_{g}": Label(f"{g}类（{name}）", kind="integer") for g, name in GRADE_LABELS.items()},
+    "rank_scope": Label("排名范围"),
+    "park_rank": Label("园区内排名", kind="integer"),
 }
-"""Columns of the 用地面积公示 and 园区汇总 sheets that no file has (``n_enterprises`` is a block's too)."""
+"""Columns of the ranking, 用地面积公示 and 园区汇总 sheets that no file has (``n_enterprises`` is a block's too):
+``rank_scope`` says where ``rank`` counts (``共 340 家（东海县 规上企业）``), ``park_rank`` is the rank within
+the park (:func:`geo_eval.report.tables.park_ranks`)."""
 
 _BENCHMARKS = {
     "unit": Label("评价单元"),
@@ -90,7 +146,7 @@ _BENCHMARKS = {
     "method": Label("基准值方法"),
     "benchmark": Label("基准值"),
     "minimum": Label("最小值（最大最小法）"),
-    "n": Label("参评企业数（有该指标）"),
+    "n": Label("参评企业数（有该指标）", kind="integer"),
 }
 """``benchmarks.csv`` (its ``group`` is the enterprises' group key; ``basis``: :data:`IN_TABLE`)."""
 
@@ -150,14 +206,14 @@ _FLAGS = {
     "reviewed_by": Label("复核人"),
     "reviewed_at": Label("复核时间（UTC）"),
     "reviewed_at_label": Label("复核时间"),
-    "review_version": Label("复核版本"),
+    "review_version": Label("复核版本", kind="integer"),
 }
 """``flags.csv`` (layer ``flags``) and the review columns of the flag downloads."""
 
 _BLOCKS = {
     "kind": Label("区块类型"),
-    "rank_by_area": Label("面积排名"),
-    "n_parcels": Label("宗地数"),
+    "rank_by_area": Label("面积排名", kind="integer"),
+    "n_parcels": Label("宗地数", kind="integer"),
     "parcel_ids": Label("宗地代码"),
     "grades": Label("宗地评价类别分布", "宗"),
     "tax_wan": Label("现状税收", "万元"),
@@ -292,3 +348,23 @@ def header(column: str, table: str | None = None) -> str:
 def headers(columns: Iterable[str], table: str | None = None) -> dict[str, str]:
     """Column name → Chinese header, for ``DataFrame.rename(columns=…)``, in the order given."""
     return {c: header(c, table) for c in columns}
+
+
+def _header_formats() -> dict[str, str]:
+    """Header → number format of every label with a number kind; a header shown with two formats is refused."""
+    out: dict[str, str] = {}
+    for lab in [*COLUMNS.values(), *(x for own in IN_TABLE.values() for x in own.values())]:
+        if lab.number_format and out.setdefault(lab.header, lab.number_format) != lab.number_format:
+            raise ValueError(f"header {lab.header} with two number formats")
+    return out
+
+
+HEADER_FORMATS: dict[str, str] = _header_formats()
+"""The number format of the columns shown under each header (workbooks carry headers, not column names):
+what :func:`geo_eval.io.xlsx.write_workbook` formats a column by. Headers without one are shown as written.
+
+>>> HEADER_FORMATS["评价用地（亩）"], HEADER_FORMATS["研发经费支出占比（比值）"], HEADER_FORMATS["排名"]
+('#,##0.00', '0.00%', '0')
+"""
+INTEGER_HEADERS: frozenset[str] = frozenset(h for h, f in HEADER_FORMATS.items() if f == NUMBER_FORMATS["integer"])
+"""Headers of counts and ranks: written as plain integers in csv downloads (``1192``, not ``1192.0``)."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from geo_eval.inputs.fields import FIGURES
 from geo_eval.landuse.flags import evidence_labels, rule_labels
@@ -16,12 +18,34 @@ from geo_eval.rating.evaluate import Evaluation
 from geo_eval.rating.grouping import join_groups
 from geo_eval.rating.indicators import INDICATORS
 from geo_eval.rating.scheme import GRADE_LABELS
-from geo_eval.report.labels import header, headers
+from geo_eval.report.labels import INTEGER_HEADERS, header, headers
 
 ENTERPRISE_COLUMNS: dict[str, str] = headers(
-    ["rank", "uscc", "name", "county", "park", "group_label", "industry_code", "land_mu"], "enterprises"
+    [
+        "rank",
+        "rank_scope",
+        "park_rank",
+        "name",
+        "uscc",
+        "county",
+        "park",
+        "group_label",
+        "industry_code",
+        "land_mu",
+    ],
+    "enterprises",
 )
-"""The identity columns of a ranking sheet (its first columns), with their headers."""
+"""The identity columns of a ranking sheet (its first columns), with their headers: the rank, where it
+counts (:func:`rank_scope`), the rank within the park (:func:`park_ranks`, in a park's sheets only), then
+the name, kept in view while scrolling (:data:`FROZEN_THROUGH`)."""
+ENTERPRISE_DECIMALS: dict[str, int] = {
+    **dict.fromkeys(("owned_m2", "leased_out_m2", "leased_in_m2", "land_m2"), 2),
+    "land_mu": 4,
+    **dict.fromkeys(INDICATORS, 6),
+    **dict.fromkeys((f"score_{k}" for k in INDICATORS), 4),
+}
+"""Decimals the computed figures of an enterprise are published with: ``enterprises.csv`` holds them so, and
+the ranking sheets show the same numbers (their number formats show two of them)."""
 RESULT_COLUMNS: dict[str, str] = headers(
     [
         "bonus",
@@ -93,12 +117,32 @@ FLAG_DOWNLOAD_COLUMNS: tuple[str, ...] = (
     "review_version",
 )
 """The columns of 疑似闲置／低效地块 in the service's downloads: the flag's id and its review too."""
+FROZEN_THROUGH: tuple[str, ...] = (
+    header("name", "enterprises"),
+    header("parcel_id", "flags"),
+    header("block_id", "blocks"),
+    header("park", "enterprises"),
+)
+"""The name columns of the sheets: a sheet's panes are frozen right of the leftmost of these it has, so that
+the enterprise (parcel, block, park) stays in view while scrolling across (and is repeated on every printed
+page of a sheet too wide for one)."""
+RANKING_TITLE = "亩均效益评价排名"
+"""The title of the ranking tables (workbooks and downloads)."""
+
+
+def ranking_title(year: int, scope: str = "") -> str:
+    """The title of a ranking workbook: ``2025年度亩均效益评价排名（海滨高新技术产业园）``.
+
+    >>> ranking_title(2025), ranking_title(2025, "全部园区")
+    ('2025年度亩均效益评价排名', '2025年度亩均效益评价排名（全部园区）')
+    """
+    return f"{year}年度{RANKING_TITLE}" + (f"（{scope}）" if scope else "")
 
 
 def ranking_headers(columns: Sequence[str], indicator_keys: Sequence[str] | None = None) -> dict[str, str]:
-    """The columns of a ranking sheet among ``columns`` (those of ``enterprises.csv``), in sheet order, with
-    their headers: identity, the raw figures the indicators use, the indicators (``indicator_keys``, else
-    those in ``columns``), their item scores, results."""
+    """The columns of a ranking sheet among ``columns`` (those of ``enterprises.csv``, with ``rank_scope`` and
+    ``park_rank`` where the sheet has them), in sheet order, with their headers: identity, the raw figures the
+    indicators use, the indicators (``indicator_keys``, else those in ``columns``), their item scores, results."""
     keys = [k for k in columns if k in INDICATORS] if indicator_keys is None else list(indicator_keys)
     figures: dict[str, None] = {}
     for k in keys:
@@ -110,20 +154,116 @@ def ranking_headers(columns: Sequence[str], indicator_keys: Sequence[str] | None
     return headers((c for c in cols if c in present), "enterprises")
 
 
-def enterprise_table(ev: Evaluation, rows: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The ranking table with Chinese headers (one row per enterprise)."""
-    e = (ev.enterprises if rows is None else rows).reset_index()
-    cols = ranking_headers(list(e.columns), ev.scheme.indicator_keys)
-    return e[list(cols)].rename(columns=cols)
+def rank_scope(rows: pd.DataFrame, unit: str) -> pd.api.extensions.ExtensionArray:
+    """排名范围: where each row's ``rank`` counts and how many it counts among, ``共 340 家（东海县 规上企业）``
+    (the ranking ``unit``'s name — ``county`` or ``park``, the scheme's ``ranking_unit`` — and the group, with
+    ``rank_of``); missing where the row has no ``rank_of`` (T class, no unit). Each distinct text is made once.
+
+    >>> rows = pd.DataFrame({"county": ["东海县", "东海县", None], "group_label": ["规上企业"] * 3,
+    ...                      "rank_of": pd.array([340, 340, None], dtype="Int64")})
+    >>> rank_scope(rows, "county").tolist()
+    ['共 340 家（东海县 规上企业）', '共 340 家（东海县 规上企业）', nan]
+    """
+    of = rows["rank_of"].astype("Int64")
+    unit_codes, units = pd.factorize(rows[unit])
+    group_codes, groups = pd.factorize(rows["group_label"].fillna(""))
+    counts = of.to_numpy(dtype=np.int64, na_value=-1)
+    has = (counts >= 0) & (unit_codes >= 0)
+    key = (unit_codes.astype(np.int64) * (len(groups) + 1) + group_codes) * (int(counts.max(initial=0)) + 1) + counts
+    codes, keys = pd.factorize(np.where(has, key, -1))
+    first = _first(codes)
+    texts = [
+        "" if k < 0 else f"共 {n} 家（{f'{units[u]} {groups[g]}'.strip()}）"
+        for k, u, g, n in zip(keys, unit_codes[first], group_codes[first], counts[first], strict=True)
+    ]
+    scopes = pa.array(texts, pa.large_string()).take(pa.array(codes, mask=~has))
+    return pd.Series(scopes.to_pandas(), copy=False).array
 
 
-def group_sheets(ev: Evaluation) -> dict[str, pd.DataFrame]:
-    """One ranking table per scheme group, plus the T class (不参评企业)."""
+def _first(codes: np.ndarray) -> np.ndarray:
+    """The position of the first row of each code (codes of :func:`pandas.factorize`, in order of appearance)."""
+    return np.unique(codes, return_index=True)[1]
+
+
+def park_ranks(rows: pd.DataFrame) -> pd.Series:
+    """园区内排名: the competition rank (1, 2, 2, 4) of each row's ``rank`` among the rows of its county, park
+    and group — an enterprise's place in its park when ranks are county-wide (1, 2, 4, 5 … within one park).
+    Missing where ``rank`` or the park is. ``rows`` must hold every enterprise of the parks it covers.
+
+    >>> rows = pd.DataFrame({"county": ["甲县"] * 4, "park": ["一园", "二园", "一园", "一园"],
+    ...                      "group": ["g"] * 4, "rank": pd.array([1, 2, 4, None], dtype="Int64")})
+    >>> park_ranks(rows).tolist()
+    [1, 1, 2, <NA>]
+    """
+    cell = np.zeros(len(rows), dtype=np.int64)
+    for c in ("county", "group", "park"):
+        codes, uniques = pd.factorize(rows[c].fillna("") if c != "park" else rows[c])
+        cell = np.where((cell < 0) | (codes < 0), -1, cell * (len(uniques) + 1) + codes)
+    rank = rows["rank"].astype("Int64").astype("float64").where(cell >= 0)
+    return rank.groupby(cell).rank(method="min").astype("Int64")
+
+
+def ranking_table(
+    rows: pd.DataFrame, *, unit: str, indicator_keys: Sequence[str] | None = None, park_rank: bool = False
+) -> pd.DataFrame:
+    """The ranking table of ``rows`` (columns of ``enterprises.csv``; the USCC a column or the index) with
+    Chinese headers: :func:`ranking_headers` with :func:`rank_scope` beside the rank and, with ``park_rank``
+    when ranks are not per park already (``unit`` is the scheme's ``ranking_unit``), :func:`park_ranks`; the
+    figures rounded as ``enterprises.csv`` holds them (:data:`ENTERPRISE_DECIMALS`)."""
+    extra: dict[str, object] = {"rank_scope": rank_scope(rows, unit)}
+    if park_rank and unit != "park":
+        extra["park_rank"] = park_ranks(rows).array
+    index_name = rows.index.name if rows.index.name not in rows.columns else None
+    names = [str(c) for c in rows.columns] + ([str(index_name)] if index_name else [])
+    cols = ranking_headers([*names, *extra], indicator_keys)
+    values = {
+        h: extra[c] if c in extra else rows.index.array if c == index_name else _published(rows, c)
+        for c, h in cols.items()
+    }
+    return pd.DataFrame(values, index=pd.RangeIndex(len(rows)))
+
+
+def _published(rows: pd.DataFrame, column: str) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """A column of ``rows`` as ``enterprises.csv`` publishes it (:data:`ENTERPRISE_DECIMALS`)."""
+    digits = ENTERPRISE_DECIMALS.get(column)
+    if digits is None:
+        return rows[column].array
+    return np.round(rows[column].to_numpy(dtype=np.float64, na_value=np.nan), digits)
+
+
+def plain_integers(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (Chinese headers) with its counts and ranks (:data:`geo_eval.report.labels.INTEGER_HEADERS`)
+    as integers where every value is whole, for a csv people read: ``1192``, not ``1192.0``.
+
+    >>> plain_integers(pd.DataFrame({"年平均职工人数（人）": [1192.0, None], "税收（万元）": [3.0, 1.5]})).to_csv(index=False)
+    '年平均职工人数（人）,税收（万元）\\n1192,3.0\\n,1.5\\n'
+    """
+    out = table.copy(deep=False)
+    for c in table.columns:
+        s = table[c]
+        if c in INTEGER_HEADERS and s.dtype.kind == "f":
+            values = s.to_numpy(dtype=np.float64)
+            finite = values[np.isfinite(values)]
+            if np.array_equal(finite, np.round(finite)) and np.isfinite(values).sum() == s.notna().sum():
+                out[c] = s.astype("Int64")
+    return out
+
+
+def enterprise_table(ev: Evaluation, rows: pd.DataFrame | None = None, *, park_rank: bool = False) -> pd.DataFrame:
+    """The ranking table with Chinese headers (one row per enterprise): :func:`ranking_table` of ``rows`` (all
+    enterprises by default)."""
+    e = ev.enterprises if rows is None else rows
+    return ranking_table(e, unit=ev.scheme.ranking_unit, indicator_keys=ev.scheme.indicator_keys, park_rank=park_rank)
+
+
+def group_sheets(ev: Evaluation, *, park_rank: bool = False) -> dict[str, pd.DataFrame]:
+    """One ranking table per scheme group, plus the T class (不参评企业); ``park_rank``: with 园区内排名 (the
+    sheets of a park)."""
     e = ev.enterprises
     out: dict[str, pd.DataFrame] = {}
     for g in ev.scheme.groups:
-        out[g.label] = enterprise_table(ev, e.loc[e["group"] == g.key])
-    out["不参评企业（T类）"] = enterprise_table(ev, e.loc[e["grade"] == "T"])
+        out[g.label] = enterprise_table(ev, e.loc[e["group"] == g.key], park_rank=park_rank)
+    out["不参评企业（T类）"] = enterprise_table(ev, e.loc[e["grade"] == "T"], park_rank=park_rank)
     return out
 
 
