@@ -264,7 +264,7 @@ def test_per_park_workbooks_carry_their_parks_rows_only(monkeypatch):
     plan = list(writers.workbook_plan(result.evaluation))
     everything = result.policies
     assert everything is not None and len(plan) == everything["park"].nunique() == 3
-    for name, sheets, _ in plan:
+    for name, sheets, *_ in plan:
         park = name.removeprefix("rankings/").removesuffix(".xlsx")
         for agency in ("供电公司", "水务", "燃气公司", "税务", "自然资源"):
             sheet = sheets[f"差别化政策·{agency}"]
