@@ -13,8 +13,7 @@ from api.downloads import (
     CSV_TYPE,
     XLSX_TYPE,
     csv_bytes,
-    download,
-    file_name,
+    file_download,
     flag_sheet,
     ranking_sheets,
     with_reviews,
@@ -92,31 +91,22 @@ def download_rankings(
 ) -> Response:
     mask = _mask(data, scope, county, group, grade)
     year = data.record.year
-    name = file_name(f"{year}年度亩均效益评价排名_{scope.label()}")
-    fallback = f"geo-eval-rankings-{year}"
-    if format == "csv":
-        return download(
-            csv_bytes(data.enterprises_text.loc[mask]),
-            filename=f"{name}.csv",
-            fallback=f"{fallback}.csv",
-            media_type=CSV_TYPE,
-        )
-    sheets = ranking_sheets(data.enterprises.loc[mask])
-    if (data.manifest.get("flags") or {}).get("enabled"):
-        flags = data.flags.loc[scope.mask(data.flags["park"])]
-        reviewed = with_reviews(flags, store.reviews(data.run_id, flags["flag_id"].astype(str)))
-        sheets["疑似闲置／低效地块"] = flag_sheet(reviewed)
-    notes = [
-        f"评价年度：{year}",
-        f"评价方案：{data.record.scheme_title}（{data.record.scheme}）",
-        f"评价批次：{data.run_id}",
-        f"范围：{scope.label()}",
-        f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
-        "复核状态：待复核、确认、排除（附理由）、待核查；以导出时为准",
-    ]
-    return download(
-        xlsx_bytes(sheets, {"说明": notes}),
-        filename=f"{name}.xlsx",
-        fallback=f"{fallback}.xlsx",
-        media_type=XLSX_TYPE,
-    )
+
+    def workbook() -> bytes:
+        sheets = ranking_sheets(data.enterprises.loc[mask])
+        if (data.manifest.get("flags") or {}).get("enabled"):
+            flags = data.flags.loc[scope.mask(data.flags["park"])]
+            reviewed = with_reviews(flags, store.reviews(data.run_id, flags["flag_id"].astype(str)))
+            sheets["疑似闲置／低效地块"] = flag_sheet(reviewed)
+        notes = [
+            f"评价年度：{year}",
+            f"评价方案：{data.record.scheme_title}（{data.record.scheme}）",
+            f"评价批次：{data.run_id}",
+            f"范围：{scope.label()}",
+            f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
+            "复核状态：待复核、确认、排除（附理由）、待核查；以导出时为准",
+        ]
+        return xlsx_bytes(sheets, {"说明": notes})
+
+    title, fallback = f"{year}年度亩均效益评价排名_{scope.label()}", f"geo-eval-rankings-{year}"
+    return file_download(format, title, fallback, csv=lambda: csv_bytes(data.enterprises_text.loc[mask]), xlsx=workbook)
