@@ -12,8 +12,6 @@ import contextlib
 import os
 import secrets
 import socket
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -28,6 +26,7 @@ import pytest
 from conftest import database_unavailable, shown_url, wipe_database
 from psycopg import sql
 from pydantic import ValidationError
+from serving import serving
 from typer.testing import CliRunner
 
 with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
@@ -814,28 +813,15 @@ def test_runs_and_users_commands_use_the_database(password_url, tmp_path):
 
 def test_serve_with_db_uses_the_database_and_never_shows_its_password(password_url, tmp_path):
     pg_db, password, shown = password_url
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     env = {k: v for k, v in os.environ.items() if k != "GEO_EVAL_DATABASE_URL"}
     env |= {"GEO_EVAL_SECRET_KEY": SECRET, "GEO_EVAL_DEMO": "0"}
-    cmd = [sys.executable, "-m", "geo_eval", "serve", "--port", str(port), "--db", pg_db, "--data-dir", str(tmp_path)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.2)
+    log = tmp_path / "serve.log"
+    with serving(env, log, args=["--db", pg_db, "--data-dir", str(tmp_path)]) as url:
+        r = httpx.get(f"{url}/health", timeout=1)
         assert r.status_code == 200
         assert r.json()["storage"]["backend"] == "postgis" and r.json()["storage"]["database"] == shown
         assert password not in r.text
-    finally:
-        proc.terminate()
-        output, _ = proc.communicate(timeout=20)
+    output = log.read_text()
     assert f"数据库：{shown}" in output
     assert password not in output
 
