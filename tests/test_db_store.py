@@ -14,7 +14,6 @@ import secrets
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -24,14 +23,11 @@ import httpx
 import psycopg
 import pytest
 from conftest import database_unavailable, shown_url, wipe_database
+from fastapi.testclient import TestClient
 from psycopg import sql
 from pydantic import ValidationError
 from serving import serving
 from typer.testing import CliRunner
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.main import create_app_from_env
@@ -454,30 +450,15 @@ def test_the_store_lends_pooled_connections_and_keeps_the_url(pg_store, pg_url):
 def test_first_reviews_racing_an_uncommitted_one_conflict(pg_store):
     """The INSERT … ON CONFLICT DO NOTHING path: our first review waits for theirs, then loses to it."""
     add_run(pg_store)
-    outcome: list[object] = []
     with raw(pg_store.url) as theirs:
         theirs.execute("BEGIN")
         theirs.execute(
             "INSERT INTO geo_eval.reviews VALUES (%s, %s, 'confirmed', '属实', 1, '李四', '2025-01-01T00:00:00.000Z')",
             (RUN, FLAG),
         )
-
-        def ours() -> None:
-            try:
-                outcome.append(
-                    pg_store.set_review(RUN, FLAG, status="dismissed", comment="误报", version=0, actor="张三")
-                )
-            except ConflictError as exc:
-                outcome.append(exc)
-
-        t = threading.Thread(target=ours)
-        t.start()
-        wait_for_lock_wait(pg_store.url, theirs.info.backend_pid)
-        assert outcome == []  # still waiting for their transaction
-        theirs.execute("COMMIT")
-        t.join(10)
-    assert len(outcome) == 1 and isinstance(outcome[0], ConflictError)
-    assert outcome[0].current.updated_by == "李四" and outcome[0].current.version == 1
+        outcome = ours_waiting_for(pg_store, theirs, version=0, actor="张三")
+    assert isinstance(outcome, ConflictError)
+    assert outcome.current.updated_by == "李四" and outcome.current.version == 1
     assert pg_store.get_review(RUN, FLAG).status == "confirmed"
     assert pg_store.history(RUN, FLAG) == []  # our attempt left no trace; theirs was written past the store
 
@@ -486,7 +467,6 @@ def test_an_update_racing_a_locked_review_waits_and_conflicts(pg_store):
     """The SELECT … FOR UPDATE path: our update from version 1 waits for theirs (to 2), then conflicts."""
     add_run(pg_store)
     pg_store.set_review(RUN, FLAG, status="confirmed", comment="", version=0, actor="张三")
-    outcome: list[object] = []
     with raw(pg_store.url) as theirs:
         theirs.execute("BEGIN")
         theirs.execute("SELECT * FROM geo_eval.reviews WHERE run_id = %s AND flag_id = %s FOR UPDATE", (RUN, FLAG))
@@ -495,25 +475,34 @@ def test_an_update_racing_a_locked_review_waits_and_conflicts(pg_store):
             "WHERE run_id = %s AND flag_id = %s",
             (RUN, FLAG),
         )
-
-        def ours() -> None:
-            try:
-                outcome.append(
-                    pg_store.set_review(RUN, FLAG, status="dismissed", comment="误报", version=1, actor="王五")
-                )
-            except ConflictError as exc:
-                outcome.append(exc)
-
-        t = threading.Thread(target=ours)
-        t.start()
-        wait_for_lock_wait(pg_store.url, theirs.info.backend_pid)
-        assert outcome == []
-        theirs.execute("COMMIT")
-        t.join(10)
-    assert len(outcome) == 1 and isinstance(outcome[0], ConflictError)
-    assert (outcome[0].current.version, outcome[0].current.updated_by) == (2, "李四")
+        outcome = ours_waiting_for(pg_store, theirs, version=1, actor="王五")
+    assert isinstance(outcome, ConflictError)
+    assert (outcome.current.version, outcome.current.updated_by) == (2, "李四")
     assert pg_store.get_review(RUN, FLAG).status == "site_visit"
     assert len(pg_store.history(RUN, FLAG)) == 1
+
+
+def ours_waiting_for(pg_store, theirs, *, version: int, actor: str) -> object:
+    """Our review (dismissed from ``version``) set in a thread while ``theirs`` holds the row's lock in an open
+    transaction: it must wait for them; once they commit, what it returned or raised."""
+    outcome: list[object] = []
+
+    def ours() -> None:
+        try:
+            outcome.append(
+                pg_store.set_review(RUN, FLAG, status="dismissed", comment="误报", version=version, actor=actor)
+            )
+        except ConflictError as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=ours)
+    t.start()
+    wait_for_lock_wait(pg_store.url, theirs.info.backend_pid)
+    assert outcome == []  # still waiting for their transaction
+    theirs.execute("COMMIT")
+    t.join(10)
+    assert len(outcome) == 1
+    return outcome[0]
 
 
 def wait_for_lock_wait(url: str, pid: int, timeout_s: float = 10.0) -> None:

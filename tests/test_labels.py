@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +12,7 @@ import openpyxl
 import pandas as pd
 import pyogrio
 import pytest
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings

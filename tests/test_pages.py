@@ -17,7 +17,6 @@ import runpy
 import secrets
 import struct
 import subprocess
-import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,12 +30,9 @@ import pandas as pd
 import pytest
 from fastapi import Query
 from fastapi.responses import HTMLResponse
+from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from serving import CHROMIUM, CHROMIUM_ARGS, GEO_EVAL, playwright_api, serving
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 from api.app import FAVICON, create_app
 from api.errors import Busy, Forbidden, InvalidQuery, NotFound
