@@ -16,7 +16,7 @@ Blank handling is not part of ``fields.py``; it is kept in :data:`BLANKS` below 
 when a field has no entry or an entry names a field that no longer exists.
 
 ``--check`` also compares the problem codes raised anywhere in ``geo_eval/`` (every ``code="…"``
-passed to ``Problems.add`` or ``HeaderNote``, and the checks of ``geo_eval.inputs.validate.CHECKS`` and ``CROSS_CHECKS``) with the
+passed to ``Problems.add`` or ``HeaderNote`` or named by ``geo_eval.inputs.validate.report``, and the cross-checks of ``CROSS_CHECKS``) with the
 codes listed in the hand-written checks table (between ``<!-- BEGIN CHECKS -->`` and
 ``<!-- END CHECKS -->``).
 """
@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from geo_eval.inputs.fields import TABLE_FIELDS, UNIT_FACTORS
-from geo_eval.inputs.validate import _FALSE, _TRUE, CHECKS, CROSS_CHECKS
+from geo_eval.inputs.validate import _FALSE, _TRUE, CROSS_CHECKS
 from geo_eval.landuse.controls import PLASTICS_GROUP, PLASTICS_PLOT_RATIO, PLOT_RATIO_2008
 from geo_eval.landuse.flag_rules import RULE_INFO
 from geo_eval.landuse.flags import DELAY_CAUSES, FLAG_LABELS
@@ -290,8 +290,9 @@ def source_codes() -> set[str]:
     """Problem codes raised anywhere in ``geo_eval/`` (validate.py, evaluate.py, flags.py, …)."""
     codes: set[str] = set()
     for path in sorted((ROOT / "geo_eval").rglob("*.py")):
-        codes |= set(re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8")))
-    codes |= set(CHECKS)  # raised through geo_eval.inputs.validate.report
+        text = path.read_text(encoding="utf-8")
+        codes |= set(re.findall(r'code="([a-z_]+)"', text))
+        codes |= set(re.findall(r'\breport\(\s*t,\s*problems,\s*"([a-z_]+)"', text))  # validate.report(t, problems, code …)
     codes |= set(CROSS_CHECKS)  # raised through geo_eval.inputs.validate.report_cross
     return codes
 
