@@ -105,9 +105,9 @@ async def optional_user(
     return await run_in_threadpool(cookie_user, request, settings, store, cookie)
 
 
-def cookie_user(request: Request, settings: Settings, store: Store, cookie: str) -> User | None:
+def session_user(settings: Settings, store: Store, cookie: str) -> User | None:
     """The user of a session cookie that still holds: signature, age, the user's token id and session
-    generation (a sign-out moves it on); None otherwise. 403 for a cross-site write."""
+    generation (a sign-out moves it on); None otherwise."""
     session = read_session(settings.secret_key.get_secret_value(), cookie, max_age=settings.session_max_age_s)
     if session is None:
         return None
@@ -116,6 +116,14 @@ def cookie_user(request: Request, settings: Settings, store: Store, cookie: str)
     except NotFoundError:
         return None
     if user.token_id != session.token_id or user.session_gen != session.gen:
+        return None
+    return user
+
+
+def cookie_user(request: Request, settings: Settings, store: Store, cookie: str) -> User | None:
+    """The user of a session cookie that still holds (:func:`session_user`); 403 for a cross-site write."""
+    user = session_user(settings, store, cookie)
+    if user is None:
         return None
     if request.method not in SAFE_METHODS and not same_origin(
         request.headers.get("origin"), request.headers.get("host")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,6 +53,14 @@ def download(content: bytes, *, filename: str, fallback: str, media_type: str) -
         media_type=media_type,
         headers={"Content-Disposition": content_disposition(filename, fallback), "Cache-Control": "no-store"},
     )
+
+
+def file_download(
+    format: str, title: str, fallback: str, *, csv: Callable[[], bytes], xlsx: Callable[[], bytes]
+) -> Response:
+    """The file ``title`` (Chinese; ``fallback``: its ASCII name) as csv or xlsx (``format``): only that one is built."""
+    ext, build, media_type = ("csv", csv, CSV_TYPE) if format == "csv" else ("xlsx", xlsx, XLSX_TYPE)
+    return download(build(), filename=f"{file_name(title)}.{ext}", fallback=f"{fallback}.{ext}", media_type=media_type)
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:

@@ -489,86 +489,68 @@ def render_markdown(results: dict[str, Any]) -> str:
     def sec(*path: str) -> Any:
         return lambda s: _fmt_s(get(s, *path))
 
-    row(
-        "parcels / enterprises / leases",
-        lambda s: (
-            f"{get(s, 'dataset', 'parcels'):,} / {get(s, 'dataset', 'enterprises'):,} / {get(s, 'dataset', 'leases'):,}"
-        ),
-    )
+    def ev(key: str) -> Any:
+        """Seconds of the evaluation's stage ``key``."""
+        return sec("evaluation", "seconds", key)
+
+    def count(s: str, key: str) -> str:
+        return f"{int(get(s, 'evaluation', 'seconds', key) or 0):,}"
+
+    def with_workbooks(fn: Any, skipped: str) -> Any:
+        """``fn``, or ``skipped`` for a run under ``--skip-xlsx``."""
+        return lambda s: skipped if get(s, "evaluation", "skip_xlsx") else fn(s)
+
+    def share(s: str) -> str:
+        x = get(s, "evaluation", "seconds", "flags_blocks_share")
+        return "–" if x is None else f"{100 * x:.0f} %"
+
+    dataset = ("parcels", "enterprises", "leases")
+    row("parcels / enterprises / leases", lambda s: " / ".join(f"{get(s, 'dataset', k):,}" for k in dataset))
     row("parks / counties", lambda s: f"{get(s, 'dataset', 'parks')} / {get(s, 'dataset', 'counties')}")
-    row(
-        "generate dataset (s)",
-        lambda s: "cached" if get(s, "generate", "cached") else _fmt_s(get(s, "generate", "seconds")),
-    )
+    generated = sec("generate", "seconds")
+    row("generate dataset (s)", lambda s: "cached" if get(s, "generate", "cached") else generated(s))
     rows.append(("**evaluation** (s)", ["" for _ in sizes]))
-    row("load + validate (`load_inputs`)", sec("evaluation", "seconds", "load_validate"))
-    row("area: choose GK zone, reproject, area", sec("evaluation", "seconds", "area"))
-    row("land excl. area: leases, allocation", sec("evaluation", "seconds", "land_excl_area"))
-    row("indicators (ev.timings)", sec("evaluation", "seconds", "indicators"))
-    row("scoring, grades, ranks (ev.timings)", sec("evaluation", "seconds", "scoring"))
-    row("parcel join (ev.timings)", sec("evaluation", "seconds", "parcel_join"))
-    row("`evaluate()` total", sec("evaluation", "seconds", "evaluate"))
-    row(
-        "raster evidence (`builtup_fraction`; none in the synthetic data)",
-        sec("evaluation", "seconds", "builtup_zonal"),
-    )
-    row("land flags (`flag_parcels`)", sec("evaluation", "seconds", "flags"))
-    row("renewal blocks (`renewal_blocks`)", sec("evaluation", "seconds", "blocks"))
-    row(
-        "flags + blocks / evaluate()",
-        lambda s: (
-            f"{100 * get(s, 'evaluation', 'seconds', 'flags_blocks_share'):.0f} %"
-            if get(s, "evaluation", "seconds", "flags_blocks_share") is not None
-            else "–"
-        ),
-    )
+    row("load + validate (`load_inputs`)", ev("load_validate"))
+    row("area: choose GK zone, reproject, area", ev("area"))
+    row("land excl. area: leases, allocation", ev("land_excl_area"))
+    row("indicators (ev.timings)", ev("indicators"))
+    row("scoring, grades, ranks (ev.timings)", ev("scoring"))
+    row("parcel join (ev.timings)", ev("parcel_join"))
+    row("`evaluate()` total", ev("evaluate"))
+    row("raster evidence (`builtup_fraction`; none in the synthetic data)", ev("builtup_zonal"))
+    row("land flags (`flag_parcels`)", ev("flags"))
+    row("renewal blocks (`renewal_blocks`)", ev("blocks"))
+    row("flags + blocks / evaluate()", share)
     row(
         "flag rows / candidates / blocks",
-        lambda s: (
-            f"{int(get(s, 'evaluation', 'seconds', 'flag_rows') or 0):,} / "
-            f"{int(get(s, 'evaluation', 'seconds', 'candidates') or 0):,} / {int(get(s, 'evaluation', 'seconds', 'blocks_n') or 0):,}"
-        ),
+        lambda s: " / ".join(count(s, k) for k in ("flag_rows", "candidates", "blocks_n")),
     )
-    row("write enterprises.csv", sec("evaluation", "seconds", "write_enterprises_csv"))
-    row("write parcels.gpkg (layers parcels and flags)", sec("evaluation", "seconds", "write_parcels_gpkg"))
-    row("of which the flags layer", sec("evaluation", "seconds", "write_flags_layer"))
-    row("write exceptions.csv + benchmarks.csv", sec("evaluation", "seconds", "write_reports_csv"))
-    row(
-        "write other (flags.csv, renewal_blocks.gpkg, input hashes, manifest)",
-        sec("evaluation", "seconds", "write_other"),
-    )
-    row("write without workbooks", sec("evaluation", "seconds", "write_no_xlsx"))
+    row("write enterprises.csv", ev("write_enterprises_csv"))
+    row("write parcels.gpkg (layers parcels and flags)", ev("write_parcels_gpkg"))
+    row("of which the flags layer", ev("write_flags_layer"))
+    row("write exceptions.csv + benchmarks.csv", ev("write_reports_csv"))
+    row("write other (flags.csv, renewal_blocks.gpkg, input hashes, manifest)", ev("write_other"))
+    row("write without workbooks", ev("write_no_xlsx"))
+    write_workbooks = ev("write_workbooks")
     row(
         "workbooks (files)",
-        lambda s: (
-            "skipped"
-            if get(s, "evaluation", "skip_xlsx")
-            else f"{_fmt_s(get(s, 'evaluation', 'seconds', 'write_workbooks'))} ({get(s, 'evaluation', 'workbooks')})"
-        ),
+        with_workbooks(lambda s: f"{write_workbooks(s)} ({get(s, 'evaluation', 'workbooks')})", "skipped"),
     )
-    row("total without workbooks", sec("evaluation", "seconds", "total_no_xlsx"))
-    row(
-        "core of issue 2: load, `evaluate()`, enterprises.csv, parcels.gpkg without flags layer, reports",
-        sec("evaluation", "seconds", "core"),
-    )
+    row("total without workbooks", ev("total_no_xlsx"))
+    row("core of issue 2: load, `evaluate()`, enterprises.csv, parcels.gpkg without flags layer, reports", ev("core"))
+    total = ev("total")
     row(
         "**whole `geo-eval evaluate` (`io.run.run`)**",
-        lambda s: (
-            "– (workbooks skipped)"
-            if get(s, "evaluation", "skip_xlsx")
-            else f"**{_fmt_s(get(s, 'evaluation', 'seconds', 'total'))}**"
-        ),
+        with_workbooks(lambda s: f"**{total(s)}**", "– (workbooks skipped)"),
     )
     row("process wall time (interpreter start, imports included)", sec("evaluation", "process_wall_s"))
     row("geo_eval code (commit + uncommitted files)", lambda s: _code(get(s, "evaluation", "geo_eval_code")))
     row("peak RSS (GB)", lambda s: _gb(get(s, "evaluation", "peak_bytes")))
-    row(
-        "runs: whole evaluate (s)",
-        lambda s: ", ".join(f"{x:.1f}" for x in get(s, "evaluation", "all_totals") or []),
-    )
+    row("runs: whole evaluate (s)", lambda s: ", ".join(f"{x:.1f}" for x in get(s, "evaluation", "all_totals") or []))
+    problems = ("致命", "警告", "提示")
     row(
         "exceptions: fatal / warning / info",
-        lambda s: " / ".join(f"{get(s, 'evaluation', 'problems', k):,}" for k in ("致命", "警告", "提示")),
+        lambda s: " / ".join(f"{get(s, 'evaluation', 'problems', k):,}" for k in problems),
     )
     rows.append(("**floor** (s)", ["" for _ in sizes]))
     row("read parcels (pyogrio, Arrow)", sec("floor", "seconds", "read_parcels"))

@@ -16,7 +16,7 @@ Blank handling is not part of ``fields.py``; it is kept in :data:`BLANKS` below 
 when a field has no entry or an entry names a field that no longer exists.
 
 ``--check`` also compares the problem codes raised anywhere in ``geo_eval/`` (every ``code="…"``
-passed to ``Problems.add`` or ``HeaderNote``, and the cross-checks of ``geo_eval.inputs.validate.CROSS_CHECKS``) with the
+passed to ``Problems.add`` or ``HeaderNote`` or named by ``geo_eval.inputs.validate.report``, and the cross-checks of ``CROSS_CHECKS``) with the
 codes listed in the hand-written checks table (between ``<!-- BEGIN CHECKS -->`` and
 ``<!-- END CHECKS -->``).
 """
@@ -290,7 +290,9 @@ def source_codes() -> set[str]:
     """Problem codes raised anywhere in ``geo_eval/`` (validate.py, evaluate.py, flags.py, …)."""
     codes: set[str] = set()
     for path in sorted((ROOT / "geo_eval").rglob("*.py")):
-        codes |= set(re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+        codes |= set(re.findall(r'code="([a-z_]+)"', text))
+        codes |= set(re.findall(r'\breport\(\s*t,\s*problems,\s*"([a-z_]+)"', text))  # validate.report(t, problems, code …)
     codes |= set(CROSS_CHECKS)  # raised through geo_eval.inputs.validate.report_cross
     return codes
 

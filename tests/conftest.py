@@ -1,12 +1,13 @@
 """Shared fixtures: the hand-made catalogue (tests/catalogue.py) as frames and as a dataset directory; the
-PostgreSQL test database (see the comment above ``pg_url``)."""
+PostgreSQL test database (see the comment above ``pg_url``); an empty store of each backend (``store``)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -14,6 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import catalogue
+
+if TYPE_CHECKING:
+    from geo_eval.storage import Store
 
 
 @pytest.fixture
@@ -103,3 +107,18 @@ def pg_db(pg_url: str) -> str:
     wipe_database(pg_url)
     init_schema(pg_url)
     return pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A new, empty store of each backend (``test_safe_outputs.py`` has its own ``store``)."""
+    from geo_eval.db import PostgresStore
+    from geo_eval.storage import SQLiteStore
+
+    s: SQLiteStore | PostgresStore
+    if request.param == "sqlite":
+        s = SQLiteStore.in_dir(tmp_path / "data")
+    else:
+        s = PostgresStore(request.getfixturevalue("pg_db"))
+    yield s
+    s.close()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import catalogue
 import httpx
 import pytest
+from serving import serving
 from typer.testing import CliRunner
 
 from geo_eval.cli import app
@@ -104,37 +103,17 @@ def test_serve_refuses_a_placeholder_secret(tmp_path):
     assert "GEO_EVAL_SECRET_KEY" in r.output and "拒绝启动" in r.output
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_answers_over_http(out_dir, tmp_path):
     data = tmp_path / "data"
     assert invoke("runs", "add", str(out_dir), data_dir=data).exit_code == 0
     token = invoke("users", "add", "rev", "--role", "reviewer", data_dir=data).output.splitlines()[-1]
-    port = free_port()
     env = {**os.environ, "GEO_EVAL_DATA_DIR": str(data), "GEO_EVAL_SECRET_KEY": SECRET, "GEO_EVAL_DEMO": "0"}
-    cmd = [sys.executable, "-m", "geo_eval", "serve", "--port", str(port), "--log-level", "info"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+    log = tmp_path / "serve.log"
+    with serving(env, log, args=["--log-level", "info"]) as base:
         assert httpx.get(f"{base}/api/rankings").status_code == 401
         r = httpx.get(f"{base}/api/rankings", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["total"] == 9
-    finally:
-        proc.terminate()
-        output, _ = proc.communicate(timeout=20)
+    output = log.read_text()
     assert token not in output and SECRET not in output  # secrets never logged
     assert "GET /api/rankings" in output
 

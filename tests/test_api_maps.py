@@ -13,7 +13,6 @@ import hashlib
 import html
 import json
 import re
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,11 +24,8 @@ import mapbox_vector_tile
 import pandas as pd
 import pytest
 import shapely
+from fastapi.testclient import TestClient
 from shapely.geometry import Point, box, shape
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.mapdata import OUTLINE_CLOSING_M

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,12 +24,9 @@ import openpyxl
 import pandas as pd
 import pytest
 import shapely
+from fastapi.testclient import TestClient
 from pyproj import Transformer
 from shapely.geometry import Point, box
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings

@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -20,11 +19,8 @@ import geopandas as gpd
 import openpyxl
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 from api.app import create_app, include_optional_routers
 from api.errors import status_for

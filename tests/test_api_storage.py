@@ -40,18 +40,6 @@ from geo_eval.storage import (
 from geo_eval.storage.sqlite import DB_NAME
 
 
-@pytest.fixture(params=["sqlite", "postgis"])
-def store(request, tmp_path: Path):
-    """A new, empty store of each backend."""
-    s: SQLiteStore | PostgresStore
-    if request.param == "sqlite":
-        s = SQLiteStore.in_dir(tmp_path / "data")
-    else:
-        s = PostgresStore(request.getfixturevalue("pg_db"))
-    yield s
-    s.close()
-
-
 @pytest.fixture
 def sqlite_store(tmp_path: Path):
     s = SQLiteStore.in_dir(tmp_path / "data")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,11 +15,8 @@ import openpyxl
 import pandas as pd
 import pytest
 import shapely
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings

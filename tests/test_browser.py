@@ -22,9 +22,7 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,53 +37,25 @@ import openpyxl
 import pandas as pd
 import pyogrio
 import pytest
+from serving import CHROMIUM, CHROMIUM_ARGS, GEO_EVAL, playwright_api, serving
 
 from geo_eval.io.run import run
 from geo_eval.rating.scheme import load_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PARK = "海滨高新技术产业园"
 OTHER_PARK = "青松经济开发区"
 XSS = "<img src=x onerror=alert(1)>"
-GEO_EVAL = Path(sys.executable).with_name("geo-eval")
-REQUIRE = os.environ.get("GEO_EVAL_REQUIRE_BROWSER") == "1"
 DESKTOP = {"width": 1366, "height": 860}
 PHONE = {"width": 390, "height": 844}
 CONFIRMED_COLOUR = "#8e0000"
 PENDING_COLOUR = "#e6007e"
 
 
-def _unavailable(reason: str) -> None:
-    if REQUIRE:
-        pytest.fail(f"{reason}; GEO_EVAL_REQUIRE_BROWSER=1 requires the browser tests to run", pytrace=False)
-    pytest.skip(f"{reason}（.ci/run 会自动安装 chromium 并要求运行这些测试）", allow_module_level=True)
-
-
-if not CHROMIUM.is_file():
-    _unavailable("浏览器测试需要 Debian 的 Chromium（/usr/bin/chromium）：请以 root 运行 apt-get install chromium")
-try:
-    from playwright import sync_api
-except ImportError:  # pragma: no cover - the dev extra installs it
-    _unavailable("浏览器测试需要 Playwright 的 Python 包：pip install -e '.[dev]'")
+sync_api = playwright_api()
 
 
 # --- the service ------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def sample_dataset(root: Path, year: int = 2025) -> Path:
     """The sample of ``year`` copied to ``root`` (its context layers referenced by absolute path)."""
     shutil.copytree(ROOT / "sample_parcels" / str(year), root)
@@ -159,20 +129,6 @@ class Server:
             return dict(r.json()["properties"]["review"])
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"geo-eval serve did not start:\n{log.read_text()}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("browser")
@@ -210,26 +166,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
     for key, (name, role, park) in USERS.items():
         args = ["users", "add", name, "--role", role, *(["--park", park] if park else [])]
         tokens[key] = cli(*args, env=env).splitlines()[-1]
-    port = free_port()
     log = base / "server.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [str(GEO_EVAL), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            cwd=base,
-        )
-    url = f"http://127.0.0.1:{port}"
-    _wait_until_up(url, proc, log)
-    try:
+    with serving(env, log, args=["--log-level", "warning"], cwd=base) as url:
         yield Server(url, tokens, out, log, flags, points, str(target["parcel_id"]))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     text = log.read_text()
     assert "Traceback" not in text, text
     for token in tokens.values():
@@ -305,6 +244,13 @@ def sign_in(tab: Tab, server: Server, who: str, path: str) -> None:
     page.fill("#token", server.tokens[who])
     with page.expect_navigation():
         page.click("button[type=submit]")
+
+
+def open_map(tab: Tab, server: Server, who: str, path: str) -> Any:
+    """Sign ``who`` in to the map page at ``path``; the page, once the map is drawn."""
+    sign_in(tab, server, who, path)
+    wait_for_map(tab.page)
+    return tab.page
 
 
 def wait_for_map(page: Any) -> None:
@@ -402,9 +348,7 @@ def test_reviewer_signs_in_and_the_park_map_draws_its_parcels(tab, server):
 
 
 def test_popup_shows_figures_flags_and_the_hostile_name_as_text(tab, server):
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     click_parcel(page, server, server.hostile_parcel)
     box = popup(page)
     text = box.inner_text()
@@ -434,9 +378,7 @@ def test_popup_shows_figures_flags_and_the_hostile_name_as_text(tab, server):
 def test_confirm_from_the_popup_restyles_the_parcel_at_once(tab, server):
     pid = server.parcel(n_flags=2)
     first, second = server.flag_ids(pid)
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     page.evaluate("window.__sameDocument = true")
     assert flag_path_style(page, pid) == {"stroke": PENDING_COLOUR, "fill": "url(#ge-hatch-pending)"}
     click_parcel(page, server, pid)
@@ -459,9 +401,7 @@ def test_confirm_from_the_popup_restyles_the_parcel_at_once(tab, server):
 def test_dismiss_asks_for_a_reason_and_withdraw_returns_to_pending(tab, server):
     pid = server.parcel(n_flags=2)
     fid = server.flag_ids(pid)[0]
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     click_parcel(page, server, pid)
     item = flag_item(page, fid)
     item.get_by_role("button", name="排除", exact=True).click()
@@ -485,9 +425,7 @@ def test_dismiss_asks_for_a_reason_and_withdraw_returns_to_pending(tab, server):
 def test_confirm_the_whole_parcel_in_one_request(tab, server):
     pid = server.parcel(n_flags=3)
     fids = server.flag_ids(pid)
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     click_parcel(page, server, pid)
     batches: list[str] = []
     page.on("request", lambda r: batches.append(r.method) if "/api/reviews/batch" in r.url else None)
@@ -506,9 +444,7 @@ def test_confirm_the_whole_parcel_in_one_request(tab, server):
 
 # --- the review panel ------------------------------------------------------------------------------------------
 def test_panel_filters_sorts_opens_parcels_and_moves_to_the_next(tab, server):
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     page.get_by_role("button", name=re.compile("复核面板")).click()
     panel = page.locator("#ge-panel")
     sync_api.expect(panel).to_be_visible()
@@ -606,9 +542,7 @@ def test_another_reviewers_decision_appears_within_the_poll(browser, server, req
 def test_a_stale_decision_is_refused_in_chinese_and_the_flag_can_be_reloaded(tab, server):
     pid = server.parcel(n_flags=2)
     fid = server.flag_ids(pid)[0]
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     click_parcel(page, server, pid)
     # this page stops hearing about others' decisions (a slow network), then another reviewer decides
     page.route("**/reviews.json*", lambda route: route.abort())
@@ -631,9 +565,7 @@ def test_a_stale_decision_is_refused_in_chinese_and_the_flag_can_be_reloaded(tab
 
 # --- committee, CSRF ------------------------------------------------------------------------------------------
 def test_committee_sees_review_states_read_only_and_only_its_park(tab, server):
-    sign_in(tab, server, "com", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "com", park_path())
     pid = next(p for p in server.flags.loc[server.flags["park"] == PARK, "parcel_id"] if p != server.hostile_parcel)
     click_parcel(page, server, pid)
     box = popup(page)
@@ -743,9 +675,7 @@ def test_phone_bottom_sheet_panel_and_collapsed_controls(phone_tab, server):
 
 # --- map basics -----------------------------------------------------------------------------------------------
 def test_search_colouring_and_the_view_survive_a_reload(tab, server):
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     page.fill(".ge-search input", "onerror")
     item = page.locator(".ge-search li").first
     item.wait_for()
@@ -806,9 +736,7 @@ def hex_rgb(colour: str) -> tuple[int, int, int]:
 def test_tile_mode_a_real_click_opens_the_parcel_and_a_review_restyles_it(tab, server):
     pid = server.parcel(n_flags=2)
     fids = server.flag_ids(pid)
-    sign_in(tab, server, "rev", park_path(query="?tiles=1"))
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path(query="?tiles=1"))
     assert page.evaluate("geoEval.layers.parcels instanceof L.VectorGrid")
     lon, lat = server.points[pid]
     show_place(page, lon, lat, 17)
@@ -838,9 +766,7 @@ def test_tile_mode_a_real_click_opens_the_parcel_and_a_review_restyles_it(tab, s
 
 
 def test_print_view_has_title_legend_scale_and_north_arrow_but_no_controls(tab, server):
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     page.emulate_media(media="print")
     assert page.locator(".ge-print-head").is_visible()
     head = page.locator(".ge-print-head").inner_text()
@@ -886,9 +812,7 @@ def test_a_renewal_block_opens_from_a_gap_inside_it_and_says_its_class_mix_in_wo
     import shapely
     from shapely.geometry import shape
 
-    sign_in(tab, server, "rev", park_path())
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", park_path())
     blocks = page.evaluate("geoEval.app.cfg.blocks.features.map(f => [f.properties.id, f.geometry])")
     shapes = gpd.read_file(server.out / "parcels.gpkg", layer="parcels").to_crs(4326)
     parcels = shapely.union_all(shapes.geometry.to_numpy())
@@ -913,9 +837,7 @@ def test_a_renewal_block_opens_from_a_gap_inside_it_and_says_its_class_mix_in_wo
 
 
 def test_overview_counts_each_park_and_links_to_it(tab, server):
-    sign_in(tab, server, "rev", "/maps/")
-    page = tab.page
-    wait_for_map(page)
+    page = open_map(tab, server, "rev", "/maps/")
     page.get_by_role("button", name=re.compile("复核面板")).click()
     table = page.locator(".ge-park-table")
     sync_api.expect(table).to_be_visible()

@@ -12,11 +12,8 @@ import contextlib
 import os
 import secrets
 import socket
-import subprocess
-import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -26,13 +23,11 @@ import httpx
 import psycopg
 import pytest
 from conftest import database_unavailable, shown_url, wipe_database
+from fastapi.testclient import TestClient
 from psycopg import sql
 from pydantic import ValidationError
+from serving import serving
 from typer.testing import CliRunner
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.main import create_app_from_env
@@ -455,30 +450,15 @@ def test_the_store_lends_pooled_connections_and_keeps_the_url(pg_store, pg_url):
 def test_first_reviews_racing_an_uncommitted_one_conflict(pg_store):
     """The INSERT … ON CONFLICT DO NOTHING path: our first review waits for theirs, then loses to it."""
     add_run(pg_store)
-    outcome: list[object] = []
     with raw(pg_store.url) as theirs:
         theirs.execute("BEGIN")
         theirs.execute(
             "INSERT INTO geo_eval.reviews VALUES (%s, %s, 'confirmed', '属实', 1, '李四', '2025-01-01T00:00:00.000Z')",
             (RUN, FLAG),
         )
-
-        def ours() -> None:
-            try:
-                outcome.append(
-                    pg_store.set_review(RUN, FLAG, status="dismissed", comment="误报", version=0, actor="张三")
-                )
-            except ConflictError as exc:
-                outcome.append(exc)
-
-        t = threading.Thread(target=ours)
-        t.start()
-        wait_for_lock_wait(pg_store.url, theirs.info.backend_pid)
-        assert outcome == []  # still waiting for their transaction
-        theirs.execute("COMMIT")
-        t.join(10)
-    assert len(outcome) == 1 and isinstance(outcome[0], ConflictError)
-    assert outcome[0].current.updated_by == "李四" and outcome[0].current.version == 1
+        outcome = ours_waiting_for(pg_store, theirs, version=0, actor="张三")
+    assert isinstance(outcome, ConflictError)
+    assert outcome.current.updated_by == "李四" and outcome.current.version == 1
     assert pg_store.get_review(RUN, FLAG).status == "confirmed"
     assert pg_store.history(RUN, FLAG) == []  # our attempt left no trace; theirs was written past the store
 
@@ -487,7 +467,6 @@ def test_an_update_racing_a_locked_review_waits_and_conflicts(pg_store):
     """The SELECT … FOR UPDATE path: our update from version 1 waits for theirs (to 2), then conflicts."""
     add_run(pg_store)
     pg_store.set_review(RUN, FLAG, status="confirmed", comment="", version=0, actor="张三")
-    outcome: list[object] = []
     with raw(pg_store.url) as theirs:
         theirs.execute("BEGIN")
         theirs.execute("SELECT * FROM geo_eval.reviews WHERE run_id = %s AND flag_id = %s FOR UPDATE", (RUN, FLAG))
@@ -496,25 +475,34 @@ def test_an_update_racing_a_locked_review_waits_and_conflicts(pg_store):
             "WHERE run_id = %s AND flag_id = %s",
             (RUN, FLAG),
         )
-
-        def ours() -> None:
-            try:
-                outcome.append(
-                    pg_store.set_review(RUN, FLAG, status="dismissed", comment="误报", version=1, actor="王五")
-                )
-            except ConflictError as exc:
-                outcome.append(exc)
-
-        t = threading.Thread(target=ours)
-        t.start()
-        wait_for_lock_wait(pg_store.url, theirs.info.backend_pid)
-        assert outcome == []
-        theirs.execute("COMMIT")
-        t.join(10)
-    assert len(outcome) == 1 and isinstance(outcome[0], ConflictError)
-    assert (outcome[0].current.version, outcome[0].current.updated_by) == (2, "李四")
+        outcome = ours_waiting_for(pg_store, theirs, version=1, actor="王五")
+    assert isinstance(outcome, ConflictError)
+    assert (outcome.current.version, outcome.current.updated_by) == (2, "李四")
     assert pg_store.get_review(RUN, FLAG).status == "site_visit"
     assert len(pg_store.history(RUN, FLAG)) == 1
+
+
+def ours_waiting_for(pg_store, theirs, *, version: int, actor: str) -> object:
+    """Our review (dismissed from ``version``) set in a thread while ``theirs`` holds the row's lock in an open
+    transaction: it must wait for them; once they commit, what it returned or raised."""
+    outcome: list[object] = []
+
+    def ours() -> None:
+        try:
+            outcome.append(
+                pg_store.set_review(RUN, FLAG, status="dismissed", comment="误报", version=version, actor=actor)
+            )
+        except ConflictError as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=ours)
+    t.start()
+    wait_for_lock_wait(pg_store.url, theirs.info.backend_pid)
+    assert outcome == []  # still waiting for their transaction
+    theirs.execute("COMMIT")
+    t.join(10)
+    assert len(outcome) == 1
+    return outcome[0]
 
 
 def wait_for_lock_wait(url: str, pid: int, timeout_s: float = 10.0) -> None:
@@ -814,28 +802,15 @@ def test_runs_and_users_commands_use_the_database(password_url, tmp_path):
 
 def test_serve_with_db_uses_the_database_and_never_shows_its_password(password_url, tmp_path):
     pg_db, password, shown = password_url
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     env = {k: v for k, v in os.environ.items() if k != "GEO_EVAL_DATABASE_URL"}
     env |= {"GEO_EVAL_SECRET_KEY": SECRET, "GEO_EVAL_DEMO": "0"}
-    cmd = [sys.executable, "-m", "geo_eval", "serve", "--port", str(port), "--db", pg_db, "--data-dir", str(tmp_path)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.2)
+    log = tmp_path / "serve.log"
+    with serving(env, log, args=["--db", pg_db, "--data-dir", str(tmp_path)]) as url:
+        r = httpx.get(f"{url}/health", timeout=1)
         assert r.status_code == 200
         assert r.json()["storage"]["backend"] == "postgis" and r.json()["storage"]["database"] == shown
         assert password not in r.text
-    finally:
-        proc.terminate()
-        output, _ = proc.communicate(timeout=20)
+    output = log.read_text()
     assert f"数据库：{shown}" in output
     assert password not in output
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,17 +12,14 @@ import openpyxl
 import pandas as pd
 import pyogrio
 import pytest
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
 from geo_eval.maps import attributes
 from geo_eval.report import labels
 from geo_eval.report.labels import COLUMNS, IN_TABLE, TABLES, Label, header, label
-from geo_eval.report.tables import ranking_headers
+from geo_eval.report.tables import FLAG_SHEET_COLUMNS, ranking_headers
 from geo_eval.storage import open_store, run_record_from_out_dir
 
 DOCS = Path(__file__).parents[1] / "docs" / "data-contract.md"
@@ -38,22 +34,9 @@ FILES = {  # file (layer) of OUT_DIR → its table in geo_eval.report.labels
     "renewal_blocks.gpkg:renewal_blocks": "blocks",
     "policies.csv": "policies",
 }
-FLAG_SHEET = [
-    "parcel_id",
-    "county",
-    "park",
-    "area_mu",
-    "flag_label",
-    "rule_label",
-    "reason",
-    "value",
-    "threshold",
-    "evidence",
-    "basis",
-    "severity",
-    "enterprises",
-    "enterprise_names",
-]
+# The columns of 疑似闲置／低效地块 as the workbook writes them: which columns and in what order is checked against
+# the data contract (test_workbook_headers_are_those_the_data_contract_documents); here, that each shows its label.
+FLAG_SHEET = list(FLAG_SHEET_COLUMNS)
 REVIEW_COLUMNS = ["review_status_label", "review_comment", "reviewed_by", "reviewed_at_label", "review_version"]
 CHECKLIST = [
     "seq",

@@ -15,12 +15,8 @@ import os
 import re
 import runpy
 import secrets
-import socket
 import struct
 import subprocess
-import sys
-import time
-import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,11 +30,9 @@ import pandas as pd
 import pytest
 from fastapi import Query
 from fastapi.responses import HTMLResponse
+from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
+from serving import CHROMIUM, CHROMIUM_ARGS, GEO_EVAL, playwright_api, serving
 
 from api.app import FAVICON, create_app
 from api.errors import Busy, Forbidden, InvalidQuery, NotFound
@@ -57,9 +51,6 @@ SECRET = "p" * 48
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 JSON = {"Accept": "application/json"}
 SWAGGER = "/static/vendor/swagger-ui/"
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRE_BROWSER_ENV = "GEO_EVAL_REQUIRE_BROWSER"
-GEO_EVAL = Path(sys.executable).with_name("geo-eval")
 
 
 @dataclass
@@ -487,20 +478,6 @@ def test_pages_and_api_me_are_not_stored_by_the_browser(svc):
 
 
 # --- /docs in a real browser, offline ------------------------------------------------------------------------
-def browser_unavailable(reason: str) -> None:
-    if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
-        pytest.fail(f"{reason}; {REQUIRE_BROWSER_ENV}=1 requires the browser tests to run", pytrace=False)
-    pytest.skip(
-        f"{reason}：浏览器测试需要 Debian 的 Chromium（/usr/bin/chromium），请以 root 运行 apt-get install chromium"
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Served:
     url: str
@@ -528,53 +505,17 @@ def served(tmp_path_factory) -> Iterator[Served]:
         check=True,
     )
     token = added.stdout.splitlines()[-1].strip()
-    port = free_port()
     log = base / "server.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [str(GEO_EVAL), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            cwd=base,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"geo-eval serve did not start:\n{log.read_text()}")
-        time.sleep(0.2)
-    try:
+    with serving(env, log, cwd=base) as url:
         yield Served(url, token)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     text = log.read_text()
     assert "Traceback" not in text and token not in text, text
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        browser_unavailable("没有 /usr/bin/chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        browser_unavailable("没有 Playwright 的 Python 包（pip install -e '.[dev]'）")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with playwright_api().sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,12 +25,8 @@ import pandas as pd
 import psycopg
 import pytest
 import shapely
-
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
 from conftest import shown_url, wipe_database
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings

@@ -53,18 +53,6 @@ SAME = "P8:idle_suspected.no_enterprise"
 runner = CliRunner()
 
 
-@pytest.fixture(params=["sqlite", "postgis"])
-def store(request, tmp_path: Path):
-    """A new, empty store of each backend."""
-    s: SQLiteStore | PostgresStore
-    if request.param == "sqlite":
-        s = SQLiteStore.in_dir(tmp_path / "data")
-    else:
-        s = PostgresStore(request.getfixturevalue("pg_db"))
-    yield s
-    s.close()
-
-
 def dataset(root: Path, *, tax_of_e1: int = 600) -> Path:
     """The catalogue as a dataset; ``tax_of_e1`` changes 甲公司's tax (and with it its score)."""
     e = catalogue.enterprises()
@@ -327,6 +315,18 @@ def legacy_rows(target, backend: str, manifest: dict, out: Path) -> str:
     return run_id
 
 
+def legacy_run(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, Path | str, str]:
+    """The catalogue evaluated into ``tmp_path / "out"``, registered with two reviews in a store made by the
+    previous geo-eval (:func:`legacy_store`, :func:`legacy_rows`): the OUT_DIR, that store's database (a
+    file or a URL) and the run's id in it."""
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgis" else None
+    out = tmp_path / "out"
+    run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    target = legacy_store(backend, tmp_path, pg_url)
+    return out, target, legacy_rows(target, backend, manifest, out)
+
+
 def upgraded(backend: str, target) -> SQLiteStore | PostgresStore:
     """The store of a database at schema version 1, after its upgrade to version 2."""
     if backend == "sqlite":
@@ -339,12 +339,7 @@ def upgraded(backend: str, target) -> SQLiteStore | PostgresStore:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgis"])
 def test_runs_registered_by_an_older_geo_eval_keep_their_reviews(backend, tmp_path, request):
-    pg_url = request.getfixturevalue("pg_url") if backend == "postgis" else None
-    out = tmp_path / "out"
-    run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    target = legacy_store(backend, tmp_path, pg_url)
-    legacy = legacy_rows(target, backend, manifest, out)
+    out, target, legacy = legacy_run(backend, tmp_path, request)
     s = upgraded(backend, target)
     try:
         assert s.status()["schema_version"] == 3
@@ -363,12 +358,7 @@ def test_runs_registered_by_an_older_geo_eval_keep_their_reviews(backend, tmp_pa
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgis"])
 def test_an_older_run_whose_out_dir_was_rewritten_cannot_pass_on_its_reviews(backend, tmp_path, request):
-    pg_url = request.getfixturevalue("pg_url") if backend == "postgis" else None
-    out = tmp_path / "out"
-    run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    target = legacy_store(backend, tmp_path, pg_url)
-    legacy = legacy_rows(target, backend, manifest, out)
+    out, target, legacy = legacy_run(backend, tmp_path, request)
     run(dataset(tmp_path / "ds2", tax_of_e1=100), load_scheme(SCHEME), out, overwrite=True)  # before the upgrade
     s = upgraded(backend, target)
     try:
@@ -389,12 +379,7 @@ def test_an_older_run_whose_out_dir_was_rewritten_cannot_pass_on_its_reviews(bac
 def test_an_older_run_out_of_reach_during_the_upgrade_passes_its_reviews_on_when_it_is_back(backend, tmp_path, request):
     """E.g. a network share not mounted while the database was upgraded: nothing could be filled in, but
     the same evaluation registered again later (its older id is the run's) carries every review."""
-    pg_url = request.getfixturevalue("pg_url") if backend == "postgis" else None
-    out = tmp_path / "out"
-    run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    target = legacy_store(backend, tmp_path, pg_url)
-    legacy = legacy_rows(target, backend, manifest, out)
+    out, target, legacy = legacy_run(backend, tmp_path, request)
     out.rename(tmp_path / "unmounted")
     s = upgraded(backend, target)
     try:

@@ -17,7 +17,6 @@ import csv
 import io
 import math
 import shutil
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,7 @@ import openpyxl
 import pandas as pd
 import pytest
 import xlsxwriter
-
-with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClient works the same
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geo_eval.inputs.fields import FIGURES
 from geo_eval.rating.grading import apply_vetoes, cut_count, grades_by_percentile
 from geo_eval.rating.scheme import Grading, load_scheme, parse_scheme, preset_text
 from geo_eval.rating.scoring import score
@@ -40,19 +41,7 @@ def frame(rows: list[dict], group: str = "above_scale", county: str = "海滨区
     df.index = [f"E{i:03d}" for i in range(len(df))]
     df["group"] = df.get("group", group)
     df["county"] = df.get("county", county)
-    for c in (
-        "tax",
-        "sales",
-        "value_added",
-        "main_revenue",
-        "rnd",
-        "energy_tce",
-        "electricity_10k_kwh",
-        "emission_t",
-        "employees",
-        "bonus",
-        "penalty",
-    ):
+    for c in (*FIGURES, "bonus", "penalty"):  # the figures a validated enterprise table always has
         if c not in df:
             df[c] = np.nan
     return df

@@ -23,13 +23,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from api.deps import CurrentUser, OptionalUser, SettingsDep, StoreDep, get_token_gate
+from api.deps import CurrentUser, OptionalUser, SettingsDep, StoreDep, get_token_gate, session_user
 from api.errors import Forbidden
 from api.schemas import Login, Me, UserPublic
-from api.security import COOKIE_NAME, read_session, request_from_this_site, safe_next, sign_session
+from api.security import COOKIE_NAME, request_from_this_site, safe_next, sign_session
 from api.settings import Settings
 from api.throttle import LoginThrottle
-from geo_eval.storage import NotFoundError, Store
+from geo_eval.storage import Store
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登录"])
@@ -196,14 +196,8 @@ async def login(request: Request, store: StoreDep, settings: SettingsDep) -> Res
 
 def _end_session(store: Store, settings: Settings, cookie: str | None) -> str | None:
     """End the browser sessions of the cookie's user, if the cookie still holds; the user's name."""
-    session = read_session(settings.secret_key.get_secret_value(), cookie or "", max_age=settings.session_max_age_s)
-    if session is None:
-        return None
-    try:
-        user = store.get_user(session.name)
-    except NotFoundError:
-        return None
-    if user.token_id != session.token_id or user.session_gen != session.gen:
+    user = session_user(settings, store, cookie or "")
+    if user is None:
         return None
     store.end_sessions(user.name, actor=user.name)
     return user.name

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.checklist import checklist_csv, checklist_rows, checklist_xlsx
-from api.deps import CurrentUser, ParkScopeDep, RunDep, SettingsDep, StoreDep, ensure_park
-from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, download, file_name, flag_sheet, with_reviews, xlsx_bytes
-from api.geojson import feature, feature_collection, geojson_response, not_found
+from api.deps import CurrentUser, ParkScope, ParkScopeDep, RunDep, SettingsDep, StoreDep, ensure_park
+from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, file_download, flag_sheet, with_reviews, xlsx_bytes
+from api.geojson import feature, geojson_response, not_found
 from api.routes.parcels import (
     GEOJSON_RESPONSE,
     BBox,
@@ -23,6 +24,7 @@ from api.routes.parcels import (
     enterprise_usccs,
     hide_figures,
     page_bounds,
+    page_response,
 )
 from api.rundata import RunData, records
 from geo_eval.landuse.flags import FLAG_LABELS, rule_label, rule_labels, short_reasons
@@ -126,16 +128,7 @@ def list_flags(
         pos = int(row["parcel_pos"])  # type: ignore[call-overload]
         geom = data.parcel_geojson[pos] if pos >= 0 else None
         features.append(feature(fid, geom, _properties(row, reviews.get(fid) or Review(data.run_id, fid))))
-    return geojson_response(
-        feature_collection(
-            features,
-            run_id=data.run_id,
-            year=data.record.year,
-            numberMatched=len(chosen),
-            offset=offset,
-            limit=size,
-        )
-    )
+    return page_response(data, features, matched=len(chosen), offset=offset, limit=size)
 
 
 DOWNLOAD_FORMAT = Annotated[Literal["xlsx", "csv"], Query(description="文件格式")]
@@ -157,6 +150,39 @@ def filter_text(flag: str | None, status: str | None, severity: str | None) -> s
     return "；".join(parts) or "无（全部标记）"
 
 
+@dataclass(frozen=True)
+class FlagDownload:
+    """A download of flags: the run's flags in the user's park scope that match the filters, their reviews,
+    the filters in Chinese (:func:`filter_text`) and the file format."""
+
+    data: RunData
+    scope: ParkScope
+    flags: pd.DataFrame
+    reviews: dict[str, Review]
+    filters: str
+    format: str
+
+
+def flag_download(
+    data: RunDep,
+    scope: ParkScopeDep,
+    store: StoreDep,
+    format: DOWNLOAD_FORMAT = "xlsx",
+    flag: FlagKind = None,
+    status: StatusFilter = None,
+    severity: SeverityFilter = None,
+) -> FlagDownload:
+    """The flags of a download (the filters of ``GET /api/flags`` but the bounding box) and their reviews."""
+    mask = scope.mask(data.flags["park"])
+    chosen, reviews = select_flags(data, store, mask, flag=flag, status=status, bbox=None, severity=severity)
+    if reviews is None:
+        reviews = store.reviews(data.run_id, chosen["flag_id"].astype(str))
+    return FlagDownload(data, scope, chosen, reviews, filter_text(flag, status, severity), format)
+
+
+FlagDownloadDep = Annotated[FlagDownload, Depends(flag_download)]
+
+
 @router.get(
     "/download",
     summary="下载地块标记清单及复核状态（xlsx 或 csv）",
@@ -166,38 +192,21 @@ def filter_text(flag: str | None, status: str | None, severity: str | None) -> s
     response_class=Response,
     responses={200: {"content": {XLSX_TYPE: {}, CSV_TYPE: {}}, "description": "标记清单文件"}},
 )
-def download_flags(
-    user: CurrentUser,
-    data: RunDep,
-    scope: ParkScopeDep,
-    store: StoreDep,
-    format: DOWNLOAD_FORMAT = "xlsx",
-    flag: FlagKind = None,
-    status: StatusFilter = None,
-    severity: SeverityFilter = None,
-) -> Response:
-    chosen, reviews = select_flags(
-        data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=None, severity=severity
-    )
-    if reviews is None:
-        reviews = store.reviews(data.run_id, chosen["flag_id"].astype(str))
-    table = with_reviews(chosen, reviews)
+def download_flags(user: CurrentUser, asked: FlagDownloadDep) -> Response:
+    data, scope = asked.data, asked.scope
+    table = with_reviews(asked.flags, asked.reviews)
     year = data.record.year
-    name = file_name(f"{year}年度闲置低效地块复核清单_{scope.label()}")
-    fallback = f"geo-eval-flags-{year}"
-    if format == "csv":
-        return download(csv_bytes(table), filename=f"{name}.csv", fallback=f"{fallback}.csv", media_type=CSV_TYPE)
-    notes = [
-        f"评价年度：{year}；评价批次：{data.run_id}；范围：{scope.label()}；筛选：{filter_text(flag, status, severity)}",
-        f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
-        "疑似闲置为线索，须现场核查，不是认定结论",
-    ]
-    return download(
-        xlsx_bytes({"疑似闲置／低效地块": flag_sheet(table)}, {"说明": notes}),
-        filename=f"{name}.xlsx",
-        fallback=f"{fallback}.xlsx",
-        media_type=XLSX_TYPE,
-    )
+
+    def workbook() -> bytes:
+        notes = [
+            f"评价年度：{year}；评价批次：{data.run_id}；范围：{scope.label()}；筛选：{asked.filters}",
+            f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
+            "疑似闲置为线索，须现场核查，不是认定结论",
+        ]
+        return xlsx_bytes({"疑似闲置／低效地块": flag_sheet(table)}, {"说明": notes})
+
+    title = f"{year}年度闲置低效地块复核清单_{scope.label()}"
+    return file_download(asked.format, title, f"geo-eval-flags-{year}", csv=lambda: csv_bytes(table), xlsx=workbook)
 
 
 @router.get(
@@ -210,46 +219,29 @@ def download_flags(
     response_class=Response,
     responses={200: {"content": {XLSX_TYPE: {}, CSV_TYPE: {}}, "description": "现场核查清单文件"}},
 )
-def download_checklist(
-    request: Request,
-    user: CurrentUser,
-    data: RunDep,
-    scope: ParkScopeDep,
-    store: StoreDep,
-    format: DOWNLOAD_FORMAT = "xlsx",
-    flag: FlagKind = None,
-    status: StatusFilter = None,
-    severity: SeverityFilter = None,
-) -> Response:
-    chosen, reviews = select_flags(
-        data, store, scope.mask(data.flags["park"]), flag=flag, status=status, bbox=None, severity=severity
-    )
-    if reviews is None:
-        reviews = store.reviews(data.run_id, chosen["flag_id"].astype(str))
-    rows = checklist_rows(data, chosen, reviews, base_url=str(request.base_url))
+def download_checklist(request: Request, user: CurrentUser, asked: FlagDownloadDep) -> Response:
+    data, scope = asked.data, asked.scope
+    rows = checklist_rows(data, asked.flags, asked.reviews, base_url=str(request.base_url))
     year = data.record.year
-    name = file_name(f"{year}年度现场核查清单_{scope.label()}")
+
+    def workbook() -> bytes:
+        notes = [
+            f"{year}年度现场核查清单",
+            f"评价批次：{data.run_id}（{data.record.scheme_title}）",
+            f"范围：{scope.label()}",
+            f"筛选：{asked.filters}",
+            f"宗地数：{len(rows)}；标记数：{len(asked.flags)}",
+            f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
+            "中心点为宗地内的一点（不一定是几何中心，但一定在宗地内）。CGCS2000 经纬度与 WGS-84 相差厘米级，可用于奥维、"
+            "两步路等；GCJ-02 经纬度用于高德、腾讯等手机地图导航。",
+            "标记、复核状态按行一一对应；疑似闲置为线索，须现场核查，不是认定结论。",
+            "“核查结果”“核查人”两列供现场填写。",
+        ]
+        return checklist_xlsx(rows, title=f"{year}年度现场核查清单 · {scope.label()}", notes=notes)
+
+    title = f"{year}年度现场核查清单_{scope.label()}"
     fallback = f"geo-eval-checklist-{year}"
-    if format == "csv":
-        return download(checklist_csv(rows), filename=f"{name}.csv", fallback=f"{fallback}.csv", media_type=CSV_TYPE)
-    notes = [
-        f"{year}年度现场核查清单",
-        f"评价批次：{data.run_id}（{data.record.scheme_title}）",
-        f"范围：{scope.label()}",
-        f"筛选：{filter_text(flag, status, severity)}",
-        f"宗地数：{len(rows)}；标记数：{len(chosen)}",
-        f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
-        "中心点为宗地内的一点（不一定是几何中心，但一定在宗地内）。CGCS2000 经纬度与 WGS-84 相差厘米级，可用于奥维、"
-        "两步路等；GCJ-02 经纬度用于高德、腾讯等手机地图导航。",
-        "标记、复核状态按行一一对应；疑似闲置为线索，须现场核查，不是认定结论。",
-        "“核查结果”“核查人”两列供现场填写。",
-    ]
-    return download(
-        checklist_xlsx(rows, title=f"{year}年度现场核查清单 · {scope.label()}", notes=notes),
-        filename=f"{name}.xlsx",
-        fallback=f"{fallback}.xlsx",
-        media_type=XLSX_TYPE,
-    )
+    return file_download(asked.format, title, fallback, csv=lambda: checklist_csv(rows), xlsx=workbook)
 
 
 @router.get(

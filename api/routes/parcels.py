@@ -42,6 +42,18 @@ def page_bounds(settings: Settings, limit: int | None) -> int:
     return n
 
 
+def page_response(data: RunData, features: list[str], *, matched: int, offset: int, limit: int) -> Response:
+    """One page of GeoJSON features of the run: ``matched`` in all, this page from ``offset``, at most ``limit``."""
+    members = {
+        "run_id": data.run_id,
+        "year": data.record.year,
+        "numberMatched": matched,
+        "offset": offset,
+        "limit": limit,
+    }
+    return geojson_response(feature_collection(features, **members))
+
+
 def bbox_positions(data: RunData, bbox: str | None) -> np.ndarray | None:
     """Parcel rows in the bbox (None without a bbox); 422 for a malformed bbox."""
     try:
@@ -145,16 +157,7 @@ def parcels(
         feature(str(p["parcel_id"]), data.parcel_geojson[pos], {**p, "flags": flags.get(int(pos), [])})
         for pos, p in zip(page, props, strict=True)
     ]
-    return geojson_response(
-        feature_collection(
-            features,
-            run_id=data.run_id,
-            year=data.record.year,
-            numberMatched=len(positions),
-            offset=offset,
-            limit=size,
-        )
-    )
+    return page_response(data, features, matched=len(positions), offset=offset, limit=size)
 
 
 @router.get(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
@@ -11,7 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from geo_eval.errors import GeoEvalError
 from geo_eval.inputs.problems import FATAL
+
+if TYPE_CHECKING:
+    from geo_eval.storage import Store
+
+T = TypeVar("T")
 
 DatasetDir = Annotated[
     Path, typer.Argument(help="数据集目录（含 dataset.toml）", exists=True, file_okay=False, dir_okay=True)
@@ -41,6 +48,22 @@ def store_label(data_dir: Path, db: str | None) -> str:
 
         return redact_url(db)
     return str(data_dir)
+
+
+def with_store(data_dir: Path, db: str | None, action: Callable[[Store], T]) -> T:
+    """``action`` on the store of ``--data-dir`` / ``--db`` (closed afterwards); a :class:`GeoEvalError`
+    is printed in Chinese and the command exits with code 2."""
+    from geo_eval.storage import open_store
+
+    try:
+        store = open_store(data_dir, database_url=db)
+        try:
+            return action(store)
+        finally:
+            store.close()
+    except GeoEvalError as exc:
+        err.print(f"[red]错误：{exc}[/]")
+        raise typer.Exit(2) from None
 
 
 def print_fatal(problems: pd.DataFrame, *, dataset: Path) -> None:

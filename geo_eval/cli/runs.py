@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from geo_eval.cli.options import DatabaseOpt, err, out, store_label
-from geo_eval.errors import GeoEvalError
-from geo_eval.storage import DEFAULT_DATA_DIR, open_store, run_record_from_out_dir
+from geo_eval.cli.options import DatabaseOpt, out, store_label, with_store
+from geo_eval.storage import DEFAULT_DATA_DIR, run_record_from_out_dir
 from geo_eval.storage.runs import out_dir_state
 
 DataDirOpt = Annotated[
@@ -29,13 +28,7 @@ def add(
     db: DatabaseOpt = None,
 ) -> None:
     """Register OUT_DIR as the latest run."""
-    try:
-        store = open_store(data_dir, database_url=db)
-        rec = store.add_run(run_record_from_out_dir(out_dir), actor="cli")
-        store.close()
-    except GeoEvalError as exc:
-        err.print(f"[red]错误：{exc}[/]")
-        raise typer.Exit(2) from None
+    rec = with_store(data_dir, db, lambda s: s.add_run(run_record_from_out_dir(out_dir), actor="cli"))
     out.print(
         f"已登记评价批次 {rec.run_id}：{rec.year} 年度，{rec.scheme_title}，{rec.counts.get('enterprises')} 家企业"
     )
@@ -48,13 +41,7 @@ def add(
 @app.command("list", help="列出已登记的评价批次（最新的在前）")
 def list_runs(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None) -> None:
     """List the registered runs."""
-    try:
-        store = open_store(data_dir, database_url=db)
-        runs = store.list_runs()
-        store.close()
-    except GeoEvalError as exc:
-        err.print(f"[red]错误：{exc}[/]")
-        raise typer.Exit(2) from None
+    runs = with_store(data_dir, db, lambda s: s.list_runs())
     t = Table(title=f"评价批次（{store_label(data_dir, db)}）")
     for c in ("批次", "年度", "方案", "企业", "宗地", "标记", "登记时间", "输出目录", "输出目录状态"):
         t.add_column(c)

@@ -12,10 +12,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from geo_eval.cli.options import DatabaseOpt, err, out, store_label
+from geo_eval.cli.options import DatabaseOpt, out, store_label, with_store
 from geo_eval.cli.runs import DataDirOpt
-from geo_eval.errors import GeoEvalError
-from geo_eval.storage import DEFAULT_DATA_DIR, ROLE_LABELS, open_store
+from geo_eval.storage import DEFAULT_DATA_DIR, ROLE_LABELS
 
 app = typer.Typer(help="用户与令牌", no_args_is_help=True)
 
@@ -38,13 +37,9 @@ def add(
     db: DatabaseOpt = None,
 ) -> None:
     """Create a user and print the token as the last line."""
-    try:
-        store = open_store(data_dir, database_url=db)
-        user, token = store.add_user(name, role.value, park or [], actor="cli", replace=replace)
-        store.close()
-    except GeoEvalError as exc:
-        err.print(f"[red]错误：{exc}[/]")
-        raise typer.Exit(2) from None
+    user, token = with_store(
+        data_dir, db, lambda s: s.add_user(name, role.value, park or [], actor="cli", replace=replace)
+    )
     scope = "全部园区" if user.sees_all_parks() else "、".join(user.parks)
     out.print(f"用户 {user.name}（{ROLE_LABELS[user.role]}，可查看：{scope}）的令牌如下，只显示这一次：")
     typer.echo(token)
@@ -55,13 +50,7 @@ def token(
     name: Annotated[str, typer.Argument(help="用户名")], data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None
 ) -> None:
     """Rotate a user's token and print the new one as the last line."""
-    try:
-        store = open_store(data_dir, database_url=db)
-        new = store.rotate_token(name, actor="cli")
-        store.close()
-    except GeoEvalError as exc:
-        err.print(f"[red]错误：{exc}[/]")
-        raise typer.Exit(2) from None
+    new = with_store(data_dir, db, lambda s: s.rotate_token(name, actor="cli"))
     out.print(f"用户 {name} 的新令牌如下，只显示这一次：")
     typer.echo(new)
 
@@ -69,13 +58,7 @@ def token(
 @app.command("list", help="列出用户（不含令牌）")
 def list_users(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None) -> None:
     """List the users."""
-    try:
-        store = open_store(data_dir, database_url=db)
-        users = store.list_users()
-        store.close()
-    except GeoEvalError as exc:
-        err.print(f"[red]错误：{exc}[/]")
-        raise typer.Exit(2) from None
+    users = with_store(data_dir, db, lambda s: s.list_users())
     t = Table(title=f"用户（{store_label(data_dir, db)}）")
     for c in ("用户名", "角色", "园区", "创建时间"):
         t.add_column(c)
@@ -89,11 +72,5 @@ def remove(
     name: Annotated[str, typer.Argument(help="用户名")], data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DatabaseOpt = None
 ) -> None:
     """Delete a user."""
-    try:
-        store = open_store(data_dir, database_url=db)
-        store.delete_user(name, actor="cli")
-        store.close()
-    except GeoEvalError as exc:
-        err.print(f"[red]错误：{exc}[/]")
-        raise typer.Exit(2) from None
+    with_store(data_dir, db, lambda s: s.delete_user(name, actor="cli"))
     out.print(f"已删除用户 {name}")

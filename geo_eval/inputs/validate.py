@@ -9,6 +9,7 @@ evaluation; warnings keep the row and say what was done.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -39,8 +40,98 @@ from geo_eval.rating.rating import INDUSTRY_CODE_PATTERN
 ABOVE_SCALE_REVENUE = 2000.0
 """规上: main-business revenue ≥ 20 million yuan = 2000 万元 (domain.md §1)."""
 
+MAX_NUMBER = 1e15
+"""Numbers above this (in the column's standard unit: 万元, 平方米, 吨 …) are fatal: no enterprise or parcel
+comes near it, and products of such numbers overflow (a county benchmark of ``inf``)."""
+DATE_YEARS = (1900, 2199)
+"""Dates outside these years are warnings (``date_out_of_range``) and read as blank."""
+PLACEHOLDER_YEAR = 9999
+"""``9999-12-31`` (any day of 9999) is how registers write "no date": read as blank, with a note."""
+
 _TRUE = {"是", "y", "yes", "true", "t", "1", "√", "✓", "规上", "规模以上", "有", "否决"}
 _FALSE = {"否", "n", "no", "false", "f", "0", "×", "✗", "规下", "规模以下", "无", ""}
+
+
+_UNIT_ACTION = "请改为实际数值（单位：{unit}）后重新运行"
+# fmt: off
+CHECKS: dict[str, tuple[str, str, str]] = {
+    # code: severity, problem, action; ``{name}`` is filled in by the check (:func:`report`)
+    "not_a_number": (FATAL, "{label}不是数字", "请改为数字（单位：{unit}）后重新运行"),
+    "not_finite": (FATAL, "{label}不是有限的数（无穷大或超出数值范围）", _UNIT_ACTION),
+    "number_too_large": (FATAL, f"{{label}}大于 {MAX_NUMBER:.0e}，不是实际数值（计算会溢出）", _UNIT_ACTION),
+    "negative": (FATAL, "{label}为负数，{what}不能小于0", "请核对后改正再运行"),
+    "date_placeholder": (INFO, "{label}为 9999 年，是“无日期”的占位值", "按空值（无此日期）处理"),
+    "date_out_of_range": (WARNING, f"{{label}}不在 {DATE_YEARS[0]}–{DATE_YEARS[1]} 年之间", "按空值处理；请核对日期"),
+    "bad_date": (WARNING, "{label}无法识别为日期", "按空值处理；请使用 2024-05-01 格式"),
+    "bad_flag": (WARNING, "{label}应填“是”或“否”", "按空值处理"),
+    "unit_converted": (INFO, "表头单位与标准单位不同（{note}）", "已自动换算"),
+    "unknown_column": (INFO, "未识别的列（不在数据规范中）", "已忽略该列"),
+    "duplicate_key": (FATAL, "重复的{what}（出现在第 {rows} 行）", "请删除或合并重复行后重新运行"),
+    "uscc_invalid": (WARNING, "统一社会信用代码校验不通过：{reason}", "保留该行并照常评价；请向登记机关核实代码"),
+    "empty_row": (INFO, "空行", "已跳过"),
+    "above_scale_derived": (INFO, "未填是否规上", "按主营业务收入≥2000万元判定"),
+    "above_scale_unknown": (WARNING, "未填是否规上，也没有主营业务收入", "按规下企业处理"),
+    "bad_industry_code": (WARNING, "行业代码不符合 GB/T 4754-2017（如 C3360）", "保留该行；不参与按行业判定的规则"),
+    "empty_geometry": (FATAL, "宗地没有几何图形（空图形）", "请补绘宗地界线后重新运行"),
+    "not_polygon": (FATAL, "宗地图形不是面（多边形）", "请提供面状宗地后重新运行"),
+    "bad_coordinates": (FATAL, "宗地图形含有无穷大或非数值的坐标", "请在 GIS 中修正该宗地的坐标后重新运行"),
+    "geometry_repaired": (WARNING, "宗地图形无效（{reason}）", "已用 make_valid 修复并按修复后的面积计算；请在地籍库中核实"),
+    "geometry_unrepairable": (FATAL, "宗地图形无效且无法自动修复", "请在 GIS 中修正该宗地后重新运行"),
+    "crs_mismatch": (FATAL, "{found}：坐标系与坐标不符，无法计算面积", "{hint}"),
+    "outside_china": (WARNING, "宗地位置不在我国范围内（值为按坐标系 {crs} 换算的经度, 纬度）", "保留该宗地并照常计算；请核对该宗地的坐标"),
+    "crs_overridden": (WARNING, "图层坐标系与 dataset.toml 指定的不同", "按 dataset.toml 指定的 {crs} 处理"),
+    "crs_from_dataset": (INFO, "图层没有坐标系", "按 dataset.toml 指定的 {crs} 处理"),
+    "no_crs": (FATAL, "宗地图层没有坐标系，无法计算面积", "{hint}"),
+    "crs_prefix_mismatch": (WARNING, "坐标系与横坐标形式不符（横坐标 {x:,.0f}）", "按 {crs} 处理"),
+    "parcel_no_holder": (INFO, "宗地没有权利人（国有储备或未供应土地）", "宗地保留在宗地结果中，不计入任何企业用地；疑似闲置规则会列出"),
+    "ratio_as_percent": (WARNING, "{label}应为0–1之间的比例，填写的像是百分数", "按百分数处理（除以100）；请改为比例（如 0.25）"),
+    "ratio_out_of_range": (FATAL, "比例超出0–1范围", "请改为0–1之间的比例后重新运行"),
+    "lease_no_area": (WARNING, "租赁记录没有面积", "该租赁不计入任何企业用地"),
+    "lease_both_areas": (INFO, "同时填写了租赁土地面积和厂房面积", "按租赁土地面积计算"),
+}
+# fmt: on
+"""The problems the checks of one table report (the checks across tables: :data:`CROSS_CHECKS`)."""
+
+
+def _fill(template: str, fill: dict[str, object]) -> str | pd.Series:
+    """``template.format(**fill)``; a Series in ``fill`` that the template names gives one text per row.
+
+    >>> _fill("缺少{label}", {"label": "税收"}), _fill("第 {rows} 行", {"rows": pd.Series(["3", "7"])}).tolist()
+    ('缺少税收', ['第 3 行', '第 7 行'])
+    """
+    for name, per_row in fill.items():
+        if isinstance(per_row, pd.Series) and "{" + name + "}" in template:
+            head, tail = template.split("{" + name + "}")
+            return head.format(**fill) + per_row.astype(str) + tail.format(**fill)
+    return template.format(**fill)
+
+
+def report(
+    t: Table,
+    problems: Problems,
+    code: str,
+    where: pd.Series | np.ndarray | None = None,
+    *,
+    field: str,
+    values: Iterable[object] | pd.Series | np.ndarray | None = None,
+    **fill: object,
+) -> None:
+    """Record the problem ``code`` of :data:`CHECKS` (its texts filled with ``fill``) for each row of ``t``
+    that ``where`` marks (nothing when it marks none), or once for the whole file (``where=None``).
+    ``values``: the cells shown, one per marked row."""
+    if where is not None and not where.any():
+        return
+    severity, problem, action = CHECKS[code]
+    problems.add(
+        file=t.file,
+        rows=[""] if where is None else _rows(t, where),
+        field=field,
+        values=values,
+        severity=severity,
+        code=code,
+        problem=_fill(problem, fill),
+        action=action.format(**fill),
+    )
 
 
 @dataclass
@@ -143,11 +234,6 @@ def _text_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return pd.Series(numbers, index=raw.index), pd.Series(bad_cells, index=raw.index)
 
 
-MAX_NUMBER = 1e15
-"""Numbers above this (in the column's standard unit: 万元, 平方米, 吨 …) are fatal: no enterprise or parcel
-comes near it, and products of such numbers overflow (a county benchmark of ``inf``)."""
-
-
 def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
     """A numeric column in canonical units; non-numbers and negatives are fatal."""
     raw = t.frame[f.name]
@@ -158,66 +244,23 @@ def parse_numbers(t: Table, f: Field, problems: Problems) -> pd.Series:
         values, bad = _text_numbers(raw)
     else:
         values, bad, _ = _text_numbers_slow(raw)
-    header = t.headers.get(f.name, f.label)
-    if bad.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, bad),
-            field=header,
-            values=raw[bad],
-            severity=FATAL,
-            code="not_a_number",
-            problem=f"{f.label}不是数字",
-            action="请改为数字（单位：" + (f.unit or "无") + "）后重新运行",
-        )
+    header, unit = t.headers.get(f.name, f.label), f.unit or "无"
+    report(t, problems, "not_a_number", bad, field=header, values=raw[bad], label=f.label, unit=unit)
     factor = t.factors.get(f.name, 1.0)
     if factor != 1.0:
         values = values * factor
     inf = pd.Series(np.isinf(values.to_numpy()), index=raw.index)
-    if inf.any():  # "inf", "1e400", or a huge number times its header unit
-        problems.add(
-            file=t.file,
-            rows=_rows(t, inf),
-            field=header,
-            values=raw[inf],
-            severity=FATAL,
-            code="not_finite",
-            problem=f"{f.label}不是有限的数（无穷大或超出数值范围）",
-            action="请改为实际数值（单位：" + (f.unit or "无") + "）后重新运行",
-        )
+    # "inf", "1e400", or a huge number times its header unit
+    report(t, problems, "not_finite", inf, field=header, values=raw[inf], label=f.label, unit=unit)
     huge = pd.Series(values.to_numpy() > MAX_NUMBER, index=raw.index) & ~inf
-    if huge.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, huge),
-            field=header,
-            values=raw[huge],
-            severity=FATAL,
-            code="number_too_large",
-            problem=f"{f.label}大于 {MAX_NUMBER:.0e}，不是实际数值（计算会溢出）",
-            action="请改为实际数值（单位：" + (f.unit or "无") + "）后重新运行",
-        )
+    report(t, problems, "number_too_large", huge, field=header, values=raw[huge], label=f.label, unit=unit)
     neg = ((values < 0) & ~inf).fillna(False).astype(bool)
-    if neg.any():
-        what = "金额" if f.kind == "money" else "数值"
-        problems.add(
-            file=t.file,
-            rows=_rows(t, neg),
-            field=header,
-            values=raw[neg],
-            severity=FATAL,
-            code="negative",
-            problem=f"{f.label}为负数，{what}不能小于0",
-            action="请核对后改正再运行",
-        )
+    what = "金额" if f.kind == "money" else "数值"
+    report(t, problems, "negative", neg, field=header, values=raw[neg], label=f.label, what=what)
     return values
 
 
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-DATE_YEARS = (1900, 2199)
-"""Dates outside these years are warnings (``date_out_of_range``) and read as blank."""
-PLACEHOLDER_YEAR = 9999
-"""``9999-12-31`` (any day of 9999) is how registers write "no date": read as blank, with a note."""
 _EXCEL_ORIGIN = "1899-12-30"
 _EXCEL_MAX_SERIAL = 3_000_000.0  # beyond 9999-12-31 (2 958 465)
 
@@ -265,29 +308,9 @@ def _date_range(
         return outside
     placeholder = outside & (years == PLACEHOLDER_YEAR)
     header = t.headers.get(f.name, f.label)
-    if placeholder.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, placeholder),
-            field=header,
-            values=raw[placeholder],
-            severity=INFO,
-            code="date_placeholder",
-            problem=f"{f.label}为 9999 年，是“无日期”的占位值",
-            action="按空值（无此日期）处理",
-        )
+    report(t, problems, "date_placeholder", placeholder, field=header, values=raw[placeholder], label=f.label)
     wrong = outside & ~placeholder
-    if wrong.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, wrong),
-            field=header,
-            values=raw[wrong],
-            severity=WARNING,
-            code="date_out_of_range",
-            problem=f"{f.label}不在 {DATE_YEARS[0]}–{DATE_YEARS[1]} 年之间",
-            action="按空值处理；请核对日期",
-        )
+    report(t, problems, "date_out_of_range", wrong, field=header, values=raw[wrong], label=f.label)
     return outside
 
 
@@ -376,17 +399,7 @@ def parse_dates(t: Table, f: Field, problems: Problems) -> pd.Series:
     _date_range(t, f, problems, dated, years, raw)
     bad = np.zeros(n, dtype=bool)
     bad[text_rows] = s.notna().to_numpy() & ~dated[text_rows]
-    if bad.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, bad),
-            field=t.headers.get(f.name, f.label),
-            values=raw[bad],
-            severity=WARNING,
-            code="bad_date",
-            problem=f"{f.label}无法识别为日期",
-            action="按空值处理；请使用 2024-05-01 格式",
-        )
+    report(t, problems, "bad_date", bad, field=t.headers.get(f.name, f.label), values=raw[bad], label=f.label)
     return pd.Series(out, index=raw.index)
 
 
@@ -398,17 +411,7 @@ def parse_bools(t: Table, f: Field, problems: Problems) -> pd.Series:
     out[s.isin(_TRUE)] = True
     out[s.isin(_FALSE - {""})] = False
     bad = ~s.isin(_TRUE | _FALSE)
-    if bad.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, bad),
-            field=t.headers.get(f.name, f.label),
-            values=raw[bad],
-            severity=WARNING,
-            code="bad_flag",
-            problem=f"{f.label}应填“是”或“否”",
-            action="按空值处理",
-        )
+    report(t, problems, "bad_flag", bad, field=t.headers.get(f.name, f.label), values=raw[bad], label=f.label)
     return out
 
 
@@ -434,35 +437,26 @@ def typed_frame(t: Table, problems: Problems) -> pd.DataFrame:
     return out
 
 
+def _add_missing(df: pd.DataFrame, texts: tuple[str, ...], numbers: tuple[str, ...]) -> None:
+    """Add the optional columns the table does not have: ``texts`` empty (``pd.NA``), ``numbers`` NaN."""
+    for col in (*texts, *numbers):
+        if col not in df:
+            df[col] = pd.NA if col in texts else np.nan
+
+
 def _empty_table(t: Table, problems: Problems, problem: str, action: str) -> None:
     problems.add(file=t.file, rows=[""], field="", severity=FATAL, code="empty_table", problem=problem, action=action)
 
 
 def _report_units(t: Table, problems: Problems) -> None:
     for name, note in t.unit_notes.items():
-        problems.add(
-            file=t.file,
-            rows=[""],
-            field=t.headers.get(name, name),
-            severity=INFO,
-            code="unit_converted",
-            problem=f"表头单位与标准单位不同（{note}）",
-            action="已自动换算",
-        )
+        report(t, problems, "unit_converted", field=t.headers.get(name, name), note=note)
     for n in t.header_notes:
         problems.add(
             file=t.file, rows=[""], field=n.header, severity=n.severity, code=n.code, problem=n.problem, action=n.action
         )
     for h in t.unknown:
-        problems.add(
-            file=t.file,
-            rows=[""],
-            field=h,
-            severity=INFO,
-            code="unknown_column",
-            problem="未识别的列（不在数据规范中）",
-            action="已忽略该列",
-        )
+        report(t, problems, "unknown_column", field=h)
 
 
 def _required(t: Table, df: pd.DataFrame, name: str, problems: Problems, severity: str, action: str) -> None:
@@ -523,16 +517,8 @@ def _duplicates(
             rows.setdefault(k, []).append(str(r))
         joined = {k: "、".join(v) for k, v in rows.items()}
         first = pd.Series([joined[k] for k in keys], index=key.index[dup.to_numpy()], dtype=object)
-        problems.add(
-            file=t.file,
-            rows=_rows(t, dup),
-            field=t.headers.get(name, name),
-            values=key[dup],
-            severity=FATAL,
-            code="duplicate_key",
-            problem="重复的" + what + "（出现在第 " + first.astype(str) + " 行）",
-            action="请删除或合并重复行后重新运行",
-        )
+        field = t.headers.get(name, name)
+        report(t, problems, "duplicate_key", dup, field=field, values=key[dup], what=what, rows=first)
     return first_row
 
 
@@ -552,16 +538,8 @@ def _uscc_check(
     if bad.any():
         idx = present.index[bad]
         reasons = pd.Series(np.array(USCC_REASONS, dtype=object)[kinds[bad]], index=idx, dtype=object)
-        problems.add(
-            file=t.file,
-            rows=df.loc[idx, "source_row"].to_numpy(),
-            field=t.headers.get(name, name),
-            values=codes[idx],
-            severity=WARNING,
-            code="uscc_invalid",
-            problem="统一社会信用代码校验不通过：" + reasons,
-            action="保留该行并照常评价；请向登记机关核实代码",
-        )
+        where = _mask(len(codes), np.flatnonzero(codes.notna().to_numpy())[bad])  # the rows of ``present``
+        report(t, problems, "uscc_invalid", where, field=t.headers.get(name, name), values=codes[idx], reason=reasons)
 
 
 def validate_enterprises(t: Table, problems: Problems) -> pd.DataFrame:
@@ -572,73 +550,35 @@ def validate_enterprises(t: Table, problems: Problems) -> pd.DataFrame:
     blank = t.frame["_empty"].to_numpy()
     if blank.all():
         _empty_table(t, problems, "企业表没有数据行（只有表头）", "请填入参评企业后重新运行")
-    if blank.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, blank),
-            field="",
-            severity=INFO,
-            code="empty_row",
-            problem="空行",
-            action="已跳过",
-        )
+    report(t, problems, "empty_row", blank, field="")
     _required(t, df, "uscc", problems, FATAL, "请补全统一社会信用代码后重新运行")
     _required(t, df, "county", problems, FATAL, "请补全县区（评价按县区排名）后重新运行")
     _required(t, df, "tax", problems, FATAL, "请填写税收（无税收填 0）后重新运行")
     _required(t, df, "name", problems, WARNING, "保留该行并照常评价")
     first_row = _duplicates(t, df, "uscc", problems, "统一社会信用代码")
     _uscc_check(t, df, "uscc", problems)
-    for col in (
-        "park",
-        "industry_code",
-        "above_scale",
-        "production_start",
-        "exempt_reason",
-        "safety_veto",
-        "environment_veto",
-    ):
-        if col not in df:
-            df[col] = pd.NA
-    for col in (*FIGURES, "bonus", "penalty"):
-        if col not in df:
-            df[col] = np.nan
+    _add_missing(
+        df,
+        (
+            "park",
+            "industry_code",
+            "above_scale",
+            "production_start",
+            "exempt_reason",
+            "safety_veto",
+            "environment_veto",
+        ),
+        (*FIGURES, "bonus", "penalty"),
+    )
     derive = df["above_scale"].isna() & df["main_revenue"].notna()
     if derive.any():
         df.loc[derive, "above_scale"] = df.loc[derive, "main_revenue"] >= ABOVE_SCALE_REVENUE
-        problems.add(
-            file=t.file,
-            rows=_rows(t, derive),
-            field="是否规上",
-            values=df.loc[derive, "main_revenue"],
-            severity=INFO,
-            code="above_scale_derived",
-            problem="未填是否规上",
-            action="按主营业务收入≥2000万元判定",
-        )
-    unknown = df["above_scale"].isna() & ~blank
-    if unknown.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, unknown),
-            field="是否规上",
-            severity=WARNING,
-            code="above_scale_unknown",
-            problem="未填是否规上，也没有主营业务收入",
-            action="按规下企业处理",
-        )
+        report(t, problems, "above_scale_derived", derive, field="是否规上", values=df.loc[derive, "main_revenue"])
+    report(t, problems, "above_scale_unknown", df["above_scale"].isna() & ~blank, field="是否规上")
     code = df["industry_code"]
     bad_code = code.notna() & ~code.str.fullmatch(INDUSTRY_CODE_PATTERN).fillna(False)
-    if bad_code.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, bad_code),
-            field=t.headers.get("industry_code", "行业代码"),
-            values=code[bad_code],
-            severity=WARNING,
-            code="bad_industry_code",
-            problem="行业代码不符合 GB/T 4754-2017（如 C3360）",
-            action="保留该行；不参与按行业判定的规则",
-        )
+    field = t.headers.get("industry_code", "行业代码")
+    report(t, problems, "bad_industry_code", bad_code, field=field, values=code[bad_code])
     keep = first_row & ~blank
     df = df.loc[keep]
     return df.set_index("uscc", drop=True)
@@ -649,30 +589,11 @@ def _repair_geometries(
 ) -> tuple[gpd.GeoSeries, np.ndarray]:
     arr = geoms.to_numpy()
     missing = shapely.is_missing(arr) | shapely.is_empty(arr)
-    if missing.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, missing),
-            field="geometry",
-            severity=FATAL,
-            code="empty_geometry",
-            problem="宗地没有几何图形（空图形）",
-            action="请补绘宗地界线后重新运行",
-        )
+    report(t, problems, "empty_geometry", missing, field="geometry")
     types = shapely.get_type_id(arr)
     polygonal = np.isin(types, [3, 6])
     wrong = ~missing & ~polygonal
-    if wrong.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, wrong),
-            field="geometry",
-            values=shapely.get_type_id(arr[wrong]),
-            severity=FATAL,
-            code="not_polygon",
-            problem="宗地图形不是面（多边形）",
-            action="请提供面状宗地后重新运行",
-        )
+    report(t, problems, "not_polygon", wrong, field="geometry", values=types[wrong])
     invalid = ~missing & polygonal & ~valid
     ok = ~missing & polygonal
     reasons = shapely.is_valid_reason(arr[invalid]) if invalid.any() else np.array([], dtype=object)
@@ -680,16 +601,7 @@ def _repair_geometries(
     bad_xy = np.char.startswith(reasons.astype(str), "Invalid Coordinate")
     if bad_xy.any():
         where = _mask(len(arr), np.flatnonzero(invalid)[bad_xy])
-        problems.add(
-            file=t.file,
-            rows=_rows(t, where),
-            field="geometry",
-            values=reasons[bad_xy],
-            severity=FATAL,
-            code="bad_coordinates",
-            problem="宗地图形含有无穷大或非数值的坐标",
-            action="请在 GIS 中修正该宗地的坐标后重新运行",
-        )
+        report(t, problems, "bad_coordinates", where, field="geometry", values=reasons[bad_xy])
         ok &= ~where
         invalid &= ~where
         reasons = reasons[~bad_xy]
@@ -702,29 +614,11 @@ def _repair_geometries(
         idx = np.flatnonzero(invalid)
         arr = arr.copy()
         arr[idx[usable]] = polys[usable]
-        if usable.any():
-            problems.add(
-                file=t.file,
-                rows=_rows(t, _mask(len(arr), idx[usable])),
-                field="geometry",
-                values=reasons[usable],
-                severity=WARNING,
-                code="geometry_repaired",
-                problem="宗地图形无效（" + pd.Series(reasons[usable]).str.replace(r"\[.*", "", regex=True) + "）",
-                action="已用 make_valid 修复并按修复后的面积计算；请在地籍库中核实",
-            )
-        if (~usable).any():
-            problems.add(
-                file=t.file,
-                rows=_rows(t, _mask(len(arr), idx[~usable])),
-                field="geometry",
-                values=reasons[~usable],
-                severity=FATAL,
-                code="geometry_unrepairable",
-                problem="宗地图形无效且无法自动修复",
-                action="请在 GIS 中修正该宗地后重新运行",
-            )
-            ok[idx[~usable]] = False
+        short = pd.Series(reasons[usable]).str.replace(r"\[.*", "", regex=True)  # the reason without its point
+        repaired, unrepairable = _mask(len(arr), idx[usable]), _mask(len(arr), idx[~usable])
+        report(t, problems, "geometry_repaired", repaired, field="geometry", values=reasons[usable], reason=short)
+        report(t, problems, "geometry_unrepairable", unrepairable, field="geometry", values=reasons[~usable])
+        ok[idx[~usable]] = False
     return gpd.GeoSeries(arr, crs=geoms.crs), ok
 
 
@@ -781,21 +675,12 @@ def _check_location(
         x, y = float(np.median(cx)), float(np.median(cy))
         name = crs.to_string()
         if crs.is_geographic:
-            problem = f"图层的坐标系 {name} 是经纬度，但坐标不是经纬度（横坐标 {x:,.0f}，纵坐标 {y:,.0f}）"
+            found = f"图层的坐标系 {name} 是经纬度，但坐标不是经纬度（横坐标 {x:,.0f}，纵坐标 {y:,.0f}）"
         elif np.isfinite(mlon) and np.isfinite(mlat):
-            problem = f"按图层的坐标系 {name}，宗地位于经度 {mlon:.2f}°、纬度 {mlat:.2f}°，不在我国范围内"
+            found = f"按图层的坐标系 {name}，宗地位于经度 {mlon:.2f}°、纬度 {mlat:.2f}°，不在我国范围内"
         else:
-            problem = f"按图层的坐标系 {name}，宗地坐标（横坐标 {x:,.0f}，纵坐标 {y:,.0f}）无法换算为经纬度"
-        problems.add(
-            file=t.file,
-            rows=[""],
-            field="crs",
-            values=[name],
-            severity=FATAL,
-            code="crs_mismatch",
-            problem=problem + "：坐标系与坐标不符，无法计算面积",
-            action=_crs_hint(x, y),
-        )
+            found = f"按图层的坐标系 {name}，宗地坐标（横坐标 {x:,.0f}，纵坐标 {y:,.0f}）无法换算为经纬度"
+        report(t, problems, "crs_mismatch", field="crs", values=[name], found=found, hint=_crs_hint(x, y))
         return
     total = bounds if ok.all() else shapely.total_bounds(arr[idx])
     if bounds_in_china(total, crs):
@@ -810,16 +695,7 @@ def _check_location(
             pd.Series(lon[out]).round(4).astype(str) + ", " + pd.Series(lat[out]).round(4).astype(str),
             "无法换算为经纬度",
         )
-        problems.add(
-            file=t.file,
-            rows=_rows(t, where),
-            field="geometry",
-            values=shown,
-            severity=WARNING,
-            code="outside_china",
-            problem=f"宗地位置不在我国范围内（值为按坐标系 {crs.to_string()} 换算的经度, 纬度）",
-            action="保留该宗地并照常计算；请核对该宗地的坐标",
-        )
+        report(t, problems, "outside_china", where, field="geometry", values=shown, crs=crs.to_string())
 
 
 def _resolve_crs(
@@ -828,29 +704,12 @@ def _resolve_crs(
     """The CRS to measure in; ``bounds`` are the layer's total bounds (NaN when empty)."""
     x = float(bounds[0]) if np.isfinite(bounds[0]) else np.nan
     if geoms.crs is not None and override and not CRS.from_user_input(geoms.crs).equals(CRS.from_user_input(override)):
-        problems.add(
-            file=t.file,
-            rows=[""],
-            field="crs",
-            values=[CRS.from_user_input(geoms.crs).to_string()],
-            severity=WARNING,
-            code="crs_overridden",
-            problem="图层坐标系与 dataset.toml 指定的不同",
-            action=f"按 dataset.toml 指定的 {override} 处理",
-        )
+        declared = CRS.from_user_input(geoms.crs).to_string()
+        report(t, problems, "crs_overridden", field="crs", values=[declared], crs=override)
         crs = CRS.from_user_input(override)
     elif geoms.crs is None:
         if override:
-            problems.add(
-                file=t.file,
-                rows=[""],
-                field="crs",
-                values=[override],
-                severity=INFO,
-                code="crs_from_dataset",
-                problem="图层没有坐标系",
-                action=f"按 dataset.toml 指定的 {override} 处理",
-            )
+            report(t, problems, "crs_from_dataset", field="crs", values=[override], crs=override)
             crs = CRS.from_user_input(override)
         else:
             zone = prefixed_zone_from_easting(x) if np.isfinite(x) else None
@@ -862,30 +721,15 @@ def _resolve_crs(
                 if zone and 25 <= zone <= 45
                 else '请在 dataset.toml 的 [parcels] 中写明 crs（如 "EPSG:4528"），或为图层补上 .prj'
             )
-            problems.add(
-                file=t.file,
-                rows=[""],
-                field="crs",
-                severity=FATAL,
-                code="no_crs",
-                problem="宗地图层没有坐标系，无法计算面积",
-                action=hint,
-            )
+            report(t, problems, "no_crs", field="crs", hint=hint)
             return None
     else:
         crs = CRS.from_user_input(geoms.crs)
     if np.isfinite(x) and not crs.is_geographic:
         fixed = fix_prefix_mismatch(crs, x)
         if fixed is not None:
-            problems.add(
-                file=t.file,
-                rows=[""],
-                field="crs",
-                values=[crs.to_string()],
-                severity=WARNING,
-                code="crs_prefix_mismatch",
-                problem=f"坐标系与横坐标形式不符（横坐标 {x:,.0f}）",
-                action=f"按 {fixed.to_string()} 处理",
+            report(
+                t, problems, "crs_prefix_mismatch", field="crs", values=[crs.to_string()], x=x, crs=fixed.to_string()
             )
             crs = fixed
     return crs
@@ -922,48 +766,20 @@ def validate_parcels(
     _required(t, df, "park", problems, WARNING, "保留该宗地；园区汇总中计入“未注明园区”")
     _uscc_check(t, df, "holder_uscc", problems, holders)
     no_holder = df["holder_uscc"].isna() & df["parcel_id"].notna()
-    if no_holder.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, no_holder),
-            field=t.headers.get("holder_uscc", "权利人统一社会信用代码"),
-            severity=INFO,
-            code="parcel_no_holder",
-            problem="宗地没有权利人（国有储备或未供应土地）",
-            action="宗地保留在宗地结果中，不计入任何企业用地；疑似闲置规则会列出",
-        )
-    for col in ("holder_name", "land_use", "registered_area_m2", "floor_area_m2", "footprint_area_m2"):
-        if col not in df:
-            df[col] = np.nan if col.endswith("m2") else pd.NA
+    report(t, problems, "parcel_no_holder", no_holder, field=t.headers.get("holder_uscc", "权利人统一社会信用代码"))
+    _add_missing(df, ("holder_name", "land_use"), ("registered_area_m2", "floor_area_m2", "footprint_area_m2"))
     for col in ("developed_ratio", "invested_ratio"):
         if col not in df:
             continue
         pct = (df[col] > 1) & (df[col] <= 100)
+        label = next(f.label for f in PARCEL_FIELDS if f.name == col)
+        report(
+            t, problems, "ratio_as_percent", pct, field=t.headers.get(col, label), values=df.loc[pct, col], label=label
+        )
         if pct.any():
-            f = next(f for f in PARCEL_FIELDS if f.name == col)
-            problems.add(
-                file=t.file,
-                rows=_rows(t, pct),
-                field=t.headers.get(col, f.label),
-                values=df.loc[pct, col],
-                severity=WARNING,
-                code="ratio_as_percent",
-                problem=f"{f.label}应为0–1之间的比例，填写的像是百分数",
-                action="按百分数处理（除以100）；请改为比例（如 0.25）",
-            )
             df.loc[pct, col] = df.loc[pct, col] / 100
         over = df[col] > 100
-        if over.any():
-            problems.add(
-                file=t.file,
-                rows=_rows(t, over),
-                field=t.headers.get(col, col),
-                values=df.loc[over, col],
-                severity=FATAL,
-                code="ratio_out_of_range",
-                problem="比例超出0–1范围",
-                action="请改为0–1之间的比例后重新运行",
-            )
+        report(t, problems, "ratio_out_of_range", over, field=t.headers.get(col, col), values=df.loc[over, col])
     # Parcels with unusable geometries stay (their problems are fatal, so they are never evaluated):
     # the cross-checks of a failed run still know their codes and holders.
     gdf = gpd.GeoDataFrame(df, geometry=geoms.to_numpy(), crs=crs)
@@ -979,33 +795,12 @@ def validate_leases(t: Table, problems: Problems) -> pd.DataFrame:
     _required(t, df, "lessee_uscc", problems, FATAL, "请补全承租方统一社会信用代码后重新运行")
     _required(t, df, "parcel_id", problems, FATAL, "请补全宗地代码后重新运行")
     _uscc_check(t, df, "lessee_uscc", problems)
-    for col in ("leased_land_m2", "leased_floor_m2"):
-        if col not in df:
-            df[col] = np.nan
+    _add_missing(df, (), ("leased_land_m2", "leased_floor_m2"))
     land, floor = df["leased_land_m2"], df["leased_floor_m2"]
     neither = ~((land > 0) | (floor > 0)) & ~t.frame["_empty"].to_numpy()
-    if neither.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, neither),
-            field="租赁土地面积/租赁厂房面积",
-            severity=WARNING,
-            code="lease_no_area",
-            problem="租赁记录没有面积",
-            action="该租赁不计入任何企业用地",
-        )
+    report(t, problems, "lease_no_area", neither, field="租赁土地面积/租赁厂房面积")
     both = (land > 0) & (floor > 0)
-    if both.any():
-        problems.add(
-            file=t.file,
-            rows=_rows(t, both),
-            field="租赁厂房面积",
-            values=floor[both],
-            severity=INFO,
-            code="lease_both_areas",
-            problem="同时填写了租赁土地面积和厂房面积",
-            action="按租赁土地面积计算",
-        )
+    report(t, problems, "lease_both_areas", both, field="租赁厂房面积", values=floor[both])
     keep = df["lessee_uscc"].notna() & df["parcel_id"].notna() & ~t.frame["_empty"].to_numpy()
     return df.loc[keep].reset_index(drop=True)
 
@@ -1069,13 +864,8 @@ def cross_check_keys(inputs: Inputs) -> None:
     holders = parcels["holder_uscc"]
     orphan = (holders.notna() & ~holders.isin(known_ent)).to_numpy()
     if orphan.any():
-        report_cross(
-            problems,
-            "holder_not_in_enterprises",
-            files.get("parcels", "parcels"),
-            parcels["source_row"].to_numpy()[orphan],
-            holders[orphan],
-        )
+        pfile, prows = files.get("parcels", "parcels"), parcels["source_row"].to_numpy()
+        report_cross(problems, "holder_not_in_enterprises", pfile, prows[orphan], holders[orphan])
     lfile = files.get("leases", "leases")
     pos = positions(parcels.index, leases["parcel_id"])
     rows = leases["source_row"].to_numpy()
@@ -1092,10 +882,5 @@ def cross_check_keys(inputs: Inputs) -> None:
         report_cross(problems, "lease_own_parcel", lfile, rows[own], lessee[own])
     no_land = ~known_ent.isin(holders) & ~known_ent.isin(lessee)
     if no_land.any():
-        report_cross(
-            problems,
-            "enterprise_no_land",
-            files.get("enterprises", "enterprises"),
-            enterprises["source_row"].to_numpy()[no_land],
-            known_ent[no_land],
-        )
+        efile, erows = files.get("enterprises", "enterprises"), enterprises["source_row"].to_numpy()
+        report_cross(problems, "enterprise_no_land", efile, erows[no_land], known_ent[no_land])

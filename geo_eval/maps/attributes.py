@@ -42,33 +42,36 @@ BASEMAPS: tuple[str, ...] = ("none", "tianditu", "gaode")
 PopupField = tuple[str, str, str, bool]
 
 
-def _popup(column: str, fmt: str, optional: bool, table: str) -> PopupField:
-    """A popup row: the column, its Chinese label (:mod:`geo_eval.report.labels`), format, omitted when empty."""
-    return (column, header(column, table), fmt, optional)
+def _popups(table: str, *rows: tuple[str, str, bool]) -> tuple[PopupField, ...]:
+    """Popup rows of columns of ``table``: (column, its Chinese label (:mod:`geo_eval.report.labels`), format,
+    omitted when empty) for each (column, format, omitted when empty) of ``rows``."""
+    return tuple((column, header(column, table), fmt, optional) for column, fmt, optional in rows)
 
 
-POPUP_FIELDS: tuple[PopupField, ...] = (
-    _popup("parcel_id", "text", False, "parcels"),
-    _popup("park", "text", False, "parcels"),
-    _popup("area_mu", "num2", False, "parcels"),
-    _popup("holder", "text", True, "parcels"),
-    _popup("users", "lines", False, "parcels"),
-    _popup("grade", "grade", False, "parcels"),
-    _popup("prev_grade", "grade", True, "parcels"),
-    _popup("tax_per_mu", "num2", False, "parcels"),
-    _popup("block_id", "text", True, "parcels"),
+POPUP_FIELDS: tuple[PopupField, ...] = _popups(
+    "parcels",
+    ("parcel_id", "text", False),
+    ("park", "text", False),
+    ("area_mu", "num2", False),
+    ("holder", "text", True),
+    ("users", "lines", False),
+    ("grade", "grade", False),
+    ("prev_grade", "grade", True),
+    ("tax_per_mu", "num2", False),
+    ("block_id", "text", True),
 )
 """Rows of a parcel's popup: (column of :func:`parcel_attributes`, Chinese label, format, omitted
 when empty). Formats: ``text``; ``num2`` (two decimals); ``grade`` (with its class name);
 ``lines`` (one line per user). The flags are listed below the table by the page, with their review state."""
-BLOCK_FIELDS: tuple[PopupField, ...] = (
-    _popup("block_id", "text", False, "blocks"),
-    _popup("n_parcels", "text", False, "blocks"),
-    _popup("area_mu", "num2", False, "blocks"),
-    _popup("n_enterprises", "text", False, "blocks"),
-    _popup("enterprise_names", "lines", True, "blocks"),
-    _popup("tax_per_mu", "num2", True, "blocks"),
-    _popup("grade_mix", "text", True, "blocks"),
+BLOCK_FIELDS: tuple[PopupField, ...] = _popups(
+    "blocks",
+    ("block_id", "text", False),
+    ("n_parcels", "text", False),
+    ("area_mu", "num2", False),
+    ("n_enterprises", "text", False),
+    ("enterprise_names", "lines", True),
+    ("tax_per_mu", "num2", True),
+    ("grade_mix", "text", True),
 )
 """Rows of a renewal block's popup (columns of ``renewal_blocks.gpkg``; ``grade_mix`` in words)."""
 
