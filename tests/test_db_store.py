@@ -61,6 +61,8 @@ runner = CliRunner()
 TABLES = {
     "schema_version",
     "users",
+    "objections",
+    "objection_files",
     "runs",
     "enterprise_results",
     "parcel_results",

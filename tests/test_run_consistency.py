@@ -43,6 +43,7 @@ from geo_eval.storage import (
     run_record_from_out_dir,
 )
 from geo_eval.storage import sqlite as sqlite_store
+from geo_eval.storage.publication_sql import RUN_STATUS_TEXT_COLUMNS
 from geo_eval.storage.runs import legacy_run_id_of, out_dir_state
 
 SCHEME = "lianyungang"
@@ -333,7 +334,7 @@ def upgraded(backend: str, target) -> SQLiteStore | PostgresStore:
         return SQLiteStore(Path(target))  # migrates on opening
     with pytest.raises(DatabaseError, match="geo-eval db upgrade"):
         PostgresStore(str(target))
-    assert upgrade_schema(str(target))["applied"] == [2, 3]
+    assert upgrade_schema(str(target))["applied"] == [2, 3, 4]
     return PostgresStore(str(target))
 
 
@@ -342,7 +343,7 @@ def test_runs_registered_by_an_older_geo_eval_keep_their_reviews(backend, tmp_pa
     out, target, legacy = legacy_run(backend, tmp_path, request)
     s = upgraded(backend, target)
     try:
-        assert s.status()["schema_version"] == 3
+        assert s.status()["schema_version"] == 4
         old = s.get_run(legacy)
         assert old.manifest_sha256 == sha256(out / "manifest.json")  # filled in from its OUT_DIR
         assert load_run_data(old).run_id == legacy  # served as before
@@ -405,12 +406,17 @@ def test_the_upgrade_fills_in_a_stored_run_from_the_database(pg_url, tmp_path):
     s.close()
     sha, prints = sha256(out / "manifest.json"), run_record_from_out_dir(out).flag_prints
     with psycopg.connect(pg_url, autocommit=True) as conn:  # back to version 2, as an older geo-eval left it
+        conn.execute("DROP TABLE geo_eval.objection_files, geo_eval.objections")
+        conn.execute("ALTER TABLE geo_eval.reviews DROP COLUMN carried_from")
+        drop = ", ".join(f"DROP COLUMN {c}" for c in ("status", "version", *RUN_STATUS_TEXT_COLUMNS))
+        conn.execute(f"ALTER TABLE geo_eval.runs {drop}")
+        conn.execute("DELETE FROM geo_eval.schema_version WHERE version = 4")
         conn.execute("DROP TABLE geo_eval.run_flags")
         conn.execute("ALTER TABLE geo_eval.flags DROP COLUMN digest")
         conn.execute("ALTER TABLE geo_eval.runs DROP COLUMN manifest_sha256")
         conn.execute("DELETE FROM geo_eval.schema_version WHERE version = 3")
     shutil.rmtree(out)
-    assert upgrade_schema(pg_url)["applied"] == [3]
+    assert upgrade_schema(pg_url)["applied"] == [3, 4]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT manifest_sha256 FROM geo_eval.runs").fetchall() == [(sha,)]
         assert dict(conn.execute("SELECT flag_id, digest FROM geo_eval.run_flags").fetchall()) == prints

@@ -32,6 +32,7 @@ from psycopg import sql
 from geo_eval import __version__
 from geo_eval.db.connection import connect, redact_url
 from geo_eval.db.errors import DatabaseError, PostGISMissingError, SchemaVersionError, first_line
+from geo_eval.storage.publication_sql import NUMBER_VERSIONS, RUN_STATUS_TEXT_COLUMNS
 
 SCHEMA = "geo_eval"
 LOCK_KEY = int.from_bytes(b"geo_eval", "big")
@@ -188,6 +189,48 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             flag_id text NOT NULL,
             digest text NOT NULL,
             PRIMARY KEY (run_id, flag_id)
+        )""",
+    ),
+    (  # 4: publication (草稿 → 公示中 → 已发布, versions of a year) and objections
+        "ALTER TABLE geo_eval.runs ADD COLUMN status text NOT NULL DEFAULT 'draft' "
+        "CHECK (status IN ('draft', 'publicity', 'final'))",
+        "ALTER TABLE geo_eval.runs ADD COLUMN version int NOT NULL DEFAULT 1",
+        *(f"ALTER TABLE geo_eval.runs ADD COLUMN {c} text NOT NULL DEFAULT ''" for c in RUN_STATUS_TEXT_COLUMNS),
+        NUMBER_VERSIONS.format(t="geo_eval."),
+        "ALTER TABLE geo_eval.reviews ADD COLUMN carried_from text NOT NULL DEFAULT ''",
+        """CREATE TABLE geo_eval.objections (
+            id bigserial PRIMARY KEY,
+            year int NOT NULL,
+            run_id text NOT NULL REFERENCES geo_eval.runs,
+            park text NOT NULL,
+            uscc text NOT NULL,
+            parcel_id text NOT NULL,
+            enterprise text NOT NULL,
+            field text NOT NULL,
+            run_value text NOT NULL,
+            claimed_value text NOT NULL,
+            reason text NOT NULL,
+            status text NOT NULL CHECK (status IN ('open', 'accepted', 'rejected')),
+            corrected_value text NOT NULL DEFAULT '',
+            decision_reason text NOT NULL DEFAULT '',
+            version int NOT NULL CHECK (version >= 1),
+            created_by text NOT NULL,
+            created_at text NOT NULL,
+            decided_by text NOT NULL DEFAULT '',
+            decided_at text NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX objections_by_year ON geo_eval.objections (year, id)",
+        """CREATE TABLE geo_eval.objection_files (
+            objection_id bigint NOT NULL REFERENCES geo_eval.objections,
+            file_no int NOT NULL,
+            name text NOT NULL,
+            content_type text NOT NULL,
+            size int NOT NULL,
+            sha256 text NOT NULL,
+            content bytea NOT NULL,
+            uploaded_by text NOT NULL,
+            uploaded_at text NOT NULL,
+            PRIMARY KEY (objection_id, file_no)
         )""",
     ),
 )

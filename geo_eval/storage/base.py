@@ -127,6 +127,29 @@ class RunRecord:
     """When registering: the id an older geo-eval gave the same manifest (it included the version)."""
     carryover: Carryover | None = field(default=None, compare=False)
     """Returned by :meth:`Store.add_run`: what registering did with the reviews."""
+    status: str = "draft"
+    """草稿 ``draft`` → 公示中 ``publicity`` → 已发布 ``final`` (:mod:`geo_eval.publication.status`)."""
+    version: int = 0
+    """The run's version within its year (1, 2, …: each newly registered run of a year is the next)."""
+    publicity_start: str = ""
+    publicity_end: str = ""
+    """The publicity period (``2026-03-01``), once the run was published for comment."""
+    status_at: str = ""
+    status_by: str = ""
+    superseded_by: str = ""
+    """The run registered after this one for the same year ("" while this one is the year's current run)."""
+    supersede_reason: str = ""
+    """Why this run replaced a final (已发布) run of its year."""
+    supersede: bool = field(default=False, compare=False, repr=False)
+    """When registering: replace the year's final run (needs :attr:`supersede_reason`)."""
+
+    def status_line(self) -> str:
+        """The status and version in words (``2025 年度 第 1 版 · 公示中（公示期 …）``)."""
+        from geo_eval.publication.status import status_line
+
+        return status_line(
+            self.year, self.version, self.status, self.publicity_start, self.publicity_end, self.superseded_by
+        )
 
     @property
     def stored(self) -> bool:
@@ -145,6 +168,8 @@ class Review:
     version: int = 0
     updated_by: str = ""
     updated_at: str = ""
+    carried_from: str = field(default="", compare=False)
+    """The run whose review of an identical flag this one carries over ("" once reviewed in this run)."""
 
     def state(self) -> dict[str, Any]:
         """The review as the audit trail records it (before and after a change): no derived labels."""
@@ -253,6 +278,47 @@ class Store(Protocol):
 
     def set_review(self, run_id: str, flag_id: str, *, status: str, comment: str, version: int, actor: str) -> Review:
         """Compare-and-set: write the review if its version is still ``version``; returns the new review."""
+        ...
+
+    # publication and objections (geo_eval.storage.publication_sql) -------------------------------
+    def set_run_status(self, year: int, to: str, *, start: str = "", end: str = "", actor: str) -> RunRecord:
+        """Move the current run of ``year`` to ``publicity`` (with its dates) or ``final``."""
+        ...
+
+    def final_run(self, year: int) -> RunRecord | None:
+        """The year's final (已发布) run still in force, or None."""
+        ...
+
+    def add_objection(self, draft: Any, *, run_id: str, actor: str) -> Any:
+        """Record an objection (:class:`~geo_eval.publication.objections.Objection`) to the current run."""
+        ...
+
+    def get_objection(self, objection_id: int) -> Any:
+        """One objection with its evidence files."""
+        ...
+
+    def list_objections(
+        self, *, year: int | None = None, parks: Sequence[str] | None = None, status: str | None = None
+    ) -> list[Any]:
+        """Objections, oldest first, optionally of a year, of some parks and in a status."""
+        ...
+
+    def decide_objection(
+        self, objection_id: int, *, decision: str, corrected_value: str, reason: str, version: int, actor: str
+    ) -> Any:
+        """Compare-and-set the decision of an objection (accepted or rejected)."""
+        ...
+
+    def add_evidence(self, objection_id: int, *, name: str, data: bytes, actor: str) -> Any:
+        """Store an evidence file with an open objection."""
+        ...
+
+    def get_evidence(self, objection_id: int, file_no: int) -> tuple[Any, bytes]:
+        """An evidence file and its bytes."""
+        ...
+
+    def objection_history(self, objection_id: int) -> list[AuditEntry]:
+        """The audit entries of one objection, oldest first."""
         ...
 
     # audit -----------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from geo_eval.errors import GeoEvalError
 
@@ -27,12 +27,13 @@ class InvalidValueError(StorageError, ValueError):
 
 
 class ConflictError(StorageError):
-    """Optimistic concurrency: the review changed since the version the caller read.
+    """Optimistic concurrency: the review (or objection) changed since the version the caller read.
 
-    ``current`` is the review as it is now, so the caller can show it and retry.
+    ``current`` is the review or objection as it is now (anything with ``public()``), so the caller can
+    show it and retry.
     """
 
-    def __init__(self, message: str, current: Review) -> None:
+    def __init__(self, message: str, current: Review | Any) -> None:
         super().__init__(message)
         self.current = current
 

@@ -55,6 +55,7 @@ from geo_eval.storage.common import (
     user_public,
 )
 from geo_eval.storage.errors import AlreadyExistsError, InvalidValueError, NotFoundError
+from geo_eval.storage.publication_sql import RUN_STATUS_TEXT_COLUMNS, PublicationSQL
 from geo_eval.storage.runs import legacy_contents
 from geo_eval.storage.tokens import parse_token
 
@@ -192,15 +193,16 @@ _UPSERT_USER = (
 )
 _UPSERT_RUN = (
     "INSERT INTO {t}runs (run_id, year, scheme, scheme_title, out_dir, counts, registered_at, registered_by, "
-    "seq, manifest_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+    "seq, manifest_sha256, version, supersede_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET "
     "out_dir = excluded.out_dir, counts = excluded.counts, registered_at = excluded.registered_at, "
     "registered_by = excluded.registered_by, seq = excluded.seq, manifest_sha256 = excluded.manifest_sha256"
 )
-_REVIEW_COLUMNS = "run_id, flag_id, status, comment, version, updated_by, updated_at"
+_REVIEW_COLUMNS = "run_id, flag_id, status, comment, version, updated_by, updated_at, carried_from"
 _UPSERT_REVIEW = (
-    f"INSERT INTO {{t}}reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, flag_id) "
+    f"INSERT INTO {{t}}reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, flag_id) "
     "DO UPDATE SET status = excluded.status, comment = excluded.comment, version = excluded.version, "
-    "updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+    "updated_by = excluded.updated_by, updated_at = excluded.updated_at, carried_from = excluded.carried_from"
 )
 _PAST_REVIEWS = (
     "SELECT r.*, {flag_digest} AS digest FROM {t}reviews r "
@@ -211,10 +213,10 @@ _PAST_REVIEWS = (
 def _review_values(review: Review) -> tuple[Any, ...]:
     """A review as the parameters of :data:`_REVIEW_COLUMNS`."""
     r = review
-    return (r.run_id, r.flag_id, r.status, r.comment, r.version, r.updated_by, r.updated_at)
+    return (r.run_id, r.flag_id, r.status, r.comment, r.version, r.updated_by, r.updated_at, r.carried_from)
 
 
-class SQLStore(ABC):
+class SQLStore(PublicationSQL, ABC):
     """:class:`~geo_eval.storage.base.Store` on a SQL database: every rule, once (see the module docstring).
 
     A backend gives its :attr:`dialect` and its connections: :meth:`_read` and :meth:`_write` (one
@@ -406,6 +408,9 @@ class SQLStore(ABC):
             registered_at=row["registered_at"],
             registered_by=row["registered_by"],
             manifest_sha256=row["manifest_sha256"],
+            status=row["status"],
+            version=int(row["version"]),
+            **{c: row[c] for c in RUN_STATUS_TEXT_COLUMNS},
             **cls.dialect.run_results(row),
         )
 
@@ -431,12 +436,20 @@ class SQLStore(ABC):
         cls.dialect.lock_table(tx, "runs")  # seq: one registration at a time
         row = tx.one("SELECT * FROM {t}runs WHERE run_id = ?", (rec.run_id,))
         here = tx.one("SELECT * FROM {t}runs WHERE out_dir = ? ORDER BY seq DESC LIMIT 1", (rec.out_dir,))
+        if here is None:  # a new version of the year in another OUT_DIR: it follows the year's current run
+            here = tx.one(
+                "SELECT * FROM {t}runs WHERE year = ? AND run_id <> ? ORDER BY seq DESC LIMIT 1", (rec.year, rec.run_id)
+            )
+        version = int(row["version"]) if row is not None else cls._register_version(tx, rec)
         plan = cls._plan(tx, rec, row, here)
         seq = tx.one("SELECT coalesce(max(seq), 0) + 1 AS seq FROM {t}runs")
         assert seq is not None
         counts = cls.dialect.json_param(rec.counts)
         values = (rec.run_id, rec.year, rec.scheme, rec.scheme_title, rec.out_dir, counts, rec.registered_at)
-        tx.run(_UPSERT_RUN, (*values, rec.registered_by, int(seq["seq"]), rec.manifest_sha256))
+        reason = rec.supersede_reason.strip() if rec.supersede else ""
+        tx.run(_UPSERT_RUN, (*values, rec.registered_by, int(seq["seq"]), rec.manifest_sha256, version, reason))
+        if row is None:
+            cls._supersede(tx, rec, actor=actor, at=rec.registered_at)
         if rec.flag_prints is not None:
             tx.run("DELETE FROM {t}run_flags WHERE run_id = ?", (rec.run_id,))
         if rec.flag_prints is not None and not digests_in_flags:
@@ -455,7 +468,10 @@ class SQLStore(ABC):
         )
         cls._apply_plan(tx, rec.run_id, plan, actor=actor, at=rec.registered_at)
         rec = cls.dialect.after_register(tx, rec, row, digests_in_flags=digests_in_flags)
-        return replace(rec, carryover=plan.carryover)
+        stored = tx.one("SELECT * FROM {t}runs WHERE run_id = ?", (rec.run_id,))
+        assert stored is not None
+        status = {k: stored[k] for k in ("status", *RUN_STATUS_TEXT_COLUMNS)}
+        return replace(rec, carryover=plan.carryover, version=version, **status)
 
     @classmethod
     def _past(cls, tx: Tx, run: Row, *, legacy_id: str = "", lock: bool = False) -> PastReviews:
@@ -488,6 +504,8 @@ class SQLStore(ABC):
             after = review_state(Review(run_id, old.flag_id)) | {"reason": "标记内容已变化"}
             cls._audit_review(tx, "review.reset", old, after, actor=actor, at=at)
         for new, replaced in plan.carry:
+            if plan.carryover.previous:
+                new = replace(new, carried_from=plan.carryover.previous)
             tx.run(_UPSERT_REVIEW, _review_values(new))  # new.run_id is run_id
             after = review_state(new) | {"from_run": plan.carryover.previous}
             cls._audit_review(tx, "review.carry", replaced or Review(run_id, new.flag_id), after, actor=actor, at=at)
@@ -540,6 +558,7 @@ class SQLStore(ABC):
             version=int(row["version"]),
             updated_by=row["updated_by"],
             updated_at=row["updated_at"],
+            carried_from=row["carried_from"],
         )
 
     def get_review(self, run_id: str, flag_id: str) -> Review:
@@ -588,7 +607,7 @@ class SQLStore(ABC):
         key = (current.run_id, current.flag_id)
         if first:
             inserted = tx.run(
-                f"INSERT INTO {{t}}reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO {{t}}reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, flag_id) DO NOTHING",
                 _review_values(new),
             )
@@ -597,8 +616,8 @@ class SQLStore(ABC):
                 raise conflict(current if won is None else self._review(won), current.version)
             return
         changed = tx.run(
-            "UPDATE {t}reviews SET status = ?, comment = ?, version = ?, updated_by = ?, updated_at = ? "
-            "WHERE run_id = ? AND flag_id = ? AND version = ?",
+            "UPDATE {t}reviews SET status = ?, comment = ?, version = ?, updated_by = ?, updated_at = ?, "
+            "carried_from = '' WHERE run_id = ? AND flag_id = ? AND version = ?",
             (new.status, new.comment, new.version, new.updated_by, new.updated_at, *key, current.version),
         )
         if changed != 1:  # cannot happen while the row is locked (or the database is); never write blindly

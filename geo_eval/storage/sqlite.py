@@ -24,6 +24,7 @@ from typing import Any
 
 from geo_eval.storage.common import MAX_COMMENT, MAX_NAME, now
 from geo_eval.storage.errors import StorageError
+from geo_eval.storage.publication_sql import NUMBER_VERSIONS, RUN_STATUS_TEXT_COLUMNS
 from geo_eval.storage.sql import Dialect, SQLStore, Tx, fill_in_contents
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,48 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             flag_id TEXT NOT NULL,
             digest TEXT NOT NULL,
             PRIMARY KEY (run_id, flag_id)
+        ) WITHOUT ROWID""",
+    ),
+    (  # 4: publication (草稿 → 公示中 → 已发布, versions of a year) and objections
+        "ALTER TABLE runs ADD COLUMN status TEXT NOT NULL DEFAULT 'draft' "
+        "CHECK (status IN ('draft', 'publicity', 'final'))",
+        "ALTER TABLE runs ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+        *(f"ALTER TABLE runs ADD COLUMN {c} TEXT NOT NULL DEFAULT ''" for c in RUN_STATUS_TEXT_COLUMNS),
+        NUMBER_VERSIONS.format(t=""),
+        "ALTER TABLE reviews ADD COLUMN carried_from TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE objections (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            year INTEGER NOT NULL,
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            park TEXT NOT NULL,
+            uscc TEXT NOT NULL,
+            parcel_id TEXT NOT NULL,
+            enterprise TEXT NOT NULL,
+            field TEXT NOT NULL,
+            run_value TEXT NOT NULL,
+            claimed_value TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('open', 'accepted', 'rejected')),
+            corrected_value TEXT NOT NULL DEFAULT '',
+            decision_reason TEXT NOT NULL DEFAULT '',
+            version INTEGER NOT NULL CHECK (version >= 1),
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            decided_by TEXT NOT NULL DEFAULT '',
+            decided_at TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX objections_by_year ON objections (year, id)",
+        """CREATE TABLE objection_files (
+            objection_id INTEGER NOT NULL REFERENCES objections (id),
+            file_no INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            content BLOB NOT NULL,
+            uploaded_by TEXT NOT NULL,
+            uploaded_at TEXT NOT NULL,
+            PRIMARY KEY (objection_id, file_no)
         ) WITHOUT ROWID""",
     ),
 )
