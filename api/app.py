@@ -43,6 +43,7 @@ from api.throttle import LoginThrottle
 from api.tokengate import TokenGate
 from geo_eval import __version__
 from geo_eval.db.connection import redact_url
+from geo_eval.publication.objections import MAX_EVIDENCE_BYTES
 from geo_eval.storage import NotFoundError, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,10 @@ def add_page_routes(app: FastAPI) -> None:
         return FileResponse(FAVICON, media_type="image/x-icon", headers={"Cache-Control": FAVICON_CACHE})
 
 
+EVIDENCE_PATH = "/api/objections/"
+"""Uploads of evidence files (``POST /api/objections/{id}/evidence``) may be larger than other bodies."""
+
+
 def include_optional_routers(app: FastAPI, modules: tuple[str, ...] = OPTIONAL_ROUTERS) -> list[str]:
     """Include the ``router`` of each module that exists; returns the names included."""
     included = []
@@ -235,7 +240,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.add_exception_handler(GuardRefusal, _guard_refusal)
     app.add_middleware(UnexpectedErrors)  # innermost: its 500 answer still passes the ones below
     app.add_middleware(NoNulCharacters)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # before anything reads the body
+    evidence = {EVIDENCE_PATH: max(settings.max_body_bytes, MAX_EVIDENCE_BYTES)}  # evidence files, up to 10 MB
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, limits=evidence)  # before anything reads the body
     app.add_middleware(SecurityHeaders)
     app.add_middleware(NoStore)
     add_page_routes(app)

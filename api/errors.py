@@ -35,6 +35,7 @@ from geo_eval.errors import (
     SchemeError,
 )
 from geo_eval.io.pdf import PdfUnavailableError
+from geo_eval.publication.status import RunLockedError
 from geo_eval.storage import (
     AlreadyExistsError,
     ConflictError,
@@ -93,6 +94,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     # storage
     NotFoundError: 404,
     ConflictError: 409,
+    RunLockedError: 409,
     AlreadyExistsError: 409,
     InvalidValueError: 422,
     RunFilesError: 503,

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from geo_eval.publication.status import RUN_STATUS_LABELS
 from geo_eval.rating.scheme import DEFAULT_SCHEME
 from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import ROLE_LABELS, STATUS_LABELS, AuditEntry, Review, RunRecord, User
@@ -61,6 +62,14 @@ class RunPublic(BaseModel):
     registered_by: str
     latest: bool = Field(description="是否为该年度最新登记的批次")
     out_dir: str | None = Field(None, description="输出目录（仅管理员可见）")
+    status: str = Field("draft", description="发布状态：draft（草稿）、publicity（公示中）、final（已发布）")
+    status_label: str = Field("草稿", description="发布状态（中文）")
+    version: int = Field(0, description="该年度的第几版（每登记一个新批次加一）")
+    publicity_start: str = Field("", description="公示开始日期（2026-03-01）")
+    publicity_end: str = Field("", description="公示结束日期")
+    superseded_by: str = Field("", description="取代本批次的新批次（本批次为该年度当前批次时为空）")
+    supersede_reason: str = Field("", description="本批次取代已发布批次的理由")
+    status_line: str = Field("", description="状态说明（页面和下载文件中显示的一行）")
 
     @classmethod
     def of(cls, r: RunRecord, *, latest: bool, show_dir: bool) -> RunPublic:
@@ -74,7 +83,46 @@ class RunPublic(BaseModel):
             registered_by=r.registered_by,
             latest=latest,
             out_dir=r.out_dir if show_dir else None,
+            status=r.status,
+            status_label=RUN_STATUS_LABELS.get(r.status, r.status),
+            version=r.version,
+            publicity_start=r.publicity_start,
+            publicity_end=r.publicity_end,
+            superseded_by=r.superseded_by,
+            supersede_reason=r.supersede_reason,
+            status_line=r.status_line(),
         )
+
+
+class RunStatusChange(BaseModel):
+    """Move the current run of a year to 公示中 (with its dates) or 已发布."""
+
+    model_config = ConfigDict(extra="forbid")
+    to: Literal["publicity", "final"] = Field(description="publicity（公示中）或 final（正式发布）")
+    start: str = Field("", description="公示开始日期（to=publicity 时必填，2026-03-01）")
+    end: str = Field("", description="公示结束日期（to=publicity 时必填）")
+
+
+class ObjectionCreate(BaseModel):
+    """An objection to a figure of the year's run (公示中)."""
+
+    model_config = ConfigDict(extra="forbid")
+    year: int = Field(description="评价年度")
+    uscc: str = Field("", description="企业的统一社会信用代码（企业数据的异议）")
+    parcel_id: str = Field("", description="宗地代码（宗地数据的异议；用地面积、宗地权利人）")
+    field: str = Field(description="异议事项（字段名，与 corrections.csv 相同：tax、sales、registered_area_m2 …）")
+    claimed_value: str = Field(description="企业主张的值")
+    reason: str = Field(description="异议理由")
+
+
+class ObjectionDecision(BaseModel):
+    """An administrator's or reviewer's decision on an objection."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["accepted", "rejected"] = Field(description="accepted（采纳）或 rejected（不采纳）")
+    corrected_value: str = Field("", description="采纳时的更正值（可与主张值不同；空则取主张值）")
+    reason: str = Field("", description="处理意见（不采纳时必填）")
+    version: int = Field(description="读取时的版本号（乐观并发：不符返回 409）")
 
 
 class RunCreate(BaseModel):
@@ -85,6 +133,8 @@ class RunCreate(BaseModel):
     scheme: str = Field(DEFAULT_SCHEME, description="评价方案：内置方案名或服务器上的 TOML 文件")
     previous_run: str | None = Field(None, description="上年评价批次编号（用于基准值和年度比较）")
     flags: bool = Field(True, description="是否做闲置/低效地块标记和连片区块")
+    supersede: bool = Field(False, description="该年度已正式发布时，以本次评价取代之（须说明理由）")
+    supersede_reason: str = Field("", description="取代已发布批次的理由")
 
 
 class RunRegister(BaseModel):
@@ -92,6 +142,8 @@ class RunRegister(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     out_dir: str = Field(description="geo-eval evaluate 的输出目录")
+    supersede: bool = Field(False, description="该年度已正式发布时，以本批次取代之（须说明理由）")
+    supersede_reason: str = Field("", description="取代已发布批次的理由")
 
 
 # rankings ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from api.routes import (
     flags,
     health,
     home,
+    objections,
     parcels,
     policies,
     rankings,
@@ -33,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     parcels.router,
     flags.router,
     reviews.router,
+    objections.router,
     policies.router,
     reports.router,
 )

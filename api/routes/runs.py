@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request
 from api.deps import AdminUser, CurrentUser, RunCacheDep, SettingsDep, StoreDep
 from api.errors import Busy, Forbidden
 from api.rundata import RunCache, RunData
-from api.schemas import RunCreate, RunPublic, RunRegister
+from api.schemas import RunCreate, RunPublic, RunRegister, RunStatusChange
 from api.settings import Settings
 from geo_eval.errors import GeoEvalError, InputFileError
 from geo_eval.io.run import run
@@ -207,7 +207,10 @@ def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: Sett
     if result.stored is not None:
         record = store.get_run(result.stored.run_id)
     else:
-        record = store.add_run(run_record_from_out_dir(out_dir), actor=admin.name)
+        found = replace(
+            run_record_from_out_dir(out_dir), supersede=body.supersede, supersede_reason=body.supersede_reason
+        )
+        record = store.add_run(found, actor=admin.name)
     return RunPublic.of(record, latest=True, show_dir=True)
 
 
@@ -223,5 +226,19 @@ def register_run(body: RunRegister, admin: AdminUser, store: StoreDep) -> RunPub
         found = run_record_from_out_dir(Path(body.out_dir))
     except RunFilesError as exc:
         raise InvalidValueError(str(exc)) from exc
+    found = replace(found, supersede=body.supersede, supersede_reason=body.supersede_reason)
     record = store.add_run(found, actor=admin.name)
+    return RunPublic.of(record, latest=True, show_dir=True)
+
+
+@router.post(
+    "/{year}/status",
+    summary="改变年度评价结果的发布状态（管理员）",
+    description="把该年度当前批次（最新登记的）改为公示中（publicity，须给公示开始和结束日期）或已发布（final）。"
+    "草稿须先公示；公示后按异议更正重新评价的新版本可直接发布。已发布的批次已锁定（409）。"
+    "与 geo-eval runs status YEAR --to … 相同。",
+    response_model=RunPublic,
+)
+def change_status(year: int, body: RunStatusChange, admin: AdminUser, store: StoreDep) -> RunPublic:
+    record = store.set_run_status(year, body.to, start=body.start, end=body.end, actor=admin.name)
     return RunPublic.of(record, latest=True, show_dir=True)

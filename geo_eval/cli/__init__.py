@@ -8,6 +8,7 @@ import typer
 
 from geo_eval.cli import db as _db
 from geo_eval.cli import evaluate as _evaluate
+from geo_eval.cli import objections as _objections
 from geo_eval.cli import report as _report
 from geo_eval.cli import runs as _runs
 from geo_eval.cli import schemes as _schemes
@@ -32,6 +33,7 @@ app.command(
 )(_serve.serve)
 app.add_typer(_runs.app, name="runs", help="评价批次：登记评价输出目录，供服务使用")
 app.add_typer(_users.app, name="users", help="用户与令牌")
+app.add_typer(_objections.app, name="objections", help="公示期的异议：列出、登记，导出采纳异议的更正表 corrections.csv")
 app.add_typer(_db.app, name="db", help="PostgreSQL/PostGIS 数据库：创建、升级和查看 geo-eval 的数据库结构")
 
 

@@ -84,7 +84,18 @@ class PublicationSQL:
         raise NotImplementedError
 
     @classmethod
-    def _append_audit(cls, tx: Tx, **kwargs: Any) -> None:
+    def _append_audit(
+        cls,
+        tx: Tx,
+        *,
+        actor: str,
+        action: str,
+        entity: str,
+        run_id: str | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        at: str,
+    ) -> None:
         raise NotImplementedError
 
     # run status ------------------------------------------------------------------------------------
@@ -231,7 +242,8 @@ class PublicationSQL:
         self, *, year: int | None = None, parks: Sequence[str] | None = None, status: str | None = None
     ) -> list[Objection]:
         """Objections, oldest first: of ``year``, of ``parks`` (None: every park) and in ``status``."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
         if year is not None:
             where.append("year = ?")
             params.append(year)
