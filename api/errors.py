@@ -35,7 +35,6 @@ from geo_eval.errors import (
     SchemeError,
 )
 from geo_eval.io.pdf import PdfUnavailableError
-from geo_eval.publication.status import RunLockedError
 from geo_eval.storage import (
     AlreadyExistsError,
     ConflictError,
@@ -44,6 +43,7 @@ from geo_eval.storage import (
     RunFilesError,
     StorageError,
 )
+from geo_eval.storage.errors import RunLockedError
 
 log = logging.getLogger(__name__)
 

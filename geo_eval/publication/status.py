@@ -11,15 +11,13 @@ import datetime as dt
 from typing import Literal
 
 from geo_eval.report.timefmt import BEIJING
-from geo_eval.storage.errors import InvalidValueError, StorageError
+from geo_eval.storage.errors import InvalidValueError, RunLockedError
+
+__all__ = ["RUN_STATUSES", "RUN_STATUS_LABELS", "RunLockedError", "check_move", "objection_window", "status_line"]
 
 RunStatus = Literal["draft", "publicity", "final"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("draft", "publicity", "final")
 RUN_STATUS_LABELS: dict[str, str] = {"draft": "草稿", "publicity": "公示中", "final": "已发布"}
-
-
-class RunLockedError(StorageError):
-    """The year's result is final (已发布): no objections, no status change, no new run without ``supersede``."""
 
 
 def today() -> dt.date:

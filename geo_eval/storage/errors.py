@@ -40,3 +40,7 @@ class ConflictError(StorageError):
 
 class RunFilesError(StorageError, OSError):
     """A run's output directory is missing or incomplete (no ``manifest.json``, unreadable files)."""
+
+
+class RunLockedError(StorageError):
+    """The year's result is final (已发布): no objections, no status change, no new run without ``supersede``."""

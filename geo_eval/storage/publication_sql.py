@@ -16,23 +16,15 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from geo_eval.publication.objections import (
-    DECISIONS,
-    OBJECTION_STATUS_LABELS,
-    EvidenceFile,
-    Objection,
-    check_evidence,
-    clean_reason,
-    clean_value,
-    correctable,
-)
-from geo_eval.publication.status import RunLockedError, check_move, objection_window
+from geo_eval.publication import objections as rules
+from geo_eval.publication import status as moves
 from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage.base import AuditEntry, RunRecord
 from geo_eval.storage.common import now
-from geo_eval.storage.errors import ConflictError, InvalidValueError, NotFoundError
+from geo_eval.storage.errors import ConflictError, InvalidValueError, NotFoundError, RunLockedError
 
 if TYPE_CHECKING:
+    from geo_eval.publication.objections import EvidenceFile, Objection
     from geo_eval.storage.sql import Dialect, Row, Tx
 
 log = logging.getLogger(__name__)
@@ -108,7 +100,7 @@ class PublicationSQL:
             if row is None:
                 raise NotFoundError(f"没有 {year} 年度的评价批次")
             had = tx.one("SELECT 1 AS found FROM {t}runs WHERE year = ? AND publicity_start <> ''", (year,))
-            first, last = check_move(row["status"], to, had_publicity=had is not None, start=start, end=end)
+            first, last = moves.check_move(row["status"], to, had_publicity=had is not None, start=start, end=end)
             if to == "final":
                 first, last = row["publicity_start"], row["publicity_end"]
             tx.run(
@@ -172,26 +164,26 @@ class PublicationSQL:
     # objections ------------------------------------------------------------------------------------
     @staticmethod
     def _objection(row: Row, files: Sequence[EvidenceFile] = ()) -> Objection:
-        keys = Objection.__dataclass_fields__.keys() - {"files"}
+        keys = rules.Objection.__dataclass_fields__.keys() - {"files"}
         values = {k: row[k] for k in keys}
         values["id"], values["year"], values["version"] = int(row["id"]), int(row["year"]), int(row["version"])
-        return Objection(**values, files=tuple(files))
+        return rules.Objection(**values, files=tuple(files))
 
     @staticmethod
     def _file(row: Row) -> EvidenceFile:
-        keys = EvidenceFile.__dataclass_fields__.keys()
+        keys = rules.EvidenceFile.__dataclass_fields__.keys()
         values = {k: row[k] for k in keys}
         values["objection_id"], values["file_no"], values["size"] = (
             int(row["objection_id"]), int(row["file_no"]), int(row["size"])
         )  # fmt: skip
-        return EvidenceFile(**values)
+        return rules.EvidenceFile(**values)
 
     def add_objection(self, draft: Objection, *, run_id: str, actor: str) -> Objection:
         """Record ``draft`` (its subject as :func:`~geo_eval.publication.objections.find_subject` found it in
         run ``run_id``); the run must still be the year's current run and in its publicity period."""
-        correctable(draft.field)
-        claimed = clean_value(draft.field, draft.claimed_value, "主张值")
-        reason = clean_reason(draft.reason, "异议理由")
+        rules.correctable(draft.field)
+        claimed = rules.clean_value(draft.field, draft.claimed_value, "主张值")
+        reason = rules.clean_reason(draft.reason, "异议理由")
         at = now()
         with self._write() as tx:
             self.dialect.lock_table(tx, "runs")  # a status change waits for us, and we for it
@@ -200,7 +192,7 @@ class PublicationSQL:
                 raise NotFoundError(f"没有 {draft.year} 年度的评价批次")
             if run["run_id"] != run_id:
                 raise InvalidValueError(f"{draft.year} 年度的当前批次已更新为 {run['run_id']}，请刷新页面后重新填写")
-            why = objection_window(run["status"], run["publicity_start"], run["publicity_end"])
+            why = moves.objection_window(run["status"], run["publicity_start"], run["publicity_end"])
             if why:
                 raise RunLockedError(why)
             values = (draft.year, run_id, draft.park, draft.uscc, draft.parcel_id, draft.enterprise, draft.field)
@@ -248,7 +240,7 @@ class PublicationSQL:
             where.append("year = ?")
             params.append(year)
         if status:
-            if status not in OBJECTION_STATUS_LABELS:
+            if status not in rules.OBJECTION_STATUS_LABELS:
                 raise InvalidValueError(f"异议状态 {status!r} 无效；可用：open、accepted、rejected")
             where.append("status = ?")
             params.append(status)
@@ -270,7 +262,7 @@ class PublicationSQL:
     ) -> Objection:
         """Compare-and-set the decision: 采纳 ``accepted`` with the corrected value (the claim when empty) or
         不采纳 ``rejected`` with a reason; refused once the year is final."""
-        if decision not in DECISIONS:
+        if decision not in rules.DECISIONS:
             raise InvalidValueError(f"处理结果 {decision!r} 无效；可用：accepted（采纳）、rejected（不采纳）")
         at = now()
         with self._write() as tx:
@@ -297,9 +289,9 @@ class PublicationSQL:
     @staticmethod
     def _decision_values(current: Objection, decision: str, corrected: str, reason: str) -> tuple[str, str]:
         if decision == "rejected":
-            return "", clean_reason(reason, "不采纳的理由")
+            return "", rules.clean_reason(reason, "不采纳的理由")
         text = corrected if str(corrected or "").strip() else current.claimed_value
-        return clean_value(current.field, text, "更正值"), clean_reason(reason, "处理意见", required=False)
+        return rules.clean_value(current.field, text, "更正值"), rules.clean_reason(reason, "处理意见", required=False)
 
     @staticmethod
     def _check_not_final(tx: Tx, year: int) -> None:
@@ -315,9 +307,9 @@ class PublicationSQL:
             self._check_not_final(tx, current.year)
             if current.status != "open":
                 raise InvalidValueError(
-                    f"异议 {objection_id} 已处理（{OBJECTION_STATUS_LABELS[current.status]}），不能再补充材料"
+                    f"异议 {objection_id} 已处理（{rules.OBJECTION_STATUS_LABELS[current.status]}），不能再补充材料"
                 )
-            kind, safe = check_evidence(name, data, len(current.files))
+            kind, safe = rules.check_evidence(name, data, len(current.files))
             no = len(current.files) + 1
             sha = hashlib.sha256(data).hexdigest()
             tx.run(
@@ -325,7 +317,7 @@ class PublicationSQL:
                 "uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (objection_id, no, safe, kind, len(data), sha, data, actor, at),
             )
-            item = EvidenceFile(objection_id, no, safe, kind, len(data), sha, actor, at)
+            item = rules.EvidenceFile(objection_id, no, safe, kind, len(data), sha, actor, at)
             self._append_audit(
                 tx, actor=actor, action="objection.evidence", entity=objection_entity(objection_id),
                 run_id=current.run_id, before=None, after=item.public(), at=at,
@@ -354,7 +346,7 @@ def objection_conflict(current: Objection, version: int) -> ConflictError:
     if current.status == "open":
         text = f"该异议已被修改（当前版本 {current.version}，提交的版本 {version}），请刷新后再操作"
     else:
-        label = OBJECTION_STATUS_LABELS[current.status]
+        label = rules.OBJECTION_STATUS_LABELS[current.status]
         value = f"（更正值 {current.corrected_value}）" if current.status == "accepted" else ""
         said = f"，理由：{current.decision_reason}" if current.decision_reason else ""
         when = beijing_time(current.decided_at) or "刚才"
