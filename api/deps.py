@@ -11,6 +11,7 @@
 ``DocsUser``       ``/openapi.json``: a signed-in user (401), anyone in demo mode (``DocsPageUser``: ``/docs``)
 ``SelectedRun``    the run chosen by ``?run=`` / ``?year=`` (latest registered by default)
 ``RunDep``         that run's files in memory (:class:`~api.rundata.RunData`)
+``PublishedRunDep`` the same, but a year's 已发布 (final) run first (policy lists)
 ``ParkScopeDep``   ``?park=`` checked against the user's parks (403 for another park)
 =================  ==========================================================================
 
@@ -209,6 +210,28 @@ def run_data(record: SelectedRun, cache: RunCacheDep) -> RunData:
 
 
 RunDep = Annotated[RunData, Depends(run_data)]
+
+
+def published_run(
+    user: CurrentUser,
+    store: StoreDep,
+    year: Annotated[int | None, Query(description="评价年度；默认该年度已正式发布的批次", ge=1900, le=2200)] = None,
+    run: Annotated[str | None, Query(description="评价批次编号（GET /api/runs）；优先于 year")] = None,
+) -> RunRecord:
+    """Like :func:`selected_run`, but a year's 已发布 (final) run comes first: what policy lists and reports
+    use by default; the latest registered run while the year has none."""
+    if run:
+        return store.get_run(run)
+    latest = store.latest_run(year)
+    return store.final_run(latest.year) or latest
+
+
+def published_run_data(record: Annotated[RunRecord, Depends(published_run)], cache: RunCacheDep) -> RunData:
+    return cache.get(record)
+
+
+PublishedRunDep = Annotated[RunData, Depends(published_run_data)]
+"""The run's files of :func:`published_run`."""
 
 
 @dataclass(frozen=True)

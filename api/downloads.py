@@ -23,7 +23,7 @@ from geo_eval.report.labels import headers
 from geo_eval.report.tables import FLAG_DOWNLOAD_COLUMNS, plain_integers, ranking_headers, ranking_title
 from geo_eval.report.tables import flag_sheet as report_flag_sheet
 from geo_eval.report.timefmt import beijing_time
-from geo_eval.storage import STATUS_LABELS, Review
+from geo_eval.storage import STATUS_LABELS, Review, RunRecord
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -45,6 +45,16 @@ def content_disposition(filename: str, fallback: str) -> str:
 def file_name(text: str) -> str:
     """A file name from Chinese text: characters Windows refuses replaced by ``_``."""
     return "".join("_" if c in '<>:"/\\|?*' or ord(c) < 32 else c for c in text).strip() or "下载"
+
+
+def edition_note(record: RunRecord) -> str:
+    """The line of a download's 说明 sheet that says which status and version of the year it shows."""
+    return f"发布状态：{record.status_line()}"
+
+
+def edition_suffix(record: RunRecord) -> str:
+    """What a download's file name adds while the run is in publicity (``_公示稿第1版``; else nothing)."""
+    return f"_公示稿第{record.version}版" if record.status == "publicity" else ""
 
 
 def download(content: bytes, *, filename: str, fallback: str, media_type: str) -> Response:

@@ -12,7 +12,17 @@ from fastapi.responses import Response
 
 from api.checklist import checklist_csv, checklist_rows, checklist_xlsx
 from api.deps import CurrentUser, ParkScope, ParkScopeDep, RunDep, SettingsDep, StoreDep, ensure_park
-from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, file_download, flag_sheet, with_reviews, xlsx_bytes
+from api.downloads import (
+    CSV_TYPE,
+    XLSX_TYPE,
+    csv_bytes,
+    edition_note,
+    edition_suffix,
+    file_download,
+    flag_sheet,
+    with_reviews,
+    xlsx_bytes,
+)
 from api.geojson import feature, geojson_response, not_found
 from api.routes.parcels import (
     GEOJSON_RESPONSE,
@@ -192,20 +202,22 @@ FlagDownloadDep = Annotated[FlagDownload, Depends(flag_download)]
     response_class=Response,
     responses={200: {"content": {XLSX_TYPE: {}, CSV_TYPE: {}}, "description": "标记清单文件"}},
 )
-def download_flags(user: CurrentUser, asked: FlagDownloadDep) -> Response:
+def download_flags(user: CurrentUser, asked: FlagDownloadDep, store: StoreDep) -> Response:
     data, scope = asked.data, asked.scope
     table = with_reviews(asked.flags, asked.reviews)
     year = data.record.year
+    record = store.get_run(data.run_id)
 
     def workbook() -> bytes:
         notes = [
             f"评价年度：{year}；评价批次：{data.run_id}；范围：{scope.label()}；筛选：{asked.filters}",
+            edition_note(record),
             f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
             "疑似闲置为线索，须现场核查，不是认定结论",
         ]
         return xlsx_bytes({"疑似闲置／低效地块": flag_sheet(table)}, {"说明": notes})
 
-    title = f"{year}年度闲置低效地块复核清单_{scope.label()}"
+    title = f"{year}年度闲置低效地块复核清单_{scope.label()}{edition_suffix(record)}"
     return file_download(asked.format, title, f"geo-eval-flags-{year}", csv=lambda: csv_bytes(table), xlsx=workbook)
 
 

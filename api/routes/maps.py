@@ -42,6 +42,7 @@ from api.rundata import RunData
 from api.settings import Settings
 from geo_eval import maps
 from geo_eval.maps.page import script_json
+from geo_eval.publication.status import RUN_STATUS_LABELS
 from geo_eval.storage import ROLE_LABELS, RunRecord, Store, User
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,19 @@ def session_config(
             for b in bases
         ],
         "notice": notice,
+        "runStatus": run_status(store.get_run(data.run_id), user),
+    }
+
+
+def run_status(record: RunRecord, user: User) -> dict[str, Any]:
+    """The run's publication status as the map shows it (read per request: it changes, the page is cached)."""
+    may_object = record.status == "publicity" and not record.superseded_by and user.role in ("committee", "admin")
+    return {
+        "status": record.status,
+        "label": RUN_STATUS_LABELS.get(record.status, record.status),
+        "line": record.status_line(),
+        "objections": f"/objections?year={record.year}",
+        "mayObject": may_object,
     }
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import CurrentUser, ParkScope, ParkScopeDep, RunDep
-from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, download, file_name, xlsx_bytes
+from api.deps import CurrentUser, ParkScope, ParkScopeDep, PublishedRunDep, StoreDep
+from api.downloads import CSV_TYPE, XLSX_TYPE, csv_bytes, download, edition_note, edition_suffix, file_name, xlsx_bytes
 from api.errors import NotFound
 from api.rundata import RunData
 from geo_eval.rating.scheme import TEMPLATE_BASIS, is_template_basis
@@ -66,7 +66,8 @@ def agency_rows(data: RunData, agency: str, scope: ParkScope) -> pd.DataFrame:
 )
 def download_policies(
     user: CurrentUser,
-    data: RunDep,
+    data: PublishedRunDep,
+    store: StoreDep,
     scope: ParkScopeDep,
     agency: Agency,
     format: Annotated[Literal["xlsx", "csv"], Query(description="文件格式")] = "xlsx",
@@ -74,7 +75,8 @@ def download_policies(
     rows = agency_rows(data, agency, scope)
     sheet = policy_sheet(rows)
     year = data.record.year
-    name = file_name(f"{year}年度差别化政策清单_{agency}_{scope.label()}")
+    record = store.get_run(data.run_id)
+    name = file_name(f"{year}年度差别化政策清单_{agency}_{scope.label()}{edition_suffix(record)}")
     fallback = f"geo-eval-policies-{year}"
     if format == "csv":
         return download(csv_bytes(sheet), filename=f"{name}.csv", fallback=f"{fallback}.csv", media_type=CSV_TYPE)
@@ -82,6 +84,7 @@ def download_policies(
         f"评价年度：{year}",
         f"评价方案：{data.record.scheme_title}（{data.record.scheme}）",
         f"评价批次：{data.run_id}",
+        edition_note(record),
         f"实施部门：{agency}",
         f"范围：{scope.label()}",
         f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",

@@ -14,6 +14,8 @@ from api.downloads import (
     CSV_TYPE,
     XLSX_TYPE,
     download,
+    edition_note,
+    edition_suffix,
     file_name,
     flag_sheet,
     ranking_csv,
@@ -111,7 +113,8 @@ def download_rankings(
     keep = _filters(rows, county, group, grade)
     table, rows = table.loc[keep], rows.loc[keep]
     year = data.record.year
-    name = file_name(f"{year}年度亩均效益评价排名_{scope.label()}")
+    record = store.get_run(data.run_id)  # its status now (the cached files keep the one read with them)
+    name = file_name(f"{year}年度亩均效益评价排名_{scope.label()}{edition_suffix(record)}")
     fallback = f"geo-eval-rankings-{year}"
     if format == "csv":
         return download(ranking_csv(table), filename=f"{name}.csv", fallback=f"{fallback}.csv", media_type=CSV_TYPE)
@@ -125,6 +128,7 @@ def download_rankings(
         f"评价年度：{year}",
         f"评价方案：{scheme}",
         f"评价批次：{data.run_id}",
+        edition_note(record),
         f"范围：{scope.label()}",
         f"排名范围：按{'县区' if unit == 'county' else '园区'}、分组排名（“排名范围”列写明每个名次所在的范围及其参评企业数）",
         *([PARK_RANK_NOTE] if park_rank else []),

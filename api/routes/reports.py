@@ -58,7 +58,9 @@ def _links(year: int, park: str | None) -> list[Link]:
     responses={200: {"content": {HTML_TYPE: {}, PDF_TYPE: {}}, "description": "报告"}},
 )
 def annual_report(
-    year: Annotated[int, Path(ge=1900, le=2200, description="评价年度（该年度最新登记的批次）")],
+    year: Annotated[
+        int, Path(ge=1900, le=2200, description="评价年度（该年度已正式发布的批次；尚未发布则为最新登记的批次）")
+    ],
     user: PageUser,
     store: StoreDep,
     cache: RunCacheDep,
@@ -66,11 +68,14 @@ def annual_report(
     format: Annotated[Literal["html", "pdf"] | None, Query(description="下载格式；不指定则在浏览器中显示")] = None,
 ) -> Response:
     parks = report_parks(user, park)
-    data = cache.get(store.latest_run(year))
+    record = store.final_run(year) or store.latest_run(year)  # 已发布 first: the year's published result
+    data = cache.get(record)
     if park and park not in set(data.enterprises["park"].dropna()):
         raise NotFound(f"{year} 年度评价批次中没有园区“{park}”")
     run = report_tables(data, store, cache, parks)
-    text = render(run, generated_at=beijing_now(), links=() if format else _links(year, park))
+    text = render(
+        run, generated_at=beijing_now(), links=() if format else _links(year, park), status=record.status_line()
+    )
     name = file_name(f"{year}年度评价报告_{scope_label(run)}")
     if format == "html":
         return download(

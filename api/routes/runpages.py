@@ -7,16 +7,20 @@ downloads and, when last year has a run, the comparison with it. Times are Beiji
 
 from __future__ import annotations
 
+import datetime as dt
 import html
-from typing import Any
-from urllib.parse import urlencode
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import PageUser, RunCacheDep, StoreDep
+from api.errors import Forbidden
 from api.routes.home import PAGE, PAGE_CSP, html_table
 from api.routes.runs import ParkCounts
+from geo_eval.errors import GeoEvalError
+from geo_eval.publication.status import RUN_STATUS_LABELS, today
 from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import RunRecord, User
 
@@ -40,6 +44,7 @@ def _links(record: RunRecord, user: User, years: set[int]) -> str:
         f'<a href="/api/rankings/download?{e(q)}&amp;format=xlsx">排名表</a>',
         f'<a href="/api/flags/download?{e(q)}&amp;format=xlsx">标记清单</a>',
     ]
+    links.append(f'<a href="/objections?year={record.year}">公示与异议</a>')
     if record.year - 1 in years:
         compare = urlencode({"previous": record.year - 1, "format": "csv"})
         links.append(f'<a href="/api/runs/{record.year}/compare?{e(compare)}">与上年分类变化</a>')
@@ -56,12 +61,15 @@ def runs_rows(records: list[RunRecord], user: User, cache: Any, park_counts: Par
     for r in records:
         counts = _counts(r, user, cache, park_counts)
         grades = counts.get("grades") or {}
-        status = "最新批次" if latest[r.year] == r.run_id else "已被后登记的批次取代"
+        current = latest[r.year] == r.run_id
         rows.append(
             [
                 str(r.year),
+                e(f"第 {r.version} 版"),
+                _status_cell(
+                    r, current=current, admin=user.role == "admin", had_publicity=_had_publicity(records, r.year)
+                ),
                 e(r.scheme_title or r.scheme),
-                e(status),
                 e(str(counts.get("enterprises", "—"))),
                 e("、".join(f"{g} {grades.get(g, 0)}" for g in GRADES)),
                 e(str(counts.get("flags", "—"))),
@@ -73,17 +81,94 @@ def runs_rows(records: list[RunRecord], user: User, cache: Any, park_counts: Par
     return rows
 
 
+def _had_publicity(records: list[RunRecord], year: int) -> bool:
+    return any(r.year == year and r.publicity_start for r in records)
+
+
+def _status_cell(record: RunRecord, *, current: bool, admin: bool, had_publicity: bool) -> str:
+    """The run's status in words; for the year's current run, an administrator's buttons to move it on."""
+    label = RUN_STATUS_LABELS.get(record.status, record.status)
+    text = f'<span class="status status-{e(record.status)}">{e(label)}</span>'
+    if record.status == "publicity":
+        text += f"<br>{e(record.publicity_start)} 至 {e(record.publicity_end)}"
+    if record.superseded_by:
+        text += f"<br>已被批次 {e(record.superseded_by)} 取代"
+    elif not current:
+        text += "<br>已被后登记的批次取代"
+    if record.supersede_reason:
+        text += f"<br>取代理由：{e(record.supersede_reason)}"
+    if admin and current and record.status != "final":
+        text += _status_forms(record, had_publicity)
+    return text
+
+
+def _status_forms(record: RunRecord, had_publicity: bool) -> str:
+    action = f"/runs/{record.year}/status"
+    today = _today().isoformat()
+    forms = ""
+    if record.status == "draft":
+        forms += (
+            f'<form class="status-form" method="post" action="{action}"><input type="hidden" name="to" value="publicity">'
+            f'<label>公示开始 <input type="date" name="start" value="{today}" required></label>'
+            f'<label>公示结束 <input type="date" name="end" required></label>'
+            '<button type="submit">开始公示</button></form>'
+        )
+    if record.status == "publicity" or had_publicity:
+        forms += (
+            f'<form class="status-form" method="post" action="{action}"><input type="hidden" name="to" value="final">'
+            '<button type="submit">正式发布</button></form>'
+        )
+    return forms
+
+
+def _today() -> dt.date:
+    return today()
+
+
 @router.get("/runs", summary="评价批次页面（浏览器）", response_class=HTMLResponse)
-def runs_page(user: PageUser, store: StoreDep, cache: RunCacheDep, request: Request) -> HTMLResponse:
+def runs_page(
+    user: PageUser,
+    store: StoreDep,
+    cache: RunCacheDep,
+    request: Request,
+    msg: Annotated[str, Query(max_length=300)] = "",
+    kind: Annotated[str, Query(pattern="^(ok|error)$")] = "ok",
+) -> HTMLResponse:
     records = store.list_runs()
     scope = "全部园区" if user.sees_all_parks() else "、".join(user.parks)
-    head = ["年度", "评价方案", "状态", "企业数", "分类", "标记数", "登记时间", "登记人", "查看与下载"]
+    head = ["年度", "版本", "发布状态", "评价方案", "企业数", "分类", "标记数", "登记时间", "登记人", "查看与下载"]
     rows = runs_rows(records, user, cache, request.app.state.park_counts)
     table = (
         html_table(head, rows, numeric_from=99) if rows else "<p>还没有登记评价批次（geo-eval runs add 输出目录）。</p>"
     )
     body = (
         '<header class="top"><h1>评价批次</h1><a href="/">返回首页</a></header>'
-        f"<p>各年度登记的评价批次（统计范围：{e(scope)}）。每个年度以最新登记的批次为准。</p>{table}"
+        f"{_message(msg, kind)}"
+        f"<p>各年度登记的评价批次（统计范围：{e(scope)}）。每个年度以最新登记的批次为准；"
+        "草稿经公示（公示期内受理异议）后正式发布，已发布的结果锁定。</p>"
+        f"{table}"
     )
     return HTMLResponse(PAGE.format(title="评价批次", body=body), headers={"Content-Security-Policy": PAGE_CSP})
+
+
+def _message(msg: str, kind: str) -> str:
+    if not msg:
+        return ""
+    return f'<p class="{"error" if kind == "error" else "notice"}" role="status">{e(msg)}</p>'
+
+
+@router.post("/runs/{year}/status", summary="改变发布状态（管理员，页面表单）", include_in_schema=False)
+async def status_form(year: int, user: PageUser, store: StoreDep, request: Request) -> RedirectResponse:
+    """The runs page's forms: the same as ``POST /api/runs/{year}/status``, then back to the page with a message."""
+    if user.role != "admin":
+        raise Forbidden("只有管理员可以改变发布状态")
+    form = parse_qs((await request.body())[:4096].decode("utf-8", errors="replace"))
+    field = {k: v[0] for k, v in form.items() if v}
+    try:
+        record = store.set_run_status(
+            year, field.get("to", ""), start=field.get("start", ""), end=field.get("end", ""), actor=user.name
+        )
+    except GeoEvalError as exc:
+        return RedirectResponse("/runs?" + urlencode({"msg": str(exc), "kind": "error"}), status_code=303)
+    done = f"已将 {year} 年度评价结果改为：{record.status_line()}"
+    return RedirectResponse("/runs?" + urlencode({"msg": done, "kind": "ok"}), status_code=303)

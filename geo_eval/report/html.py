@@ -175,8 +175,12 @@ def report_title(run: RunTables) -> str:
     return f"{run.year}年度工业企业资源集约利用综合评价报告"
 
 
-def render(run: RunTables, *, generated_at: str, links: Sequence[Link] = ()) -> str:
-    """The whole report; ``generated_at`` (Beijing time) is the only text that changes between runs."""
+def render(run: RunTables, *, generated_at: str, links: Sequence[Link] = (), status: str = "") -> str:
+    """The whole report; ``generated_at`` (Beijing time) is the only text that changes between runs.
+
+    ``status``: the run's publication status and version as the service knows it
+    (:meth:`~geo_eval.storage.base.RunRecord.status_line`; "" for a report written from an OUT_DIR).
+    """
     from geo_eval.report.sections import SECTIONS
 
     parts = [(number, title, build(run)) for number, (title, build) in enumerate(SECTIONS, start=1)]
@@ -186,12 +190,12 @@ def render(run: RunTables, *, generated_at: str, links: Sequence[Link] = ()) -> 
         '<!doctype html>\n<html lang="zh-CN"><head><meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{e(report_title(run))}（{e(scope_label(run))}）</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f'{_cover(run, links)}\n<p class="generated">{GENERATED_PREFIX}{e(generated_at)}（北京时间）</p>\n'
+        f'{_cover(run, links, status)}\n<p class="generated">{GENERATED_PREFIX}{e(generated_at)}（北京时间）</p>\n'
         f'<nav class="toc"><h2>目录</h2><ol>{toc}</ol></nav>\n{body}\n</body></html>\n'
     )
 
 
-def _cover(run: RunTables, links: Sequence[Link]) -> str:
+def _cover(run: RunTables, links: Sequence[Link], status: str = "") -> str:
     scheme = run.manifest.get("scheme") or {}
     title = scheme.get("title", "") if isinstance(scheme, dict) else ""
     bar = ""
@@ -200,5 +204,6 @@ def _cover(run: RunTables, links: Sequence[Link]) -> str:
     return (
         f'<header class="cover">{bar}<h1>{e(report_title(run))}</h1>'
         f'<p class="sub">范围：{e(scope_label(run))}</p>'
-        f"<p>评价方案：{e(str(title))}；geo-eval {e(str(run.manifest.get('version', __version__)))}</p></header>"
+        + (f'<p class="status">发布状态：{e(status)}</p>' if status else "")
+        + f"<p>评价方案：{e(str(title))}；geo-eval {e(str(run.manifest.get('version', __version__)))}</p></header>"
     )

@@ -254,7 +254,8 @@ export function mapButtons(app) {
 export function printHeader(app) {
   const svc = app.cfg.service || {};
   const date = new Date().toLocaleDateString("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" });
-  const lines = [app.cfg.title, `${svc.run?.year ? `${svc.run.year} 年度 · ` : ""}打印日期 ${date}`];
+  const which = svc.runStatus?.line || (svc.run?.year ? `${svc.run.year} 年度` : "");
+  const lines = [app.cfg.title, `${which ? `${which} · ` : ""}打印日期 ${date}`];
   document.body.append(el("div", { class: "ge-print-head" }, el("div", { class: "ge-print-title" }, lines[0]), el("div", {}, lines[1])));
   const fit = () => app.map.invalidateSize();
   window.addEventListener("beforeprint", fit);
@@ -265,4 +266,18 @@ export function notice(text) {
   if (!text) return;
   const box = el("div", { class: "ge-notice", role: "alert" }, text, el("button", { type: "button", class: "ge-icon-btn", "aria-label": "关闭提示", onclick: () => box.remove() }, "×"));
   document.body.append(box);
+}
+
+/**
+ * The run's publication status under the bar: 草稿, 公示中 with its dates (and, for those who may, a link to
+ * record an objection) or 已发布; the status word also goes next to the year in the title.
+ */
+export function runBanner(app) {
+  const status = app.cfg.service?.runStatus;
+  if (!status) return;
+  const title = document.querySelector(".ge-bar-title");
+  if (title) title.append(el("small", { class: `ge-run-status ge-run-${status.status}`, title: status.line }, status.label));
+  if (status.status !== "publicity") return;
+  const link = el("a", { href: status.objections }, status.mayObject ? "登记或查看异议" : "查看异议");
+  document.body.append(el("div", { class: "ge-run-banner", role: "status" }, `${status.line}：公示期内受理对本年度评价数据的异议。`, link));
 }

@@ -3,7 +3,7 @@
 // popups with review buttons, the review panel, polling for other reviewers' decisions, search,
 // legend, navigation, URL state, printing and the phone layout.
 
-import { Bar, Legend, Search, mapButtons, notice, printHeader } from "./chrome.js";
+import { Bar, Legend, mapButtons, notice, printHeader, runBanner, Search } from "./chrome.js";
 import { Layers } from "./layers.js";
 import { Panel } from "./panel.js";
 import { Popup } from "./popup.js";
@@ -61,6 +61,7 @@ class App {
     L.control.scale({ position: "bottomleft", imperial: false, maxWidth: 160 }).addTo(map);
     printHeader(this);
     notice(cfg.service?.notice);
+    runBanner(this);
     map.on("moveend", () => this.saveState());
     this.reviews.addEventListener("change", (e) => {
       this.layers.restyle(e.detail.parcels);
