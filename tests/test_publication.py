@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import catalogue
 import openpyxl
@@ -308,3 +309,33 @@ def test_a_rerun_during_publicity_is_the_next_version_and_ends_objections_to_the
     # the corrected version may be published without a second publicity
     r = svc.post("/api/runs/2025/status", to="final")
     assert r.status_code == 200 and r.json()["version"] == 2
+
+
+# --- what pages and downloads say ---------------------------------------------------------------------------
+def test_report_downloads_and_policies_say_which_status_and_version_they_show(svc, outs):
+    svc.publicity(dt.date(2026, 3, 1), dt.date(2026, 3, 10))
+    line = "2025 年度 第 1 版 · 公示中（公示期 2026-03-01 至 2026-03-10）"
+    assert f"发布状态：{line}" in svc.get("/reports/2025", "comA").text
+    r = svc.get("/api/rankings/download?year=2025&format=xlsx", "comA")
+    assert (
+        unquote(r.headers["content-disposition"].split("''", 1)[1])
+        == f"2025年度亩均效益评价排名_{PARK_A}_公示稿第1版.xlsx"
+    )
+    notes = [row[0] for row in openpyxl.load_workbook(io.BytesIO(r.content))["说明"].iter_rows(values_only=True)]
+    assert f"发布状态：{line}" in notes
+    r = svc.get("/api/flags/download?year=2025&format=csv", "rev")
+    assert unquote(r.headers["content-disposition"].split("''", 1)[1]).endswith("_全部园区_公示稿第1版.csv")
+    # published, then replaced by a draft: reports and policy lists keep showing the published version
+    v1 = current_run(svc)["run_id"]
+    svc.post("/api/runs/2025/status", to="final")
+    r = svc.post("/api/runs/register", out_dir=str(outs["v2"]), supersede=True, supersede_reason="补报税收")
+    assert r.status_code == 201
+    page = svc.get("/reports/2025", "rev").text
+    assert "发布状态：2025 年度 第 1 版 · 已发布（已被批次" in page
+    assert current_run(svc)["version"] == 2
+    r = svc.get("/api/rankings/download?year=2025&format=xlsx", "rev")  # rankings: the latest version
+    notes = [row[0] for row in openpyxl.load_workbook(io.BytesIO(r.content))["说明"].iter_rows(values_only=True)]
+    assert "发布状态：2025 年度 第 2 版 · 草稿" in notes
+    runs_page = svc.get("/runs", "admin").text
+    assert "第 2 版" in runs_page and "取代理由：补报税收" in runs_page
+    assert f"已被批次 {current_run(svc)['run_id']} 取代" in runs_page and v1 in svc.get("/api/runs").text

@@ -286,7 +286,7 @@ class Store(Protocol):
         ...
 
     def final_run(self, year: int) -> RunRecord | None:
-        """The year's final (已发布) run still in force, or None."""
+        """The year's final (已发布) run in force (the latest made final), or None."""
         ...
 
     def add_objection(self, draft: Any, *, run_id: str, actor: str) -> Any:

@@ -119,13 +119,10 @@ class PublicationSQL:
         return self._run(new)
 
     def final_run(self, year: int) -> RunRecord | None:
-        """The year's final (已发布) run still in force (not superseded), or None."""
+        """The year's final (已发布) run in force, or None: the latest one made final (a run replacing it with
+        ``supersede`` is in force only once it is final itself)."""
         with self._read() as tx:
-            row = tx.one(
-                "SELECT * FROM {t}runs WHERE year = ? AND status = 'final' AND superseded_by = '' "
-                "ORDER BY seq DESC LIMIT 1",
-                (year,),
-            )
+            row = tx.one("SELECT * FROM {t}runs WHERE year = ? AND status = 'final' ORDER BY seq DESC LIMIT 1", (year,))
         return None if row is None else self._run(row)
 
     @classmethod
