@@ -40,7 +40,7 @@ from geo_eval.errors import GeoEvalError
 from geo_eval.io.dataset import read_dataset_spec
 from geo_eval.landuse.renewal import closed_outlines
 from geo_eval.report.timefmt import beijing_time
-from geo_eval.storage import Store, User
+from geo_eval.storage import NotFoundError, Store, User
 
 log = logging.getLogger(__name__)
 
@@ -476,14 +476,27 @@ def scope_flag_ids(data: RunData, caches: MapCaches, scope: MapScope) -> frozens
 
 
 def review_states(data: RunData, store: Store, caches: MapCaches, scope: MapScope) -> dict[str, list[object]]:
-    """Flag id → ``[status, version, comment, reviewer, Beijing time]`` of every reviewed flag on the map.
+    """Flag id → ``[status, version, comment, reviewer, Beijing time, carried]`` of every reviewed flag on the
+    map; ``carried`` says which earlier version of the year the review was carried over from ("" if none).
 
     A flag never reviewed is absent (the page takes it as 待复核, version 0).
     """
     ids = scope_flag_ids(data, caches, scope)
     reviews = store.reviews(data.run_id)
+    carried = carried_labels(store, {r.carried_from for r in reviews.values() if r.carried_from})
     return {
-        fid: [r.status, r.version, r.comment, r.updated_by, beijing_time(r.updated_at)]
+        fid: [r.status, r.version, r.comment, r.updated_by, beijing_time(r.updated_at), carried.get(r.carried_from, "")]
         for fid, r in sorted(reviews.items())
         if fid in ids
     }
+
+
+def carried_labels(store: Store, run_ids: set[str]) -> dict[str, str]:
+    """What a carried-over review says of the run it comes from (``沿用第 1 版的复核``)."""
+    labels = {}
+    for run_id in run_ids:
+        try:
+            labels[run_id] = f"沿用第 {store.get_run(run_id).version} 版的复核（标记未变化）"
+        except NotFoundError:
+            labels[run_id] = f"沿用批次 {run_id} 的复核（标记未变化）"
+    return labels

@@ -500,7 +500,8 @@ def test_a_review_changes_no_postgis_tile_and_shows_in_the_review_states(served)
     # the review is in the run's review states (stored in PostGIS), in Beijing time
     after = served.db.get(states_path, headers={**served.h("com"), "If-None-Match": states.headers["etag"]})
     assert after.status_code == 200
-    status, version, comment, reviewer, at = after.json()["states"][fid]
+    status, version, comment, reviewer, at, carried = after.json()["states"][fid]
+    assert carried == ""  # reviewed in this run, not carried over from an earlier version
     assert (status, version, comment, reviewer) == ("confirmed", 1, "已到现场", "rev")
     assert at == r.json()["review"]["updated_at_label"] and len(at) == len("2026-12-06 19:57")
     assert (

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import logging
 import re
+from collections import Counter
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -31,6 +32,7 @@ from api.deps import PageUser, RunCacheDep, SettingsDep, StoreDep, ensure_park
 from api.errors import InvalidQuery, NotFound
 from api.mapdata import (
     MapScope,
+    carried_labels,
     closed_blocks,
     enterprise_names,
     map_caches,
@@ -214,7 +216,7 @@ def session_config(
             for b in bases
         ],
         "notice": notice,
-        "runStatus": run_status(store.get_run(data.run_id), user),
+        "runStatus": run_status(store.get_run(data.run_id), user) | {"carried": carried_note(store, data.run_id)},
     }
 
 
@@ -228,6 +230,16 @@ def run_status(record: RunRecord, user: User) -> dict[str, Any]:
         "objections": f"/objections?year={record.year}",
         "mayObject": may_object,
     }
+
+
+def carried_note(store: Store, run_id: str) -> str:
+    """How many reviews this version of the year carried over from an earlier one ("" if none)."""
+    carried = Counter(r.carried_from for r in store.reviews(run_id).values() if r.carried_from)
+    if not carried:
+        return ""
+    labels = carried_labels(store, set(carried))
+    parts = [f"{labels[k].split('的复核')[0]}的复核 {n} 条" for k, n in sorted(carried.items())]
+    return "本版本" + "、".join(parts) + "（标记未变化的宗地；其余标记须重新复核）"
 
 
 def render_map(

@@ -97,7 +97,15 @@ export class FlagBlock {
     );
     if (st.version > 0 && (st.by || st.comment)) {
       const who = [st.by, st.at].filter(Boolean).join(" · ");
-      item.append(el("div", { class: "ge-flag-review" }, who, st.comment ? el("div", {}, `意见：${st.comment}`) : null));
+      item.append(
+        el(
+          "div",
+          { class: "ge-flag-review" },
+          who,
+          st.comment ? el("div", {}, `意见：${st.comment}`) : null,
+          st.carried ? el("div", { class: "ge-carried" }, st.carried) : null,
+        ),
+      );
     }
     if (reviews.canReview) {
       const buttons = el("div", { class: "ge-actions" });

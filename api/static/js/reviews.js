@@ -76,8 +76,8 @@ export class Reviews extends EventTarget {
     if (status === 304) return;
     this.etag = etag;
     const next = new Map();
-    for (const [id, [state, version, comment, by, at]] of Object.entries(body.states || {})) {
-      next.set(id, { status: state, version, comment, by, at });
+    for (const [id, [state, version, comment, by, at, carried]] of Object.entries(body.states || {})) {
+      next.set(id, { status: state, version, comment, by, at, carried: carried || "" });
     }
     const changed = new Set();
     for (const id of new Set([...this.states.keys(), ...next.keys()])) {
