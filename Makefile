@@ -22,13 +22,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# `make demo`: evaluate the sample for 2024 and 2025, register both runs, make one demo user per role
-# (printing their tokens), then serve at http://$(HOST):$(PORT)/ until Ctrl-C (DEMO_SERVE=0: no serving).
+# `make demo`: evaluate the sample for 2024 and 2025, register both runs, put 2025 in publicity (公示中, from
+# today for 14 days) with two example objections of 海滨高新技术产业园, make one demo user per role (printing
+# their tokens), then serve at http://$(HOST):$(PORT)/ until Ctrl-C (DEMO_SERVE=0: no serving).
 demo: $(STAMP)
 	$(BIN)/geo-eval evaluate sample_parcels/2024 --scheme $(SCHEME) --out $(OUT)/2024 --overwrite
 	$(BIN)/geo-eval evaluate sample_parcels/2025 --scheme $(SCHEME) --out $(OUT)/2025 --previous $(OUT)/2024 --overwrite
 	$(BIN)/geo-eval runs add $(OUT)/2024
 	$(BIN)/geo-eval runs add $(OUT)/2025
+	$(BIN)/geo-eval runs status 2025 --to publicity --start $$(TZ=Asia/Shanghai date +%F) --end $$(TZ=Asia/Shanghai date -d '+13 days' +%F)
+	$(BIN)/geo-eval objections add 2025 --if-absent --by demo-committee --uscc 91320700MA41UC2C28 --field registered_area_m2 \
+	  --claimed 20000 --reason "部分土地已于2025年6月由政府收回，不动产权证书载明面积已变更为20000平方米（见变更登记证明）"
+	$(BIN)/geo-eval objections add 2025 --if-absent --by demo-committee --uscc 913207993371043231 --field tax \
+	  --claimed 420 --reason "2025年12月补缴入库的税款84.49万元未计入（见完税证明）"
 	@echo "演示用户（数据目录 $(GEO_EVAL_DATA_DIR)；令牌每次 make demo 重新生成，只显示这一次）："
 	@set -e; \
 	for spec in "admin demo-admin" "reviewer demo-reviewer" "committee demo-committee"; do \
@@ -40,6 +46,7 @@ demo: $(STAMP)
 	@echo "园区管委会 demo-committee 只能查看 $(DEMO_PARK)。浏览器登录：http://$(HOST):$(PORT)/login（用户名 + 令牌）；"
 	@echo "脚本：curl -H 'Authorization: Bearer 令牌' http://$(HOST):$(PORT)/api/runs"
 	@echo "年度评价报告：$(OUT)/2024/report.html、$(OUT)/2025/report.html；服务中 http://$(HOST):$(PORT)/reports/2025 和 /reports/2024"
+	@echo "2025 年度处于公示中，已有两条示例异议：http://$(HOST):$(PORT)/objections?year=2025（流程见 README“公示与异议”）"
 ifneq ($(DEMO_SERVE),0)
 	GEO_EVAL_DEMO=1 $(BIN)/geo-eval serve --host $(HOST) --port $(PORT)
 endif

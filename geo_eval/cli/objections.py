@@ -14,7 +14,7 @@ from geo_eval.cli.options import DatabaseOpt, err, out, with_store
 from geo_eval.cli.runs import DataDirOpt
 from geo_eval.io import csvout
 from geo_eval.publication.exports import corrections_table
-from geo_eval.publication.objections import Objection, find_subject
+from geo_eval.publication.objections import Objection, clean_value, find_subject
 from geo_eval.storage import DEFAULT_DATA_DIR, RunFilesError, RunRecord, Store
 
 app = typer.Typer(help="公示期的异议：列出、登记，导出采纳异议的更正表", no_args_is_help=True)
@@ -54,26 +54,46 @@ def add(
     uscc: Annotated[str, typer.Option("--uscc", help="企业的统一社会信用代码")] = "",
     parcel_id: Annotated[str, typer.Option("--parcel", help="宗地代码（宗地数据的异议）")] = "",
     by: Annotated[str, typer.Option("--by", help="登记人（记入审计记录）")] = "cli",
+    if_absent: Annotated[
+        bool,
+        typer.Option(
+            "--if-absent", help="该年度已有同一企业／宗地、同一事项、同一主张值和理由的异议时不再登记（脚本可重复运行）"
+        ),
+    ] = False,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     db: DatabaseOpt = None,
 ) -> None:
     """Record an objection to a figure of YEAR's current run."""
 
-    def record(store: Store) -> Objection:
+    def record(store: Store) -> tuple[Objection, bool]:
         run = store.latest_run(year)
         enterprises, parcels = run_tables(run)
         s = find_subject(enterprises, parcels, uscc=uscc, parcel_id=parcel_id, field=field)
         draft = Objection(
             0, year, run.run_id, s.park, s.uscc, s.parcel_id, s.enterprise, field, s.run_value, claimed, reason
         )
-        return store.add_objection(draft, run_id=run.run_id, actor=by)
+        same = [o for o in store.list_objections(year=year) if _same(o, draft)] if if_absent else []
+        if same:
+            return same[0], False
+        return store.add_objection(draft, run_id=run.run_id, actor=by), True
 
-    o = with_store(data_dir, db, record)
+    o, new = with_store(data_dir, db, record)
+    if not new:
+        label = o.public()["field_label"]
+        out.print(f"异议 {o.id} 已存在（{o.enterprise or o.parcel_id} 的{label}），未重复登记", markup=False)
+        typer.echo(o.id)
+        return
     out.print(
         f"已登记异议 {o.id}：{o.enterprise or o.parcel_id} 的{o.public()['field_label']}，公示值 {o.run_value or '（空）'}，主张值 {o.claimed_value}",
         markup=False,
     )
     typer.echo(o.id)
+
+
+def _same(old: Objection, new: Objection) -> bool:
+    """Whether ``old`` records what ``new`` would (the claim as the store writes it)."""
+    keys = (new.uscc, new.parcel_id, new.field, clean_value(new.field, new.claimed_value, "主张值"), new.reason.strip())
+    return (old.uscc, old.parcel_id, old.field, old.claimed_value, old.reason) == keys
 
 
 def run_tables(run: RunRecord) -> tuple[pd.DataFrame, pd.DataFrame]:
