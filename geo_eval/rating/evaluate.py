@@ -173,8 +173,9 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     efile = inputs.files.get("enterprises", "enterprises")
     for c in ("owned_m2", "leased_out_m2", "leased_in_m2", "land_m2", "land_mu", "parcel_count", "lease_count"):
         ent[c] = ent_land[c].to_numpy()
-    if inputs.corrections is not None:
-        ent["corrected_fields"] = corrected_fields(ent.index, allocation, inputs.corrections)
+    fields = None if inputs.corrections is None else corrected_fields(ent.index, allocation, inputs.corrections)
+    if fields is not None and (fields != "").any():  # else enterprises.csv's column stays empty, no sheet shows it
+        ent["corrected_fields"] = fields
     no_park = ent["park"].isna().to_numpy()
     if no_park.any():
         ent.loc[no_park, "park"] = _park_from_land(allocation, pdata["park"], no_park)

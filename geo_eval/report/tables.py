@@ -235,6 +235,18 @@ def _published(rows: pd.DataFrame, column: str) -> pd.api.extensions.ExtensionAr
     return np.round(rows[column].to_numpy(dtype=np.float64, na_value=np.nan), digits)
 
 
+def without_unused_corrections(enterprises: pd.DataFrame) -> pd.DataFrame:
+    """``enterprises`` (the rows of ``enterprises.csv``) without ``corrected_fields`` when no enterprise has a
+    correction: a run without corrections shows no 更正事项 column, as ``rankings.xlsx`` does.
+
+    >>> list(without_unused_corrections(pd.DataFrame({"uscc": ["x"], "corrected_fields": [None]})).columns)
+    ['uscc']
+    """
+    if "corrected_fields" not in enterprises or enterprises["corrected_fields"].fillna("").astype(str).ne("").any():
+        return enterprises
+    return enterprises.drop(columns="corrected_fields")
+
+
 def corrected_labels(fields: pd.Series) -> np.ndarray:
     """``corrected_fields`` (canonical names joined by ``;``) as people read it: the fields' Chinese names.
 
