@@ -51,6 +51,7 @@ ENTERPRISE_TEXT_COLUMNS = frozenset(
         "exempt_reason",
         "prev_grade",
         "grade_change",
+        "corrected_fields",
     }
 )
 ENTERPRISE_INT_COLUMNS = frozenset({"rank", "rank_of", "parcel_count", "lease_count"})

@@ -16,7 +16,8 @@ Blank handling is not part of ``fields.py``; it is kept in :data:`BLANKS` below 
 when a field has no entry or an entry names a field that no longer exists.
 
 ``--check`` also compares the problem codes raised anywhere in ``geo_eval/`` (every ``code="…"``
-passed to ``Problems.add`` or ``HeaderNote`` or named by ``geo_eval.inputs.validate.report``, and the cross-checks of ``CROSS_CHECKS``) with the
+passed to ``Problems.add`` or ``HeaderNote`` or named by ``geo_eval.inputs.validate.report``, the cross-checks of ``CROSS_CHECKS`` and
+the corrections' ``CORRECTION_CHECKS``) with the
 codes listed in the hand-written checks table (between ``<!-- BEGIN CHECKS -->`` and
 ``<!-- END CHECKS -->``).
 """
@@ -27,6 +28,7 @@ import re
 import sys
 from pathlib import Path
 
+from geo_eval.inputs.corrections import CORRECTION_CHECKS
 from geo_eval.inputs.fields import TABLE_FIELDS, UNIT_FACTORS
 from geo_eval.inputs.validate import _FALSE, _TRUE, CROSS_CHECKS
 from geo_eval.landuse.controls import PLASTICS_GROUP, PLASTICS_PLOT_RATIO, PLOT_RATIO_2008
@@ -294,6 +296,7 @@ def source_codes() -> set[str]:
         codes |= set(re.findall(r'code="([a-z_]+)"', text))
         codes |= set(re.findall(r'\breport\(\s*t,\s*problems,\s*"([a-z_]+)"', text))  # validate.report(t, problems, code …)
     codes |= set(CROSS_CHECKS)  # raised through geo_eval.inputs.validate.report_cross
+    codes |= set(CORRECTION_CHECKS)  # the rows of a corrections table (geo_eval.inputs.corrections)
     return codes
 
 

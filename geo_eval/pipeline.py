@@ -25,6 +25,7 @@ import pandas as pd
 from pyproj import CRS
 
 from geo_eval.errors import DatasetError, FatalInputError
+from geo_eval.inputs.corrections import CORRECTIONS_FILE, CorrectionTable, apply_corrections, correction_table
 from geo_eval.inputs.problems import Problems
 from geo_eval.inputs.validate import Inputs, cross_check_keys
 from geo_eval.landuse.evidence import Raster, builtup_fraction
@@ -62,6 +63,9 @@ class Result:
     renewal: RenewalBlocks | None = None
     sources: Mapping[str, object] = field(default_factory=dict)
     """The inputs that are files (paths) or database sources, hashed into the manifest by :meth:`write`."""
+    corrections: Mapping[str, object] | None = None
+    """With corrections: the manifest's ``corrections`` (``path``, ``sha256``, ``count``, ``applied``,
+    ``rejected``); the applied list is ``evaluation``'s inputs' (``Result.problems``, code ``correction_applied``)."""
 
     @property
     def year(self) -> int:
@@ -137,6 +141,7 @@ class Result:
         (see :func:`geo_eval.io.writers.write_outputs`); ``report=False``: no ``report.html``."""
         from geo_eval.io.writers import write_outputs
 
+        extra = {"corrections": dict(self.corrections)} if self.corrections is not None else {}
         return write_outputs(
             self.evaluation,
             Path(out_dir),
@@ -144,7 +149,7 @@ class Result:
             inputs=self.sources,
             flags=self.flag_result,
             blocks=self.renewal,
-            extra_manifest=extra_manifest,
+            extra_manifest={**extra, **(extra_manifest or {})},
             before_commit=before_commit,
             report=report,
         )
@@ -187,20 +192,30 @@ def evaluate_inputs(
     flags: bool = True,
     sources: Mapping[str, object] | None = None,
     timings: Mapping[str, float] | None = None,
+    corrections: CorrectionTable | pd.DataFrame | None = None,
 ) -> Result:
     """Evaluate validated inputs, then (unless ``flags=False``) read the built-up evidence, flag the
     parcels and group the renewal candidates into blocks.
 
     ``previous`` is last year's ``enterprises.csv`` as :func:`geo_eval.io.read_previous` gives it;
     ``sources`` the input files for the manifest; ``timings`` the seconds of earlier steps (loading),
-    recorded with the evaluation's. Raises :class:`~geo_eval.errors.FatalInputError`, carrying every
-    problem, when the inputs have a fatal problem or the flags find one (an invalid delay cause).
+    recorded with the evaluation's. ``corrections`` (a corrections table: :func:`geo_eval.io.read_corrections`,
+    or a DataFrame with the columns of ``corrections.csv``) are applied on top of the inputs first
+    (:func:`~geo_eval.inputs.corrections.apply_corrections`; ``inputs`` stay as they are). Raises
+    :class:`~geo_eval.errors.FatalInputError`, carrying every problem, when the inputs have a fatal problem
+    or the flags find one (an invalid delay cause).
     """
     refuse_fatal(inputs, scheme, flags=flags)
+    sources = dict(sources or {})
+    summary = None
+    if corrections is not None:
+        table = corrections if isinstance(corrections, CorrectionTable) else correction_table(corrections)
+        corrected = apply_corrections(inputs, table)
+        inputs, summary, sources["corrections"] = corrected.inputs, corrected.summary, table
     ev = evaluate(inputs, scheme, previous=previous)
     ev.timings.update(timings or {})
     if not flags:
-        return Result(ev, sources=dict(sources or {}))
+        return Result(ev, sources=sources, corrections=summary)
     t = time.perf_counter()
     evidence = None if builtup is None else builtup_fraction(ev.parcels.geometry, _raster(builtup))
     ev.timings["builtup_zonal"] = time.perf_counter() - t
@@ -212,7 +227,7 @@ def evaluate_inputs(
     t = time.perf_counter()
     blocks = _blocks(ev, fr, scheme)
     ev.timings["blocks"] = time.perf_counter() - t
-    return Result(ev, fr, blocks, sources=dict(sources or {}))
+    return Result(ev, fr, blocks, sources=sources, corrections=summary)
 
 
 def _raster(builtup: BuiltUp) -> Raster:
@@ -254,6 +269,7 @@ def evaluate_frames(
     builtup: BuiltUp | None = None,
     flags: bool = True,
     files: Mapping[str, str] | None = None,
+    corrections: pd.DataFrame | None = None,
 ) -> Result:
     """Evaluate one year from frames, as ``geo-eval evaluate`` evaluates a dataset directory.
 
@@ -267,7 +283,9 @@ def evaluate_frames(
 
     ``scheme`` is a :class:`~geo_eval.rating.scheme.Scheme`, a preset name or a TOML path; ``previous`` last
     year's :class:`Result` or its ``enterprises.csv`` as a DataFrame; ``builtup`` the built-up raster
-    (see :data:`BuiltUp`). Warnings are in ``Result.problems``; fatal problems raise one
+    (see :data:`BuiltUp`); ``corrections`` a corrections table with the columns of ``corrections.csv``
+    (:data:`~geo_eval.inputs.corrections.CORRECTION_COLUMNS`), applied on top of the frames (problems name it
+    ``files["corrections"]``, default ``corrections.csv``). Warnings are in ``Result.problems``; fatal problems raise one
     :class:`~geo_eval.errors.FatalInputError` whose ``frame`` lists every problem. The frames are
     not modified.
     """
@@ -293,7 +311,8 @@ def evaluate_frames(
     elif previous is not None:
         prev = previous_frame(previous)
     sources: dict[str, object] = {"builtup": Path(builtup)} if isinstance(builtup, str | Path) else {}
-    return evaluate_inputs(inputs, sch, previous=prev, builtup=builtup, flags=flags, sources=sources)
+    table = None if corrections is None else correction_table(corrections, labels.get("corrections", CORRECTIONS_FILE))
+    return evaluate_inputs(inputs, sch, previous=prev, builtup=builtup, flags=flags, sources=sources, corrections=table)
 
 
 def _index_as_column(table: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from api.downloads import (
 from api.rundata import RunData, records
 from api.schemas import RankingsPage
 from geo_eval.io.writers import PARK_RANK_NOTE
-from geo_eval.report.tables import ranking_table
+from geo_eval.report.tables import ranking_table, without_unused_corrections
 from geo_eval.report.timefmt import beijing_now
 
 router = APIRouter(prefix="/api/rankings", tags=["排名"])
@@ -105,7 +105,7 @@ def download_rankings(
     group: Group = None,
     grade: Grade = None,
 ) -> Response:
-    e = data.enterprises
+    e = without_unused_corrections(data.enterprises)  # 更正事项 as in rankings.xlsx: only with corrections
     rows = e.loc[scope.mask(e["park"])]  # whole parks: the rank within the park counts them all
     unit = ranking_unit(data.manifest)
     park_rank = scope.parks is not None and unit == "county"

@@ -26,6 +26,15 @@ def evaluate(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="输出目录已存在时覆盖")] = False,
     no_flags: Annotated[bool, typer.Option("--no-flags", help="不做闲置/低效地块标记和连片区块")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="不写年度评价报告 report.html")] = False,
+    corrections: Annotated[
+        Path | None,
+        typer.Option(
+            "--corrections",
+            show_default=False,
+            help="更正表 corrections.csv：在输入数据之上执行已认定的更正（不改动输入文件）；"
+            "缺省取 dataset.toml 中 [corrections] path",
+        ),
+    ] = None,
     db: Annotated[
         str | None,
         typer.Option(
@@ -54,6 +63,7 @@ def evaluate(
             flags=not no_flags,
             db=db,
             report=not no_report,
+            corrections=corrections,
         )
     except FatalInputError as exc:
         print_fatal(exc.frame, dataset=dataset_dir)
@@ -76,6 +86,7 @@ def evaluate(
         big = b.loc[b["kind"] == "连片改造区块"]
         out.print(f"连片改造区块：{len(big)} 个，共 {big['area_mu'].sum():.1f} 亩；零星地块 {len(b) - len(big)} 处")
     _print_policies(manifest, sch)
+    _print_corrections(manifest)
     exc_counts = ev.problems.frame()["severity"].value_counts()
     out.print(f"数据问题：警告 {int(exc_counts.get(WARNING, 0))} 条，详见 {out_dir / 'exceptions.csv'}")
     if result.notes:
@@ -94,6 +105,20 @@ def evaluate(
         if carried:
             out.print(carried, markup=False)
     out.print(f"用时 {time.perf_counter() - t0:.1f} 秒")
+
+
+def _print_corrections(manifest: dict[str, object]) -> None:
+    """How many corrections were applied, and a warning when some were not."""
+    c = manifest.get("corrections")
+    if not isinstance(c, dict):
+        return
+    out.print(f"更正：{c['path']} 共 {c['count']} 条，已执行 {c['applied']} 条", markup=False)
+    if c["rejected"]:
+        err.print(
+            f"注意：{c['rejected']} 条更正未执行（与输入不符或填写有误），原因见 exceptions.csv（代码 correction_…）",
+            style="yellow",
+            markup=False,
+        )
 
 
 def _print_policies(manifest: dict[str, object], sch: Scheme) -> None:

@@ -146,6 +146,8 @@ class Inputs:
     files: dict[str, str] = field(default_factory=dict)  # parcels/enterprises/leases → file label
     problems: Problems = field(default_factory=Problems)
     notes: list[str] = field(default_factory=list)
+    corrections: pd.DataFrame | None = None
+    """The corrections applied (:func:`geo_eval.inputs.corrections.apply_corrections`), ``None`` without."""
 
 
 # Characters that NFKC leaves alone in any context: no compatibility or canonical mapping, not a

@@ -80,6 +80,13 @@ class LayerSources(_Spec):
     """Park outlines for the maps (a vector layer with a ``park``/``园区`` column), e.g. ``../../layers/parks.gpkg``."""
 
 
+class CorrectionsSource(_Spec):
+    """The year's corrections table (``corrections.csv``), applied on top of the inputs."""
+
+    path: str
+    """Relative to the dataset directory, e.g. ``corrections.csv``."""
+
+
 YEAR_MIN, YEAR_MAX = 2000, 2100
 """The evaluation years ``dataset.toml`` accepts."""
 
@@ -94,6 +101,7 @@ class DatasetSpec(_Spec):
     enterprises: TableSource
     leases: TableSource | None = None
     layers: LayerSources | None = None
+    corrections: CorrectionsSource | None = None
 
     @field_validator("year", mode="before")
     @classmethod
@@ -134,6 +142,8 @@ def read_dataset_spec(dataset_dir: Path) -> DatasetSpec:
             raise InputFileError(f"{path} 中 [{label}] 指定的文件 {src.path} 不存在")
     if spec.layers and spec.layers.builtup and not (Path(dataset_dir) / spec.layers.builtup).exists():
         raise InputFileError(f"{path} 中 [layers] builtup 指定的栅格 {spec.layers.builtup} 不存在")
+    if spec.corrections and not (Path(dataset_dir) / spec.corrections.path).is_file():
+        raise InputFileError(f"{path} 中 [corrections] 指定的更正文件 {spec.corrections.path} 不存在")
     if spec.layers and spec.layers.parks and not (Path(dataset_dir) / spec.layers.parks).exists():
         raise InputFileError(f"{path} 中 [layers] parks 指定的园区边界图层 {spec.layers.parks} 不存在")
     return spec

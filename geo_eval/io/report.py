@@ -49,6 +49,7 @@ TEXT_COLUMNS = (
     "prev_grade",
     "grade_change",
     "production_start",
+    "corrected_fields",
 )
 FLAG_COLUMNS = ("flag_id", "parcel_id", "flag", "flag_label", "rule_id", "severity", "county", "park", "area_mu")
 PROBLEM_COLUMNS = ("file", "problem", "severity", "code", "key")

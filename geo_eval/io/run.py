@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from geo_eval.errors import FatalInputError, OutputExistsError
+from geo_eval.inputs.corrections import CorrectionTable
 from geo_eval.inputs.problems import Problems
+from geo_eval.io.corrections import read_corrections
+from geo_eval.io.dataset import DatasetSpec
 from geo_eval.io.loaders import load_inputs, read_previous
 from geo_eval.io.outdir import kept_aside, tidy
 from geo_eval.landuse.evidence import builtup_fraction
@@ -76,6 +79,7 @@ def run(
     db: str | None = None,
     actor: str = "cli",
     report: bool = True,
+    corrections: Path | None = None,
 ) -> RunResult:
     """Load, validate, evaluate, flag and write; raises :class:`~geo_eval.errors.FatalInputError` on fatal problems.
 
@@ -83,7 +87,8 @@ def run(
     that commits once OUT_DIR is in place (:func:`_write_and_store`): a failure leaves neither.
     The database is checked (reachable, PostGIS, schema version) before anything is computed; ``actor``
     is who the registration's audit entry names. What killed runs left beside OUT_DIR is tidied first.
-    ``report=False`` leaves out the annual report ``report.html``.
+    ``report=False`` leaves out the annual report ``report.html``. ``corrections`` (a ``corrections.csv``; by
+    default ``[corrections] path`` of ``dataset.toml``) are applied on top of the inputs, which stay as they are.
     """
     t0 = time.perf_counter()
     tidied = tidy(out_dir)
@@ -106,8 +111,16 @@ def run(
     builtup = None
     if flags and spec.layers and spec.layers.builtup:
         builtup = paths["builtup"] = Path(dataset_dir) / spec.layers.builtup
+    table = _corrections(dataset_dir, spec, corrections)
     result = evaluate_inputs(
-        inputs, scheme, previous=prev, builtup=builtup, flags=flags, sources=paths, timings={"load_validate": load_s}
+        inputs,
+        scheme,
+        previous=prev,
+        builtup=builtup,
+        flags=flags,
+        sources=paths,
+        timings={"load_validate": load_s},
+        corrections=table,
     )
     extra: dict[str, object] = {"dataset": str(dataset_dir), "previous": str(previous_dir or "")}
     if store is not None:
@@ -122,6 +135,15 @@ def run(
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     fr, blocks = result.flag_result, result.renewal
     return RunResult(result.evaluation, fr, blocks, manifest, notes=result.notes, stored=stored, tidied=tidied)
+
+
+def _corrections(dataset_dir: Path, spec: DatasetSpec, path: Path | None) -> CorrectionTable | None:
+    """The corrections table given (``--corrections``), else the one ``dataset.toml`` names, else none."""
+    if path is not None:
+        return read_corrections(Path(path))
+    if spec.corrections is None:
+        return None
+    return read_corrections(Path(dataset_dir) / spec.corrections.path, display=spec.corrections.path)
 
 
 def _write_and_store(

@@ -75,6 +75,7 @@ ENTERPRISE_CSV_TAIL = [
     "prev_score",
     "score_change",
     "grade_change",
+    "corrected_fields",
 ]
 
 

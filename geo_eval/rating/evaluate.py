@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geo_eval.errors import FatalInputError
+from geo_eval.inputs.corrections import corrected_fields, corrected_keys
 from geo_eval.inputs.fields import ENTERPRISE_FIELDS
 from geo_eval.inputs.keys import positions, string_rank, take, to_objects
 from geo_eval.inputs.problems import WARNING, Problems
@@ -138,23 +139,11 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     plane.index = parcels.index
     areas = land.parcel_areas(parcels, plane=plane, tolerance_pct=scheme.land.area_tolerance_pct)
     pfile = inputs.files.get("parcels", "parcels")
-    mism = areas["area_mismatch"]
-    if mism.any():
-        problems.add(
-            file=pfile,
-            rows=parcels.loc[mism, "source_row"],
-            field="登记面积",
-            values=parcels.loc[mism, "registered_area_m2"].round(2),
-            severity=WARNING,
-            code="area_mismatch",
-            problem="图形面积 "
-            + areas.loc[mism, "area_m2"].round(2).astype(str)
-            + " 平方米与登记面积相差 "
-            + areas.loc[mism, "area_diff_pct"].round(2).astype(str)
-            + "%"
-            + _mu_hint(parcels.loc[mism], areas.loc[mism]),
-            action=f"按{'图形' if scheme.land.area_source == 'computed' else '登记'}面积评价；请核实",
-        )
+    corrected_area = parcels.index.isin(corrected_keys(inputs, "registered_area_m2"))
+    mism = areas["area_mismatch"].to_numpy()
+    source = "图形" if scheme.land.area_source == "computed" else "登记"
+    _area_mismatch(problems, pfile, parcels, areas, mism & ~corrected_area, f"按{source}面积评价；请核实")
+    _area_mismatch(problems, pfile, parcels, areas, mism & corrected_area, "按更正后的登记面积评价；请核实图形")
     pdata = pd.DataFrame({c: parcels[c] for c in parcels.columns if c != parcels.geometry.name}, index=parcels.index)
     for c in areas.columns:
         pdata[c] = areas[c].to_numpy()
@@ -163,6 +152,8 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
         pdata["eval_area_m2"] = use
     else:
         pdata["eval_area_m2"] = pdata["area_m2"]
+    if corrected_area.any():  # a decided 用地面积 is what the parcel counts for, whatever area_source says
+        pdata.loc[corrected_area, "eval_area_m2"] = pdata.loc[corrected_area, "registered_area_m2"]
     eval_area = pdata["eval_area_m2"].to_numpy(dtype=float)
     basis = pd.DataFrame({"area_m2": eval_area, "floor_area_m2": pdata["floor_area_m2"].to_numpy()}, index=pdata.index)
     leases = land.lease_land(inputs.leases, basis, floor_conversion=scheme.land.floor_lease_conversion)
@@ -182,6 +173,9 @@ def evaluate(inputs: Inputs, scheme: Scheme, *, previous: pd.DataFrame | None = 
     efile = inputs.files.get("enterprises", "enterprises")
     for c in ("owned_m2", "leased_out_m2", "leased_in_m2", "land_m2", "land_mu", "parcel_count", "lease_count"):
         ent[c] = ent_land[c].to_numpy()
+    fields = None if inputs.corrections is None else corrected_fields(ent.index, allocation, inputs.corrections)
+    if fields is not None and (fields != "").any():  # else enterprises.csv's column stays empty, no sheet shows it
+        ent["corrected_fields"] = fields
     no_park = ent["park"].isna().to_numpy()
     if no_park.any():
         ent.loc[no_park, "park"] = _park_from_land(allocation, pdata["park"], no_park)
@@ -372,6 +366,29 @@ def _implausible_tax_per_mu(ent: pd.DataFrame, scheme: Scheme, problems: Problem
             problem=f"亩均税收（税收 ÷ 评价用地）超过 {bound:g} 万元/亩，数值不合理",
             action="照常评价；请核对税收是否按万元填写、用地是否完整（方案 [checks] tax_per_mu_above）",
         )
+
+
+def _area_mismatch(
+    problems: Problems, file: str, parcels: pd.DataFrame, areas: pd.DataFrame, mism: np.ndarray, action: str
+) -> None:
+    """Warn where the computed and the registered area differ beyond the tolerance (``mism``)."""
+    if not mism.any():
+        return
+    problems.add(
+        file=file,
+        rows=parcels.loc[mism, "source_row"],
+        field="登记面积",
+        values=parcels.loc[mism, "registered_area_m2"].round(2),
+        severity=WARNING,
+        code="area_mismatch",
+        problem="图形面积 "
+        + areas.loc[mism, "area_m2"].round(2).astype(str)
+        + " 平方米与登记面积相差 "
+        + areas.loc[mism, "area_diff_pct"].round(2).astype(str)
+        + "%"
+        + _mu_hint(parcels.loc[mism], areas.loc[mism]),
+        action=action,
+    )
 
 
 def _mu_hint(parcels: pd.DataFrame, areas: pd.DataFrame) -> pd.Series:

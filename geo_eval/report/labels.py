@@ -125,6 +125,7 @@ _ENTERPRISE_RESULTS = {
     "prev_score": Label("上年得分", "分"),
     "score_change": Label("得分变化", "分"),
     "grade_change": Label("分类变化"),
+    "corrected_fields": Label("更正事项"),
 }
 """``enterprises.csv`` beyond the input fields (and the ranking sheets, a selection of it)."""
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from geo_eval.inputs.corrections import CORRECTABLE_FIELDS
 from geo_eval.inputs.fields import FIGURES
 from geo_eval.landuse.flags import evidence_labels, rule_labels
 from geo_eval.rating.evaluate import Evaluation
@@ -58,6 +59,7 @@ RESULT_COLUMNS: dict[str, str] = headers(
         "prev_score",
         "grade_change",
         "exempt_reason",
+        "corrected_fields",
     ],
     "enterprises",
 )
@@ -225,10 +227,35 @@ def ranking_table(
 
 def _published(rows: pd.DataFrame, column: str) -> pd.api.extensions.ExtensionArray | np.ndarray:
     """A column of ``rows`` as ``enterprises.csv`` publishes it (:data:`ENTERPRISE_DECIMALS`)."""
+    if column == "corrected_fields":
+        return corrected_labels(rows[column])
     digits = ENTERPRISE_DECIMALS.get(column)
     if digits is None:
         return rows[column].array
     return np.round(rows[column].to_numpy(dtype=np.float64, na_value=np.nan), digits)
+
+
+def without_unused_corrections(enterprises: pd.DataFrame) -> pd.DataFrame:
+    """``enterprises`` (the rows of ``enterprises.csv``) without ``corrected_fields`` when no enterprise has a
+    correction: a run without corrections shows no 更正事项 column, as ``rankings.xlsx`` does.
+
+    >>> list(without_unused_corrections(pd.DataFrame({"uscc": ["x"], "corrected_fields": [None]})).columns)
+    ['uscc']
+    """
+    if "corrected_fields" not in enterprises or enterprises["corrected_fields"].fillna("").astype(str).ne("").any():
+        return enterprises
+    return enterprises.drop(columns="corrected_fields")
+
+
+def corrected_labels(fields: pd.Series) -> np.ndarray:
+    """``corrected_fields`` (canonical names joined by ``;``) as people read it: the fields' Chinese names.
+
+    >>> corrected_labels(pd.Series(["registered_area_m2;tax", "", None])).tolist()
+    ['用地面积、税收', '', '']
+    """
+    names = {k: f.label for k, f in CORRECTABLE_FIELDS.items()}
+    texts = fields.astype("string").fillna("")
+    return np.array(["、".join(names.get(n, n) for n in t.split(";") if n) for t in texts], dtype=object)
 
 
 def plain_integers(table: pd.DataFrame) -> pd.DataFrame:
