@@ -135,6 +135,12 @@ class RunCreate(BaseModel):
     flags: bool = Field(True, description="是否做闲置/低效地块标记和连片区块")
     supersede: bool = Field(False, description="该年度已正式发布时，以本次评价取代之（须说明理由）")
     supersede_reason: str = Field("", description="取代已发布批次的理由")
+    corrections_year: int | None = Field(
+        None,
+        ge=1900,
+        le=2200,
+        description="按该年度采纳的异议更正后评价（与 geo-eval objections export + evaluate --corrections 相同）",
+    )
 
 
 class RunRegister(BaseModel):

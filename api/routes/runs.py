@@ -28,9 +28,12 @@ from api.rundata import RunCache, RunData
 from api.schemas import RunCreate, RunPublic, RunRegister, RunStatusChange
 from api.settings import Settings
 from geo_eval.errors import GeoEvalError, InputFileError
+from geo_eval.inputs.corrections import CORRECTIONS_FILE
+from geo_eval.io import csvout
 from geo_eval.io.run import run
+from geo_eval.publication.exports import corrections_table
 from geo_eval.rating.scheme import Scheme, load_scheme, parse_scheme, preset_names, preset_text
-from geo_eval.storage import InvalidValueError, RunFilesError, RunRecord, User, run_record_from_out_dir
+from geo_eval.storage import InvalidValueError, RunFilesError, RunRecord, Store, User, run_record_from_out_dir
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/runs", tags=["评价批次"])
@@ -183,7 +186,8 @@ def _scheme(text: str, settings: Settings) -> Scheme:
     description="在服务器上评价一个数据集目录（与 geo-eval evaluate 相同），输出写入数据目录下的 runs/，"
     "成功后登记为最新批次。数据集（及方案文件）须位于 GEO_EVAL_DATASETS_DIR 之内（相对该目录或绝对路径；"
     "“..”、指向其外的符号链接、未配置该目录时一律 403，演示模式除外）；方案也可用预置方案名。"
-    "致命数据问题返回 422 及问题清单；已有评价在运行时返回 409。",
+    "致命数据问题返回 422 及问题清单；已有评价在运行时返回 409。`corrections_year` 按该年度采纳的异议更正后评价"
+    "（更正表写在输出目录旁），登记为该年度的下一版本；该年度已正式发布时须 `supersede` 并说明理由。",
     response_model=RunPublic,
     status_code=201,
 )
@@ -201,7 +205,18 @@ def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: Sett
     db = settings.database() if getattr(store, "backend", "") == "postgis" else None
     try:
         log.info("evaluation of %s started by %s", dataset, admin.name)
-        result = run(dataset, scheme, out_dir, previous_dir=previous, flags=body.flags, db=db, actor=admin.name)
+        corrections = _corrections_file(store, body.corrections_year, out_dir)
+        result = run(
+            dataset,
+            scheme,
+            out_dir,
+            previous_dir=previous,
+            flags=body.flags,
+            db=db,
+            actor=admin.name,
+            corrections=corrections,
+            supersede=body.supersede_reason.strip() if body.supersede else "",
+        )
     finally:
         lock.release()
     if result.stored is not None:
@@ -212,6 +227,16 @@ def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: Sett
         )
         record = store.add_run(found, actor=admin.name)
     return RunPublic.of(record, latest=True, show_dir=True)
+
+
+def _corrections_file(store: Store, year: int | None, out_dir: Path) -> Path | None:
+    """The accepted objections of ``year`` as ``corrections.csv`` beside ``out_dir`` (None without a year)."""
+    if year is None:
+        return None
+    path = out_dir.parent / f"{out_dir.name}-{CORRECTIONS_FILE}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(csvout.csv_bytes(corrections_table(store.list_objections(year=year, status="accepted"))))
+    return path
 
 
 @router.post(

@@ -45,9 +45,19 @@ def evaluate(
             "（环境变量 GEO_EVAL_DATABASE_URL；须先运行 geo-eval db init），并登记为最新批次",
         ),
     ] = None,
+    supersede: Annotated[
+        bool,
+        typer.Option(
+            "--supersede", help="与 --db 一起：该年度已正式发布时，以本次评价取代之（须用 --reason 说明理由）"
+        ),
+    ] = False,
+    reason: Annotated[str, typer.Option("--reason", help="取代已发布批次的理由")] = "",
 ) -> None:
     """Evaluate DATASET_DIR with a scheme and write every output into OUT_DIR."""
     t0 = time.perf_counter()
+    if supersede and not reason.strip():
+        err.print("[red]错误：--supersede 须用 --reason 说明取代已发布批次的理由[/]")
+        raise typer.Exit(2)
     try:
         sch = load_scheme(scheme)
         if previous is None and sch.needs_previous:
@@ -64,6 +74,7 @@ def evaluate(
             db=db,
             report=not no_report,
             corrections=corrections,
+            supersede=reason.strip() if supersede else "",
         )
     except FatalInputError as exc:
         print_fatal(exc.frame, dataset=dataset_dir)

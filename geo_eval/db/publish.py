@@ -125,9 +125,12 @@ class Publication:
         flags: FlagResult | None = None,
         blocks: RenewalBlocks | None = None,
         actor: str = "cli",
+        supersede: str = "",
     ) -> None:
         self.store, self.ev, self.out_dir = store, ev, Path(out_dir)
         self.flags, self.blocks, self.actor = flags, blocks, actor
+        self.supersede = supersede
+        """A reason: the run may replace the year's final (已发布) run (``geo-eval evaluate --supersede``)."""
         self.record: RunRecord | None = None
         self.timings: dict[str, float] = {}
         self._transaction = contextlib.ExitStack()
@@ -147,6 +150,8 @@ class Publication:
         """Store the run whose files are in ``files_dir`` (not committed yet); returns its record."""
         t = time.perf_counter()
         record = run_record(manifest, self.out_dir, files_dir=files_dir)  # with the flags' digests
+        if self.supersede:
+            record = replace(record, supersede=True, supersede_reason=self.supersede)
         self.timings["db_digests"] = time.perf_counter() - t
         cur = self._transaction.enter_context(self.store.transaction())
         self.record = _stage(

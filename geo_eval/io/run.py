@@ -80,6 +80,7 @@ def run(
     actor: str = "cli",
     report: bool = True,
     corrections: Path | None = None,
+    supersede: str = "",
 ) -> RunResult:
     """Load, validate, evaluate, flag and write; raises :class:`~geo_eval.errors.FatalInputError` on fatal problems.
 
@@ -89,6 +90,7 @@ def run(
     is who the registration's audit entry names. What killed runs left beside OUT_DIR is tidied first.
     ``report=False`` leaves out the annual report ``report.html``. ``corrections`` (a ``corrections.csv``; by
     default ``[corrections] path`` of ``dataset.toml``) are applied on top of the inputs, which stay as they are.
+    ``supersede`` (a reason): with ``db``, the run may replace the year's final (已发布) run.
     """
     t0 = time.perf_counter()
     tidied = tidy(out_dir)
@@ -127,7 +129,14 @@ def run(
         extra["database"] = store.database
     try:
         manifest, stored = _write_and_store(
-            result, Path(out_dir), overwrite=overwrite, extra=extra, store=store, actor=actor, report=report
+            result,
+            Path(out_dir),
+            overwrite=overwrite,
+            extra=extra,
+            store=store,
+            actor=actor,
+            report=report,
+            supersede=supersede,
         )
     finally:
         if store is not None:
@@ -155,6 +164,7 @@ def _write_and_store(
     store: PostgresStore | None,
     actor: str,
     report: bool = True,
+    supersede: str = "",
 ) -> tuple[dict[str, object], RunRecord | None]:
     """Write OUT_DIR (:meth:`Result.write`) and, with ``store``, publish the run there, so that both
     change or neither.
@@ -178,6 +188,7 @@ def _write_and_store(
                     flags=result.flag_result,
                     blocks=result.renewal,
                     actor=actor,
+                    supersede=supersede,
                 )
             )
 
