@@ -229,19 +229,25 @@ def test_two_admins_deciding_one_objection_at_once_get_one_409(svc):
     svc.publicity()
     oid = svc.object(uscc=E1, field="sales", claimed_value="5000", reason="退货").json()["id"]
     answers: list[int] = []
+    said: list[str] = []
     start = threading.Barrier(2)
 
     def decide(who: str, decision: str) -> None:
         start.wait()
         body = {"decision": decision, "version": 1} | ({"reason": "不同意"} if decision == "rejected" else {})
-        answers.append(svc.client.patch(f"/api/objections/{oid}", json=body, headers=svc.h(who)).status_code)
+        try:
+            r = svc.client.patch(f"/api/objections/{oid}", json=body, headers=svc.h(who))
+            answers.append(r.status_code)
+            said.append(r.text)
+        except Exception as exc:  # shown by the assertion below
+            said.append(repr(exc))
 
     threads = [threading.Thread(target=decide, args=a) for a in (("admin", "accepted"), ("admin2", "rejected"))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(answers) == [200, 409]
+    assert sorted(answers) == [200, 409], said
     final = svc.get(f"/api/objections/{oid}").json()
     assert final["version"] == 2 and len(svc.get(f"/api/objections/{oid}/history").json()) == 2
 

@@ -211,9 +211,9 @@ def download_flags(user: CurrentUser, asked: FlagDownloadDep, store: StoreDep) -
     def workbook() -> bytes:
         notes = [
             f"评价年度：{year}；评价批次：{data.run_id}；范围：{scope.label()}；筛选：{asked.filters}",
-            edition_note(record),
             f"导出时间：{beijing_now()}（北京时间），导出人：{user.name}",
             "疑似闲置为线索，须现场核查，不是认定结论",
+            edition_note(record),
         ]
         return xlsx_bytes({"疑似闲置／低效地块": flag_sheet(table)}, {"说明": notes})
 

@@ -127,7 +127,8 @@ class PublicationSQL:
 
     @classmethod
     def _register_version(cls, tx: Tx, rec: RunRecord) -> int:
-        """The version a new run of its year gets; refuses to replace a final run without ``supersede``."""
+        """The version a new run of its year gets; refuses to replace the year's final run (by a new run, or
+        by registering another one again) without ``supersede``."""
         final = tx.one(
             "SELECT run_id FROM {t}runs WHERE year = ? AND status = 'final' AND superseded_by = '' AND run_id <> ?",
             (rec.year, rec.run_id),
@@ -144,7 +145,9 @@ class PublicationSQL:
 
     @classmethod
     def _supersede(cls, tx: Tx, rec: RunRecord, *, actor: str, at: str) -> None:
-        """Mark the year's earlier runs as replaced by ``rec`` (the final one with an audit entry)."""
+        """Mark the year's other runs as replaced by ``rec``, now the year's current run (a final one with an
+        audit entry); ``rec`` itself, registered again, is no longer replaced."""
+        tx.run("UPDATE {t}runs SET superseded_by = '' WHERE run_id = ?", (rec.run_id,))
         rows = tx.all(
             "SELECT run_id, status FROM {t}runs WHERE year = ? AND superseded_by = '' AND run_id <> ?",
             (rec.year, rec.run_id),

@@ -440,7 +440,9 @@ class SQLStore(PublicationSQL, ABC):
             here = tx.one(
                 "SELECT * FROM {t}runs WHERE year = ? AND run_id <> ? ORDER BY seq DESC LIMIT 1", (rec.year, rec.run_id)
             )
-        version = int(row["version"]) if row is not None else cls._register_version(tx, rec)
+        version = cls._register_version(tx, rec)  # refuses to replace a final run without supersede
+        if row is not None:
+            version = int(row["version"])
         plan = cls._plan(tx, rec, row, here)
         seq = tx.one("SELECT coalesce(max(seq), 0) + 1 AS seq FROM {t}runs")
         assert seq is not None
@@ -448,8 +450,7 @@ class SQLStore(PublicationSQL, ABC):
         values = (rec.run_id, rec.year, rec.scheme, rec.scheme_title, rec.out_dir, counts, rec.registered_at)
         reason = rec.supersede_reason.strip() if rec.supersede else ""
         tx.run(_UPSERT_RUN, (*values, rec.registered_by, int(seq["seq"]), rec.manifest_sha256, version, reason))
-        if row is None:
-            cls._supersede(tx, rec, actor=actor, at=rec.registered_at)
+        cls._supersede(tx, rec, actor=actor, at=rec.registered_at)
         if rec.flag_prints is not None:
             tx.run("DELETE FROM {t}run_flags WHERE run_id = ?", (rec.run_id,))
         if rec.flag_prints is not None and not digests_in_flags:
