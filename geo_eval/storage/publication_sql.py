@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+# the module, not its names: geo_eval.publication.status imports geo_eval.storage (its errors), which imports
+# this module, so the names may not exist yet when this line runs (a module that imports status first)
+from geo_eval.publication import status as run_status
 from geo_eval.publication.objections import (
     DECISIONS,
     OBJECTION_STATUS_LABELS,
@@ -26,7 +29,6 @@ from geo_eval.publication.objections import (
     clean_value,
     correctable,
 )
-from geo_eval.publication.status import RunLockedError, check_move, objection_window
 from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage.base import AuditEntry, RunRecord
 from geo_eval.storage.common import now
@@ -108,7 +110,7 @@ class PublicationSQL:
             if row is None:
                 raise NotFoundError(f"没有 {year} 年度的评价批次")
             had = tx.one("SELECT 1 AS found FROM {t}runs WHERE year = ? AND publicity_start <> ''", (year,))
-            first, last = check_move(row["status"], to, had_publicity=had is not None, start=start, end=end)
+            first, last = run_status.check_move(row["status"], to, had_publicity=had is not None, start=start, end=end)
             if to == "final":
                 first, last = row["publicity_start"], row["publicity_end"]
             tx.run(
@@ -144,7 +146,7 @@ class PublicationSQL:
             (rec.year, rec.run_id),
         )
         if final is not None and not rec.supersede:
-            raise RunLockedError(
+            raise run_status.RunLockedError(
                 f"{rec.year} 年度评价结果已正式发布（批次 {final['run_id']}），已锁定；"
                 "如确需以新批次取代，请加 --supersede 并用 --reason 说明理由"
             )
@@ -200,9 +202,9 @@ class PublicationSQL:
                 raise NotFoundError(f"没有 {draft.year} 年度的评价批次")
             if run["run_id"] != run_id:
                 raise InvalidValueError(f"{draft.year} 年度的当前批次已更新为 {run['run_id']}，请刷新页面后重新填写")
-            why = objection_window(run["status"], run["publicity_start"], run["publicity_end"])
+            why = run_status.objection_window(run["status"], run["publicity_start"], run["publicity_end"])
             if why:
-                raise RunLockedError(why)
+                raise run_status.RunLockedError(why)
             values = (draft.year, run_id, draft.park, draft.uscc, draft.parcel_id, draft.enterprise, draft.field)
             found = tx.one(
                 f"INSERT INTO {{t}}objections ({_OBJECTION_COLUMNS}) VALUES ({', '.join('?' * 14)}) RETURNING id",
@@ -305,7 +307,9 @@ class PublicationSQL:
     def _check_not_final(tx: Tx, year: int) -> None:
         final = tx.one("SELECT run_id FROM {t}runs WHERE year = ? AND status = 'final' LIMIT 1", (year,))
         if final is not None:
-            raise RunLockedError(f"{year} 年度评价结果已正式发布（批次 {final['run_id']}），异议已锁定，不能再处理")
+            raise run_status.RunLockedError(
+                f"{year} 年度评价结果已正式发布（批次 {final['run_id']}），异议已锁定，不能再处理"
+            )
 
     def add_evidence(self, objection_id: int, *, name: str, data: bytes, actor: str) -> EvidenceFile:
         """Store an evidence file (PDF, PNG or JPEG, size-limited) with an undecided objection."""
