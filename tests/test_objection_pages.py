@@ -59,6 +59,7 @@ USERS = {
 }
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
 PDF += b"trailer<</Root 1 0 R>>\n%%EOF\n"
+XSS = "<img src=x onerror=alert(1)>销售额漏报"
 STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
 
 sync_api = playwright_api()
@@ -360,6 +361,8 @@ def test_committee_on_a_phone_records_a_land_area_objection_choosing_the_parcel(
     link.tap()
     expect(page.locator("#ob-detail h2")).to_contain_text(f"第 {oid} 号异议")
     assert "宗地代码" in page.locator("#ob-detail .ob-fields").inner_text()
+    assert not too_small(page), too_small(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     tab.shot("phone-detail", server.shots)
 
 
@@ -429,7 +432,7 @@ def test_a_stale_decision_is_refused_in_chinese_and_the_objection_reloads(tabs, 
                 "uscc": subject["uscc"],
                 "field": "sales",
                 "claimed_value": "999",
-                "reason": "销售额漏报",
+                "reason": XSS,
             },
         )
         assert r.status_code == 201, r.text
@@ -439,6 +442,8 @@ def test_a_stale_decision_is_refused_in_chinese_and_the_objection_reloads(tabs, 
     second = sign_in(b, server, "rev2")
     mine = open_detail(first, oid)
     theirs = open_detail(second, oid)
+    assert XSS in mine.locator(".ob-fields").inner_text()  # a reason shown as text …
+    assert mine.locator("img").count() == 0  # … not as markup (a dialog would fail the tab's check)
     theirs.locator("#ob-decision-reason").fill("已核实")
     theirs.get_by_role("button", name="采纳", exact=True).tap()
     expect(theirs.locator("h2 .ob-badge")).to_have_text("采纳")
@@ -544,3 +549,14 @@ def test_the_home_page_leads_every_role_to_the_objections(tabs, server):
         tab.page.get_by_role("link", name=name, exact=True).click()
         tab.page.wait_for_url("**/objections?year=2025")
         expect(tab.page.locator(".ob-banner")).to_contain_text("2025 年度")
+
+
+def test_the_page_allows_scripts_only_from_the_service(server):
+    with server.api("com") as api:
+        r = api.get("/objections", headers={"Accept": "text/html"})
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    scripts = re.findall(r"<script([^>]*)>", r.text)
+    assert scripts == [' type="module" src="/static/js/objections.js"', ' type="application/json" id="ob-config"']
+    assert r.headers["cache-control"] == "no-store"
