@@ -652,7 +652,8 @@ class ObjectionsPage {
     if (this.form) {
       tools.unshift(el("button", { type: "button", class: "primary", id: "ob-new", onclick: () => this.form.show() }, "登记异议"));
     }
-    const text = cfg.user.canRecord ? "" : cfg.accepting ? recordHint() : `当前不能登记新的异议：${cfg.closedReason}。`;
+    // why there is no 登记异议 button: the banner says it when the year takes no objections
+    const text = cfg.user.canRecord || !cfg.accepting ? "" : recordHint();
     const hint = text ? el("p", { class: "ob-muted ob-hint" }, text) : null;
     this.updateDownloads();
     fill(root, el("div", { class: "ob-toolbar" }, tools), hint, this.form?.node, this.detail.node, this.list.node);
