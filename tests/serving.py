@@ -4,12 +4,14 @@ Chromium the browser tests drive (Debian's ``/usr/bin/chromium``; ``playwright i
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -88,3 +90,80 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
             proc.kill()
             pytest.fail(f"geo-eval serve did not start:\n{log.read_text()}")
         time.sleep(0.2)
+
+
+# --- helpers the browser tests share (tests/test_browser.py, tests/test_objection_pages.py) --------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sample_dataset(root: Path, year: int = 2025) -> Path:
+    """The sample of ``year`` copied to ``root`` (its context layers referenced by absolute path)."""
+    shutil.copytree(ROOT / "sample_parcels" / str(year), root)
+    toml = (root / "dataset.toml").read_text(encoding="utf-8")
+    (root / "dataset.toml").write_text(toml.replace('"../../layers/', f'"{(ROOT / "layers").as_posix()}/'), "utf-8")
+    return root
+
+
+def cli(*args: str, env: dict[str, str]) -> str:
+    """``geo-eval ARGS`` under ``env`` (the test fails unless it succeeds); its standard output."""
+    r = subprocess.run([str(GEO_EVAL), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+@dataclass
+class Tab:
+    """A browser tab (its own context) and what it saw: requests, dialogs, script errors."""
+
+    page: Any
+    requests: list[str]
+    dialogs: list[str]
+    errors: list[str]
+    name: str
+
+    def shot(self, label: str, folder: Path | None = None) -> Path | None:
+        """A screenshot into ``folder``, else into ``GEO_EVAL_SCREENSHOTS`` when that is set."""
+        target = folder or (
+            Path(os.environ["GEO_EVAL_SCREENSHOTS"]) if os.environ.get("GEO_EVAL_SCREENSHOTS") else None
+        )
+        if target is None:
+            return None
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / f"{self.name}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=folder is not None)
+        return path
+
+
+def open_tab(browser: Any, name: str, viewport: dict[str, int]) -> Tab:
+    """A new tab of ``viewport`` (a phone below 500 px wide: touch, mobile) that records what it saw."""
+    phone = viewport["width"] < 500
+    context = browser.new_context(
+        viewport=viewport, locale="zh-CN", is_mobile=phone, has_touch=phone, accept_downloads=True
+    )
+    requests: list[str] = []
+    dialogs: list[str] = []
+    errors: list[str] = []
+    context.on("request", lambda req: requests.append(req.url))
+    page = context.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return Tab(page, requests, dialogs, errors, name)
+
+
+def check_tab(tab: Tab, base_url: str) -> None:
+    """Nothing outside the service was requested, no dialog fired, no script failed."""
+    outside = [u for u in tab.requests if not u.startswith((base_url + "/", "data:", "blob:"))]
+    assert not outside, f"the page requested something outside the service: {outside[:5]}"
+    assert not tab.dialogs, f"a dialog fired: {tab.dialogs}"
+    assert not tab.errors, f"the page's script failed: {tab.errors}"
+
+
+def sign_in_page(tab: Tab, base_url: str, name: str, token: str, path: str) -> None:
+    """Open ``path``, which leads to the login page, and sign in there like a person."""
+    page = tab.page
+    page.goto(base_url + path)
+    assert "/login?next=" in page.url
+    page.fill("#name", name)
+    page.fill("#token", token)
+    with page.expect_navigation():
+        page.click("button[type=submit]")

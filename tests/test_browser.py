@@ -21,8 +21,6 @@ import io
 import os
 import re
 import secrets
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -37,7 +35,18 @@ import openpyxl
 import pandas as pd
 import pyogrio
 import pytest
-from serving import CHROMIUM, CHROMIUM_ARGS, GEO_EVAL, playwright_api, serving
+from serving import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Tab,
+    cli,
+    open_tab,
+    playwright_api,
+    sample_dataset,
+    serving,
+    sign_in_page,
+)
+from serving import check_tab as check_tab_of
 
 from geo_eval.io.run import run
 from geo_eval.rating.scheme import load_scheme
@@ -56,14 +65,6 @@ sync_api = playwright_api()
 
 
 # --- the service ------------------------------------------------------------------------------------------
-def sample_dataset(root: Path, year: int = 2025) -> Path:
-    """The sample of ``year`` copied to ``root`` (its context layers referenced by absolute path)."""
-    shutil.copytree(ROOT / "sample_parcels" / str(year), root)
-    toml = (root / "dataset.toml").read_text(encoding="utf-8")
-    (root / "dataset.toml").write_text(toml.replace('"../../layers/', f'"{(ROOT / "layers").as_posix()}/'), "utf-8")
-    return root
-
-
 def rename_enterprise(xlsx: Path, uscc: str, name: str) -> None:
     wb = openpyxl.load_workbook(xlsx)
     ws = wb["企业数据"]
@@ -76,12 +77,6 @@ def rename_enterprise(xlsx: Path, uscc: str, name: str) -> None:
             hits += 1
     assert hits == 1, uscc
     wb.save(xlsx)
-
-
-def cli(*args: str, env: dict[str, str]) -> str:
-    r = subprocess.run([str(GEO_EVAL), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
 
 
 USERS = {
@@ -183,41 +178,12 @@ def browser(server) -> Iterator[Any]:
         b.close()
 
 
-@dataclass
-class Tab:
-    page: Any
-    requests: list[str]
-    dialogs: list[str]
-    errors: list[str]
-    name: str
-
-    def shot(self, label: str) -> None:
-        folder = os.environ.get("GEO_EVAL_SCREENSHOTS")
-        if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(folder) / f"{self.name}-{label}.png"))
-
-
 def new_tab(browser: Any, server: Server, request: Any, *, viewport: dict[str, int] = DESKTOP) -> Tab:
-    phone = viewport["width"] < 500
-    context = browser.new_context(
-        viewport=viewport, locale="zh-CN", is_mobile=phone, has_touch=phone, accept_downloads=True
-    )
-    requests: list[str] = []
-    dialogs: list[str] = []
-    errors: list[str] = []
-    context.on("request", lambda req: requests.append(req.url))
-    page = context.new_page()
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return Tab(page, requests, dialogs, errors, request.node.name)
+    return open_tab(browser, request.node.name, viewport)
 
 
 def check_tab(tab: Tab, server: Server) -> None:
-    outside = [u for u in tab.requests if not u.startswith((server.url + "/", "data:", "blob:"))]
-    assert not outside, f"the page requested something outside the service: {outside[:5]}"
-    assert not tab.dialogs, f"a dialog fired: {tab.dialogs}"
-    assert not tab.errors, f"the page's script failed: {tab.errors}"
+    check_tab_of(tab, server.url)
 
 
 @pytest.fixture
@@ -237,13 +203,7 @@ def phone_tab(browser, server, request) -> Iterator[Tab]:
 
 
 def sign_in(tab: Tab, server: Server, who: str, path: str) -> None:
-    page = tab.page
-    page.goto(server.url + path)
-    assert "/login?next=" in page.url
-    page.fill("#name", USERS[who][0])
-    page.fill("#token", server.tokens[who])
-    with page.expect_navigation():
-        page.click("button[type=submit]")
+    sign_in_page(tab, server.url, USERS[who][0], server.tokens[who], path)
 
 
 def open_map(tab: Tab, server: Server, who: str, path: str) -> Any:

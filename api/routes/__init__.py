@@ -11,6 +11,7 @@ from api.routes import (
     flags,
     health,
     home,
+    objectionpages,
     objections,
     parcels,
     policies,
@@ -35,6 +36,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     flags.router,
     reviews.router,
     objections.router,
+    objectionpages.router,
     policies.router,
     reports.router,
 )

@@ -133,6 +133,13 @@ def runs_table(store: Store) -> str:
     return html_table(head, rows, numeric_from=99)
 
 
+def _objections_link(user: User, run: RunRecord | None) -> str:
+    """The objections page of the current year (公示与异议; a committee records and follows its park's)."""
+    label = "公示与异议（登记与查看本园区异议）" if user.role == "committee" else "公示与异议"
+    href = "/objections" if run is None else f"/objections?{urlencode({'year': run.year})}"
+    return f'<a href="{e(href)}">{e(label)}</a>'
+
+
 def _general_links(user: User, run: RunRecord | None) -> str:
     links = []
     if run is not None:
@@ -146,6 +153,7 @@ def _general_links(user: User, run: RunRecord | None) -> str:
                 f'<a href="/api/flags/checklist?{e(q)}&amp;status=site_visit&amp;format=xlsx">待核查的现场核查清单（Excel）</a>',
             ]
     links.append('<a href="/runs">评价批次</a>')
+    links.append(_objections_link(user, run))
     links.append('<a href="/docs">接口文档</a>')
     return f'<p class="links">{" · ".join(links)}</p>'
 
