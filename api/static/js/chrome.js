@@ -276,12 +276,14 @@ export function runBanner(app) {
   const status = app.cfg.service?.runStatus;
   if (!status) return;
   const title = document.querySelector(".ge-bar-title");
-  if (title) title.append(el("small", { class: `ge-run-status ge-run-${status.status}`, title: status.line }, status.label));
+  if (title) title.after(el("span", { class: `ge-run-status ge-run-${status.status}`, title: status.line }, status.label));
   const lines = [];
   if (status.status === "publicity") {
     const link = el("a", { href: status.objections }, status.mayObject ? "登记或查看异议" : "查看异议");
     lines.push(el("span", {}, `${status.line}：公示期内受理对本年度评价数据的异议。`, link));
   }
   if (status.carried) lines.push(el("span", { class: "ge-carried" }, status.carried));
-  if (lines.length) document.body.append(el("div", { class: `ge-run-banner ge-run-banner-${status.status}`, role: "status" }, ...lines));
+  if (!lines.length) return;
+  document.body.append(el("div", { class: `ge-run-banner ge-run-banner-${status.status}`, role: "status" }, ...lines));
+  document.body.classList.add("ge-has-banner");
 }
