@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import openpyxl
@@ -560,3 +561,46 @@ def test_the_page_allows_scripts_only_from_the_service(server):
     scripts = re.findall(r"<script([^>]*)>", r.text)
     assert scripts == [' type="module" src="/static/js/objections.js"', ' type="application/json" id="ob-config"']
     assert r.headers["cache-control"] == "no-store"
+
+
+# --- the year's status, as an administrator moves it and a committee sees it ------------------------------
+def test_an_administrator_opens_and_closes_2024s_publicity_on_the_runs_page_and_the_map_says_so(tabs, server):
+    admin = tabs(DESKTOP)
+    sign_in_page(admin, server.url, USERS["admin"][0], server.tokens["admin"], "/runs")
+    page = admin.page
+    row = page.locator("tr", has=page.locator("td", has_text=re.compile(r"^2024$")))
+    expect(row.locator(".status")).to_have_text("草稿")
+    assert row.get_by_role("button", name="正式发布").count() == 0  # a draft is published for comment first
+    end = (today() + dt.timedelta(days=9)).isoformat()
+    row.get_by_label("公示结束").fill(end)
+    row.get_by_role("button", name="开始公示").click()
+    expect(page.locator(".notice")).to_contain_text(
+        f"已将 2024 年度评价结果改为：2024 年度 第 1 版 · 公示中（公示期 {today()} 至 {end}）"
+    )
+    row = page.locator("tr", has=page.locator("td", has_text=re.compile(r"^2024$")))
+    expect(row.locator(".status")).to_have_text("公示中")
+    admin.shot("runs-publicity", server.shots)
+    # a committee member opens the park's 2024 map on a phone: the badge and the banner, whose link leads on
+    phone = tabs(PHONE)
+    path = f"/maps/{quote(PARK, safe='')}?year=2024"
+    sign_in_page(phone, server.url, USERS["com"][0], server.tokens["com"], path)
+    banner = phone.page.locator(".ge-run-banner")
+    expect(banner).to_contain_text(f"2024 年度 第 1 版 · 公示中（公示期 {today()} 至 {end}）")
+    expect(phone.page.locator(".ge-run-status")).to_have_text("公示中")
+    phone.shot("map-banner", server.shots)
+    banner.get_by_role("link", name="登记或查看异议").click()
+    phone.page.wait_for_url("**/objections?year=2024")
+    expect(phone.page.get_by_role("button", name="登记异议")).to_be_visible()
+    # published: locked, and the map says 已发布 without the banner
+    row = page.locator("tr", has=page.locator("td", has_text=re.compile(r"^2024$")))
+    row.get_by_role("button", name="正式发布").click()
+    expect(page.locator(".notice")).to_contain_text("2024 年度 第 1 版 · 已发布")
+    row = page.locator("tr", has=page.locator("td", has_text=re.compile(r"^2024$")))
+    assert row.get_by_role("button").count() == 0
+    phone.page.goto(server.url + path)
+    expect(phone.page.locator(".ge-run-status")).to_have_text("已发布")
+    assert phone.page.locator(".ge-run-banner").count() == 0
+    with server.api("com") as api:
+        r = api.post("/api/objections", json={"year": 2024, "uscc": server.tax_subject()["uscc"], "field": "tax",
+                                              "claimed_value": "1", "reason": "迟到的异议"})  # fmt: skip
+    assert r.status_code == 409 and "已正式发布" in r.json()["detail"]
