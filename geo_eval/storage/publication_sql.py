@@ -88,7 +88,12 @@ class PublicationSQL:
         after: dict[str, Any] | None,
         at: str,
     ) -> None:
-        raise NotImplementedError
+        """Append one entry to the audit trail, in the transaction ``tx`` (every store change has one)."""
+        d = cls.dialect
+        tx.run(
+            "INSERT INTO {t}audit (at, actor, action, entity, run_id, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at, actor, action, entity, run_id, d.json_param(before), d.json_param(after)),
+        )
 
     # run status ------------------------------------------------------------------------------------
     def set_run_status(self, year: int, to: str, *, start: str = "", end: str = "", actor: str) -> RunRecord:

@@ -247,25 +247,6 @@ class SQLStore(PublicationSQL, ABC):
     def _describe(self, tx: Tx) -> dict[str, Any]:
         """The backend's own fields of :meth:`status` (its schema version among them)."""
 
-    @classmethod
-    def _append_audit(
-        cls,
-        tx: Tx,
-        *,
-        actor: str,
-        action: str,
-        entity: str,
-        run_id: str | None,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
-        at: str,
-    ) -> None:
-        d = cls.dialect
-        tx.run(
-            "INSERT INTO {t}audit (at, actor, action, entity, run_id, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (at, actor, action, entity, run_id, d.json_param(before), d.json_param(after)),
-        )
-
     def _find(self, text: str, params: Sequence[Any], missing: str) -> Row:
         """The first row of a query; :class:`NotFoundError` with the message ``missing`` when there is none."""
         with self._read() as tx:

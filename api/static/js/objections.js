@@ -60,26 +60,8 @@ function showMessage(box, message, ...extra) {
 async function uploadEvidence(id, file) {
   const url = link(itemUrl(cfg.urls.evidence, id), { name: file.name });
   const ext = (file.name.split(".").pop() || "").toLowerCase();
-  let response;
-  try {
-    response = await fetch(url, {
-      method: "POST",
-      body: file,
-      headers: { "Content-Type": file.type || FILE_TYPES[ext] || "application/octet-stream", Accept: "application/json" },
-      credentials: "same-origin",
-      cache: "no-store",
-    });
-  } catch (err) {
-    throw new RequestError(0, null);
-  }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch (err) {
-    data = null;
-  }
-  if (!response.ok) throw new RequestError(response.status, data);
-  return data;
+  const fileType = file.type || FILE_TYPES[ext] || "application/octet-stream";
+  return (await requestJSON(url, { method: "POST", file, fileType })).body;
 }
 
 /** Files the page refuses before sending (too many, too large): file → Chinese reason. */

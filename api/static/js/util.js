@@ -50,19 +50,21 @@ export class RequestError extends Error {
 }
 
 /**
- * A JSON request with the session cookie. Returns {status, etag, body}; 304 has no body.
+ * A JSON request with the session cookie. Returns {status, etag, body}; 304 has no body. ``file`` (a File
+ * or Blob, with ``fileType``) is sent as the request's body instead of ``body`` as JSON.
  * Throws RequestError for 4xx/5xx (except 304) and for a network failure.
  */
-export async function requestJSON(url, { method = "GET", body, etag } = {}) {
+export async function requestJSON(url, { method = "GET", body, etag, file, fileType } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (file !== undefined) headers["Content-Type"] = fileType || "application/octet-stream";
   if (etag) headers["If-None-Match"] = etag;
   let response;
   try {
     response = await fetch(url, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: file !== undefined ? file : body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
       cache: "no-store",
     });
