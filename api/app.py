@@ -21,6 +21,7 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import DocsPageUser, DocsUser
 from api.errors import UnexpectedErrors, add_exception_handlers
+from api.evallock import EvaluationLock
 from api.guards import BodyLimit, GuardRefusal, NoNulCharacters, refusal_response
 from api.routes import OPTIONAL_ROUTERS, ROUTERS
 from api.routes.runs import ParkCounts
@@ -135,6 +137,30 @@ class NoStore:
         await self.app(scope, receive, send_no_store)
 
 
+class WorkerHeader:
+    """``X-Geo-Eval-Worker``: the id of the worker process that answered, on every response of a service
+    started with several workers (``geo-eval serve --workers N``), to tell from the outside which worker
+    served a request (pure ASGI)."""
+
+    HEADER = b"x-geo-eval-worker"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.value = str(os.getpid()).encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_worker(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (self.HEADER, self.value)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_worker)
+
+
 def add_page_routes(app: FastAPI) -> None:
     """``/docs`` from the vendored Swagger UI (no CDN) and ``/openapi.json`` (signed-in users, or anyone in
     demo mode), ``/redoc`` → ``/docs``, ``/favicon.ico``."""
@@ -230,7 +256,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.run_cache = RunCache(settings.run_cache_size, store=store)
-    app.state.evaluation_lock = threading.Lock()
+    app.state.evaluation_lock = EvaluationLock(settings.data_dir, settings.database())
     app.state.token_gate = TokenGate(store)
     app.state.park_counts = ParkCounts()
     app.state.login_throttle = LoginThrottle(
@@ -244,6 +270,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, limits=evidence)  # before anything reads the body
     app.add_middleware(SecurityHeaders)
     app.add_middleware(NoStore)
+    if settings.workers > 1:
+        app.add_middleware(WorkerHeader)
     add_page_routes(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -19,13 +19,18 @@ The other settings (:func:`uvicorn_options`):
   answers 503 at once instead of queueing without bound;
 - ``server_header`` off (the server does not announce itself).
 
+With several worker processes (``geo-eval serve --workers N``) uvicorn's own multi-process mode runs
+them (:class:`WorkerHeaderTimeoutProtocol`, :func:`worker_environment`).
+
 Request bodies are limited by the application (``GEO_EVAL_MAX_BODY_BYTES``, :mod:`api.guards`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 from typing import Any
 
 import h11
@@ -84,12 +89,59 @@ def protocol_class(header_timeout: float) -> type[HeaderTimeoutProtocol]:
     return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": float(header_timeout)})
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The keyword arguments of ``uvicorn.run``/``uvicorn.Config`` besides the application, host and port."""
+WORKER_PROTOCOL = "api.server:WorkerHeaderTimeoutProtocol"
+""":class:`WorkerHeaderTimeoutProtocol` by name, for uvicorn's ``http`` setting with several workers."""
+HEADER_TIMEOUT_ENV = "GEO_EVAL_HEADER_TIMEOUT_S"
+
+
+@functools.cache
+def env_header_timeout() -> float:
+    """``GEO_EVAL_HEADER_TIMEOUT_S`` of this process (``geo-eval serve`` sets it from the settings it
+    checked); the default when missing or not a positive number."""
+    try:
+        value = float(os.environ.get(HEADER_TIMEOUT_ENV, ""))
+    except ValueError:
+        return HeaderTimeoutProtocol.header_timeout
+    return value if value > 0 else HeaderTimeoutProtocol.header_timeout
+
+
+class WorkerHeaderTimeoutProtocol(HeaderTimeoutProtocol):
+    """:class:`HeaderTimeoutProtocol` for the worker processes of ``geo-eval serve --workers N``.
+
+    uvicorn starts its workers with ``multiprocessing``'s *spawn* and sends each its configuration
+    pickled; a class made by :func:`protocol_class` cannot be pickled (pickle finds classes by module and
+    name, and that name holds the base class). So uvicorn is given this class by name
+    (:data:`WORKER_PROTOCOL`), each worker imports it, and it reads its timeout from the environment,
+    which the workers inherit from ``geo-eval serve``.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.header_timeout = env_header_timeout()
+        super().connection_made(transport)
+
+
+def uvicorn_options(settings: Settings, *, workers: int = 1) -> dict[str, Any]:
+    """The keyword arguments of ``uvicorn.run``/``uvicorn.Config`` besides the application, host and port
+    (with ``workers`` above 1: ``workers``, and the protocol by name, which needs ``GEO_EVAL_HEADER_TIMEOUT_S``
+    set in the environment: :func:`worker_environment`)."""
+    if workers > 1:
+        return {**uvicorn_options(settings), "http": WORKER_PROTOCOL, "workers": workers}
     return {
         "http": protocol_class(settings.header_timeout_s),
         "timeout_keep_alive": KEEP_ALIVE_S,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "limit_concurrency": MAX_CONNECTIONS,
         "server_header": False,
+    }
+
+
+def worker_environment(settings: Settings, workers: int) -> dict[str, str]:
+    """What the worker processes must find in their environment to be one service: the checked settings
+    that are not already there as the user gave them. The session key above all: in demo mode a
+    placeholder key is replaced by a random one per process, so ``geo-eval serve`` makes it once and every
+    worker signs and reads cookies with it (it is never printed)."""
+    return {
+        "GEO_EVAL_SECRET_KEY": settings.secret_key.get_secret_value(),
+        HEADER_TIMEOUT_ENV: repr(float(settings.header_timeout_s)),
+        "GEO_EVAL_WORKERS": str(workers),
     }

@@ -10,6 +10,7 @@
 ``GEO_EVAL_SECRET_KEY``   signs the browser session cookies; at least 32 characters and not a
                           placeholder, or the service refuses to start (except in demo mode)
 ``GEO_EVAL_DEMO``         demo mode: a placeholder secret is replaced by a random one per process
+                          (``geo-eval serve --workers N`` makes it once and gives it to every worker)
 ``GEO_EVAL_COOKIE_SECURE`` send the session cookie only over HTTPS (default true; browsers accept
                           secure cookies from http://localhost and http://127.0.0.1 too)
 ``GEO_EVAL_TIANDITU_KEY`` 天地图 key for the maps' optional 天地图 basemap (``?basemap=tianditu``)
@@ -27,6 +28,8 @@
                           refused with 413 before it is parsed (``api.guards.BodyLimit``)
 ``GEO_EVAL_HEADER_TIMEOUT_S`` ``geo-eval serve`` closes a connection that has not sent a request's complete
                           headers within this many seconds (default 10; ``api.server``)
+``GEO_EVAL_WORKERS``      worker processes of ``geo-eval serve`` (default 1, as ``--workers``); with more
+                          than one, every answer names its worker in ``X-Geo-Eval-Worker`` (its pid)
 ``GEO_EVAL_LOGIN_MAX_FAILURES`` failed sign-ins (``POST /login``) per user name and per client address
                           within ``GEO_EVAL_LOGIN_WINDOW_S`` (default 5 in 300 s) that lock that name or
                           address for ``GEO_EVAL_LOGIN_LOCKOUT_S`` (default 300 s): 429 with the time to wait
@@ -97,6 +100,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, description="同一用户名或同一地址在时间窗内允许的登录失败次数")
     login_window_s: int = Field(default=300, gt=0, description="统计登录失败次数的时间窗（秒）")
     login_lockout_s: int = Field(default=300, gt=0, description="登录失败过多后锁定的时间（秒）")
+    workers: int = Field(
+        default=1, ge=1, description="geo-eval serve 的工作进程数（多于 1 个时每个回答带 X-Geo-Eval-Worker 头）"
+    )
     session_max_age_s: int = Field(default=12 * 3600, gt=0, description="浏览器会话有效期（秒）")
     cookie_secure: bool = True
     run_cache_size: int = Field(default=4, ge=1, description="内存中缓存的评价批次数")

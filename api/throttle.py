@@ -9,7 +9,11 @@ failures (not the address's: a guesser with an account of its own cannot reset i
 
 Locking a name lets someone who knows it keep its owner out of the browser sign-in for a few minutes;
 the short lockout bounds that, and scripts with a Bearer token are not affected. The state is in the
-memory of the process (``geo-eval serve`` runs one), bounded to :data:`MAX_KEYS` keys.
+memory of the process, bounded to :data:`MAX_KEYS` keys, and is not shared: with
+``geo-eval serve --workers N`` (or several machines) each worker counts the failures it sees, so a
+guesser gets at most N times the tries before every worker has locked it out. That is accepted: a token
+carries 256 random bits and every try costs a scrypt, so the throttle keeps the noise and the logs down
+rather than standing between a guesser and a token; a lock lost with a restarted worker costs the same.
 """
 
 from __future__ import annotations

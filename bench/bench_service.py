@@ -1,12 +1,13 @@
 """``python -m bench.bench_service``: the service on one 20 000-parcel park, in headless Chromium and under load.
 
     python -m bench.bench_service [--parcels 20000] [--clients 20] [--requests 2000] [--seconds 60]
-                                  [--browser-runs 5] [--no-browser] [--fresh]
+                                  [--browser-runs 5] [--no-browser] [--fresh] [--workers 1]
 
 1. A synthetic dataset (:func:`bench.synthetic.make_frames`) whose parcels all lie in one park, so the park
    is far above the maps' vector-tile threshold; cached in ``bench/data/service_<n>/``.
 2. Evaluated (flags and renewal blocks included), registered in a fresh data directory with a reviewer,
-   and served by ``geo-eval serve`` on 127.0.0.1 (one uvicorn process, as ``make serve`` runs it).
+   and served by ``geo-eval serve`` on 127.0.0.1 (one uvicorn process, as ``make serve`` runs it;
+   ``--workers N``: ``geo-eval serve --workers N``, each worker warmed up before the load).
 3. **Time to first drawn parcel**: Debian's Chromium (``/usr/bin/chromium``, headless, through
    Playwright) signs in once, then opens ``/maps/<park>`` in fresh browser contexts (empty HTTP
    cache). The page's own clock gives ``geoEval.readyAt`` (map built), ``geoEval.firstTileAt`` (first
@@ -145,6 +146,21 @@ def start_service(
             proc.kill()
             raise RuntimeError(f"geo-eval serve did not start:\n{log.read_text(errors='replace')}")
         time.sleep(0.2)
+
+
+def warm_every_worker(url: str, token: str, paths: list[str], workers: int, tries: int = 400) -> None:
+    """Ask ``paths`` over fresh connections until each of the ``workers`` worker processes (told apart by
+    their ``X-Geo-Eval-Worker`` header) has answered them, so that none builds its caches under the load."""
+    import httpx
+
+    for path in paths:
+        seen: set[str] = set()
+        for _ in range(tries):
+            r = httpx.get(url + path, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+            seen.add(r.headers.get("x-geo-eval-worker", ""))
+            if len(seen) >= workers:
+                break
+        print(f"warm-up {path[:40]}…: {len(seen)} workers answered", file=sys.stderr)
 
 
 def stop_service(proc: subprocess.Popen[bytes]) -> None:
@@ -298,7 +314,8 @@ def table(res: dict[str, Any]) -> str:
     b = res.get("browser")
     t, g = res["tiles"], res["geojson"]
     lines = [
-        f"## Service: one park of {res['parcels']:,} parcels (vector-tile map), {res['machine']}",
+        f"## Service: one park of {res['parcels']:,} parcels (vector-tile map), {res['machine']}, "
+        f"{res.get('workers', 1)} worker(s)",
         "",
         "| measure | value |",
         "|---|---|",
@@ -339,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="regenerate the dataset")
     ap.add_argument("--scheme", default="lianyungang")
+    ap.add_argument("--workers", type=int, default=1, help="geo-eval serve --workers N")
     a = ap.parse_args(argv)
 
     from geo_eval.maps.tiles import tile_bounds
@@ -376,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_service(data_dir, port, work / "server.log")
+    proc = start_service(data_dir, port, work / "server.log", env_extra={"GEO_EVAL_WORKERS": str(a.workers)})
     res: dict[str, Any] = {
         "parcels": n_park,
+        "workers": a.workers,
         "evaluate_s": evaluate_s,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
     }
@@ -386,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         if browser_ok:
             print("browser …", file=sys.stderr)
             res["browser"] = browser_times(url, user, token, a.browser_runs)
+        if a.workers > 1:
+            warm_every_worker(url, token, [tile_paths[0], geojson_paths[0]], a.workers)
         rng = random.Random(0)
         once = rng.sample(tile_paths, min(a.requests, len(tile_paths)))
         repeated = [rng.choice(tile_paths) for _ in range(a.requests)]

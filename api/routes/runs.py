@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import AdminUser, CurrentUser, RunCacheDep, SettingsDep, StoreDep
 from api.errors import Busy, Forbidden
+from api.evallock import EvaluationLock
 from api.rundata import RunCache, RunData
 from api.schemas import RunCreate, RunPublic, RunRegister, RunStatusChange
 from api.settings import Settings
@@ -192,18 +193,18 @@ def _scheme(text: str, settings: Settings) -> Scheme:
     status_code=201,
 )
 def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: SettingsDep, request: Request) -> RunPublic:
-    lock: threading.Lock = request.app.state.evaluation_lock
+    lock: EvaluationLock = request.app.state.evaluation_lock
     dataset = _dataset_path(body.dataset_dir, settings)
     scheme = _scheme(body.scheme, settings)
     previous = Path(store.get_run(body.previous_run).out_dir) if body.previous_run else None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     name = re.sub(r"[^\w.-]+", "_", dataset.name) or "dataset"
     out_dir = Path(settings.data_dir) / "runs" / f"{stamp}-{name}"
-    if not lock.acquire(blocking=False):
-        raise Busy("已有一次评价在运行，请稍后再试")
     # On PostGIS the run is stored in the database as well (and registered there by the same transaction).
     db = settings.database() if getattr(store, "backend", "") == "postgis" else None
-    try:
+    with lock.hold() as free:  # one evaluation at a time in every worker and server (api.evallock)
+        if not free:
+            raise Busy("已有一次评价在运行，请稍后再试")
         log.info("evaluation of %s started by %s", dataset, admin.name)
         corrections = _corrections_file(store, body.corrections_year, out_dir)
         result = run(
@@ -217,8 +218,6 @@ def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: Sett
             corrections=corrections,
             supersede=body.supersede_reason.strip() if body.supersede else "",
         )
-    finally:
-        lock.release()
     if result.stored is not None:
         record = store.get_run(result.stored.run_id)
     else:
