@@ -57,7 +57,7 @@ def objection_entity(objection_id: int) -> str:
 
 class PublicationSQL:
     """Run status and objections (mixed into :class:`~geo_eval.storage.sql.SQLStore`, which gives the
-    connections, the dialect and the audit trail)."""
+    connections and the dialect); the audit trail's one append is written here, for both."""
 
     dialect: ClassVar[Dialect]
 
