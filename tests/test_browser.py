@@ -117,6 +117,14 @@ class Server:
     def flag_ids(self, pid: str) -> list[str]:
         return list(self.flags.loc[self.flags["parcel_id"] == pid, "flag_id"])
 
+    def states(self) -> dict[str, str]:
+        """Every flag's review state (待复核 ``pending`` where never reviewed), in one request."""
+        with self.api("admin") as api:
+            r = api.get(f"/api/maps/{quote(PARK, safe='')}/reviews.json")
+            assert r.status_code == 200, r.text
+            reviewed = {fid: state[0] for fid, state in r.json()["states"].items()}
+        return {str(f): reviewed.get(str(f), "pending") for f in self.flags["flag_id"]}
+
     def review(self, flag_id: str) -> dict[str, Any]:
         with self.api("admin") as api:
             r = api.get(f"/api/flags/{quote(flag_id, safe='')}")
@@ -410,7 +418,8 @@ def test_panel_filters_sorts_opens_parcels_and_moves_to_the_next(tab, server):
     sync_api.expect(panel).to_be_visible()
     park_flags = server.flags.loc[server.flags["park"] == PARK]
     counters = panel.locator(".ge-counters").inner_text()
-    pending_now = len(park_flags) - sum(server.review(f)["status"] != "pending" for f in park_flags["flag_id"])
+    states = server.states()
+    pending_now = sum(states[f] == "pending" for f in park_flags["flag_id"])
     assert f"待复核 {pending_now}" in counters
     panel.locator('select[data-filter="kind"]').select_option("low_efficiency")
     panel.locator('select[data-filter="state"]').select_option("pending")
@@ -461,10 +470,9 @@ def test_panel_filters_sorts_opens_parcels_and_moves_to_the_next(tab, server):
     assert "宗地代码" in header and "地图链接" in header
     col = header.index("宗地代码")
     listed = {r[col] for r in ws.iter_rows(min_row=2, values_only=True) if r[col]}
+    states = server.states()
     site_visit = {
-        p
-        for p in park_flags["parcel_id"]
-        if any(server.review(f)["status"] == "site_visit" for f in server.flag_ids(p))
+        p for p, f in zip(park_flags["parcel_id"], park_flags["flag_id"], strict=True) if states[f] == "site_visit"
     }
     assert listed == site_visit and second in listed
     assert ws.page_setup.orientation == "landscape"
@@ -748,7 +756,8 @@ def test_home_page_tells_each_user_what_to_do_next(browser, server, request):
         table = rev.page.locator("table").first
         row = table.locator("tr", has_text=PARK)
         fl = server.flags.loc[server.flags["park"] == PARK, "flag_id"]
-        pending = sum(server.review(f)["status"] == "pending" for f in fl)
+        states = server.states()
+        pending = sum(states[f] == "pending" for f in fl)
         assert row.locator("td").nth(1).inner_text() == str(pending)
         row.get_by_role("link", name="开始复核").click()
         wait_for_map(rev.page)
@@ -804,7 +813,7 @@ def test_overview_counts_each_park_and_links_to_it(tab, server):
     for park in (PARK, OTHER_PARK):
         row = table.locator("tr", has_text=park)
         fl = server.flags.loc[server.flags["park"] == park, "flag_id"]
-        states = [server.review(f)["status"] for f in fl] if park == PARK else ["pending"] * len(fl)
+        states = [server.states()[f] for f in fl] if park == PARK else ["pending"] * len(fl)
         cells = row.locator("td").all_inner_texts()
         assert int(cells[1]) == states.count("pending"), park
         assert sum(int(c) for c in cells[1:]) == len(fl)
