@@ -483,7 +483,8 @@ def review_states(data: RunData, store: Store, caches: MapCaches, scope: MapScop
     """
     ids = scope_flag_ids(data, caches, scope)
     reviews = store.reviews(data.run_id)
-    carried = carried_labels(store, {r.carried_from for r in reviews.values() if r.carried_from})
+    sources = carried_sources(store, {r.carried_from for r in reviews.values() if r.carried_from})
+    carried = {k: f"沿用{v}的复核（标记未变化）" for k, v in sources.items()}
     return {
         fid: [r.status, r.version, r.comment, r.updated_by, beijing_time(r.updated_at), carried.get(r.carried_from, "")]
         for fid, r in sorted(reviews.items())
@@ -491,12 +492,12 @@ def review_states(data: RunData, store: Store, caches: MapCaches, scope: MapScop
     }
 
 
-def carried_labels(store: Store, run_ids: set[str]) -> dict[str, str]:
-    """What a carried-over review says of the run it comes from (``沿用第 1 版的复核``)."""
-    labels = {}
+def carried_sources(store: Store, run_ids: set[str]) -> dict[str, str]:
+    """How people name the runs reviews were carried over from (``第 1 版``; ``批次 …`` if no longer registered)."""
+    names = {}
     for run_id in run_ids:
         try:
-            labels[run_id] = f"沿用第 {store.get_run(run_id).version} 版的复核（标记未变化）"
+            names[run_id] = f"第 {store.get_run(run_id).version} 版"
         except NotFoundError:
-            labels[run_id] = f"沿用批次 {run_id} 的复核（标记未变化）"
-    return labels
+            names[run_id] = f"批次 {run_id} "
+    return names

@@ -32,7 +32,7 @@ from api.deps import PageUser, RunCacheDep, SettingsDep, StoreDep, ensure_park
 from api.errors import InvalidQuery, NotFound
 from api.mapdata import (
     MapScope,
-    carried_labels,
+    carried_sources,
     closed_blocks,
     enterprise_names,
     map_caches,
@@ -237,8 +237,8 @@ def carried_note(store: Store, run_id: str) -> str:
     carried = Counter(r.carried_from for r in store.reviews(run_id).values() if r.carried_from)
     if not carried:
         return ""
-    labels = carried_labels(store, set(carried))
-    parts = [f"{labels[k].split('的复核')[0]}的复核 {n} 条" for k, n in sorted(carried.items())]
+    names = carried_sources(store, set(carried))
+    parts = [f"沿用{names[k]}的复核 {n} 条" for k, n in sorted(carried.items())]
     return "本版本" + "、".join(parts) + "（标记未变化的宗地；其余标记须重新复核）"
 
 

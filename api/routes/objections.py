@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import CurrentUser, ReviewerUser, RunCacheDep, StoreDep
-from api.downloads import content_disposition, csv_bytes, download, file_download, file_name, xlsx_bytes
+from api.downloads import CSV_TYPE, content_disposition, csv_bytes, download, file_download, file_name, xlsx_bytes
 from api.errors import Forbidden
 from api.schemas import ObjectionCreate, ObjectionDecision
 from geo_eval.inputs.corrections import CORRECTABLE_FIELDS
@@ -174,9 +174,7 @@ def register_download(
 )
 def corrections_download(year: YearQuery, user: ReviewerUser, store: StoreDep) -> Response:
     table = corrections_table(store.list_objections(year=year, status="accepted"))
-    return download(
-        csv_bytes(table), filename="corrections.csv", fallback="corrections.csv", media_type="text/csv; charset=utf-8"
-    )
+    return download(csv_bytes(table), filename="corrections.csv", fallback="corrections.csv", media_type=CSV_TYPE)
 
 
 @router.get("/{objection_id}", summary="一条异议")

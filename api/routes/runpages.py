@@ -7,7 +7,6 @@ downloads and, when last year has a run, the comparison with it. Times are Beiji
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
@@ -104,12 +103,12 @@ def _status_cell(record: RunRecord, *, current: bool, admin: bool, had_publicity
 
 def _status_forms(record: RunRecord, had_publicity: bool) -> str:
     action = f"/runs/{record.year}/status"
-    today = _today().isoformat()
+    day = today().isoformat()
     forms = ""
     if record.status == "draft":
         forms += (
             f'<form class="status-form" method="post" action="{action}"><input type="hidden" name="to" value="publicity">'
-            f'<label>公示开始 <input type="date" name="start" value="{today}" required></label>'
+            f'<label>公示开始 <input type="date" name="start" value="{day}" required></label>'
             f'<label>公示结束 <input type="date" name="end" required></label>'
             '<button type="submit">开始公示</button></form>'
         )
@@ -119,10 +118,6 @@ def _status_forms(record: RunRecord, had_publicity: bool) -> str:
             '<button type="submit">正式发布</button></form>'
         )
     return forms
-
-
-def _today() -> dt.date:
-    return today()
 
 
 @router.get("/runs", summary="评价批次页面（浏览器）", response_class=HTMLResponse)

@@ -243,7 +243,10 @@ def _users(row: pd.Series) -> tuple[str, ...]:
 
 
 def _text(value: object) -> str:
-    return format_value(value) if not isinstance(value, (int, float)) else str(value)
+    """A text cell of a run's table ("" when missing: a park left empty is not the park "nan")."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
 
 
 def check_evidence(name: str, data: bytes, count: int) -> tuple[str, str]:

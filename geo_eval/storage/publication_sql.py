@@ -48,6 +48,7 @@ _OBJECTION_COLUMNS = (
     "year, run_id, park, uscc, parcel_id, enterprise, field, run_value, claimed_value, reason, status, "
     "version, created_by, created_at"
 )
+_OBJECTION_MARKS = ", ".join("?" * len(_OBJECTION_COLUMNS.split(", ")))
 
 
 def objection_entity(objection_id: int) -> str:
@@ -202,7 +203,7 @@ class PublicationSQL:
                 raise RunLockedError(why)
             values = (draft.year, run_id, draft.park, draft.uscc, draft.parcel_id, draft.enterprise, draft.field)
             found = tx.one(
-                f"INSERT INTO {{t}}objections ({_OBJECTION_COLUMNS}) VALUES ({', '.join('?' * 14)}) RETURNING id",
+                f"INSERT INTO {{t}}objections ({_OBJECTION_COLUMNS}) VALUES ({_OBJECTION_MARKS}) RETURNING id",
                 (*values, draft.run_value, claimed, reason, "open", 1, actor, at),
             )
             assert found is not None
@@ -257,7 +258,9 @@ class PublicationSQL:
             if rows:
                 for f in tx.all(
                     "SELECT objection_id, file_no, name, content_type, size, sha256, uploaded_by, uploaded_at "
-                    "FROM {t}objection_files ORDER BY objection_id, file_no"
+                    f"FROM {{t}}objection_files WHERE objection_id IN (SELECT id FROM {{t}}objections WHERE "
+                    f"{' AND '.join(where)}) ORDER BY objection_id, file_no",
+                    params,
                 ):
                     files.setdefault(int(f["objection_id"]), []).append(self._file(f))
         return [self._objection(r, files.get(int(r["id"]), [])) for r in rows]
