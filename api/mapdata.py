@@ -38,6 +38,7 @@ from api.settings import Settings
 from geo_eval import maps
 from geo_eval.errors import GeoEvalError
 from geo_eval.io.dataset import read_dataset_spec
+from geo_eval.io.runtiles import with_gids
 from geo_eval.landuse.renewal import closed_outlines
 from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import NotFoundError, Store, User
@@ -164,7 +165,12 @@ def map_caches(request: Request) -> MapCaches:
 
 def run_etag(data: RunData, *parts: object) -> str:
     """A strong ETag for an answer that depends only on the loaded run and ``parts``."""
-    text = "|".join(str(p) for p in (ETAG_VERSION, data.run_id, data.stamp, *parts))
+    return stamp_etag(data.run_id, data.stamp, *parts)
+
+
+def stamp_etag(run_id: str, stamp: str, *parts: object) -> str:
+    """A strong ETag for an answer that depends only on the run read from ``stamp`` and ``parts``."""
+    text = "|".join(str(p) for p in (ETAG_VERSION, run_id, stamp, *parts))
     return '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
 
 
@@ -392,10 +398,11 @@ def tile_source(data: RunData, caches: MapCaches, scope: MapScope, basemap: str)
     kind = display_kind(basemap)
 
     def build() -> gpd.GeoDataFrame:
-        _, parcels = scope_parcels(data, scope)
+        pos, parcels = scope_parcels(data, scope)
         src = maps.tile_source(
             parcels, flags=scope_flags(data, scope), enterprises=enterprise_names(data), basemap=kind
         )
+        src = with_gids(src, pos)
         src.sindex  # noqa: B018  (built now, once, not by the first tile requests)
         return src
 

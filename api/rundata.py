@@ -277,11 +277,17 @@ class RunCache:
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
-    def _from_database(self, record: RunRecord) -> bool:
+    def from_database(self, record: RunRecord) -> bool:
+        """Whether the run is read from the database's result tables (else from its OUT_DIR)."""
         return self.store is not None and record.stored
 
+    def stamp(self, record: RunRecord) -> str:
+        """What the run's outputs are read from, as :attr:`RunData.stamp` says it (without reading them)."""
+        stamp = self._stamp(record)
+        return f"{stamp[0]}@{stamp[1]}"
+
     def _stamp(self, record: RunRecord) -> tuple[str, int]:
-        if self._from_database(record):
+        if self.from_database(record):
             return "postgis:" + record.stored_at, 0
         try:
             st = (Path(record.out_dir) / "manifest.json").stat()
@@ -309,7 +315,7 @@ class RunCache:
             hit = self._hit(record.run_id, stamp)
             if hit is not None:
                 return hit
-            data = load_stored_run_data(self.store, record) if self._from_database(record) else load_run_data(record)
+            data = load_stored_run_data(self.store, record) if self.from_database(record) else load_run_data(record)
             data.stamp = f"{stamp[0]}@{stamp[1]}"
             with self._lock:
                 self._items[record.run_id] = (stamp, data)

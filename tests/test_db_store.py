@@ -70,6 +70,8 @@ TABLES = {
     "renewal_blocks",
     "run_files",
     "run_flags",
+    "run_tile_sets",
+    "run_tiles",
     "reviews",
     "audit",
 }

@@ -463,6 +463,34 @@ def test_postgis_tiles_carry_what_the_file_tiles_carry(served, z):
             assert pb[k] == pytest.approx(pa[k]) if isinstance(pa[k], float) else pb[k] == pa[k], (pid, k)
 
 
+def test_a_stored_run_serves_its_prebuilt_tiles_from_the_database(served, pg_url):
+    """``evaluate --db`` cut the run's tiles and stored them beside it: the service (OUT_DIR gone) serves
+    them, with the flag points of the overview zooms that only the archive has, immutable, 304 on a repeat,
+    and a committee's tile holds only its park."""
+    with psycopg.connect(pg_url) as conn:
+        n, lo, hi = conn.execute(
+            "SELECT tiles, min_zoom, max_zoom FROM geo_eval.run_tile_sets WHERE run_id = %s", (served.run_id,)
+        ).fetchone()
+        assert (
+            conn.execute("SELECT count(*) FROM geo_eval.run_tiles WHERE run_id = %s", (served.run_id,)).fetchone()[0]
+            == n
+            > 0
+        )
+    assert (lo, hi) == (6, 15)
+    park = served.parks[0]
+    t = _park_tile(served, park, 8)
+    r = dget(served, f"/api/tiles/{t}.pbf")
+    assert r.status_code == 200 and r.headers["cache-control"] == "private, max-age=86400, immutable"
+    layers = mapbox_vector_tile.decode(r.content)
+    assert {"parcels", "flagged"} <= set(layers)
+    assert {f["properties"].get("park") for f in layers["flagged"]["features"]} >= set(served.parks[:2])
+    again = served.db.get(f"/api/tiles/{t}.pbf", headers={**served.h("rev"), "If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+    mine = mapbox_vector_tile.decode(dget(served, f"/api/tiles/{t}.pbf", "com").content)
+    for layer in mine.values():
+        assert {f["properties"].get("park") for f in layer["features"]} == {park}
+
+
 def test_a_review_changes_no_postgis_tile_and_shows_in_the_review_states(served):
     park, other = served.parks[0], served.parks[1]
     flags = dget(served, f"/api/flags?park={quote(park)}&limit=10000").json()["features"]

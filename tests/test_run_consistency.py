@@ -334,7 +334,7 @@ def upgraded(backend: str, target) -> SQLiteStore | PostgresStore:
         return SQLiteStore(Path(target))  # migrates on opening
     with pytest.raises(DatabaseError, match="geo-eval db upgrade"):
         PostgresStore(str(target))
-    assert upgrade_schema(str(target))["applied"] == [2, 3, 4]
+    assert upgrade_schema(str(target))["applied"] == [2, 3, 4, 5]
     return PostgresStore(str(target))
 
 
@@ -343,7 +343,7 @@ def test_runs_registered_by_an_older_geo_eval_keep_their_reviews(backend, tmp_pa
     out, target, legacy = legacy_run(backend, tmp_path, request)
     s = upgraded(backend, target)
     try:
-        assert s.status()["schema_version"] == 4
+        assert s.status()["schema_version"] == (4 if backend == "sqlite" else 5)  # PostGIS 5: the tile sets
         old = s.get_run(legacy)
         assert old.manifest_sha256 == sha256(out / "manifest.json")  # filled in from its OUT_DIR
         assert load_run_data(old).run_id == legacy  # served as before
@@ -406,6 +406,8 @@ def test_the_upgrade_fills_in_a_stored_run_from_the_database(pg_url, tmp_path):
     s.close()
     sha, prints = sha256(out / "manifest.json"), run_record_from_out_dir(out).flag_prints
     with psycopg.connect(pg_url, autocommit=True) as conn:  # back to version 2, as an older geo-eval left it
+        conn.execute("DROP TABLE geo_eval.run_tiles, geo_eval.run_tile_sets")
+        conn.execute("DELETE FROM geo_eval.schema_version WHERE version = 5")
         conn.execute("DROP TABLE geo_eval.objection_files, geo_eval.objections")
         conn.execute("ALTER TABLE geo_eval.reviews DROP COLUMN carried_from")
         drop = ", ".join(f"DROP COLUMN {c}" for c in ("status", "version", *RUN_STATUS_TEXT_COLUMNS))
@@ -416,7 +418,7 @@ def test_the_upgrade_fills_in_a_stored_run_from_the_database(pg_url, tmp_path):
         conn.execute("ALTER TABLE geo_eval.runs DROP COLUMN manifest_sha256")
         conn.execute("DELETE FROM geo_eval.schema_version WHERE version = 3")
     shutil.rmtree(out)
-    assert upgrade_schema(pg_url)["applied"] == [3, 4]
+    assert upgrade_schema(pg_url)["applied"] == [3, 4, 5]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT manifest_sha256 FROM geo_eval.runs").fetchall() == [(sha,)]
         assert dict(conn.execute("SELECT flag_id, digest FROM geo_eval.run_flags").fetchall()) == prints

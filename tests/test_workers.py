@@ -18,6 +18,7 @@ session key ``geo-eval serve`` makes once for all workers) and on PostgreSQL (``
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -40,6 +42,8 @@ SECRET = "w" * 48
 HEADER_TIMEOUT_S = 2
 TRIES = 200
 WORKER = "x-geo-eval-worker"
+OVERVIEW_TILE = "8/212/101"
+"""The zoom-8 tile of the sample parks (a zoom the service's own cut tiles hold no flag points at)."""
 
 runner = CliRunner()
 
@@ -52,6 +56,8 @@ class Service:
     tokens: dict[str, str]
     workers: tuple[int, int]
     backend: str
+    runs: dict[int, Path]
+    """Copies of the sample's OUT_DIRs (registering one cuts its tiles into it)."""
 
     def cli(self, *args: str) -> str:
         where = ["--data-dir", str(self.data_dir), *(["--db", self.db] if self.db else [])]
@@ -110,8 +116,9 @@ def svc(request: pytest.FixtureRequest, sample_runs: dict[int, Path], tmp_path_f
         db = request.getfixturevalue("pg_url")
         _wipe_and_init(db)
     data_dir = base / "data"
+    runs = {year: Path(shutil.copytree(out, base / str(year))) for year, out in sample_runs.items()}
     where = ["--data-dir", str(data_dir), *(["--db", db] if db else [])]
-    assert runner.invoke(cli, ["runs", "add", str(sample_runs[2024]), *where]).exit_code == 0
+    assert runner.invoke(cli, ["runs", "add", str(runs[2024]), *where]).exit_code == 0
     tokens = {}
     for name, role in (("rev", "reviewer"), ("rev2", "reviewer"), ("admin", "admin")):
         r = runner.invoke(cli, ["users", "add", name, "--role", role, *where])
@@ -130,7 +137,7 @@ def svc(request: pytest.FixtureRequest, sample_runs: dict[int, Path], tmp_path_f
     log = base / "serve.log"
     with serving(env, log, args=["--workers", "2", *where]) as url:
         pids = sorted(both("GET", f"{url}/health"))
-        yield Service(url, data_dir, db, tokens, (pids[0], pids[1]), request.param)
+        yield Service(url, data_dir, db, tokens, (pids[0], pids[1]), request.param, runs)
     text = log.read_text()
     assert SECRET not in text and not any(t in text for t in tokens.values())
 
@@ -203,12 +210,12 @@ def test_a_session_signed_in_through_one_worker_holds_on_the_other(svc):
         assert on_worker(pid, "GET", f"{svc.url}/api/me", headers=cookie).status_code == 401
 
 
-def test_a_run_registered_while_serving_is_served_by_both_workers(svc, sample_runs):
+def test_a_run_registered_while_serving_is_served_by_both_workers(svc):
     before = {r["run_id"] for r in ask("GET", f"{svc.url}/api/runs", headers=svc.h("rev")).json()}
     # both workers have loaded the latest run (2024) before the new one comes
     for r in both("GET", f"{svc.url}/api/rankings?limit=1", headers=svc.h("rev")).values():
         assert r.json()["year"] == 2024
-    svc.cli("runs", "add", str(sample_runs[2025]))
+    svc.cli("runs", "add", str(svc.runs[2025]))
     new = next(r for r in ask("GET", f"{svc.url}/api/runs", headers=svc.h("rev")).json() if r["run_id"] not in before)
     assert new["year"] == 2025
     for pid, r in both("GET", f"{svc.url}/api/runs", headers=svc.h("rev")).items():
@@ -220,6 +227,11 @@ def test_a_run_registered_while_serving_is_served_by_both_workers(svc, sample_ru
     pages = both("GET", f"{svc.url}/maps/{park}", headers=svc.h("rev"))
     for r in pages.values():
         assert r.status_code == 200 and new["run_id"] in r.text
+    # its tiles come from the archive `runs add` cut (the flag points of the overview zooms are only there)
+    for r in both(
+        "GET", f"{svc.url}/api/tiles/{quote(park, safe='')}/{OVERVIEW_TILE}.pbf", headers=svc.h("rev")
+    ).values():
+        assert r.status_code == 200 and b"flagged" in r.content
     # a change of the run's status (a new row state in the store) is seen by both workers at once
     svc.cli("runs", "status", "2025", "--to", "publicity", "--start", "2026-03-01", "--end", "2026-03-10")
     for r in both("GET", f"{svc.url}/api/runs", headers=svc.h("rev")).values():

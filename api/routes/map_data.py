@@ -19,12 +19,13 @@ poll that finds nothing new costs a 304 and no body. A committee user gets only 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import CurrentUser, RunDep, StoreDep, ensure_park
+from api.deps import CurrentUser, RunCacheDep, RunDep, SelectedRun, StoreDep, ensure_park
 from api.errors import InvalidQuery, NotFound
 from api.mapdata import (
     MapScope,
@@ -40,13 +41,15 @@ from api.mapdata import (
     review_version,
     run_etag,
     scope_parcels,
+    stamp_etag,
     tile_source,
 )
 from api.routes.maps import MVT_TYPE, BasemapQ, check_park
-from api.rundata import RunData
+from api.rundata import RunCache, RunData
+from api.tilearchive import TileArchive, archive_of
 from geo_eval import maps
 from geo_eval.maps import tiles
-from geo_eval.storage import Store
+from geo_eval.storage import RunRecord, Store
 
 router = APIRouter(tags=["地图"])
 
@@ -82,25 +85,58 @@ TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _tile_response(
-    request: Request, data: RunData, store: Store, scope: MapScope, basemap: str, z: int, x: int, y: int
+    request: Request,
+    record: RunRecord,
+    cache: RunCache,
+    store: Store,
+    scope_of: Callable[[RunData | None, TileArchive | None], MapScope],
+    basemap: str,
+    z: int,
+    x: int,
+    y: int,
 ) -> Response:
-    caches = map_caches(request)
+    """The tile from the run's pre-built archive (without reading the run itself: a cold service answers
+    at once), else cut from the run in memory or by PostGIS."""
     kind = display_kind(basemap)
     try:
         tiles._check_tile(z, x, y)
     except ValueError as exc:
         raise NotFound(str(exc)) from None
+    archive, stamp = archive_of(request, record, cache, kind)
+    if archive is not None:
+        scope = scope_of(None, archive)
+        etag = stamp_etag(record.run_id, stamp, "tile", scope.key, kind, z, x, y, "archive")
+        return cached_answer(request, etag, lambda: archive.tile(z, x, y, scope.parks), MVT_TYPE)
+    data = cache.get(record)
+    scope = scope_of(data, None)
+    caches = map_caches(request)
 
     def build() -> bytes:
         if data.source == "postgis" and data.record.srid:
             return _database_tile(store, data, scope, kind, z, x, y)
         src = tile_source(data, caches, scope, basemap)
-        return tiles.mvt_tile(src, z, x, y, properties=maps.tile_properties(z))
+        return tiles.mvt_tile(src, z, x, y, properties=maps.tile_properties(z), id_column="gid")
 
-    etag = run_etag(data, "tile", scope.key, kind, z, x, y)
+    etag = run_etag(data, "tile", scope.key, kind, z, x, y, "cut")
     return cached_answer(
         request, etag, lambda: caches.tiles.get(data, ("tile", scope.key, kind, z, x, y), build), MVT_TYPE
     )
+
+
+def _park_tile_scope(
+    request: Request, record: RunRecord, park: str
+) -> Callable[[RunData | None, TileArchive | None], MapScope]:
+    """A park page's scope: 404 unless the run names the park (from its archive, else from the run)."""
+
+    def scope(data: RunData | None, archive: TileArchive | None) -> MapScope:
+        if archive is not None:
+            if park not in archive.parks:
+                raise NotFound(f"评价批次 {record.year} 年度（{record.run_id}）中没有园区“{park}”")
+        elif data is not None:
+            check_park(request, data, park)
+        return MapScope.of_park(park)
+
+    return scope
 
 
 def _database_tile(store: Store, data: RunData, scope: MapScope, kind: str, z: int, x: int, y: int) -> bytes:
@@ -137,11 +173,13 @@ def park_tile(
     y: int,
     user: CurrentUser,
     request: Request,
-    data: RunDep,
+    record: SelectedRun,
+    cache: RunCacheDep,
     store: StoreDep,
     basemap: BasemapQ = "none",
 ) -> Response:
-    return _tile_response(request, data, store, _park_scope(request, user, data, park), basemap, z, x, y)
+    ensure_park(user, park)
+    return _tile_response(request, record, cache, store, _park_tile_scope(request, record, park), basemap, z, x, y)
 
 
 @router.get(
@@ -157,11 +195,13 @@ def overview_tile(
     y: int,
     user: CurrentUser,
     request: Request,
-    data: RunDep,
+    record: SelectedRun,
+    cache: RunCacheDep,
     store: StoreDep,
     basemap: BasemapQ = "none",
 ) -> Response:
-    return _tile_response(request, data, store, MapScope.overview(user), basemap, z, x, y)
+    scope = MapScope.overview(user)
+    return _tile_response(request, record, cache, store, lambda *_: scope, basemap, z, x, y)
 
 
 # ---------------------------------------------------------------------------------------------

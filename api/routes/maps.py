@@ -34,6 +34,7 @@ from api.mapdata import (
     MapScope,
     carried_sources,
     closed_blocks,
+    display_kind,
     enterprise_names,
     map_caches,
     park_outlines,
@@ -42,8 +43,10 @@ from api.mapdata import (
 )
 from api.rundata import RunData
 from api.settings import Settings
+from api.tilearchive import archive_of
 from geo_eval import maps
-from geo_eval.maps.page import script_json
+from geo_eval.maps.archive import ARCHIVE_MIN_ZOOM
+from geo_eval.maps.page import TILES_MIN_ZOOM, script_json
 from geo_eval.publication.status import RUN_STATUS_LABELS
 from geo_eval.storage import ROLE_LABELS, RunRecord, Store, User
 
@@ -132,6 +135,11 @@ def _tiles_url(data: RunData, scope: MapScope, basemap: str) -> str:
     return f"{base}/{{z}}/{{x}}/{{y}}.pbf?{params}"
 
 
+def _archived(request: Request, data: RunData, basemap: str) -> bool:
+    """Whether the run's tiles come from its pre-built archive (generalised down to the city's zooms)."""
+    return archive_of(request, data.record, request.app.state.run_cache, display_kind(basemap))[0] is not None
+
+
 def _build_page(
     request: Request, data: RunData, settings: Settings, scope: MapScope, *, color_by: str, basemap: str, threshold: int
 ) -> tuple[str, str]:
@@ -153,6 +161,7 @@ def _build_page(
         app_base=APP_BASE,
         tiles_url=_tiles_url(data, scope, basemap),
         tile_threshold=threshold,
+        tiles_min_zoom=ARCHIVE_MIN_ZOOM if _archived(request, data, basemap) else TILES_MIN_ZOOM,
         search_url=search,
         title=f"{title} · {data.record.year} 年度亩均效益评价",
         attribution=settings.map_attribution,

@@ -32,6 +32,7 @@ from geo_eval.errors import GeoEvalError, InputFileError
 from geo_eval.inputs.corrections import CORRECTIONS_FILE
 from geo_eval.io import csvout
 from geo_eval.io.run import run
+from geo_eval.io.runtiles import register_tiles
 from geo_eval.publication.exports import corrections_table
 from geo_eval.rating.scheme import Scheme, load_scheme, parse_scheme, preset_names, preset_text
 from geo_eval.storage import InvalidValueError, RunFilesError, RunRecord, Store, User, run_record_from_out_dir
@@ -225,6 +226,7 @@ def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: Sett
             run_record_from_out_dir(out_dir), supersede=body.supersede, supersede_reason=body.supersede_reason
         )
         record = store.add_run(found, actor=admin.name)
+        log.info("run %s: %s", record.run_id, register_tiles(out_dir, record.run_id)[1])
     return RunPublic.of(record, latest=True, show_dir=True)
 
 
@@ -252,6 +254,7 @@ def register_run(body: RunRegister, admin: AdminUser, store: StoreDep) -> RunPub
         raise InvalidValueError(str(exc)) from exc
     found = replace(found, supersede=body.supersede, supersede_reason=body.supersede_reason)
     record = store.add_run(found, actor=admin.name)
+    log.info("run %s: %s", record.run_id, register_tiles(Path(body.out_dir), record.run_id)[1])
     return RunPublic.of(record, latest=True, show_dir=True)
 
 

@@ -112,6 +112,7 @@ def evaluate(
     out.print(f"输出目录：{out_dir}（{files}）")
     if result.stored is not None:
         out.print(f"已存入数据库 {manifest.get('database')}：评价批次 {result.stored.run_id}（已登记为最新批次）")
+        out.print(result.tiles, markup=False)
         carried = result.stored.carryover.message(result.stored.run_id) if result.stored.carryover else ""
         if carried:
             out.print(carried, markup=False)

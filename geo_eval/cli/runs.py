@@ -11,6 +11,8 @@ import typer
 from rich.table import Table
 
 from geo_eval.cli.options import DatabaseOpt, out, store_label, with_store
+from geo_eval.io.runtiles import register_tiles, store_run_tiles
+from geo_eval.maps.archive import TileArchiveError
 from geo_eval.publication.status import RUN_STATUS_LABELS
 from geo_eval.storage import DEFAULT_DATA_DIR, RunRecord, Store, run_record_from_out_dir
 from geo_eval.storage.runs import out_dir_state
@@ -36,12 +38,16 @@ def add(
     reason: ReasonOpt = "",
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     db: DatabaseOpt = None,
+    tiles: Annotated[bool, typer.Option("--tiles/--no-tiles", help="登记后预先切割地图瓦片（默认）")] = True,
 ) -> None:
-    """Register OUT_DIR as the latest run."""
+    """Register OUT_DIR as the latest run, then cut its map tiles into OUT_DIR/tiles.mbtiles."""
 
     def register(store: Store) -> RunRecord:
-        found = replace(run_record_from_out_dir(out_dir), supersede=supersede, supersede_reason=reason)
-        return store.add_run(found, actor="cli")
+        found = run_record_from_out_dir(out_dir)
+        rec = store.add_run(replace(found, supersede=supersede, supersede_reason=reason), actor="cli")
+        if tiles:  # once registered (a refused run is not cut); the service picks the archive up when it appears
+            out.print(register_tiles(out_dir, rec.run_id)[1], markup=False)
+        return rec
 
     rec = with_store(data_dir, db, register)
     out.print(
@@ -96,3 +102,30 @@ def status(
     """Move YEAR's current run to publicity or final."""
     rec = with_store(data_dir, db, lambda s: s.set_run_status(year, to, start=start, end=end, actor="cli"))
     out.print(f"评价批次 {rec.run_id}：{rec.status_line()}", markup=False)
+
+
+@app.command(
+    "tiles",
+    help="为已登记的评价批次（重新）切割地图瓦片（OUT_DIR/tiles.mbtiles；存于数据库的批次同时存入数据库）。"
+    "geo-eval runs add 和 evaluate --db 已自动切割，升级 geo-eval 后对此前登记的批次运行一次即可",
+)
+def tiles(
+    out_dir: Annotated[Path, typer.Argument(help="评价输出目录（含 manifest.json）", file_okay=False)],
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    db: DatabaseOpt = None,
+) -> None:
+    """Cut (again) the tile archive of a registered run, and store it in the database if the run is stored there."""
+
+    def cut(store: Store) -> str:
+        found = run_record_from_out_dir(out_dir)
+        record = store.get_run(found.run_id)  # registered, else NotFoundError names it
+        if record.stored and hasattr(store, "transaction"):
+            ok, message = store_run_tiles(store, record, out_dir)
+        else:
+            info, message = register_tiles(out_dir, record.run_id)
+            ok = info is not None
+        if not ok:
+            raise TileArchiveError(message)
+        return message
+
+    out.print(with_store(data_dir, db, cut), markup=False)

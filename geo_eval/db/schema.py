@@ -233,6 +233,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (objection_id, file_no)
         )""",
     ),
+    (  # 5: a stored run's pre-built map tiles (cut once by tippecanoe, geo_eval/maps/archive.py)
+        """CREATE TABLE geo_eval.run_tile_sets (
+            run_id text PRIMARY KEY REFERENCES geo_eval.runs,
+            stored_at text NOT NULL,
+            min_zoom int NOT NULL,
+            max_zoom int NOT NULL,
+            tiles int NOT NULL,
+            bytes bigint NOT NULL,
+            parks jsonb NOT NULL,
+            built_at text NOT NULL
+        )""",
+        """CREATE TABLE geo_eval.run_tiles (
+            run_id text NOT NULL REFERENCES geo_eval.run_tile_sets ON DELETE CASCADE,
+            z smallint NOT NULL,
+            x int NOT NULL,
+            y int NOT NULL,
+            data bytea NOT NULL,
+            PRIMARY KEY (run_id, z, x, y)
+        )""",
+        "ALTER TABLE geo_eval.run_tiles ALTER COLUMN data SET STORAGE EXTERNAL",  # tiles read whole, uncompressed
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

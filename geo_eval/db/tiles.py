@@ -10,7 +10,9 @@ be cached. Role checks stay with the caller, which passes the parks a user may s
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,9 +20,10 @@ from psycopg import sql
 
 from geo_eval.db.errors import DatabaseError, first_line
 from geo_eval.maps import NO_GRADE
+from geo_eval.maps.archive import PARKS_KEY
 from geo_eval.maps.tiles import TILE_EXTENT, _check_tile
 
-__all__ = ["mvt_tile", "tile_sql"]
+__all__ = ["mvt_tile", "read_tile", "store_tile_archive", "tile_set", "tile_sql"]
 
 BUFFER = 64
 
@@ -156,3 +159,45 @@ def mvt_tile(
         raise DatabaseError(f"数据库生成瓦片 {z}/{x}/{y} 失败：{first_line(exc)}") from exc
     data = row[0] if row is not None else None
     return bytes(data) if data else b""
+
+
+# --- pre-built tiles ------------------------------------------------------------------------------------
+
+
+def store_tile_archive(cur: Any, run_id: str, stored_at: str, archive: Path, built_at: str) -> int:
+    """Copy the tiles of an MBTiles archive (:func:`geo_eval.maps.archive.build_archive`) into
+    ``geo_eval.run_tiles`` as the tile set of the run stored at ``stored_at``, replacing an older set, in the
+    caller's transaction. Returns the number of tiles."""
+    cur.execute("DELETE FROM geo_eval.run_tile_sets WHERE run_id = %s", (run_id,))
+    with sqlite3.connect(f"file:{archive}?mode=ro", uri=True) as src:
+        meta = dict(src.execute("SELECT name, value FROM metadata").fetchall())
+        n, size = src.execute("SELECT count(*), coalesce(sum(length(tile_data)), 0) FROM tiles").fetchone()
+        cur.execute(
+            "INSERT INTO geo_eval.run_tile_sets (run_id, stored_at, min_zoom, max_zoom, tiles, bytes, parks, built_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (run_id, stored_at, int(meta["minzoom"]), int(meta["maxzoom"]), n, size, meta[PARKS_KEY], built_at),
+        )
+        rows = src.execute("SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles ORDER BY 1, 2, 3")
+        with cur.copy("COPY geo_eval.run_tiles (run_id, z, x, y, data) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "int2", "int4", "int4", "bytea"])
+            for z, x, row_tms, data in rows:
+                copy.write_row((run_id, z, x, (1 << z) - 1 - row_tms, bytes(data)))
+    return int(n)
+
+
+def tile_set(conn: psycopg.Connection[Any], run_id: str, stored_at: str) -> tuple[int, int, list[str]] | None:
+    """(min zoom, max zoom, the run's parks) of the run's pre-built tiles when they were cut from the run as
+    stored at ``stored_at``; None when it has none (tiles are then cut per request by :func:`mvt_tile`)."""
+    row = conn.execute(
+        "SELECT min_zoom, max_zoom, parks FROM geo_eval.run_tile_sets WHERE run_id = %s AND stored_at = %s",
+        (run_id, stored_at),
+    ).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), [str(p) for p in row[2]])
+
+
+def read_tile(conn: psycopg.Connection[Any], run_id: str, z: int, x: int, y: int) -> bytes:
+    """A pre-built tile of the run (XYZ numbering), ``b""`` where the set has none."""
+    row = conn.execute(
+        "SELECT data FROM geo_eval.run_tiles WHERE run_id = %s AND z = %s AND x = %s AND y = %s", (run_id, z, x, y)
+    ).fetchone()
+    return b"" if row is None else bytes(row[0])

@@ -21,6 +21,7 @@ from geo_eval.io.corrections import read_corrections
 from geo_eval.io.dataset import DatasetSpec
 from geo_eval.io.loaders import load_inputs, read_previous
 from geo_eval.io.outdir import kept_aside, tidy
+from geo_eval.io.runtiles import store_run_tiles
 from geo_eval.landuse.evidence import builtup_fraction
 from geo_eval.landuse.flags import FlagResult, flag_parcels
 from geo_eval.landuse.renewal import RenewalBlocks
@@ -50,6 +51,8 @@ class RunResult:
     """With ``db``: the run as registered and stored in the database."""
     tidied: list[str] = field(default_factory=list)
     """What was cleaned up after earlier runs into OUT_DIR that were killed (:func:`geo_eval.io.outdir.tidy`)."""
+    tiles: str = ""
+    """With ``db``: what became of the run's map tiles (cut and stored beside it, or why not), for the user."""
 
 
 def check_dataset(dataset_dir: Path, scheme: Scheme, *, flags: bool = True) -> Problems:
@@ -138,12 +141,15 @@ def run(
             report=report,
             supersede=supersede,
         )
+        tiles = "" if store is None or stored is None else store_run_tiles(store, stored, Path(out_dir))[1]
     finally:
         if store is not None:
             store.close()
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     fr, blocks = result.flag_result, result.renewal
-    return RunResult(result.evaluation, fr, blocks, manifest, notes=result.notes, stored=stored, tidied=tidied)
+    return RunResult(
+        result.evaluation, fr, blocks, manifest, notes=result.notes, stored=stored, tidied=tidied, tiles=tiles
+    )
 
 
 def _corrections(dataset_dir: Path, spec: DatasetSpec, path: Path | None) -> CorrectionTable | None:

@@ -74,6 +74,8 @@ ColorBy = Literal["grade", "tax_per_mu", "change"]
 TILE_THRESHOLD = 5000
 """Above this many parcels a map draws them from vector tiles instead of inline GeoJSON."""
 MAX_ZOOM = 19
+TILES_MIN_ZOOM = 11
+"""Tiles cut per request start at this zoom (a pre-built archive goes down to the city's zooms)."""
 """Deepest zoom (about 0.3 m a pixel at 34° N): parcels stay recognisable, no zooming into emptiness."""
 DEFAULT_ATTRIBUTION = "宗地数据：自然资源局 · 评价：工业和信息化局"
 """What the map's attribution says by default (the service passes the city's own wording)."""
@@ -370,7 +372,7 @@ def park_map(
     app_base: str = "/static",
     tiles_url: str | None = None,
     tile_threshold: int | None = TILE_THRESHOLD,
-    tiles_min_zoom: int = 11,
+    tiles_min_zoom: int = TILES_MIN_ZOOM,
     search_url: str | None = None,
     title: str = "园区用地亩均效益评价图",
     service: Mapping[str, Any] | None = None,

@@ -150,6 +150,7 @@ def mvt_tile(
     extent: int = TILE_EXTENT,
     buffer: int = 64,
     simplify: float = 1.0,
+    id_column: str | None = None,
 ) -> bytes:
     """Tile ``z/x/y`` of ``features`` as Mapbox vector tile bytes (``b""`` when no feature shows).
 
@@ -166,6 +167,8 @@ def mvt_tile(
     extent, buffer, simplify
         Units per tile side; units drawn beyond each edge (so outlines do not break at tile seams);
         simplification tolerance in units.
+    id_column
+        A column of positive integers to use as feature ids (default: the row in ``features``).
 
     Raises
     ------
@@ -207,15 +210,17 @@ def mvt_tile(
     keep &= ~polygonal | (shapely.area(geoms) > 0)
     if not keep.any():
         return b""
-    cols = [c for c in (properties if properties is not None else sub.columns) if c != sub.geometry.name]
+    skip = (sub.geometry.name, id_column)
+    cols = [c for c in (properties if properties is not None else sub.columns) if c not in skip]
     rows = np.flatnonzero(keep)
     props: list[dict[str, object]] = [{} for _ in rows]
     for c in cols:
         for d, v in zip(props, _column_values(sub[c].iloc[rows]), strict=True):
             if v is not None:
                 d[c] = v
+    ids = sub[id_column].to_numpy(dtype=np.int64) if id_column is not None else hits
     feats = [
-        {"geometry": g, "properties": d, "id": int(i)} for g, d, i in zip(geoms[keep], props, hits[keep], strict=True)
+        {"geometry": g, "properties": d, "id": int(i)} for g, d, i in zip(geoms[keep], props, ids[keep], strict=True)
     ]
     return bytes(
         mapbox_vector_tile.encode(

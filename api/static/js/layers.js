@@ -149,6 +149,13 @@ export class Layers {
     return { ...style, fill: true, fillColor, fillOpacity: 1 };
   }
 
+  /** A flagged parcel below park zooms (layer "flagged" of a pre-built tile): a dot; several in one spot, a larger one. */
+  flagPointStyle(p) {
+    const s = this.cfg.flagStyles[p.parcel_id ? this.reviews.parcelState(p.parcel_id) || "pending" : "pending"];
+    const radius = p.n_parcels > 1 ? 3.5 : 2.5;
+    return { radius, stroke: true, color: "#ffffff", weight: 0.8, fill: true, fillColor: s.color, fillOpacity: 0.95 };
+  }
+
   build() {
     const cfg = this.cfg;
     this.overlays = {};
@@ -217,12 +224,18 @@ export class Layers {
     this.parcels = L.vectorGrid.protobuf(t.url, {
       ...common,
       pane: "ge-parcels",
-      vectorTileLayerStyles: { parcels: (p, z) => this.parcelStyle(p.grade, p.tax_per_mu, z, this.changes?.get(p.parcel_id)) },
+      vectorTileLayerStyles: {
+        parcels: (p, z) => this.parcelStyle(p.grade, p.tax_per_mu, z, this.changes?.get(p.parcel_id)),
+        flagged: [],
+      },
     });
     this.flags = L.vectorGrid.protobuf(t.url, {
       ...common,
       pane: "ge-flags",
-      vectorTileLayerStyles: { parcels: (p) => (p.n_flags ? this.flagStyle(p.parcel_id) : []) },
+      vectorTileLayerStyles: {
+        parcels: (p) => (p.n_flags ? this.flagStyle(p.parcel_id) : []),
+        flagged: (p) => this.flagPointStyle(p),
+      },
     });
     this.parcels.on("tileload", () => {
       if (!window.geoEval.firstTileAt) window.geoEval.firstTileAt = performance.now();

@@ -1,0 +1,231 @@
+"""``python -m bench.bench_tiles``: a run's tile archive, cut and served, at 100 000 and 1 000 000 parcels.
+
+    python -m bench.bench_tiles [--n 100000 1000000] [--clients 20 100] [--workers 1 2] [--seconds 30]
+                                [--requests 4000] [--load-n 1000000] [--scheme lianyungang]
+
+For each ``--n``: the synthetic dataset of :mod:`bench.synthetic` (cached in ``bench/data/<n>/``) is
+evaluated (``geo_eval.io.run.run``: flags, blocks, workbooks and report, as ``geo-eval evaluate``), then its
+tiles are cut (``geo_eval.io.runtiles.build_run_tiles``, what ``geo-eval runs add`` does): time per step,
+archive size, tile count and the largest tile per zoom.
+
+For ``--load-n``: the run is registered in a fresh data directory and served by ``geo-eval serve --workers
+W`` for each ``--workers``; the time from start to the first tile answered is recorded, then ``--clients``
+concurrent httpx clients on loopback request a realistic mix (a reviewer's overview tiles of zooms 6–12 over
+the whole extent, park tiles of zooms 13–19 of three parks, drawn at random with repeats, as several
+reviewers browsing), until ``--requests`` requests or ``--seconds``; p50/p95/p99 and throughput as the
+clients measure them, and each worker's resident memory afterwards.
+
+Writes ``bench/out/tiles.md`` and ``bench/out/tiles.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from bench.bench_service import (
+    free_port,
+    load_test,
+    start_service,
+    stop_service,
+    tiles_with_parcels,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR / "data"
+OUT_DIR = BENCH_DIR / "out"
+
+
+def evaluate_and_cut(n: int, scheme: str) -> tuple[Path, dict[str, Any]]:
+    """The dataset of ``n`` parcels evaluated (timed) and its tiles cut (timed)."""
+    from bench.synthetic import cached_dataset
+    from geo_eval.io.run import run
+    from geo_eval.io.runtiles import build_run_tiles
+    from geo_eval.rating.scheme import load_scheme
+    from geo_eval.storage import run_record_from_out_dir
+
+    src = DATA_DIR / str(n)
+    cached_dataset(src, n)
+    out = OUT_DIR / f"tiles_{n}" / "out"
+    print(f"{n}: evaluate …", file=sys.stderr)
+    t = time.perf_counter()
+    run(src, load_scheme(scheme), out, overwrite=True)
+    evaluate_s = time.perf_counter() - t
+    print(f"{n}: cut the tiles …", file=sys.stderr)
+    info = build_run_tiles(out, run_record_from_out_dir(out).run_id)
+    with sqlite3.connect(info.path) as db:
+        zooms = db.execute(
+            "SELECT zoom_level, count(*), max(length(tile_data)), sum(length(tile_data)) FROM tiles GROUP BY 1"
+        ).fetchall()
+    res = {
+        "n": n,
+        "evaluate_s": evaluate_s,
+        "tiles_s": info.seconds,
+        "tiles_steps_s": info.steps,
+        "ratio": info.seconds / evaluate_s,
+        "archive_mb": info.bytes / 1e6,
+        "tiles": info.tiles,
+        "max_tile_kb": info.max_tile_bytes / 1e3,
+        "zooms": [{"z": z, "tiles": c, "max_kb": m / 1e3, "mb": s / 1e6} for z, c, m, s in zooms],
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+    }
+    return out, res
+
+
+def request_mix(out: Path, count: int, seed: int = 0) -> list[str]:
+    """Overview tiles of zooms 6–12 over every parcel and park tiles of zooms 13–19 of three parks, drawn at
+    random with repeats (half and half)."""
+    import pyogrio
+
+    parcels = pyogrio.read_dataframe(out / "parcels.gpkg", layer="parcels", columns=["park"]).to_crs(4326)
+    overview = [t for ts in tiles_with_parcels(parcels, tuple(range(6, 13))).values() for t in ts]
+    parks = sorted(parcels["park"].dropna().unique())
+    rng = random.Random(seed)
+    chosen = rng.sample(parks, min(3, len(parks)))
+    park_tiles: list[tuple[str, tuple[int, int, int]]] = []
+    for park in chosen:
+        rows = parcels.loc[parcels["park"] == park]
+        for ts in tiles_with_parcels(rows, tuple(range(13, 20))).values():
+            park_tiles += [(park, t) for t in ts]
+    order = []
+    for _ in range(count):
+        if rng.random() < 0.5:
+            z, x, y = rng.choice(overview)
+            order.append(f"/api/tiles/{z}/{x}/{y}.pbf")
+        else:
+            park, (z, x, y) = rng.choice(park_tiles)
+            order.append(f"/api/tiles/{quote(park, safe='')}/{z}/{x}/{y}.pbf")
+    return order
+
+
+def worker_rss_gb(pid: int) -> list[float]:
+    """Resident memory of each worker process under ``pid`` (the pid itself when it has no children)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    out = []
+    for p in children or [pid]:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                out.append(int(line.split()[1]) / 1024**2)
+    return out
+
+
+def serve_and_load(out: Path, workers: int, clients: list[int], requests: int, seconds: float) -> dict[str, Any]:
+    """Register ``out`` in a fresh data directory, serve it with ``workers`` workers, load it."""
+    import shutil
+
+    import httpx
+
+    from geo_eval.storage import open_store, run_record_from_out_dir
+
+    data = OUT_DIR / f"tiles_serve_{workers}"
+    if data.exists():
+        shutil.rmtree(data)
+    store = open_store(data)
+    store.add_run(run_record_from_out_dir(out), actor="bench")
+    token = store.add_user("bench-reviewer", "reviewer")[1]
+    store.close()
+    order = request_mix(out, requests)
+    port = free_port()
+    t = time.perf_counter()
+    proc = start_service(data, port, data / "server.log", env_extra={"GEO_EVAL_WORKERS": str(workers)}, timeout_s=900)
+    url = f"http://127.0.0.1:{port}"
+    res: dict[str, Any] = {"workers": workers, "health_s": time.perf_counter() - t}
+    try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
+            c.get(order[0]).raise_for_status()
+        res["first_tile_s"] = time.perf_counter() - t
+        warm = sorted(set(order))[:: max(1, len(set(order)) // 50)]
+        res["loads"] = [
+            load_test(url, token, order, clients=k, max_seconds=seconds, warmup=warm if i == 0 else [])
+            for i, k in enumerate(clients)
+        ]
+        res["rss_gb"] = worker_rss_gb(proc.pid)
+    finally:
+        stop_service(proc)
+    return res
+
+
+def table(res: dict[str, Any]) -> str:
+    lines = [
+        "## Tile archives (bench/bench_tiles.py)",
+        "",
+        f"Machine: {res['machine']}. Command: `{res['command']}`.",
+        "",
+        "| parcels | evaluate s | cut tiles s (read / inputs / tippecanoe / merge) | × evaluate | archive MB | tiles "
+        "| largest KB | peak GB |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for b in res["builds"]:
+        st = b["tiles_steps_s"]
+        steps = " / ".join(f"{st.get(k, 0):.0f}" for k in ("read", "inputs", "tippecanoe", "merge"))
+        lines.append(
+            f"| {b['n']:,} | {b['evaluate_s']:.1f} | {b['tiles_s']:.1f} ({steps}) | {b['ratio']:.2f} | "
+            f"{b['archive_mb']:.0f} | {b['tiles']:,} | {b['max_tile_kb']:.0f} | {b['peak_gb']:.1f} |"
+        )
+    for b in res["builds"]:
+        lines += ["", f"Largest tile per zoom at {b['n']:,} parcels (KB): "]
+        lines.append(", ".join(f"z{z['z']} {z['max_kb']:.0f} ({z['tiles']} tiles)" for z in b["zooms"]))
+    for s in res.get("serving", []):
+        lines += [
+            "",
+            f"Served at {res['load_n']:,} parcels, {s['workers']} worker(s): /health after {s['health_s']:.1f} s, "
+            f"first tile after {s['first_tile_s']:.1f} s; RSS per worker afterwards "
+            + ", ".join(f"{g:.2f} GB" for g in s["rss_gb"]),
+            "",
+            "| clients | requests | p50 ms | p95 ms | p99 ms | max ms | req/s | statuses |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for ld in s["loads"]:
+            lines.append(
+                f"| {ld['clients']} | {ld['n']} | {ld['p50']:.1f} | {ld['p95']:.1f} | {ld['p99']:.1f} | "
+                f"{ld['max']:.0f} | {ld['rps']:.0f} | {ld['statuses']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--load-n", type=int, default=None, help="the size served under load (default: the largest --n)")
+    ap.add_argument("--clients", type=int, nargs="+", default=[20, 100])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--requests", type=int, default=4000)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--scheme", default="lianyungang")
+    ap.add_argument("--no-load", action="store_true")
+    a = ap.parse_args(argv)
+    res: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "command": "python -m bench.bench_tiles " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "builds": [],
+    }
+    outs = {}
+    for n in a.n:
+        outs[n], built = evaluate_and_cut(n, a.scheme)
+        res["builds"].append(built)
+        print(table(res), file=sys.stderr)
+    if not a.no_load:
+        res["load_n"] = a.load_n or max(a.n)
+        res["serving"] = [serve_and_load(outs[res["load_n"]], w, a.clients, a.requests, a.seconds) for w in a.workers]
+    text = table(res)
+    print(text)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "tiles.md").write_text(text, encoding="utf-8")
+    (OUT_DIR / "tiles.json").write_text(json.dumps(res, ensure_ascii=False, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
