@@ -75,6 +75,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_xlsx --n 1000000 --writers geo_eval --rebuild
 	$(BIN)/python -m bench.bench_report --n 1000000
 	$(BIN)/python -m bench.bench_service
+	$(BIN)/python -m bench.bench_tiles --n 100000 1000000
 	$(BIN)/python -m bench.bench_auth
 	$(BIN)/python -m bench.bench_store
 	$(BIN)/python -m bench.bench_postgis --n 1000000

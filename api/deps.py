@@ -22,7 +22,7 @@ learns nothing (401) before any lookup.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -56,15 +56,15 @@ _cookie = APIKeyCookie(
 )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
-def get_run_cache(request: Request) -> RunCache:
+async def get_run_cache(request: Request) -> RunCache:
     return request.app.state.run_cache  # type: ignore[no-any-return]
 
 
@@ -137,7 +137,7 @@ def cookie_user(request: Request, settings: Settings, store: Store, cookie: str)
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
-def current_user(user: OptionalUser) -> User:
+async def current_user(user: OptionalUser) -> User:
     """The signed-in user, else 401."""
     if user is None:
         raise Unauthorized()
@@ -147,7 +147,7 @@ def current_user(user: OptionalUser) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def page_user(request: Request, user: OptionalUser) -> User:
+async def page_user(request: Request, user: OptionalUser) -> User:
     """The signed-in user of an HTML page, else a redirect to the login page."""
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -158,27 +158,27 @@ def page_user(request: Request, user: OptionalUser) -> User:
 PageUser = Annotated[User, Depends(page_user)]
 
 
-def docs_user(settings: SettingsDep, user: OptionalUser) -> User | None:
+async def docs_user(settings: SettingsDep, user: OptionalUser) -> User | None:
     """Who may read ``/openapi.json``: anyone in demo mode, else a signed-in user (401)."""
     if user is None and not settings.demo:
         raise Unauthorized()
     return user
 
 
-def docs_page_user(request: Request, settings: SettingsDep, user: OptionalUser) -> User | None:
+async def docs_page_user(request: Request, settings: SettingsDep, user: OptionalUser) -> User | None:
     """Who may open ``/docs``: anyone in demo mode, else a signed-in user (others go to the login page)."""
-    return user if settings.demo else page_user(request, user)
+    return user if settings.demo else await page_user(request, user)
 
 
 DocsUser = Annotated[User | None, Depends(docs_user)]
 DocsPageUser = Annotated[User | None, Depends(docs_page_user)]
 
 
-def require_role(*roles: str) -> Callable[[User], User]:
+def require_role(*roles: str) -> Callable[[User], Awaitable[User]]:
     """A dependency that lets only ``roles`` through (403 otherwise)."""
     labels = "、".join(roles)
 
-    def dependency(user: CurrentUser) -> User:
+    async def dependency(user: CurrentUser) -> User:
         if user.role not in roles:
             raise Forbidden(f"无权操作：需要角色 {labels}，当前为 {user.role}")
         return user
