@@ -667,7 +667,17 @@ def test_large_park_draws_parcels_from_vector_tiles(parcels, flags, blocks, park
     url = "/api/tiles/%E6%B5%B7%E6%BB%A8/{z}/{x}/{y}.pbf"
     page = maps.park_map_html(parcels, flags=flags, blocks=blocks, parks=parks, tiles_url=url, tile_threshold=5)
     cfg = page_config(page)
-    assert cfg["parcels"] == {"mode": "tiles", "url": url, "minZoom": 11, "detailZoom": maps.TILE_DETAIL_ZOOM}
+    assert cfg["parcels"] == {
+        "mode": "tiles",
+        "url": url,
+        "minZoom": 11,
+        "detailZoom": maps.TILE_DETAIL_ZOOM,
+        "prebuilt": False,
+    }
+    prebuilt = page_config(
+        maps.park_map_html(parcels, tiles_url=url, tile_threshold=5, tiles_min_zoom=6, tiles_prebuilt=True)
+    )
+    assert (prebuilt["parcels"]["minZoom"], prebuilt["parcels"]["prebuilt"]) == (6, True)
     assert '<script src="/static/vendor/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js"></script>' in page
     # no parcel is inlined: only the blocks and the park outline are GeoJSON
     assert "features" not in cfg["parcels"]

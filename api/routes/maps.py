@@ -144,6 +144,7 @@ def _build_page(
     request: Request, data: RunData, settings: Settings, scope: MapScope, *, color_by: str, basemap: str, threshold: int
 ) -> tuple[str, str]:
     caches = map_caches(request)
+    prebuilt = _archived(request, data, basemap)
     _, parcels = scope_parcels(data, scope)
     flags = data.flags.loc[scope.flag_mask(data)].drop(columns=["parcel_pos"])
     title = "园区总览" if scope.park is None else scope.park
@@ -161,7 +162,8 @@ def _build_page(
         app_base=APP_BASE,
         tiles_url=_tiles_url(data, scope, basemap),
         tile_threshold=threshold,
-        tiles_min_zoom=ARCHIVE_MIN_ZOOM if _archived(request, data, basemap) else TILES_MIN_ZOOM,
+        tiles_min_zoom=ARCHIVE_MIN_ZOOM if prebuilt else TILES_MIN_ZOOM,
+        tiles_prebuilt=prebuilt,
         search_url=search,
         title=f"{title} · {data.record.year} 年度亩均效益评价",
         attribution=settings.map_attribution,

@@ -373,6 +373,7 @@ def park_map(
     tiles_url: str | None = None,
     tile_threshold: int | None = TILE_THRESHOLD,
     tiles_min_zoom: int = TILES_MIN_ZOOM,
+    tiles_prebuilt: bool = False,
     search_url: str | None = None,
     title: str = "园区用地亩均效益评价图",
     service: Mapping[str, Any] | None = None,
@@ -407,6 +408,9 @@ def park_map(
     tiles_url, tile_threshold, tiles_min_zoom
         Above ``tile_threshold`` parcels (``None``: never) the parcels are drawn from the vector tiles
         at ``tiles_url`` (a template with ``{z}``, ``{x}``, ``{y}``) from zoom ``tiles_min_zoom`` on.
+    tiles_prebuilt
+        The tiles come from the run's archive (:mod:`geo_eval.maps.archive`): below park zooms the page draws
+        each flag as a dot of the archive's ``flagged`` layer instead of hatching the parcels.
     search_url
         Large parks only: URL of :func:`~geo_eval.maps.attributes.search_index` as JSON.
     title
@@ -434,7 +438,13 @@ def park_map(
                 f"地块数 {len(parcels)} 超过 {tile_threshold}，须给出矢量瓦片地址 tiles_url（或设 tile_threshold=None 内嵌全部地块）"
             )
         _check_tiles_url(tiles_url)
-        tiles = {"mode": "tiles", "url": tiles_url, "minZoom": int(tiles_min_zoom), "detailZoom": TILE_DETAIL_ZOOM}
+        tiles = {
+            "mode": "tiles",
+            "url": tiles_url,
+            "minZoom": int(tiles_min_zoom),
+            "detailZoom": TILE_DETAIL_ZOOM,
+            "prebuilt": bool(tiles_prebuilt),
+        }
 
     fig = Figure(title=html.escape(title))
     m = folium.Map(tiles=None, location=[34.6, 119.2], zoom_start=12, max_zoom=MAX_ZOOM, zoom_control=False)

@@ -98,6 +98,9 @@ export function stateSwatch(style, size = 16) {
   return canvas;
 }
 
+/** Zooms at which a run's pre-built tiles thin the parcels and show each flag as a dot (geo_eval/maps/archive.py). */
+const OVERVIEW_MAX_ZOOM = 12;
+
 export class Layers {
   constructor(map, cfg, reviews, handlers) {
     this.map = map;
@@ -152,8 +155,8 @@ export class Layers {
   /** A flagged parcel below park zooms (layer "flagged" of a pre-built tile): a dot; several in one spot, a larger one. */
   flagPointStyle(p) {
     const s = this.cfg.flagStyles[p.parcel_id ? this.reviews.parcelState(p.parcel_id) || "pending" : "pending"];
-    const radius = p.n_parcels > 1 ? 3.5 : 2.5;
-    return { radius, stroke: true, color: "#ffffff", weight: 0.8, fill: true, fillColor: s.color, fillOpacity: 0.95 };
+    const radius = p.n_parcels > 1 ? 2.2 : 1.5;
+    return { radius, stroke: false, fill: true, fillColor: s.color, fillOpacity: 0.85 };
   }
 
   build() {
@@ -213,6 +216,7 @@ export class Layers {
 
   buildTiles() {
     const t = this.cfg.parcels;
+    this.flagDots = Boolean(t.prebuilt); // a run's pre-built tiles: flags below park zooms are dots
     const common = {
       rendererFactory: L.canvas.tile,
       interactive: false,
@@ -233,7 +237,8 @@ export class Layers {
       ...common,
       pane: "ge-flags",
       vectorTileLayerStyles: {
-        parcels: (p) => (p.n_flags ? this.flagStyle(p.parcel_id) : []),
+        // below park zooms a pre-built tile draws every flag as a dot (layer "flagged"), not as hatching
+        parcels: (p, z) => (p.n_flags && (z > OVERVIEW_MAX_ZOOM || !this.flagDots) ? this.flagStyle(p.parcel_id) : []),
         flagged: (p) => this.flagPointStyle(p),
       },
     });
