@@ -363,7 +363,7 @@ def served(pg_url, tmp_path_factory):
     init_schema(pg_url)
     scheme = load_scheme(SCHEME)
     run(SAMPLE, scheme, base / "files_out")
-    stored = run(SAMPLE, scheme, base / "db_out", db=pg_url).stored
+    stored = run(SAMPLE, scheme, base / "db_out", db=pg_url, tiles=True).stored
     assert stored is not None
     shutil.rmtree(base / "db_out")
     parks = sorted(pd.read_csv(base / "files_out" / "enterprises.csv", encoding="utf-8-sig")["park"].dropna().unique())

@@ -218,6 +218,7 @@ def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: Sett
             actor=admin.name,
             corrections=corrections,
             supersede=body.supersede_reason.strip() if body.supersede else "",
+            tiles=True,
         )
     if result.stored is not None:
         record = store.get_run(result.stored.run_id)

@@ -75,6 +75,7 @@ def evaluate(
             report=not no_report,
             corrections=corrections,
             supersede=reason.strip() if supersede else "",
+            tiles=True,
         )
     except FatalInputError as exc:
         print_fatal(exc.frame, dataset=dataset_dir)

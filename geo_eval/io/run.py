@@ -84,6 +84,7 @@ def run(
     report: bool = True,
     corrections: Path | None = None,
     supersede: str = "",
+    tiles: bool = False,
 ) -> RunResult:
     """Load, validate, evaluate, flag and write; raises :class:`~geo_eval.errors.FatalInputError` on fatal problems.
 
@@ -94,6 +95,8 @@ def run(
     ``report=False`` leaves out the annual report ``report.html``. ``corrections`` (a ``corrections.csv``; by
     default ``[corrections] path`` of ``dataset.toml``) are applied on top of the inputs, which stay as they are.
     ``supersede`` (a reason): with ``db``, the run may replace the year's final (已发布) run.
+    ``tiles``: with ``db``, also cut the run's map tiles and store them beside it (``geo-eval evaluate --db``
+    and the service's ``POST /api/runs`` do; :func:`geo_eval.io.runtiles.store_run_tiles`).
     """
     t0 = time.perf_counter()
     tidied = tidy(out_dir)
@@ -141,14 +144,16 @@ def run(
             report=report,
             supersede=supersede,
         )
-        tiles = "" if store is None or stored is None else store_run_tiles(store, stored, Path(out_dir))[1]
+        message = ""
+        if tiles and store is not None and stored is not None:
+            message = store_run_tiles(store, stored, Path(out_dir))[1]
     finally:
         if store is not None:
             store.close()
     log.info("run finished in %.1f s", time.perf_counter() - t0)
     fr, blocks = result.flag_result, result.renewal
     return RunResult(
-        result.evaluation, fr, blocks, manifest, notes=result.notes, stored=stored, tidied=tidied, tiles=tiles
+        result.evaluation, fr, blocks, manifest, notes=result.notes, stored=stored, tidied=tidied, tiles=message
     )
 
 
