@@ -49,7 +49,7 @@ def test_runs_add_and_list(out_dir, tmp_path):
 
 def test_runs_add_reads_the_data_dir_from_the_environment(out_dir, tmp_path):
     data = tmp_path / "env-data"
-    r = runner.invoke(app, ["runs", "add", str(out_dir)], env={"GEO_EVAL_DATA_DIR": str(data)})
+    r = runner.invoke(app, ["runs", "add", str(out_dir), "--no-tiles"], env={"GEO_EVAL_DATA_DIR": str(data)})
     assert r.exit_code == 0, r.output
     assert len(open_store(data).list_runs()) == 1
 
@@ -105,7 +105,7 @@ def test_serve_refuses_a_placeholder_secret(tmp_path):
 
 def test_serve_answers_over_http(out_dir, tmp_path):
     data = tmp_path / "data"
-    assert invoke("runs", "add", str(out_dir), data_dir=data).exit_code == 0
+    assert invoke("runs", "add", str(out_dir), "--no-tiles", data_dir=data).exit_code == 0
     token = invoke("users", "add", "rev", "--role", "reviewer", data_dir=data).output.splitlines()[-1]
     env = {**os.environ, "GEO_EVAL_DATA_DIR": str(data), "GEO_EVAL_SECRET_KEY": SECRET, "GEO_EVAL_DEMO": "0"}
     log = tmp_path / "serve.log"

@@ -245,7 +245,7 @@ def test_registering_says_what_happened(tmp_path):
     out = tmp_path / "out"
     data = tmp_path / "data"
     run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
-    r = runner.invoke(app, ["runs", "add", str(out), "--data-dir", str(data)])
+    r = runner.invoke(app, ["runs", "add", str(out), "--no-tiles", "--data-dir", str(data)])
     assert r.exit_code == 0, r.output
     first = r.output.strip().splitlines()[-1]
     s = SQLiteStore.in_dir(data)
@@ -256,7 +256,7 @@ def test_registering_says_what_happened(tmp_path):
     run(dataset(tmp_path / "ds2", tax_of_e1=100), load_scheme(SCHEME), out, overwrite=True)
     r = runner.invoke(app, ["runs", "list", "--data-dir", str(data)], env={"COLUMNS": "400"})
     assert r.exit_code == 0 and "与登记不符，须重新登记" in r.output
-    r = runner.invoke(app, ["runs", "add", str(out), "--data-dir", str(data)])
+    r = runner.invoke(app, ["runs", "add", str(out), "--no-tiles", "--data-dir", str(data)])
     assert r.exit_code == 0, r.output
     second = r.output.strip().splitlines()[-1]
     assert (
