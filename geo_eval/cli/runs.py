@@ -28,6 +28,8 @@ SupersedeOpt = Annotated[
 ]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="取代已发布批次的理由")]
 
+CUTTING = "正在切割地图瓦片（每 10 万宗地约半分钟，100 万宗地约 4 分钟）……"
+
 app = typer.Typer(help="评价批次：登记评价输出目录，供服务使用", no_args_is_help=True)
 
 
@@ -46,6 +48,7 @@ def add(
         found = run_record_from_out_dir(out_dir)
         rec = store.add_run(replace(found, supersede=supersede, supersede_reason=reason), actor="cli")
         if tiles:  # once registered (a refused run is not cut); the service picks the archive up when it appears
+            out.print(CUTTING, markup=False)
             out.print(register_tiles(out_dir, rec.run_id)[1], markup=False)
         return rec
 
@@ -119,6 +122,7 @@ def tiles(
     def cut(store: Store) -> str:
         found = run_record_from_out_dir(out_dir)
         record = store.get_run(found.run_id)  # registered, else NotFoundError names it
+        out.print(CUTTING, markup=False)
         if record.stored and hasattr(store, "transaction"):
             ok, message = store_run_tiles(store, record, out_dir)
         else:
