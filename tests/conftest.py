@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# rich lays the CLI's tables out for a terminal this wide, with or without one (xdist's workers have none)
+os.environ.setdefault("COLUMNS", "200")
 
 import catalogue
 
@@ -67,8 +69,12 @@ def database_unavailable(reason: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
-    """The URL of the test database (reachable), from GEO_EVAL_TEST_DATABASE_URL."""
+def pg_url() -> Iterator[str]:
+    """The URL of the test database (reachable), from GEO_EVAL_TEST_DATABASE_URL.
+
+    Under pytest-xdist (``make test`` runs two workers) each worker gets a database of its own beside the
+    given one, named after it and the worker (``<name>_gw0``), dropped when the worker ends.
+    """
     from geo_eval.db import DatabaseUnavailableError, connect
 
     url = os.environ.get(TEST_DATABASE_ENV, "").strip()
@@ -78,7 +84,41 @@ def pg_url() -> str:
         connect(url, autocommit=True).close()
     except DatabaseUnavailableError as exc:
         database_unavailable(f"the test database is unreachable: {exc}")
-    return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker:
+        yield url
+        return
+    own = worker_database(url, worker)
+    try:
+        yield own
+    finally:
+        drop_database(url, own)
+
+
+def worker_database(url: str, worker: str) -> str:
+    """A fresh, empty database beside ``url``'s for one xdist worker (as ``.ci/run`` makes one); its URL."""
+    from psycopg import sql
+
+    from geo_eval.db import connect
+
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'postgres'}_{worker}"
+    with connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def drop_database(url: str, own: str) -> None:
+    """Drop a worker's database (``own``) through the given one (``url``)."""
+    from psycopg import sql
+
+    from geo_eval.db import connect
+
+    with connect(url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(urlsplit(own).path.lstrip("/")))
+        )
 
 
 def shown_url(url: str) -> str:
