@@ -51,6 +51,8 @@ from geo_eval.storage import NotFoundError, Store, open_store
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+RUN_COPIES = "runcopies"
+"""Folder of the data directory holding the columnar copies of the runs (:mod:`api.runcopy`)."""
 SWAGGER_UI = "/static/vendor/swagger-ui"
 """Where the vendored Swagger UI (``api/static/vendor/swagger-ui``) is served."""
 FAVICON = STATIC_DIR / "favicon.ico"
@@ -255,7 +257,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.run_cache = RunCache(settings.run_cache_size, store=store)
+    app.state.run_cache = RunCache(settings.run_cache_size, store=store, copies=settings.data_dir / RUN_COPIES)
     app.state.evaluation_lock = EvaluationLock(settings.data_dir, settings.database())
     app.state.token_gate = TokenGate(store)
     app.state.park_counts = ParkCounts()

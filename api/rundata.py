@@ -11,6 +11,7 @@ stored in the database (``evaluate --db``) is read from its result tables instea
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
@@ -25,6 +26,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from api.runcopy import Columns, GeoJSONTexts, building, copy_dir, discard, read_copy, write_copy
 from geo_eval.io import csvout
 from geo_eval.landuse.flags import FLAG_COLUMNS
 from geo_eval.storage import RunFilesError, RunRecord, read_manifest
@@ -135,8 +137,8 @@ class RunData:
     """``enterprises.csv`` as text, without the formula guard (for csv downloads, which add it again)."""
     parcels: gpd.GeoDataFrame
     """Layer ``parcels`` of ``parcels.gpkg``."""
-    parcel_geojson: np.ndarray
-    """GeoJSON geometry text per parcel row."""
+    parcel_geojson: np.ndarray | GeoJSONTexts
+    """GeoJSON geometry text per parcel row (``parcel_geojson[pos]``: a str, or None)."""
     flags: pd.DataFrame
     """Layer ``flags`` (one row per parcel and rule) with ``parcel_pos``, the parcel's row; indexed by flag id."""
     blocks: gpd.GeoDataFrame | None
@@ -146,9 +148,8 @@ class RunData:
     stamp: str = ""
     """What this copy was read from (OUT_DIR and its manifest's modification time, or when the run was
     stored in the database): the same in every worker that read the same outputs, so ETags agree."""
-    policies: pd.DataFrame | None = None
-    """``policies.csv`` (:func:`policy_frame`: numbers as numbers, missing as None); None when the run
-    wrote none (its scheme has no ``[[policies]]``)."""
+    policies_csv: bytes | None = None
+    """The bytes of ``policies.csv`` (parsed on first use: :attr:`policies`); None when the run wrote none."""
     parcel_pos: pd.Index = field(init=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +159,12 @@ class RunData:
     @property
     def run_id(self) -> str:
         return self.record.run_id
+
+    @functools.cached_property
+    def policies(self) -> pd.DataFrame | None:
+        """``policies.csv`` (:func:`policy_frame`: numbers as numbers, missing as None); None when the run
+        wrote none (its scheme has no ``[[policies]]``)."""
+        return None if self.policies_csv is None else policy_frame(self.policies_csv)
 
     @property
     def parks(self) -> list[str]:
@@ -188,7 +195,7 @@ def load_run_data(record: RunRecord) -> RunData:
         blocks_path = out / "renewal_blocks.gpkg"
         blocks = pyogrio.read_dataframe(blocks_path) if blocks_path.is_file() else None
         policies_path = out / "policies.csv"
-        policies = policy_frame(policies_path.read_bytes()) if policies_path.is_file() else None
+        policies = policies_path.read_bytes() if policies_path.is_file() else None
     except (OSError, ValueError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise RunFilesError(f"评价批次 {record.run_id} 的输出文件无法读取：{exc}") from exc
     if parcels.crs is not None and not parcels.empty:
@@ -211,7 +218,6 @@ def load_stored_run_data(store: Any, record: RunRecord) -> RunData:
     flags = (
         stored.flags if len(stored.flags.columns) else pd.DataFrame({c: pd.Series(dtype=object) for c in FLAG_COLUMNS})
     )
-    policies = None if stored.policies_csv is None else policy_frame(stored.policies_csv)
     return _run_data(
         record,
         stored.manifest,
@@ -220,7 +226,7 @@ def load_stored_run_data(store: Any, record: RunRecord) -> RunData:
         flags,
         stored.blocks,
         source="postgis",
-        policies=policies,
+        policies=stored.policies_csv,
     )
 
 
@@ -233,7 +239,7 @@ def _run_data(
     blocks: gpd.GeoDataFrame | None,
     *,
     source: str,
-    policies: pd.DataFrame | None = None,
+    policies: bytes | None = None,
 ) -> RunData:
     for c in ("parcel_id", "park", "county"):
         parcels[c] = parcels[c].astype(object).where(parcels[c].notna(), None)
@@ -248,7 +254,7 @@ def _run_data(
         flags=flags,
         blocks=blocks,
         source=source,
-        policies=policies,
+        policies_csv=policies,
     )
     fl = data.flags
     for c in ("flag_id", "parcel_id", "park", "county", "flag"):
@@ -266,13 +272,47 @@ def _run_data(
     return data
 
 
+def columns_of(data: RunData) -> Columns:
+    """The frames of ``data`` as its columnar copy keeps them."""
+    geojson = data.parcel_geojson
+    return Columns(
+        manifest=data.manifest,
+        enterprises=data.enterprises,
+        enterprises_text=data.enterprises_text,
+        parcels=data.parcels,
+        parcel_geojson=geojson if isinstance(geojson, GeoJSONTexts) else GeoJSONTexts(geojson),
+        flags=data.flags,
+        blocks=data.blocks,
+        policies_csv=data.policies_csv,
+    )
+
+
+def from_columns(record: RunRecord, c: Columns, *, source: str) -> RunData:
+    """The :class:`RunData` of a run read from its columnar copy."""
+    return RunData(
+        record=record,
+        manifest=c.manifest,
+        enterprises=c.enterprises,
+        enterprises_text=c.enterprises_text,
+        parcels=c.parcels,
+        parcel_geojson=c.parcel_geojson,
+        flags=c.flags,
+        blocks=c.blocks,
+        source=source,
+        policies_csv=c.policies_csv,
+    )
+
+
 class RunCache:
     """The latest ``size`` runs in memory, loaded at most once each even under concurrent requests."""
 
-    def __init__(self, size: int = 4, *, store: Any = None) -> None:
-        """``store``: a PostGIS store; runs stored in it (``evaluate --db``) are read from its tables."""
+    def __init__(self, size: int = 4, *, store: Any = None, copies: Path | None = None) -> None:
+        """``store``: a PostGIS store; runs stored in it (``evaluate --db``) are read from its tables.
+        ``copies``: where the columnar copies of the runs live (:mod:`api.runcopy`); without it every
+        worker reads each run from its outputs into memory."""
         self.size = size
         self.store = store if hasattr(store, "connection") else None
+        self.copies = copies
         self._items: OrderedDict[str, tuple[tuple[str, int], RunData]] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -315,14 +355,42 @@ class RunCache:
             hit = self._hit(record.run_id, stamp)
             if hit is not None:
                 return hit
-            data = load_stored_run_data(self.store, record) if self.from_database(record) else load_run_data(record)
-            data.stamp = f"{stamp[0]}@{stamp[1]}"
+            data = self._load(record, f"{stamp[0]}@{stamp[1]}")
             with self._lock:
                 self._items[record.run_id] = (stamp, data)
                 self._items.move_to_end(record.run_id)
                 while len(self._items) > self.size:
                     self._items.popitem(last=False)
             return data
+
+    def _load(self, record: RunRecord, stamp: str) -> RunData:
+        """The run from its columnar copy, made first from its outputs when there is none yet."""
+        source = "postgis" if self.from_database(record) else "files"
+        target = None if self.copies is None else copy_dir(self.copies, record.run_id, stamp)
+        if target is None:
+            return self._read_outputs(record, stamp, source)
+        columns = read_copy(target)
+        if columns is None:
+            with building(target):
+                columns = read_copy(target)  # another worker may have written it meanwhile
+                if columns is None:
+                    discard(target)
+                    data = self._read_outputs(record, stamp, source)
+                    if not write_copy(target, columns_of(data)):
+                        return data
+                    del data  # read back below: every worker holds the same frames, mapped from the copy
+                    columns = read_copy(target)
+        if columns is None:
+            return self._read_outputs(record, stamp, source)
+        data = from_columns(record, columns, source=source)
+        data.stamp = stamp
+        log.info("run %s read from its columnar copy %s", record.run_id, target)
+        return data
+
+    def _read_outputs(self, record: RunRecord, stamp: str, source: str) -> RunData:
+        data = load_stored_run_data(self.store, record) if source == "postgis" else load_run_data(record)
+        data.stamp = stamp
+        return data
 
     def clear(self) -> None:
         """Forget every loaded run."""

@@ -1,0 +1,243 @@
+"""A columnar copy of a run as the service holds it: Arrow IPC files read through a memory map.
+
+Reading a run from its outputs (``enterprises.csv``, ``parcels.gpkg``, or the PostGIS result tables) takes
+about a minute at 1M parcels and leaves every text as a Python object (about 5 GB in each worker). The first
+worker to read a run therefore writes what it made (:class:`~api.rundata.RunData`'s frames: the parcels with
+their geometry in EPSG:4326 as WKB, their GeoJSON text, the flags, the enterprises as numbers and as text)
+as uncompressed Arrow IPC files, once per run and stamp, under ``<data_dir>/runcopies/``. Every later read,
+in any worker or after a restart, maps those files: the texts stay in the file's pages (shared by every
+worker through the page cache); only the geometries are built in memory, and ``policies.csv`` is parsed
+when first asked for.
+
+The copy is a cache: it is written to a temporary directory and renamed into place (two workers writing at
+once both succeed, one copy stays), read only when its stamp matches the run's outputs, and a copy that
+cannot be written or read is reported and skipped (the run is then read from its outputs as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+import shapely
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the workers may then each write the copy once
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 2
+"""Bumped when the files of a copy change; older copies are then ignored."""
+GEOMETRY = "geometry"
+"""Column of the parcels' file holding each geometry as WKB."""
+FRAMES = ("parcels", "flags", "enterprises", "enterprises_text", "blocks")
+"""The frames kept as Arrow files (``<name>.text.arrow`` and ``<name>.values.arrow``, the order of the columns
+in ``<name>.arrow``); the GeoJSON texts in ``geojson.arrow``; ``policies.csv`` as written; the manifest and
+the coordinate systems in ``frames.json`` (written last: a copy without it is not read)."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The frames of a run as read from its copy (see :func:`read_copy`)."""
+
+    manifest: dict[str, Any]
+    enterprises: pd.DataFrame
+    enterprises_text: pd.DataFrame
+    parcels: gpd.GeoDataFrame
+    parcel_geojson: GeoJSONTexts
+    flags: pd.DataFrame
+    blocks: gpd.GeoDataFrame | None
+    policies_csv: bytes | None
+
+
+class GeoJSONTexts:
+    """The GeoJSON text of each parcel row, kept in an Arrow array; ``texts[pos]`` is a str or None."""
+
+    def __init__(self, texts: pa.Array | pa.ChunkedArray | np.ndarray) -> None:
+        self._texts = texts
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, pos: int) -> str | None:
+        value = self._texts[int(pos)]
+        if isinstance(value, pa.Scalar):
+            return value.as_py()  # type: ignore[no-any-return]
+        return None if value is None else str(value)
+
+    def to_arrow(self) -> pa.Array | pa.ChunkedArray:
+        """The texts as an Arrow array (for writing the copy)."""
+        if isinstance(self._texts, np.ndarray):
+            return pa.array(self._texts, pa.large_string())
+        return self._texts
+
+
+def copy_dir(root: Path, run_id: str, stamp: str) -> Path:
+    """Where the copy of a run read from ``stamp`` lives under ``root``."""
+    key = hashlib.sha256(f"{FORMAT}\n{stamp}".encode()).hexdigest()[:20]
+    return root / _safe(run_id) / key
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+@contextlib.contextmanager
+def building(target: Path) -> Iterator[None]:
+    """Held while one process reads a run's outputs to write its copy at ``target``: the other workers
+    wait for the copy instead of each reading the outputs too (a lock file beside it; none without fcntl)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fh = (target.parent / f".{target.name}.lock").open("a+b")
+    except OSError:
+        yield
+        return
+    with fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def discard(target: Path) -> None:
+    """Remove a copy that cannot be read (it is then written again)."""
+    if target.exists():
+        log.warning("removing the columnar copy %s, which cannot be read", target)
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def write_copy(target: Path, columns: Columns) -> bool:
+    """Write ``columns`` as the copy at ``target`` (atomically), removing the run's copies of other stamps;
+    whether a copy is there afterwards."""
+    if target.is_dir():
+        return True
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    except OSError as exc:
+        log.warning("the columnar copy of %s cannot be written: %s", target, exc)
+        return False
+    try:
+        _write_frames(tmp, columns)
+        os.rename(tmp, target)
+    except OSError:  # another worker renamed its copy first (or the disk is full): keep what is there
+        shutil.rmtree(tmp, ignore_errors=True)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        log.warning("the columnar copy of %s cannot be written: %s", target, exc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in target.parent.iterdir():  # copies of the run's earlier outputs (a worker mapping one keeps it)
+        if old.is_dir() and old.name != target.name and not old.name.startswith(".tmp-"):
+            shutil.rmtree(old, ignore_errors=True)
+    return target.is_dir()
+
+
+def _write_frames(tmp: Path, c: Columns) -> None:
+    _write_geo(tmp / "parcels.arrow", c.parcels)
+    feather.write_feather(
+        pa.table({"geojson": c.parcel_geojson.to_arrow()}), tmp / "geojson.arrow", compression="uncompressed"
+    )
+    _write_arrow(tmp / "flags.arrow", c.flags.reset_index(drop=True))
+    _write_arrow(tmp / "enterprises.arrow", c.enterprises)
+    _write_arrow(tmp / "enterprises_text.arrow", c.enterprises_text)
+    if c.blocks is not None:
+        _write_geo(tmp / "blocks.arrow", c.blocks)
+    if c.policies_csv is not None:
+        (tmp / "policies.csv").write_bytes(c.policies_csv)
+    about = {"format": FORMAT, "rows": len(c.parcels), "manifest": c.manifest, "crs": _crs(c.parcels)}
+    if c.blocks is not None:
+        about["blocks_crs"] = _crs(c.blocks)
+    (tmp / "frames.json").write_text(json.dumps(about, ensure_ascii=False), encoding="utf-8")
+
+
+def _crs(df: gpd.GeoDataFrame) -> str | None:
+    return None if df.crs is None else df.crs.to_wkt()
+
+
+def _write_geo(path: Path, df: gpd.GeoDataFrame) -> None:
+    """A GeoDataFrame as an Arrow file, its geometry as WKB in the column ``geometry``."""
+    plain = pd.DataFrame(df.drop(columns=df.geometry.name))
+    plain[GEOMETRY] = shapely.to_wkb(np.asarray(df.geometry.array, dtype=object))
+    _write_arrow(path, plain)
+
+
+def _read_geo(path: Path, crs: str | None) -> gpd.GeoDataFrame:
+    plain = _read_arrow(path)
+    geometry = shapely.from_wkb(plain.pop(GEOMETRY).to_numpy(dtype=object))
+    return gpd.GeoDataFrame(plain, geometry=geometry, crs=crs)
+
+
+def _write_arrow(path: Path, df: pd.DataFrame) -> None:
+    """``df`` as two Arrow files: its texts (``<name>.text.arrow``, as large strings, which pandas keeps
+    without a copy) and its other columns (``<name>.values.arrow``), with the order of the columns."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    texts = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    values = [c for c in table.column_names if c not in texts]
+    text = pa.Table.from_pandas(df[texts], preserve_index=False)
+    large = pa.schema([f.with_type(pa.large_string()) for f in text.schema], metadata=text.schema.metadata)
+    feather.write_feather(text.cast(large), _part(path, "text"), compression="uncompressed")
+    feather.write_feather(
+        pa.Table.from_pandas(df[values], preserve_index=False), _part(path, "values"), compression="uncompressed"
+    )
+    path.write_text(json.dumps(list(map(str, table.column_names)), ensure_ascii=False), encoding="utf-8")
+
+
+def _part(path: Path, kind: str) -> Path:
+    return path.with_name(f"{path.stem}.{kind}.arrow")
+
+
+def read_copy(source: Path) -> Columns | None:
+    """The frames of the copy at ``source``, or None when there is none (or it cannot be read)."""
+    if not (source / "frames.json").is_file():
+        return None
+    try:
+        about = json.loads((source / "frames.json").read_text(encoding="utf-8"))
+        if about.get("format") != FORMAT:
+            return None
+        policies = source / "policies.csv"
+        blocks = source / "blocks.arrow"
+        flags = _read_arrow(source / "flags.arrow")
+        return Columns(
+            manifest=about["manifest"],
+            enterprises=_read_arrow(source / "enterprises.arrow"),
+            enterprises_text=_read_arrow(source / "enterprises_text.arrow"),
+            parcels=_read_geo(source / "parcels.arrow", about["crs"]),
+            parcel_geojson=GeoJSONTexts(_mapped(source / "geojson.arrow").column("geojson")),
+            flags=flags.set_index("flag_id", drop=False),
+            blocks=_read_geo(blocks, about.get("blocks_crs")) if blocks.is_file() else None,
+            policies_csv=policies.read_bytes() if policies.is_file() else None,
+        )
+    except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
+        log.warning("the columnar copy %s cannot be read (%s): reading the run's outputs instead", source, exc)
+        return None
+
+
+def _mapped(path: Path) -> pa.Table:
+    return feather.read_table(path, memory_map=True)
+
+
+def _read_arrow(path: Path) -> pd.DataFrame:
+    """A frame written by :func:`_write_arrow`: the texts mapped from the file (their pages are read when
+    used and shared by every worker), the other columns read into memory (numbers, flags, geometries)."""
+    order = json.loads(path.read_text(encoding="utf-8"))
+    text = _mapped(_part(path, "text")).to_pandas(split_blocks=True)
+    values = feather.read_table(_part(path, "values"), memory_map=False).to_pandas(split_blocks=True)
+    return pd.concat([text, values], axis=1)[order]

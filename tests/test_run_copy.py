@@ -1,0 +1,143 @@
+"""The columnar copy of a run (api/runcopy.py): the service reads a run from its outputs once, writes what it
+made as Arrow files under the data directory, and every later read (another worker, a restart) maps them.
+
+Checked on the sample's 2025 run: the copy holds the same frames, values and geometries as the outputs;
+a second reader uses the copy without touching the outputs; a rewritten OUT_DIR gets a new copy and the old
+one goes; a damaged copy is skipped and the run read from its outputs; the service answers the same
+GeoJSON and rankings from the copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from api.app import RUN_COPIES, create_app
+from api.runcopy import FRAMES, copy_dir
+from api.rundata import RunCache, RunData, load_run_data
+from api.settings import Settings
+from geo_eval.storage import RunFilesError, RunRecord, open_store, run_record_from_out_dir
+
+
+@pytest.fixture
+def run(sample_runs, tmp_path) -> RunRecord:
+    out = tmp_path / "2025"
+    shutil.copytree(sample_runs[2025], out)
+    return run_record_from_out_dir(out)
+
+
+def plain(df: pd.DataFrame) -> list[list[object]]:
+    """Rows of ``df`` with every missing value as None and numbers as floats (dtypes aside)."""
+    obj = df.astype(object)
+    return [
+        [None if pd.isna(v) else (float(v) if isinstance(v, int | float | np.number) else v) for v in r]
+        for r in obj.itertuples(index=False)
+    ]
+
+
+def test_the_copy_holds_what_the_outputs_hold(run, tmp_path) -> None:
+    direct = load_run_data(run)
+    copied = RunCache(copies=tmp_path / "copies").get(run)
+    target = copy_dir(tmp_path / "copies", run.run_id, RunCache().stamp(run))
+    assert (target / "frames.json").is_file() and all((target / f"{f}.text.arrow").is_file() for f in FRAMES)
+    assert copied.stamp == RunCache().stamp(run) and copied.source == "files" and copied.manifest == direct.manifest
+    p, q = direct.parcels, copied.parcels
+    assert len(q) == len(p) == 790 and list(q.columns) == list(p.columns) and q.crs == p.crs
+    attrs = [c for c in p.columns if c != p.geometry.name]
+    assert plain(q[attrs]) == plain(p[attrs])
+    assert bool(shapely.equals_exact(q.geometry.array, p.geometry.array, tolerance=0).all())
+    assert q.geometry.to_crs(4547).area.sum() == pytest.approx(p.geometry.to_crs(4547).area.sum(), rel=1e-12)
+    assert [copied.parcel_geojson[i] for i in range(len(p))] == list(direct.parcel_geojson)
+    assert list(copied.flags.index) == list(direct.flags.index) and len(copied.flags) > 0
+    assert plain(copied.flags) == plain(direct.flags)
+    assert copied.flags["parcel_pos"].tolist() == direct.flags["parcel_pos"].tolist()
+    assert plain(copied.enterprises) == plain(direct.enterprises)
+    assert plain(copied.enterprises_text) == plain(direct.enterprises_text)
+    assert copied.enterprises["rank"].dtype == "Int64" and copied.enterprises["tax"].dtype == "float64"
+    assert direct.blocks is not None and copied.blocks is not None and len(copied.blocks) == len(direct.blocks) > 0
+    assert bool(shapely.equals_exact(copied.blocks.geometry.array, direct.blocks.geometry.array, tolerance=0).all())
+    assert plain(copied.policies) == plain(direct.policies)
+    # the parcels in a box are found the same way
+    box = tuple(np.asarray(p.total_bounds) * [1, 1, 1, 1])
+    w, s, e, n = box
+    half = (w, s, (w + e) / 2, (s + n) / 2)
+    assert copied.parcels_in_bbox(half).tolist() == direct.parcels_in_bbox(half).tolist() != []
+
+
+def test_a_second_reader_maps_the_copy_without_reading_the_outputs(run, tmp_path) -> None:
+    root = tmp_path / "copies"
+    first = RunCache(copies=root).get(run)
+    out = Path(run.out_dir)
+    for name in ("parcels.gpkg", "enterprises.csv", "renewal_blocks.gpkg", "policies.csv"):
+        (out / name).unlink()  # a second worker, or the service restarted, with nothing but the copy to read
+    again = RunCache(copies=root).get(run)
+    assert (
+        len(again.parcels) == len(first.parcels)
+        and again.parcels["parcel_id"].tolist() == first.parcels["parcel_id"].tolist()
+    )
+    assert again.enterprises["name"].tolist() == first.enterprises["name"].tolist()
+    assert again.policies is not None and len(again.policies) == len(first.policies)
+    with pytest.raises(RunFilesError, match="缺少 enterprises.csv、parcels.gpkg"):  # without a copy, the outputs are read, and are gone
+        RunCache(copies=tmp_path / "elsewhere").get(run)
+
+
+def test_a_rewritten_out_dir_gets_a_new_copy_and_the_old_one_goes(run, tmp_path) -> None:
+    root = tmp_path / "copies"
+    RunCache(copies=root).get(run)
+    old = copy_dir(root, run.run_id, RunCache().stamp(run))
+    manifest = Path(run.out_dir) / "manifest.json"
+    st = manifest.stat()
+    os.utime(manifest, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # as an OUT_DIR rewritten in place
+    RunCache(copies=root).get(run)
+    new = copy_dir(root, run.run_id, RunCache().stamp(run))
+    assert new != old and new.is_dir() and not old.exists()
+    assert [p.name for p in new.parent.iterdir() if p.is_dir()] == [new.name]
+
+
+def test_a_damaged_copy_is_skipped_and_the_outputs_read(run, tmp_path, caplog) -> None:
+    root = tmp_path / "copies"
+    RunCache(copies=root).get(run)
+    target = copy_dir(root, run.run_id, RunCache().stamp(run))
+    part = target / "parcels.values.arrow"
+    part.write_bytes(part.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="api.runcopy"):
+        data = RunCache(copies=root).get(run)
+    assert len(data.parcels) == 790 and data.parcels.geometry.notna().all()
+    assert "cannot be read" in caplog.text
+    about = json.loads((target / "frames.json").read_text(encoding="utf-8"))
+    assert about["rows"] == 790 and (target / "parcels.values.arrow").stat().st_size > 100  # written again
+
+
+def test_the_service_answers_the_same_from_the_copy(run, tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    store = open_store(data_dir)
+    store.add_run(run, actor="test")
+    token = store.add_user("r1", "reviewer")[1]
+    store.close()
+    paths = ["/api/parcels?limit=500", "/api/rankings?limit=500", "/api/flags?limit=500"]
+
+    def answers() -> list[object]:
+        app = create_app(Settings(data_dir=data_dir, secret_key="t" * 48))
+        with TestClient(app) as c:
+            c.headers["Authorization"] = f"Bearer {token}"
+            got = [c.get(p) for p in paths]
+            assert all(r.status_code == 200 for r in got), [r.text for r in got]
+            assert isinstance(app.state.run_cache.get(run), RunData)
+            return [r.json() for r in got]
+
+    first = answers()  # reads the outputs, writes the copy
+    copies = data_dir / RUN_COPIES
+    assert any(p.is_dir() for p in copies.glob("*/*"))
+    for name in ("parcels.gpkg", "enterprises.csv"):
+        (Path(run.out_dir) / name).unlink()
+    assert answers() == first  # a restart: from the copy alone
+    assert first[0]["features"] and first[1]["rows"] and first[2]["features"]
