@@ -15,6 +15,7 @@ import functools
 import io
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,3 +397,21 @@ class RunCache:
         """Forget every loaded run."""
         with self._lock:
             self._items.clear()
+
+
+def prepare_copy(data_dir: Path, record: RunRecord) -> tuple[bool, str]:
+    """Write the columnar copy of a registered run under ``data_dir`` now, as the service would on its
+    first read (``geo-eval runs add`` does, so that a service started afterwards answers in seconds);
+    whether it is there, and a message for the user (a failure does not undo the registration)."""
+    from api.app import RUN_COPIES
+
+    root = data_dir / RUN_COPIES
+    started = time.perf_counter()
+    try:
+        data = RunCache(1, copies=root).get(record)
+    except RunFilesError as exc:
+        return False, f"服务用的列式副本未能生成（服务首次读取该批次时再生成）：{exc}"
+    target = copy_dir(root, record.run_id, data.stamp)
+    if not target.is_dir():
+        return False, f"服务用的列式副本未能写入 {root}（服务首次读取该批次时再生成）"
+    return True, f"已生成服务用的列式副本：{target}（{time.perf_counter() - started:.1f} 秒）"

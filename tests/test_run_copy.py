@@ -86,7 +86,9 @@ def test_a_second_reader_maps_the_copy_without_reading_the_outputs(run, tmp_path
     )
     assert again.enterprises["name"].tolist() == first.enterprises["name"].tolist()
     assert again.policies is not None and len(again.policies) == len(first.policies)
-    with pytest.raises(RunFilesError, match="缺少 enterprises.csv、parcels.gpkg"):  # without a copy, the outputs are read, and are gone
+    with pytest.raises(
+        RunFilesError, match=r"缺少 enterprises\.csv、parcels\.gpkg"
+    ):  # without a copy, the outputs are read, and are gone
         RunCache(copies=tmp_path / "elsewhere").get(run)
 
 

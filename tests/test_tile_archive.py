@@ -311,6 +311,8 @@ def test_runs_add_cuts_the_tiles_and_runs_tiles_cuts_them_again(sample_runs, tmp
     r = runner.invoke(app, ["runs", "add", str(out), *where])
     assert r.exit_code == 0, r.output
     assert "地图瓦片已切割" in r.output and (out / ARCHIVE_FILE).is_file()
+    copies = [p for p in (tmp_path / "data" / "runcopies").glob("*/*") if p.is_dir()]  # the service's copy too
+    assert "已生成服务用的列式副本" in r.output and len(copies) == 1 and (copies[0] / "frames.json").is_file()
     (out / ARCHIVE_FILE).unlink()
     r = runner.invoke(app, ["runs", "tiles", str(out), *where])
     assert r.exit_code == 0 and "地图瓦片已切割" in r.output and (out / ARCHIVE_FILE).is_file(), r.output
@@ -319,3 +321,4 @@ def test_runs_add_cuts_the_tiles_and_runs_tiles_cuts_them_again(sample_runs, tmp
     assert r.exit_code == 2 and not (other / ARCHIVE_FILE).exists(), r.output
     r = runner.invoke(app, ["runs", "add", str(other), "--no-tiles", *where])
     assert r.exit_code == 0 and not (other / ARCHIVE_FILE).exists(), r.output
+    assert len([p for p in (tmp_path / "data" / "runcopies").glob("*/*") if p.is_dir()]) == 1

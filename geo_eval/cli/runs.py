@@ -29,6 +29,7 @@ SupersedeOpt = Annotated[
 ReasonOpt = Annotated[str, typer.Option("--reason", help="取代已发布批次的理由")]
 
 CUTTING = "正在切割地图瓦片（每 10 万宗地约半分钟，100 万宗地约 4 分钟）……"
+PREPARING = "正在为服务准备列式副本（100 万宗地约 1 分钟）……"
 
 app = typer.Typer(help="评价批次：登记评价输出目录，供服务使用", no_args_is_help=True)
 
@@ -40,9 +41,17 @@ def add(
     reason: ReasonOpt = "",
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     db: DatabaseOpt = None,
-    tiles: Annotated[bool, typer.Option("--tiles/--no-tiles", help="登记后预先切割地图瓦片（默认）")] = True,
+    tiles: Annotated[
+        bool,
+        typer.Option(
+            "--tiles/--no-tiles",
+            help="登记后预先切割地图瓦片，并在数据目录中生成服务用的列式副本（默认；否则服务首次读取时再生成）",
+        ),
+    ] = True,
 ) -> None:
-    """Register OUT_DIR as the latest run, then cut its map tiles into OUT_DIR/tiles.mbtiles."""
+    """Register OUT_DIR as the latest run, then cut its map tiles into OUT_DIR/tiles.mbtiles and write the
+    service's columnar copy of it under the data directory."""
+    from api.rundata import prepare_copy
 
     def register(store: Store) -> RunRecord:
         found = run_record_from_out_dir(out_dir)
@@ -50,6 +59,8 @@ def add(
         if tiles:  # once registered (a refused run is not cut); the service picks the archive up when it appears
             out.print(CUTTING, markup=False)
             out.print(register_tiles(out_dir, rec.run_id)[1], markup=False)
+            out.print(PREPARING, markup=False)
+            out.print(prepare_copy(data_dir, rec)[1], markup=False)
         return rec
 
     rec = with_store(data_dir, db, register)
