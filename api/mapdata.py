@@ -364,17 +364,22 @@ def scope_blocks(blocks: gpd.GeoDataFrame | None, parcels: pd.DataFrame, scope: 
     if "parcel_ids" not in blocks.columns:
         return None
     shown = set(parcels["parcel_id"].astype(str))
-    ids = [[p.strip() for p in str(v).split(";") if p.strip()] for v in blocks["parcel_ids"].fillna("")]
+    ids = [[p.strip() for p in str(v).split(";") if p.strip()] for v in blocks["parcel_ids"].fillna("").tolist()]
     inside = [bool(parts) and all(p in shown for p in parts) for parts in ids]
     return blocks.loc[np.asarray(inside, dtype=bool)]
 
 
-def closed_blocks(data: RunData, caches: MapCaches) -> gpd.GeoDataFrame | None:
+def closed_blocks(
+    data: RunData, caches: MapCaches, scope: MapScope | None = None, parcels: pd.DataFrame | None = None
+) -> gpd.GeoDataFrame | None:
     """The run's renewal blocks with their outlines closed over the gaps between members and drawn
-    :data:`BLOCK_MARGIN_M` outside them (for drawing and for finding the block under a click)."""
+    :data:`BLOCK_MARGIN_M` outside them (for drawing and for finding the block under a click). With a
+    ``scope`` and its ``parcels``: only the blocks that map may show (:func:`scope_blocks`), so a park's
+    page closes its own few blocks, not the province's."""
+    shown = (scope, parcels) if scope is not None and parcels is not None and scope.parks is not None else None
 
     def build() -> gpd.GeoDataFrame | None:
-        blocks = data.blocks
+        blocks = data.blocks if shown is None else scope_blocks(data.blocks, shown[1], shown[0])
         metric = _metric_crs(data)
         if blocks is None or not len(blocks) or not metric:
             return blocks
@@ -385,7 +390,7 @@ def closed_blocks(data: RunData, caches: MapCaches) -> gpd.GeoDataFrame | None:
         outline = shapely.simplify(outline, BLOCK_TOLERANCE_M, preserve_topology=True)
         return plane.set_geometry(gpd.GeoSeries(outline, index=plane.index, crs=plane.crs)).to_crs(WGS84)
 
-    return caches.other.get(data, ("closed-blocks",), build)
+    return caches.other.get(data, ("closed-blocks", None if shown is None else shown[0].key), build)
 
 
 # ---------------------------------------------------------------------------------------------

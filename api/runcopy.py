@@ -3,7 +3,7 @@
 Reading a run from its outputs (``enterprises.csv``, ``parcels.gpkg``, or the PostGIS result tables) takes
 about a minute at 1M parcels and leaves every text as a Python object (about 5 GB in each worker). The first
 worker to read a run therefore writes what it made (:class:`~api.rundata.RunData`'s frames: the parcels with
-their geometry in EPSG:4326 as WKB, their GeoJSON text, the flags, the enterprises as numbers and as text)
+their geometry in EPSG:4326 as WKB, their GeoJSON text, the flags, the enterprises)
 as uncompressed Arrow IPC files, once per run and stamp, under ``<data_dir>/runcopies/``. Every later read,
 in any worker or after a restart, maps those files: the texts stay in the file's pages (shared by every
 worker through the page cache); only the geometries are built in memory, and ``policies.csv`` is parsed
@@ -42,11 +42,11 @@ except ImportError:  # pragma: no cover - Windows: the workers may then each wri
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 4
 """Bumped when the files of a copy change; older copies are then ignored."""
 GEOMETRY = "geometry"
 """Column of the parcels' file holding each geometry as WKB."""
-FRAMES = ("parcels", "flags", "enterprises", "enterprises_text", "blocks")
+FRAMES = ("parcels", "flags", "enterprises", "blocks")
 """The frames kept as Arrow files (``<name>.text.arrow`` and ``<name>.values.arrow``, the order of the columns
 in ``<name>.arrow``); the GeoJSON texts in ``geojson.arrow``; ``policies.csv`` as written; the manifest and
 the coordinate systems in ``frames.json`` (written last: a copy without it is not read)."""
@@ -58,7 +58,6 @@ class Columns:
 
     manifest: dict[str, Any]
     enterprises: pd.DataFrame
-    enterprises_text: pd.DataFrame
     parcels: gpd.GeoDataFrame
     parcel_geojson: GeoJSONTexts
     flags: pd.DataFrame
@@ -152,12 +151,9 @@ def write_copy(target: Path, columns: Columns) -> bool:
 
 def _write_frames(tmp: Path, c: Columns) -> None:
     _write_geo(tmp / "parcels.arrow", c.parcels)
-    feather.write_feather(
-        pa.table({"geojson": c.parcel_geojson.to_arrow()}), tmp / "geojson.arrow", compression="uncompressed"
-    )
+    _write_table(pa.table({"geojson": c.parcel_geojson.to_arrow()}), tmp / "geojson.arrow")
     _write_arrow(tmp / "flags.arrow", c.flags.reset_index(drop=True))
     _write_arrow(tmp / "enterprises.arrow", c.enterprises)
-    _write_arrow(tmp / "enterprises_text.arrow", c.enterprises_text)
     if c.blocks is not None:
         _write_geo(tmp / "blocks.arrow", c.blocks)
     if c.policies_csv is not None:
@@ -187,17 +183,24 @@ def _read_geo(path: Path, crs: str | None) -> gpd.GeoDataFrame:
 
 def _write_arrow(path: Path, df: pd.DataFrame) -> None:
     """``df`` as two Arrow files: its texts (``<name>.text.arrow``, as large strings, which pandas keeps
-    without a copy) and its other columns (``<name>.values.arrow``), with the order of the columns."""
+    without a copy) and its other columns (``<name>.values.arrow``); ``<name>.arrow`` lists the columns in
+    order and those held as Python objects (read back as objects, so the frame reads as it was made)."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     texts = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     values = [c for c in table.column_names if c not in texts]
     text = pa.Table.from_pandas(df[texts], preserve_index=False)
     large = pa.schema([f.with_type(pa.large_string()) for f in text.schema], metadata=text.schema.metadata)
-    feather.write_feather(text.cast(large), _part(path, "text"), compression="uncompressed")
-    feather.write_feather(
-        pa.Table.from_pandas(df[values], preserve_index=False), _part(path, "values"), compression="uncompressed"
-    )
-    path.write_text(json.dumps(list(map(str, table.column_names)), ensure_ascii=False), encoding="utf-8")
+    _write_table(text.cast(large), _part(path, "text"))
+    _write_table(pa.Table.from_pandas(df[values], preserve_index=False), _part(path, "values"))
+    objects = [str(c) for c in texts if df[c].dtype == object]
+    about = {"columns": list(map(str, table.column_names)), "objects": objects}
+    path.write_text(json.dumps(about, ensure_ascii=False), encoding="utf-8")
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    """One uncompressed record batch: a column read back is one Arrow chunk, so that taking a few rows of it
+    does not first join its chunks (pyarrow's ``take`` on a chunked array)."""
+    feather.write_feather(table, path, compression="uncompressed", chunksize=max(1, table.num_rows))
 
 
 def _part(path: Path, kind: str) -> Path:
@@ -218,7 +221,6 @@ def read_copy(source: Path) -> Columns | None:
         return Columns(
             manifest=about["manifest"],
             enterprises=_read_arrow(source / "enterprises.arrow"),
-            enterprises_text=_read_arrow(source / "enterprises_text.arrow"),
             parcels=_read_geo(source / "parcels.arrow", about["crs"]),
             parcel_geojson=GeoJSONTexts(_mapped(source / "geojson.arrow").column("geojson")),
             flags=flags.set_index("flag_id", drop=False),
@@ -236,8 +238,21 @@ def _mapped(path: Path) -> pa.Table:
 
 def _read_arrow(path: Path) -> pd.DataFrame:
     """A frame written by :func:`_write_arrow`: the texts mapped from the file (their pages are read when
-    used and shared by every worker), the other columns read into memory (numbers, flags, geometries)."""
-    order = json.loads(path.read_text(encoding="utf-8"))
+    used and shared by every worker), the other columns read into memory (numbers, flags, geometries), the
+    columns that were Python objects made objects again (one str object per distinct text)."""
+    about = json.loads(path.read_text(encoding="utf-8"))
     text = _mapped(_part(path, "text")).to_pandas(split_blocks=True)
     values = feather.read_table(_part(path, "values"), memory_map=False).to_pandas(split_blocks=True)
-    return pd.concat([text, values], axis=1)[order]
+    for c in about["objects"]:
+        text[c] = pd.Series(_objects(text[c]), index=text.index, dtype=object)
+    return pd.concat([text, values], axis=1)[about["columns"]]
+
+
+def _objects(texts: pd.Series) -> np.ndarray:
+    """Texts as an object array, None where missing; each distinct text is one str object.
+
+    >>> _objects(pd.Series(["a", None, "a"], dtype="str")).tolist()
+    ['a', None, 'a']
+    """
+    codes, uniques = pd.factorize(texts)
+    return np.concatenate([np.asarray(uniques, dtype=object), np.array([None], dtype=object)])[codes]

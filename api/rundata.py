@@ -134,8 +134,6 @@ class RunData:
     manifest: dict[str, Any]
     enterprises: pd.DataFrame
     """``enterprises.csv`` with numbers as numbers."""
-    enterprises_text: pd.DataFrame
-    """``enterprises.csv`` as text, without the formula guard (for csv downloads, which add it again)."""
     parcels: gpd.GeoDataFrame
     """Layer ``parcels`` of ``parcels.gpkg``."""
     parcel_geojson: np.ndarray | GeoJSONTexts
@@ -167,11 +165,45 @@ class RunData:
         wrote none (its scheme has no ``[[policies]]``)."""
         return None if self.policies_csv is None else policy_frame(self.policies_csv)
 
-    @property
+    @functools.cached_property
     def parks(self) -> list[str]:
         """Every park named by an enterprise or a parcel, sorted."""
-        names = set(self.enterprises["park"].dropna()) | set(self.parcels["park"].dropna())
+        names = set(pd.unique(self.enterprises["park"].dropna())) | set(pd.unique(self.parcels["park"].dropna()))
         return sorted(str(n) for n in names)
+
+    @functools.cached_property
+    def parcel_table(self) -> pd.DataFrame:
+        """The parcels' attributes without their geometry (made once: rows of it are read per request)."""
+        return pd.DataFrame(self.parcels.drop(columns=self.parcels.geometry.name))
+
+    @functools.cached_property
+    def _park_rows(self) -> dict[str, np.ndarray]:
+        codes, parks = pd.factorize(self.parcels["park"])
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(parks) + 1))
+        return {str(p): order[bounds[i] : bounds[i + 1]] for i, p in enumerate(parks)}
+
+    def parcel_rows(self, parks: frozenset[str] | None) -> np.ndarray:
+        """Row positions of the parcels of some parks (every parcel for None), ascending."""
+        if parks is None:
+            return np.arange(len(self.parcels))
+        rows = [self._park_rows[p] for p in parks if p in self._park_rows]
+        return np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)
+
+    @functools.cached_property
+    def _flags_by_parcel(self) -> tuple[np.ndarray, np.ndarray]:
+        pos = self.flags["parcel_pos"].to_numpy(dtype=np.int64)
+        order = np.argsort(pos, kind="stable")
+        return pos[order], order
+
+    def flag_rows(self, positions: np.ndarray) -> np.ndarray:
+        """Row positions in :attr:`flags` of the flags of some parcel rows, in the flags' order."""
+        sorted_pos, order = self._flags_by_parcel
+        wanted = np.unique(np.asarray(positions, dtype=np.int64))
+        lo = np.searchsorted(sorted_pos, wanted, side="left")
+        hi = np.searchsorted(sorted_pos, wanted, side="right")
+        picked = [order[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
+        return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
     def parcels_in_bbox(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """Row positions of the parcels intersecting a lon/lat box, ascending."""
@@ -249,7 +281,6 @@ def _run_data(
         record=record,
         manifest=manifest,
         enterprises=_typed_enterprises(text),
-        enterprises_text=text,
         parcels=parcels,
         parcel_geojson=_geometry_json(parcels.geometry),
         flags=flags,
@@ -279,7 +310,6 @@ def columns_of(data: RunData) -> Columns:
     return Columns(
         manifest=data.manifest,
         enterprises=data.enterprises,
-        enterprises_text=data.enterprises_text,
         parcels=data.parcels,
         parcel_geojson=geojson if isinstance(geojson, GeoJSONTexts) else GeoJSONTexts(geojson),
         flags=data.flags,
@@ -294,7 +324,6 @@ def from_columns(record: RunRecord, c: Columns, *, source: str) -> RunData:
         record=record,
         manifest=c.manifest,
         enterprises=c.enterprises,
-        enterprises_text=c.enterprises_text,
         parcels=c.parcels,
         parcel_geojson=c.parcel_geojson,
         flags=c.flags,

@@ -274,7 +274,7 @@ def get_flag(flag_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> 
     geom = None
     if pos >= 0:
         geom = data.parcel_geojson[pos]
-        parcel = records(pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name)).iloc[[pos]])
+        parcel = records(data.parcel_table.iloc[[pos]])
         props["parcel"] = hide_figures(user, data, parcel)[0]
     same = data.flags.loc[(data.flags["parcel_id"] == row["parcel_id"]) & (data.flags["flag_id"] != flag_id)]
     others = store.reviews(data.run_id, same["flag_id"].astype(str))

@@ -38,7 +38,6 @@ from api.mapdata import (
     enterprise_names,
     map_caches,
     park_outlines,
-    scope_blocks,
     scope_parcels,
 )
 from api.rundata import RunData
@@ -152,7 +151,7 @@ def _build_page(
     page = maps.park_map_html(
         parcels,
         flags=flags,
-        blocks=scope_blocks(closed_blocks(data, caches), parcels, scope),
+        blocks=closed_blocks(data, caches, scope, parcels),
         parks=park_outlines(data, settings, caches, scope),
         enterprises=enterprise_names(data),
         color_by=color_by,

@@ -106,7 +106,7 @@ def hide_figures(user: User, data: RunData, props: list[dict[str, Any]]) -> list
 
 def parcel_flags(data: RunData, store: Store, positions: np.ndarray) -> dict[int, list[dict[str, Any]]]:
     """The flags of some parcel rows with their review status, by parcel row."""
-    fl = data.flags.loc[data.flags["parcel_pos"].isin(positions)]
+    fl = data.flags.iloc[data.flag_rows(positions)]
     if fl.empty:
         return {}
     reviews = store.reviews(data.run_id, fl["flag_id"].astype(str))
@@ -145,13 +145,12 @@ def parcels(
     offset: Offset = 0,
 ) -> Response:
     size = page_bounds(settings, limit)
-    positions = np.flatnonzero(scope.mask(data.parcels["park"]))
+    positions = data.parcel_rows(scope.parks)
     in_box = bbox_positions(data, bbox)
     if in_box is not None:
         positions = np.intersect1d(positions, in_box, assume_unique=True)
     page = positions[offset : offset + size]
-    table = pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name))
-    props = hide_figures(user, data, records(table.iloc[page]))
+    props = hide_figures(user, data, records(data.parcel_table.iloc[page]))
     flags = parcel_flags(data, store, page)
     features = [
         feature(str(p["parcel_id"]), data.parcel_geojson[pos], {**p, "flags": flags.get(int(pos), [])})
@@ -174,8 +173,7 @@ def parcel(parcel_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> 
         raise not_found("宗地", parcel_id)
     row = data.parcels.iloc[int(pos)]
     ensure_park(user, row["park"])
-    table = pd.DataFrame(data.parcels.drop(columns=data.parcels.geometry.name))
-    props = hide_figures(user, data, records(table.iloc[[int(pos)]]))[0]
+    props = hide_figures(user, data, records(data.parcel_table.iloc[[int(pos)]]))[0]
     props["flags"] = parcel_flags(data, store, np.array([pos])).get(int(pos), [])
     props["enterprise_rows"] = enterprise_rows(user, data, enterprise_usccs(props.get("users")))
     return geojson_response(feature(parcel_id, data.parcel_geojson[int(pos)], props))

@@ -45,7 +45,7 @@ def add(
         bool,
         typer.Option(
             "--tiles/--no-tiles",
-            help="登记后预先切割地图瓦片，并在数据目录中生成服务用的列式副本（默认；否则服务首次读取时再生成）",
+            help="登记后预先切割地图瓦片，并在数据目录中生成服务用的列式副本（默认；用 --db 时副本由各服务器首次读取时生成）",
         ),
     ] = True,
 ) -> None:
@@ -59,8 +59,9 @@ def add(
         if tiles:  # once registered (a refused run is not cut); the service picks the archive up when it appears
             out.print(CUTTING, markup=False)
             out.print(register_tiles(out_dir, rec.run_id)[1], markup=False)
-            out.print(PREPARING, markup=False)
-            out.print(prepare_copy(data_dir, rec)[1], markup=False)
+            if not db:  # with a database each machine's service writes its own copy when it first reads the run
+                out.print(PREPARING, markup=False)
+                out.print(prepare_copy(data_dir, rec)[1], markup=False)
         return rec
 
     rec = with_store(data_dir, db, register)

@@ -208,6 +208,26 @@ def _status_key(v: object) -> str:
     return s if s in FLAG_STATUS_LABELS else "pending"
 
 
+def _mentioned(enterprises: pd.DataFrame, parcels: pd.DataFrame) -> pd.DataFrame:
+    """The enterprises the parcels name (main user, users, holder): a park's map reads a few thousand rows
+    of a province's enterprises instead of every one.
+
+    >>> e = pd.DataFrame({"uscc": ["A", "B", "C"], "name": ["甲", "乙", "丙"]})
+    >>> _mentioned(e, pd.DataFrame({"main_user": ["A"], "users": ["A;C"]}))["uscc"].tolist()
+    ['A', 'C']
+    """
+    if "uscc" not in enterprises.columns:
+        return enterprises
+    codes: set[str] = set()
+    for col in ("main_user", "holder_uscc"):
+        if col in parcels.columns:
+            codes.update(text(v) for v in pd.unique(parcels[col].dropna()))
+    if "users" in parcels.columns:
+        for users in pd.unique(parcels["users"].dropna()):
+            codes.update(_split(users))
+    return enterprises.loc[enterprises["uscc"].isin(codes).to_numpy(dtype=bool)]
+
+
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame without its geometry, texts as Python objects (read one by one below, which is several
     times faster from an object column than from pandas' Arrow-backed string columns)."""
@@ -300,7 +320,7 @@ def parcel_attributes(
         raise ValueError(f"宗地代码重复，无法制图：{'、'.join(dup)}")
     p = _plain(parcels)
     p.index = ids
-    enterprises = None if enterprises is None else _plain(enterprises)
+    enterprises = None if enterprises is None else _plain(_mentioned(enterprises, p))
     names = _name_lookup(p, flags, enterprises)
 
     def col(name: str) -> pd.Series:
