@@ -120,12 +120,23 @@ class WorkerHeaderTimeoutProtocol(HeaderTimeoutProtocol):
         super().connection_made(transport)
 
 
+WORKER_HEALTHCHECK_S = 120
+"""Seconds a worker may take to answer uvicorn's health check before it is killed as hung and restarted
+(uvicorn's default, 5 s, kills a worker that is reading a large run: pandas and Arrow hold the GIL for
+several seconds at a time while a run of a million parcels is read and its columnar copy written)."""
+
+
 def uvicorn_options(settings: Settings, *, workers: int = 1) -> dict[str, Any]:
     """The keyword arguments of ``uvicorn.run``/``uvicorn.Config`` besides the application, host and port
     (with ``workers`` above 1: ``workers``, and the protocol by name, which needs ``GEO_EVAL_HEADER_TIMEOUT_S``
     set in the environment: :func:`worker_environment`)."""
     if workers > 1:
-        return {**uvicorn_options(settings), "http": WORKER_PROTOCOL, "workers": workers}
+        return {
+            **uvicorn_options(settings),
+            "http": WORKER_PROTOCOL,
+            "workers": workers,
+            "timeout_worker_healthcheck": WORKER_HEALTHCHECK_S,
+        }
     return {
         "http": protocol_class(settings.header_timeout_s),
         "timeout_keep_alive": KEEP_ALIVE_S,

@@ -9,11 +9,16 @@ tiles are cut (``geo_eval.io.runtiles.build_run_tiles``, what ``geo-eval runs ad
 archive size, tile count and the largest tile per zoom.
 
 For ``--load-n``: the run is registered in a fresh data directory and served by ``geo-eval serve --workers
-W`` for each ``--workers``; the time from start to the first tile answered is recorded, then ``--clients``
-concurrent httpx clients on loopback request a realistic mix (a reviewer's overview tiles of zooms 6–12 over
-the whole extent, park tiles of zooms 13–19 of three parks, drawn at random with repeats, as several
-reviewers browsing), until ``--requests`` requests or ``--seconds``; p50/p95/p99 and throughput as the
-clients measure them, and each worker's resident memory afterwards.
+W`` for each ``--workers``, twice: the first start reads the run's outputs and writes its columnar copy
+(``api.runcopy``), the second (a restart) maps the copy; for each start, the seconds until ``/health``, the
+first tile and the map page of a park answer. Then ``--clients`` concurrent httpx clients on loopback request
+a realistic mix of tiles (a reviewer's overview tiles of zooms 6–12 over the whole extent, park tiles of
+zooms 13–19 of three parks, drawn at random with repeats, as several reviewers browsing), until
+``--requests`` requests or ``--seconds``; then, with the first ``--clients``, GeoJSON pages by box
+(``/api/parcels?park=…&bbox=…&limit=1000``, a zoom-15 tile of one of three parks) and park search indexes
+(``/api/maps/<park>/search.json``, any park); p50/p95/p99 and throughput as the clients measure them.
+Finally the map page, a ranking page and a GeoJSON page of every park are asked through each worker, and
+each worker's resident memory is read afterwards.
 
 Writes ``bench/out/tiles.md`` and ``bench/out/tiles.json``.
 """
@@ -121,8 +126,54 @@ def worker_rss_gb(pid: int) -> list[float]:
     return out
 
 
+def attribute_mix(out: Path, count: int, seed: int = 1) -> tuple[list[str], list[str]]:
+    """GeoJSON pages of parcels by box at park zoom (a random zoom-15 tile with parcels of one of three
+    parks) and park search indexes, drawn at random with repeats."""
+    import pyogrio
+
+    from geo_eval.maps.tiles import tile_bounds
+
+    parcels = pyogrio.read_dataframe(out / "parcels.gpkg", layer="parcels", columns=["park"]).to_crs(4326)
+    parks = sorted(parcels["park"].dropna().unique())
+    rng = random.Random(seed)
+    boxes: list[str] = []
+    for park in rng.sample(parks, min(3, len(parks))):
+        rows = parcels.loc[parcels["park"] == park]
+        for _, x, y in tiles_with_parcels(rows, (15,))[15]:
+            w, s_, e, n = tile_bounds(15, x, y)
+            boxes.append(f"/api/parcels?park={quote(park, safe='')}&bbox={w:.6f},{s_:.6f},{e:.6f},{n:.6f}&limit=1000")
+    geojson = [rng.choice(boxes) for _ in range(count)]
+    search = [f"/api/maps/{quote(rng.choice(parks), safe='')}/search.json" for _ in range(count)]
+    return geojson, search
+
+
+def parks_of(out: Path) -> list[str]:
+    import pyogrio
+
+    parcels = pyogrio.read_dataframe(out / "parcels.gpkg", layer="parcels", columns=["park"], read_geometry=False)
+    return sorted(parcels["park"].dropna().unique())
+
+
+def start_and_open(data: Path, workers: int, token: str, order: list[str], park: str) -> tuple[Any, dict[str, float]]:
+    """Start the service; seconds until /health, the first tile and the page of ``park`` answer."""
+    import httpx
+
+    port = free_port()
+    t = time.perf_counter()
+    proc = start_service(data, port, data / "server.log", env_extra={"GEO_EVAL_WORKERS": str(workers)}, timeout_s=900)
+    url = f"http://127.0.0.1:{port}"
+    res = {"health_s": time.perf_counter() - t}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
+        c.get(order[0]).raise_for_status()
+        res["first_tile_s"] = time.perf_counter() - t
+        c.get(f"/maps/{quote(park, safe='')}").raise_for_status()
+        res["park_map_s"] = time.perf_counter() - t
+    return (proc, url), res
+
+
 def serve_and_load(out: Path, workers: int, clients: list[int], requests: int, seconds: float) -> dict[str, Any]:
-    """Register ``out`` in a fresh data directory, serve it with ``workers`` workers, load it."""
+    """Register ``out`` in a fresh data directory, serve it with ``workers`` workers (once to build the run's
+    columnar copy, then again as a restart reads it), load it."""
     import shutil
 
     import httpx
@@ -137,24 +188,29 @@ def serve_and_load(out: Path, workers: int, clients: list[int], requests: int, s
     token = store.add_user("bench-reviewer", "reviewer")[1]
     store.close()
     order = request_mix(out, requests)
-    port = free_port()
-    t = time.perf_counter()
-    proc = start_service(data, port, data / "server.log", env_extra={"GEO_EVAL_WORKERS": str(workers)}, timeout_s=900)
-    url = f"http://127.0.0.1:{port}"
-    res: dict[str, Any] = {"workers": workers, "health_s": time.perf_counter() - t}
+    geojson, search = attribute_mix(out, requests)
+    parks = parks_of(out)
+    biggest = parks[0]
+    (proc, url), first = start_and_open(data, workers, token, order, biggest)
+    stop_service(proc)
+    (proc, url), res = start_and_open(data, workers, token, order, biggest)
+    res = {"workers": workers, "first_start": first, **res}
     try:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
-            c.get(order[0]).raise_for_status()
-            res["first_tile_s"] = time.perf_counter() - t
-            # the service still reads the whole run into each worker (for pages, rankings, GeoJSON): the
-            # load starts once it has, so that it measures the tiles, not that
-            c.get("/api/rankings?limit=1").raise_for_status()
-            res["run_loaded_s"] = time.perf_counter() - t
         warm = sorted(set(order))[:: max(1, len(set(order)) // 50)]
         res["loads"] = [
             load_test(url, token, order, clients=k, max_seconds=seconds, warmup=warm if i == 0 else [])
             for i, k in enumerate(clients)
         ]
+        res["geojson"] = load_test(url, token, geojson, clients=clients[0], max_seconds=seconds, warmup=geojson[:5])
+        res["search"] = load_test(url, token, search, clients=clients[0], max_seconds=seconds, warmup=[])
+        t = time.perf_counter()
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
+            for park in parks:  # every park's map, ranking and GeoJSON, through every worker in turn
+                for _ in range(workers):
+                    p = quote(park, safe="")
+                    for path in (f"/maps/{p}", f"/api/rankings?park={p}&limit=200", f"/api/parcels?park={p}&limit=500"):
+                        c.get(path).raise_for_status()
+        res["every_park_s"] = time.perf_counter() - t
         res["rss_gb"] = worker_rss_gb(proc.pid)
     finally:
         stop_service(proc)
@@ -182,18 +238,23 @@ def table(res: dict[str, Any]) -> str:
         lines += ["", f"Largest tile per zoom at {b['n']:,} parcels (KB): "]
         lines.append(", ".join(f"z{z['z']} {z['max_kb']:.0f} ({z['tiles']} tiles)" for z in b["zooms"]))
     for s in res.get("serving", []):
+        f = s["first_start"]
         lines += [
             "",
-            f"Served at {res['load_n']:,} parcels, {s['workers']} worker(s): /health after {s['health_s']:.1f} s, "
-            f"first tile after {s['first_tile_s']:.1f} s (the run read into memory after {s['run_loaded_s']:.0f} s); "
-            "RSS per worker afterwards " + ", ".join(f"{g:.2f} GB" for g in s["rss_gb"]),
+            f"Served at {res['load_n']:,} parcels, {s['workers']} worker(s). First start (builds the run's columnar "
+            f"copy): /health {f['health_s']:.1f} s, first tile {f['first_tile_s']:.1f} s, park map "
+            f"{f['park_map_s']:.1f} s. Restart (reads the copy): /health {s['health_s']:.1f} s, first tile "
+            f"{s['first_tile_s']:.1f} s, park map {s['park_map_s']:.1f} s. Every park's map, ranking and GeoJSON "
+            f"through each worker: {s['every_park_s']:.0f} s; RSS per worker afterwards "
+            + ", ".join(f"{g:.2f} GB" for g in s["rss_gb"]),
             "",
-            "| clients | requests | p50 ms | p95 ms | p99 ms | max ms | req/s | statuses |",
-            "|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| route | clients | requests | p50 ms | p95 ms | p99 ms | max ms | req/s | statuses |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
-        for ld in s["loads"]:
+        rows = [("tiles", ld) for ld in s["loads"]] + [("GeoJSON by box", s["geojson"]), ("search", s["search"])]
+        for name, ld in rows:
             lines.append(
-                f"| {ld['clients']} | {ld['n']} | {ld['p50']:.1f} | {ld['p95']:.1f} | {ld['p99']:.1f} | "
+                f"| {name} | {ld['clients']} | {ld['n']} | {ld['p50']:.1f} | {ld['p95']:.1f} | {ld['p99']:.1f} | "
                 f"{ld['max']:.0f} | {ld['rps']:.0f} | {ld['statuses']} |"
             )
     return "\n".join(lines) + "\n"
@@ -226,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         print(table(res), file=sys.stderr)
     if not a.no_load:
         res["load_n"] = a.load_n or max(a.n)
-        res["serving"] = [serve_and_load(outs[res["load_n"]], w, a.clients, a.requests, a.seconds) for w in a.workers]
+        res["serving"] = []
+        for w in a.workers:
+            res["serving"].append(serve_and_load(outs[res["load_n"]], w, a.clients, a.requests, a.seconds))
+            print(table(res), file=sys.stderr)  # each configuration as it ends
     text = table(res)
     print(text)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
