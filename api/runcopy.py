@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - Windows: the workers may then each wri
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4
+FORMAT = 5
 """Bumped when the files of a copy change; older copies are then ignored."""
 GEOMETRY = "geometry"
 """Column of the parcels' file holding each geometry as WKB."""
@@ -169,16 +169,52 @@ def _crs(df: gpd.GeoDataFrame) -> str | None:
 
 
 def _write_geo(path: Path, df: gpd.GeoDataFrame) -> None:
-    """A GeoDataFrame as an Arrow file, its geometry as WKB in the column ``geometry``."""
-    plain = pd.DataFrame(df.drop(columns=df.geometry.name))
-    plain[GEOMETRY] = shapely.to_wkb(np.asarray(df.geometry.array, dtype=object))
-    _write_arrow(path, plain)
+    """A GeoDataFrame as :func:`_write_arrow` writes its attributes, and its geometries apart."""
+    _write_arrow(path, pd.DataFrame(df.drop(columns=df.geometry.name)))
+    _write_geometry(path.with_name(f"{path.stem}.geometry"), np.asarray(df.geometry.array, dtype=object))
 
 
 def _read_geo(path: Path, crs: str | None) -> gpd.GeoDataFrame:
     plain = _read_arrow(path)
-    geometry = shapely.from_wkb(plain.pop(GEOMETRY).to_numpy(dtype=object))
-    return gpd.GeoDataFrame(plain, geometry=geometry, crs=crs)
+    return gpd.GeoDataFrame(plain, geometry=_read_geometry(path.with_name(f"{path.stem}.geometry")), crs=crs)
+
+
+RAGGED_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+
+
+def _write_geometry(stem: Path, geoms: np.ndarray) -> None:
+    """Geometries all polygons or all multipolygons as shapely's ragged arrays (coordinates and offsets,
+    ``<stem>.coords.npy``, ``<stem>.offsets<i>.npy``: read back without parsing), others as WKB
+    (``<stem>.wkb.arrow``); ``<stem>.json`` says which."""
+    types = shapely.get_type_id(geoms)
+    about: dict[str, Any] = {"encoding": "wkb"}
+    if len(geoms) and bool((types == types[0]).all()) and int(types[0]) in RAGGED_TYPES:
+        kind, coords, offsets = shapely.to_ragged_array(geoms)
+        np.save(_array(stem, "coords"), coords, allow_pickle=False)
+        for i, offset in enumerate(offsets):
+            np.save(_array(stem, f"offsets{i}"), offset, allow_pickle=False)
+        about = {"encoding": "ragged", "type": int(kind), "offsets": len(offsets)}
+    else:
+        _write_table(pa.table({GEOMETRY: pa.array(shapely.to_wkb(geoms), pa.binary())}), _named(stem, "wkb.arrow"))
+    _named(stem, "json").write_text(json.dumps(about), encoding="utf-8")
+
+
+def _read_geometry(stem: Path) -> np.ndarray:
+    about = json.loads(_named(stem, "json").read_text(encoding="utf-8"))
+    if about["encoding"] == "ragged":
+        offsets = tuple(np.load(_array(stem, f"offsets{i}"), allow_pickle=False) for i in range(about["offsets"]))
+        coords = np.load(_array(stem, "coords"), allow_pickle=False)
+        return shapely.from_ragged_array(shapely.GeometryType(about["type"]), coords, offsets)  # type: ignore[no-any-return]
+    wkb = feather.read_table(_named(stem, "wkb.arrow"), memory_map=False).column(GEOMETRY)
+    return shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))  # type: ignore[no-any-return]
+
+
+def _array(stem: Path, name: str) -> Path:
+    return _named(stem, f"{name}.npy")
+
+
+def _named(stem: Path, tail: str) -> Path:
+    return stem.with_name(f"{stem.name}.{tail}")
 
 
 def _write_arrow(path: Path, df: pd.DataFrame) -> None:
@@ -190,9 +226,12 @@ def _write_arrow(path: Path, df: pd.DataFrame) -> None:
     values = [c for c in table.column_names if c not in texts]
     text = pa.Table.from_pandas(df[texts], preserve_index=False)
     large = pa.schema([f.with_type(pa.large_string()) for f in text.schema], metadata=text.schema.metadata)
-    _write_table(text.cast(large), _part(path, "text"))
-    _write_table(pa.Table.from_pandas(df[values], preserve_index=False), _part(path, "values"))
+    text = text.cast(large)
     objects = [str(c) for c in texts if df[c].dtype == object]
+    for c in objects:  # each distinct text once: read back as one str object each (see _read_arrow)
+        text = text.set_column(text.schema.get_field_index(c), c, text.column(c).dictionary_encode())
+    _write_table(text, _part(path, "text"))
+    _write_table(pa.Table.from_pandas(df[values], preserve_index=False), _part(path, "values"))
     about = {"columns": list(map(str, table.column_names)), "objects": objects}
     path.write_text(json.dumps(about, ensure_ascii=False), encoding="utf-8")
 
@@ -241,18 +280,22 @@ def _read_arrow(path: Path) -> pd.DataFrame:
     used and shared by every worker), the other columns read into memory (numbers, flags, geometries), the
     columns that were Python objects made objects again (one str object per distinct text)."""
     about = json.loads(path.read_text(encoding="utf-8"))
-    text = _mapped(_part(path, "text")).to_pandas(split_blocks=True)
-    values = feather.read_table(_part(path, "values"), memory_map=False).to_pandas(split_blocks=True)
+    mapped = _mapped(_part(path, "text"))
+    text = mapped.drop_columns(about["objects"]).to_pandas(split_blocks=True)
     for c in about["objects"]:
-        text[c] = pd.Series(_objects(text[c]), index=text.index, dtype=object)
+        text[c] = pd.Series(_objects(mapped.column(c)), index=text.index, dtype=object)
+    values = feather.read_table(_part(path, "values"), memory_map=False).to_pandas(split_blocks=True)
     return pd.concat([text, values], axis=1)[about["columns"]]
 
 
-def _objects(texts: pd.Series) -> np.ndarray:
-    """Texts as an object array, None where missing; each distinct text is one str object.
+def _objects(column: pa.ChunkedArray) -> np.ndarray:
+    """A dictionary-encoded text column as an object array, None where missing; one str per distinct text.
 
-    >>> _objects(pd.Series(["a", None, "a"], dtype="str")).tolist()
-    ['a', None, 'a']
+    >>> _objects(pa.chunked_array([pa.array(["a", None, "a", "b"]).dictionary_encode()])).tolist()
+    ['a', None, 'a', 'b']
     """
-    codes, uniques = pd.factorize(texts)
-    return np.concatenate([np.asarray(uniques, dtype=object), np.array([None], dtype=object)])[codes]
+    out: list[np.ndarray] = []
+    for chunk in column.chunks:
+        texts = np.array([*chunk.dictionary.to_pylist(), None], dtype=object)
+        out.append(texts[chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)])
+    return np.concatenate(out) if out else np.zeros(0, dtype=object)

@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -145,3 +146,29 @@ def test_the_service_answers_the_same_from_the_copy(run, tmp_path) -> None:
         (Path(run.out_dir) / name).unlink()
     assert answers() == first  # a restart: from the copy alone
     assert first[0]["features"] and first[1]["rows"] and first[2]["features"]
+
+
+@pytest.mark.parametrize(
+    ("geoms", "encoding"),
+    [
+        (
+            [shapely.box(0, 0, 1, 1), shapely.Polygon([(0, 0), (2, 0), (2, 2)], [[(0.5, 0.2), (1, 0.2), (1, 0.5)]])],
+            "ragged",
+        ),
+        ([shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)])] * 2, "ragged"),
+        ([shapely.box(0, 0, 1, 1), shapely.MultiPolygon([shapely.box(2, 2, 3, 3)]), None], "wkb"),
+    ],
+)
+def test_geometries_come_back_exactly_in_either_encoding(tmp_path, geoms, encoding) -> None:
+    from api.runcopy import _read_geo, _write_geo
+
+    frame = gpd.GeoDataFrame({"parcel_id": [f"P{i}" for i in range(len(geoms))]}, geometry=geoms, crs=4547)
+    _write_geo(tmp_path / "parcels.arrow", frame)
+    assert json.loads((tmp_path / "parcels.geometry.json").read_text())["encoding"] == encoding
+    back = _read_geo(tmp_path / "parcels.arrow", frame.crs.to_wkt())
+    assert back["parcel_id"].tolist() == frame["parcel_id"].tolist() and back.crs == frame.crs
+    same = [
+        (a is None and b is None) or (a is not None and b is not None and a.equals_exact(b, 0))
+        for a, b in zip(back.geometry, frame.geometry, strict=True)
+    ]
+    assert all(same) and back.geometry.area.sum() == pytest.approx(frame.geometry.area.sum())
