@@ -262,9 +262,24 @@ def click_parcel(page: Any, server: Server, pid: str, *, zoom: int = 18, tap: bo
 
 
 def popup(page: Any) -> Any:
-    """The open popup (a Leaflet popup on a desk, the bottom sheet on a phone)."""
+    """The open popup (a Leaflet popup on a desk, the bottom sheet on a phone), once it has stopped moving:
+    a person clicks its buttons after the map has panned it into view, not while it slides (on a slow
+    machine a click during the pan lands on the map beneath, which opens another parcel)."""
     loc = page.locator(".leaflet-popup-content .ge-pop, .ge-sheet:not([hidden]) .ge-pop").first
     loc.wait_for(timeout=10_000)
+    page.wait_for_function(
+        """() => new Promise((done) => {
+          const at = () => {
+            const p = document.querySelector('.leaflet-popup');
+            if (!p) return '';
+            const r = p.getBoundingClientRect();
+            return `${Math.round(r.left)},${Math.round(r.top)}`;
+          };
+          const before = at();
+          setTimeout(() => done(at() === before), 150);
+        })""",
+        timeout=10_000,
+    )
     return loc
 
 
