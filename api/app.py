@@ -42,6 +42,7 @@ from api.routes.runs import ParkCounts
 from api.rundata import RunCache
 from api.settings import Settings
 from api.throttle import LoginThrottle
+from api.tilelane import TileLane
 from api.tokengate import TokenGate
 from geo_eval import __version__
 from geo_eval.db.connection import redact_url
@@ -266,7 +267,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     )
     add_exception_handlers(app)
     app.add_exception_handler(GuardRefusal, _guard_refusal)
-    app.add_middleware(UnexpectedErrors)  # innermost: its 500 answer still passes the ones below
+    app.add_middleware(TileLane)  # innermost: ordinary tile requests answered without FastAPI's routing
+    app.add_middleware(UnexpectedErrors)  # innermost but one: its 500 answer still passes the ones below
     app.add_middleware(NoNulCharacters)
     evidence = {EVIDENCE_PATH: max(settings.max_body_bytes, MAX_EVIDENCE_BYTES)}  # evidence files, up to 10 MB
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, limits=evidence)  # before anything reads the body

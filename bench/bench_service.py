@@ -309,6 +309,47 @@ def load_test(
     return asyncio.run(_load(url, token, order, clients=clients, max_seconds=max_seconds))
 
 
+WRK_SCRIPT = BENCH_DIR / "wrk_mix.lua"
+
+
+def wrk_load(
+    url: str, token: str, order: list[str], *, clients: int, seconds: float, warmup: list[str]
+) -> dict[str, Any]:
+    """``order`` requested in turn over ``clients`` keep-alive connections by wrk (C, two threads) for
+    ``seconds``, after ``warmup`` (httpx): a load client that leaves the CPUs to the service, where the httpx
+    clients of :func:`load_test` took as much CPU as the service itself. Same fields as :func:`load_test`
+    (``mean_bytes`` with the response headers)."""
+    import tempfile
+
+    import httpx
+
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
+        for p in warmup:
+            c.get(p).raise_for_status()
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as f:
+        f.write("\n".join(order) + "\n")
+        f.flush()
+        cmd = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds:g}s", "--timeout", "30s", "-s", str(WRK_SCRIPT)]
+        done = subprocess.run([*cmd, url, "--", f.name, token], capture_output=True, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("WRKJSON "))
+    r = json.loads(line.removeprefix("WRKJSON "))
+    n = max(int(r["n"]), 1)
+    return {
+        "n": r["n"],
+        "p50": r["p50"],
+        "p95": r["p95"],
+        "p99": r["p99"],
+        "max": r["max"],
+        "seconds": r["seconds"],
+        "rps": r["n"] / r["seconds"],
+        "statuses": {int(k): v for k, v in r["statuses"].items()},
+        "errors": r["errors"],
+        "mean_bytes": r["bytes"] / n,
+        "clients": clients,
+        "client": "wrk",
+    }
+
+
 # --- report -------------------------------------------------------------------------------------------------
 def table(res: dict[str, Any]) -> str:
     b = res.get("browser")

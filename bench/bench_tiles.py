@@ -11,7 +11,8 @@ archive size, tile count and the largest tile per zoom.
 For ``--load-n``: the run is registered in a fresh data directory and served by ``geo-eval serve --workers
 W`` for each ``--workers``, twice: the first start reads the run's outputs and writes its columnar copy
 (``api.runcopy``), the second (a restart) maps the copy; for each start, the seconds until ``/health``, the
-first tile and the map page of a park answer. Then ``--clients`` concurrent httpx clients on loopback request
+first tile and the map page of a park answer. Then ``--clients`` concurrent clients on loopback (``--client``:
+wrk's keep-alive connections, the default when the Debian package ``wrk`` is installed, or httpx tasks) request
 a realistic mix of tiles (a reviewer's overview tiles of zooms 6–12 over the whole extent, park tiles of
 zooms 13–19 of three parks, drawn at random with repeats, as several reviewers browsing), until
 ``--requests`` requests or ``--seconds``; then, with the first ``--clients``, GeoJSON pages by box
@@ -31,6 +32,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import sqlite3
 import sys
 import time
@@ -44,6 +46,7 @@ from bench.bench_service import (
     start_service,
     stop_service,
     tiles_with_parcels,
+    wrk_load,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -171,11 +174,20 @@ def start_and_open(data: Path, workers: int, token: str, order: list[str], park:
     return (proc, url), res
 
 
-def serve_and_load(out: Path, workers: int, clients: list[int], requests: int, seconds: float) -> dict[str, Any]:
+def load(
+    client: str, url: str, token: str, order: list[str], clients: int, seconds: float, warmup: list[str]
+) -> dict[str, Any]:
+    """``order`` under ``clients`` concurrent clients: wrk's connections, or httpx tasks (``client``)."""
+    if client == "wrk":
+        return wrk_load(url, token, order, clients=clients, seconds=seconds, warmup=warmup)
+    return {**load_test(url, token, order, clients=clients, max_seconds=seconds, warmup=warmup), "client": "httpx"}
+
+
+def serve_and_load(
+    out: Path, workers: int, clients: list[int], requests: int, seconds: float, client: str = "wrk"
+) -> dict[str, Any]:
     """Register ``out`` in a fresh data directory, serve it with ``workers`` workers (once to build the run's
     columnar copy, then again as a restart reads it), load it."""
-    import shutil
-
     import httpx
 
     from geo_eval.storage import open_store, run_record_from_out_dir
@@ -198,11 +210,10 @@ def serve_and_load(out: Path, workers: int, clients: list[int], requests: int, s
     try:
         warm = sorted(set(order))[:: max(1, len(set(order)) // 50)]
         res["loads"] = [
-            load_test(url, token, order, clients=k, max_seconds=seconds, warmup=warm if i == 0 else [])
-            for i, k in enumerate(clients)
+            load(client, url, token, order, k, seconds, warm if i == 0 else []) for i, k in enumerate(clients)
         ]
-        res["geojson"] = load_test(url, token, geojson, clients=clients[0], max_seconds=seconds, warmup=geojson[:5])
-        res["search"] = load_test(url, token, search, clients=clients[0], max_seconds=seconds, warmup=[])
+        res["geojson"] = load(client, url, token, geojson, clients[0], seconds, geojson[:5])
+        res["search"] = load(client, url, token, search, clients[0], seconds, [])
         t = time.perf_counter()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
             for park in parks:  # every park's map, ranking and GeoJSON, through every worker in turn
@@ -248,6 +259,8 @@ def table(res: dict[str, Any]) -> str:
             f"through each worker: {s['every_park_s']:.0f} s; RSS per worker afterwards "
             + ", ".join(f"{g:.2f} GB" for g in s["rss_gb"]),
             "",
+            f"Load client: {s['loads'][0].get('client', 'httpx')}.",
+            "",
             "| route | clients | requests | p50 ms | p95 ms | p99 ms | max ms | req/s | statuses |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
@@ -270,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--scheme", default="lianyungang")
     ap.add_argument("--no-load", action="store_true")
+    ap.add_argument(
+        "--client",
+        choices=["wrk", "httpx"],
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load client: wrk (Debian package wrk; the default when installed) or httpx tasks in this process",
+    )
     ap.add_argument("--reuse", action="store_true", help="serve the OUT_DIRs and archives of the last run as they are")
     a = ap.parse_args(argv)
     res: dict[str, Any] = {
@@ -289,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         res["load_n"] = a.load_n or max(a.n)
         res["serving"] = []
         for w in a.workers:
-            res["serving"].append(serve_and_load(outs[res["load_n"]], w, a.clients, a.requests, a.seconds))
+            res["serving"].append(serve_and_load(outs[res["load_n"]], w, a.clients, a.requests, a.seconds, a.client))
             print(table(res), file=sys.stderr)  # each configuration as it ends
     text = table(res)
     print(text)

@@ -246,6 +246,52 @@ def test_tiles_are_served_without_reading_the_run_and_an_unknown_park_is_404(svc
     assert svc.get(park_path(svc.parks[1], 8, 212, 101), "com").status_code == 403
 
 
+def test_the_tile_lane_answers_as_the_route_and_leaves_refusals_to_it(svc, cut, monkeypatch) -> None:
+    """Ordinary tile requests are answered by :class:`api.tilelane.TileLane` (counted), with the body and
+    headers the route gives (asked with a parameter the lane does not take, so the route answers);
+    refusals go on to the route and keep its words."""
+    import api.tilelane as lane
+
+    answered: list[str] = []
+    original = lane._tile
+
+    def counting(request, *args):
+        response = original(request, *args)
+        if response is not None:
+            answered.append(request.url.path)
+        return response
+
+    monkeypatch.setattr(lane, "_tile", counting)
+    for who in ("com", "rev"):  # the gate verifies a token once (the route); the lane takes verified ones
+        assert svc.get("/api/me", who).status_code == 200
+    data, _ = cut
+    own = svc.parks[0]
+    rows = data.parcels.loc[data.parcels["park"] == own]
+    c = rows.geometry.iloc[0].representative_point()
+    for z in (8, 14, 17):
+        x, y = lonlat_to_tile(c.x, c.y, z)
+        for path, who in ((park_path(own, z, x, y), "com"), (f"/api/tiles/{z}/{x}/{y}.pbf", "rev")):
+            before = len(answered)
+            fast = svc.get(path, who)
+            assert len(answered) == before + 1, path
+            slow = svc.get(path + "?by=route", who)  # not a lane parameter: FastAPI's route answers
+            assert len(answered) == before + 1, path
+            assert fast.status_code == slow.status_code == 200 and fast.content == slow.content and fast.content
+            for h in ("etag", "cache-control", "content-type", "x-content-type-options", "content-security-policy"):
+                assert fast.headers.get(h) == slow.headers.get(h), h
+            again = svc.get(path, who, **{"If-None-Match": fast.headers["etag"]})
+            assert again.status_code == 304 and len(answered) == before + 2
+    x, y = lonlat_to_tile(c.x, c.y, 14)
+    before = len(answered)
+    other = svc.get(park_path(svc.parks[1], 14, x, y), "com")
+    assert other.status_code == 403 and svc.parks[1] in other.json()["detail"]
+    assert svc.client.get(park_path(own, 14, x, y)).status_code == 401
+    assert svc.client.get(park_path(own, 14, x, y), headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert svc.get(park_path("没有的园区", 14, x, y), "rev").status_code == 404
+    assert svc.get(park_path(own, 14, x, y) + "?year=1800", "rev").status_code == 422
+    assert len(answered) == before  # every refusal was the route's
+
+
 def dense_park(n_side: int = 120, seed: int = 1) -> gpd.GeoDataFrame:
     """``n_side``² parcels of about 100 m × 80 m in one park (the bench's cadastre), long popup texts, a third flagged."""
     rng = np.random.default_rng(seed)
