@@ -214,7 +214,12 @@ def include_optional_routers(app: FastAPI, modules: tuple[str, ...] = OPTIONAL_R
 
 
 def _warm_up(store: Store, cache: RunCache) -> None:
-    """Load the latest run in the background, so the first request does not wait for its files."""
+    """Import the map library and load the latest run in the background, so that the first map page waits
+    for neither."""
+    try:
+        import folium  # noqa: F401  (0.5 s: folium compiles its page templates when imported)
+    except Exception as exc:  # the first map page imports it then, and reports what fails
+        log.warning("could not preload the map library: %s", exc)
     try:
         cache.get(store.latest_run())
     except NotFoundError:

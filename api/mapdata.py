@@ -300,6 +300,24 @@ def _read_parks(path: Path) -> gpd.GeoDataFrame | None:
     return gpd.GeoDataFrame({"park": gdf[name].astype(str)}, geometry=gdf.geometry.to_numpy(), crs=WGS84)
 
 
+def parcels_union(geoms: np.ndarray) -> Any:
+    """The union of parcels: GEOS' coverage union when they tile without overlapping, as a cadastre does
+    (20,000 parcels in 0.035 s instead of 0.9 s), checked afterwards (valid, and as large as the parcels
+    together); the general union otherwise.
+
+    >>> a, b, c = shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1), shapely.box(0.5, 0, 1.5, 1)
+    >>> parcels_union(np.array([a, b])).area, parcels_union(np.array([a, b, c])).area
+    (2.0, 2.0)
+    """
+    polygonal = geoms[np.isin(shapely.get_type_id(geoms), (3, 6))]
+    if len(polygonal) == len(geoms):
+        union = shapely.coverage_union_all(polygonal)
+        total = float(shapely.area(polygonal).sum())
+        if shapely.is_valid(union) and abs(union.area - total) <= 1e-9 * max(total, 1.0):
+            return union
+    return shapely.union_all(geoms)
+
+
 def _union_outline(data: RunData, park: str) -> Any:
     """A park's parcels united and closed over the roads between them (drawn, never measured)."""
     rows = data.parcels.loc[(data.parcels["park"] == park).to_numpy(dtype=bool)]
@@ -308,8 +326,7 @@ def _union_outline(data: RunData, park: str) -> Any:
         return None
     metric = _metric_crs(data)
     plane = rows.to_crs(metric) if metric else rows.to_crs(rows.estimate_utm_crs())
-    geoms = shapely.make_valid(np.asarray(plane.geometry.array, dtype=object))
-    union = shapely.union_all(geoms)
+    union = parcels_union(shapely.make_valid(np.asarray(plane.geometry.array, dtype=object)))
     half = OUTLINE_CLOSING_M / 2
     closed = shapely.buffer(shapely.buffer(union, half, quad_segs=4), -half, quad_segs=4)
     outline = _without_holes(shapely.union(closed, union))
@@ -364,9 +381,14 @@ def scope_blocks(blocks: gpd.GeoDataFrame | None, parcels: pd.DataFrame, scope: 
     if "parcel_ids" not in blocks.columns:
         return None
     shown = set(parcels["parcel_id"].astype(str))
-    ids = [[p.strip() for p in str(v).split(";") if p.strip()] for v in blocks["parcel_ids"].fillna("").tolist()]
-    inside = [bool(parts) and all(p in shown for p in parts) for parts in ids]
-    return blocks.loc[np.asarray(inside, dtype=bool)]
+    ids = pd.Series([str(v) for v in blocks["parcel_ids"].fillna("")], dtype=object)
+    parts = ids.str.split(";").explode().str.strip()
+    parts = parts.loc[parts.notna() & (parts != "")]
+    # per block with members: are they all on this map (Python's set: pandas' isin of Arrow strings took 0.2 s)
+    every = pd.Series([p in shown for p in parts], index=parts.index, dtype=bool).groupby(level=0).all()
+    inside = np.zeros(len(blocks), dtype=bool)
+    inside[every.index[every.to_numpy(dtype=bool)].to_numpy(dtype=np.int64)] = True
+    return blocks.loc[inside]
 
 
 def closed_blocks(

@@ -420,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     store = open_store(data_dir)
-    run_id = store.add_run(run_record_from_out_dir(out), actor="bench").run_id
+    record = store.add_run(run_record_from_out_dir(out), actor="bench")
+    run_id = record.run_id
     user, token = "bench-reviewer", store.add_user("bench-reviewer", "reviewer")[1]
     store.close()
     archive_s = None
@@ -429,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print("cutting the tile archive …", file=sys.stderr)
         archive_s = build_run_tiles(out, run_id).seconds
+        from api.rundata import prepare_copy
+
+        print("writing the service's columnar copy …", file=sys.stderr)
+        print(prepare_copy(data_dir, record)[1], file=sys.stderr)
 
     import geopandas as gpd
 

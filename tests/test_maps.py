@@ -688,6 +688,44 @@ def test_large_park_draws_parcels_from_vector_tiles(parcels, flags, blocks, park
     assert not re.findall(r"https?://", page)
 
 
+def test_a_tiled_service_page_reads_only_the_legend_columns(parcels, flags, monkeypatch) -> None:
+    """A tiled page whose popups, search and review list the service serves skips the popup texts
+    (``legend_attributes``), and its legends are those the full attributes give."""
+    from geo_eval.maps import page as page_module
+
+    enterprises = pd.DataFrame(
+        {
+            "uscc": [uscc(i) for i in range(4)],
+            "name": [f"企业{i}" for i in range(4)],
+            "grade": ["A", "B", "C", "D"],
+            "prev_grade": ["B", "B", "A", None],
+            "grade_change": ["上升", "持平", "下降", "新参评"],
+        }
+    )
+    legend = maps.legend_attributes(parcels, enterprises=enterprises)
+    full = maps.parcel_attributes(parcels, enterprises=enterprises)
+    pd.testing.assert_frame_equal(legend, full[list(maps.attributes.LEGEND_COLUMNS)])
+    assert list(legend["change"]) == ["up", "same", "down", "new", "none", "none"]
+    assert list(legend["grade"]) == ["A", "B", "C", "D", "T", "无"]
+    options = {
+        "flags": flags,
+        "enterprises": enterprises,
+        "tiles_url": "/t/{z}/{x}/{y}.pbf",
+        "tile_threshold": 5,
+        "search_url": "/api/maps/p/search.json",
+        "service": {"urls": {"flags": "/api/maps/p/flags.json"}},
+    }
+    calls: list[str] = []
+    monkeypatch.setattr(page_module, "parcel_attributes", lambda *a, **k: calls.append("full") or full)
+    served = page_config(maps.park_map_html(parcels, **options))
+    assert calls == []  # the popup texts were not written
+    inline = page_config(maps.park_map_html(parcels, **{**options, "service": None}))
+    assert calls == ["full"]  # the page carries its review list: it needs them
+    for key in ("grades", "tax", "changes"):
+        assert served[key] == inline[key], key
+    assert [(g[0], g[-1]) for g in served["grades"]] == [(g, 1) for g in ("A", "B", "C", "D", "T", "无")]
+
+
 def test_large_park_search_index_can_be_served(parcels) -> None:
     page = maps.park_map_html(
         parcels, tiles_url="/t/{z}/{x}/{y}.pbf", tile_threshold=5, search_url="/api/maps/p/search.json"

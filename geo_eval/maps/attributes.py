@@ -294,6 +294,42 @@ def _flag_lines(out: pd.DataFrame, flags: pd.DataFrame) -> None:
     out.loc[idx, "review"] = [next(s for s in STATUS_ORDER if s in states[i]) for i in idx]
 
 
+def _prepared(
+    parcels: pd.DataFrame, enterprises: pd.DataFrame | None
+) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame | None]:
+    """The parcel codes (refused when repeated), the parcels as plain rows indexed by them, and the
+    enterprises they name."""
+    ids = parcel_ids(parcels)
+    if ids.has_duplicates:
+        dup = sorted(set(ids[ids.duplicated()]))[:5]
+        raise ValueError(f"宗地代码重复，无法制图：{'、'.join(dup)}")
+    p = _plain(parcels)
+    p.index = ids
+    return ids, p, None if enterprises is None else _plain(_mentioned(enterprises, p))
+
+
+LEGEND_COLUMNS = ("grade", "prev_grade", "change", "tax_per_mu")
+"""The columns of :func:`parcel_attributes` a map's legends count (:func:`legend_attributes`)."""
+
+
+def _legend_columns(p: pd.DataFrame, enterprises: pd.DataFrame | None) -> pd.DataFrame:
+    grades = (p["grade"] if "grade" in p.columns else pd.Series(pd.NA, index=p.index, dtype="object")).map(text)
+    out = pd.DataFrame(index=p.index)
+    out["grade"] = grades.where(grades != "", NO_GRADE).to_numpy()
+    out["prev_grade"], out["change"] = _changes(p, enterprises)
+    tax = p["tax_per_mu"] if "tax_per_mu" in p.columns else pd.Series(pd.NA, index=p.index, dtype="object")
+    out["tax_per_mu"] = pd.to_numeric(tax, errors="coerce").to_numpy(dtype=float)
+    return out
+
+
+def legend_attributes(parcels: pd.DataFrame, *, enterprises: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The columns of :func:`parcel_attributes` that a map's legends count (:data:`LEGEND_COLUMNS`), indexed
+    by parcel code, the same values: all a tiled map's page needs (its popups come with the tiles), at a
+    fraction of the time (the users' names and the flags' lines are not written)."""
+    _, p, enterprises = _prepared(parcels, enterprises)
+    return _legend_columns(p, enterprises)
+
+
 def parcel_attributes(
     parcels: pd.DataFrame,
     *,
@@ -314,13 +350,7 @@ def parcel_attributes(
     ``flags`` its ``flags`` layer, optionally with review columns ``status`` and ``comment``;
     ``enterprises`` names every user (else the names in the layers are used). Values are NOT escaped.
     """
-    ids = parcel_ids(parcels)
-    if ids.has_duplicates:
-        dup = sorted(set(ids[ids.duplicated()]))[:5]
-        raise ValueError(f"宗地代码重复，无法制图：{'、'.join(dup)}")
-    p = _plain(parcels)
-    p.index = ids
-    enterprises = None if enterprises is None else _plain(_mentioned(enterprises, p))
+    ids, p, enterprises = _prepared(parcels, enterprises)
     names = _name_lookup(p, flags, enterprises)
 
     def col(name: str) -> pd.Series:
@@ -337,10 +367,9 @@ def parcel_attributes(
     ]
     out["holder_name"] = [name or names.get(code, code) for code, name in zip(holder_codes, holder_names, strict=True)]
     out["users"], out["names"], out["usccs"], out["main_name"] = _users(p, names)
-    grades = col("grade").map(text)
-    out["grade"] = grades.where(grades != "", NO_GRADE).to_numpy()
-    out["prev_grade"], out["change"] = _changes(p, enterprises)
-    out["tax_per_mu"] = pd.to_numeric(col("tax_per_mu"), errors="coerce").to_numpy(dtype=float)
+    legend = _legend_columns(p, enterprises)
+    for c in LEGEND_COLUMNS:
+        out[c] = legend[c].to_numpy()
     out["block_id"] = col("block_id").map(text).to_numpy()
     out["flags"] = ""
     out["n_flags"] = 0

@@ -36,6 +36,7 @@ from geo_eval.maps.attributes import (
     fields_config,
     flag_index,
     fmt,
+    legend_attributes,
     parcel_attributes,
     parcel_ids,
     popup_cells,
@@ -283,6 +284,11 @@ def _basemaps(m: folium.Map, basemap: str, tianditu_key: str | None) -> list[dic
 # ---------------------------------------------------------------------------------------------
 
 
+def _inline_flags(flags: pd.DataFrame | None, service: Mapping[str, Any] | None) -> bool:
+    """Whether the page carries its review list (else the service serves it: ``flags.json``)."""
+    return flags is not None and not (service and service.get("urls", {}).get("flags"))
+
+
 def map_config(
     shown: gpd.GeoDataFrame,
     attrs: pd.DataFrame,
@@ -303,7 +309,7 @@ def map_config(
     gcj = basemap == "gaode"
     a = attrs.reindex(parcel_ids(shown))
     parks_data = _parks_data(parks, gcj)
-    inline_flags = flags is not None and not (service and service.get("urls", {}).get("flags"))
+    inline_flags = _inline_flags(flags, service)
     return {
         "title": title,
         "colorBy": color_by,
@@ -430,7 +436,6 @@ def park_map(
     gcj = basemap == "gaode"
     shown = to_display(parcels, gcj02=gcj)
     flag_frame = None if flags is None else pd.DataFrame(flags)
-    attrs = parcel_attributes(parcels, flags=flag_frame, enterprises=enterprises)
     tiles = None
     if tile_threshold is not None and len(parcels) > tile_threshold:
         if not tiles_url:
@@ -446,6 +451,10 @@ def park_map(
             "prebuilt": bool(tiles_prebuilt),
         }
 
+    if tiles is not None and search_url and not _inline_flags(flag_frame, service):
+        attrs = legend_attributes(parcels, enterprises=enterprises)  # popups and search come from the service
+    else:
+        attrs = parcel_attributes(parcels, flags=flag_frame, enterprises=enterprises)
     fig = Figure(title=html.escape(title))
     m = folium.Map(tiles=None, location=[34.6, 119.2], zoom_start=12, max_zoom=MAX_ZOOM, zoom_control=False)
     fig.add_child(m)
