@@ -726,7 +726,7 @@ def test_a_tiled_service_page_reads_only_the_legend_columns(parcels, flags, monk
     assert [(g[0], g[-1]) for g in served["grades"]] == [(g, 1) for g in ("A", "B", "C", "D", "T", "无")]
 
 
-def test_large_park_search_index_can_be_served(parcels) -> None:
+def test_large_park_search_index_can_be_served(parcels, flags) -> None:
     page = maps.park_map_html(
         parcels, tiles_url="/t/{z}/{x}/{y}.pbf", tile_threshold=5, search_url="/api/maps/p/search.json"
     )
@@ -736,6 +736,11 @@ def test_large_park_search_index_can_be_served(parcels) -> None:
     assert pid(2) not in page
     rows = maps.search_index(parcels)
     assert [r[0] for r in rows] == list(parcels["parcel_id"])
+    # the index reads only the names and codes, the same as the popup attributes hold
+    e = pd.DataFrame({"uscc": [uscc(i) for i in range(12)], "name": [f"企业{i}" for i in range(12)]})
+    full = maps.search_index(parcels, attributes=maps.parcel_attributes(parcels, flags=flags, enterprises=e))
+    assert maps.search_index(parcels, flags=flags, enterprises=e) == full
+    assert full[1][1] == "企业1；企业11" and full[1][2] == f"{uscc(1)} {uscc(11)}"
     # below the threshold the search URL is not used: the index is in the page
     small = page_config(maps.park_map_html(parcels, search_url="/api/maps/p/search.json"))["search"]
     assert small["url"] is None and len(small["index"]) == 6

@@ -322,6 +322,15 @@ def _legend_columns(p: pd.DataFrame, enterprises: pd.DataFrame | None) -> pd.Dat
     return out
 
 
+def _search_columns(
+    parcels: pd.DataFrame, flags: pd.DataFrame | None, enterprises: pd.DataFrame | None
+) -> pd.DataFrame:
+    """``names`` and ``usccs`` of :func:`parcel_attributes` (the same values), without its other columns."""
+    ids, p, enterprises = _prepared(parcels, enterprises)
+    _, names, codes, _ = _users(p, _name_lookup(p, flags, enterprises))
+    return pd.DataFrame({"names": names, "usccs": codes}, index=ids)
+
+
 def legend_attributes(parcels: pd.DataFrame, *, enterprises: pd.DataFrame | None = None) -> pd.DataFrame:
     """The columns of :func:`parcel_attributes` that a map's legends count (:data:`LEGEND_COLUMNS`), indexed
     by parcel code, the same values: all a tiled map's page needs (its popups come with the tiles), at a
@@ -495,7 +504,7 @@ def search_index(
 
     Coordinates are those of the map (EPSG:4326, or GCJ-02 for ``basemap="gaode"``), 6 decimals.
     """
-    attrs = attributes if attributes is not None else parcel_attributes(parcels, flags=flags, enterprises=enterprises)
+    attrs = attributes if attributes is not None else _search_columns(parcels, flags, enterprises)
     shown = to_display(parcels, gcj02=basemap == "gaode")
     ids = parcel_ids(shown)
     bounds = _bounds(np.asarray(shown.geometry.array, dtype=object))
