@@ -318,10 +318,9 @@ def decode_parent(parent: bytes) -> list[DecodedLayer]:
     return out
 
 
-def overzoom(parent: bytes | list[DecodedLayer], dz: int, dx: int, dy: int, *, extent: int = TILE_EXTENT) -> bytes:
-    """The child ``dz`` zooms below ``parent`` (its bytes, or :func:`decode_parent` of them) at offset
-    ``(dx, dy)`` (in child tiles), cut from the features that reach it."""
-    layers = decode_parent(parent) if isinstance(parent, bytes) else parent
+def overzoom(layers: list[DecodedLayer], dz: int, dx: int, dy: int, *, extent: int = TILE_EXTENT) -> bytes:
+    """The child ``dz`` zooms below a stored tile (its layers, :func:`decode_parent`) at offset ``(dx, dy)``
+    (in child tiles), cut from the features that reach it."""
     scale = float(1 << dz)
     lo, hi = -OVERZOOM_BUFFER, extent + OVERZOOM_BUFFER
     # the child's buffered square in the parent's units

@@ -17,7 +17,6 @@ so the routes alone word the errors and stay the documented interface (``/openap
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -29,8 +28,6 @@ from api.deps import selected_run, session_user
 from api.mapdata import MapScope
 from api.routes.map_data import _park_tile_scope, _tile_response
 from api.security import COOKIE_NAME
-
-log = logging.getLogger(__name__)
 
 TILE_PATH = re.compile(r"/api/tiles/(?:(?P<park>.+)/)?(?P<z>[0-9]{1,2})/(?P<x>[0-9]{1,7})/(?P<y>[0-9]{1,7})\.pbf")
 """The two tile routes' paths (a park's name may hold slashes, as the route's ``{park:path}``)."""
