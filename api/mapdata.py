@@ -33,7 +33,7 @@ import pyogrio
 import shapely
 from fastapi import Request
 
-from api.rundata import WGS84, RunData
+from api.rundata import WGS84, RunData, map_enterprises
 from api.settings import Settings
 from geo_eval import maps
 from geo_eval.errors import GeoEvalError
@@ -209,9 +209,7 @@ class MapScope:
 
     def positions(self, data: RunData) -> np.ndarray:
         """Row positions of the run's parcels on this map."""
-        if self.parks is None:
-            return np.arange(len(data.parcels))
-        return np.flatnonzero(data.parcels["park"].isin(self.parks).to_numpy(dtype=bool))
+        return data.parcel_rows(None if self.parks is None else frozenset(self.parks))
 
     def flag_mask(self, data: RunData) -> np.ndarray:
         """The flags of the run whose parcel is on this map."""
@@ -234,8 +232,7 @@ def scope_flags(data: RunData, scope: MapScope) -> pd.DataFrame:
 
 def enterprise_names(data: RunData) -> pd.DataFrame:
     """The enterprises as the maps need them: names, and classes with last year's for the 分类变化 colouring."""
-    cols = [c for c in ("uscc", "name", "grade", "prev_grade", "grade_change") if c in data.enterprises.columns]
-    return pd.DataFrame(data.enterprises[cols])
+    return map_enterprises(data.enterprises)
 
 
 def display_kind(basemap: str) -> Literal["none", "gaode"]:

@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +42,15 @@ except ImportError:  # pragma: no cover - Windows: the workers may then each wri
 
 log = logging.getLogger(__name__)
 
-FORMAT = 5
+FORMAT = 6
 """Bumped when the files of a copy change; older copies are then ignored."""
 GEOMETRY = "geometry"
 """Column of the parcels' file holding each geometry as WKB."""
 FRAMES = ("parcels", "flags", "enterprises", "blocks")
 """The frames kept as Arrow files (``<name>.text.arrow`` and ``<name>.values.arrow``, the order of the columns
 in ``<name>.arrow``); the GeoJSON texts in ``geojson.arrow``; ``policies.csv`` as written; the manifest and
-the coordinate systems in ``frames.json`` (written last: a copy without it is not read)."""
+the coordinate systems in ``frames.json`` (written last: a copy without it is not read); the rows of the map's
+search index per basemap kind in ``search.<kind>.arrow`` (:attr:`Columns.search`)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class Columns:
     flags: pd.DataFrame
     blocks: gpd.GeoDataFrame | None
     policies_csv: bytes | None
+    search: dict[str, pa.Array] = field(default_factory=dict)
+    """Basemap kind → the JSON text of each parcel row's row of the map's search index (empty for a parcel
+    without one), so that a park's index is cut from the run's instead of made on its first request."""
 
 
 class GeoJSONTexts:
@@ -158,7 +162,10 @@ def _write_frames(tmp: Path, c: Columns) -> None:
         _write_geo(tmp / "blocks.arrow", c.blocks)
     if c.policies_csv is not None:
         (tmp / "policies.csv").write_bytes(c.policies_csv)
+    for kind, rows in c.search.items():
+        _write_table(pa.table({"row": rows}), tmp / f"search.{kind}.arrow")
     about = {"format": FORMAT, "rows": len(c.parcels), "manifest": c.manifest, "crs": _crs(c.parcels)}
+    about["search"] = sorted(c.search)
     if c.blocks is not None:
         about["blocks_crs"] = _crs(c.blocks)
     (tmp / "frames.json").write_text(json.dumps(about, ensure_ascii=False), encoding="utf-8")
@@ -265,6 +272,10 @@ def read_copy(source: Path) -> Columns | None:
             flags=flags.set_index("flag_id", drop=False),
             blocks=_read_geo(blocks, about.get("blocks_crs")) if blocks.is_file() else None,
             policies_csv=policies.read_bytes() if policies.is_file() else None,
+            search={
+                kind: _mapped(source / f"search.{kind}.arrow").column("row").combine_chunks()
+                for kind in about.get("search", [])
+            },
         )
     except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
         log.warning("the columnar copy %s cannot be read (%s): reading the run's outputs instead", source, exc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import logging
 import threading
 import time
@@ -24,10 +25,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import shapely
 
 from api.runcopy import Columns, GeoJSONTexts, building, copy_dir, discard, read_copy, write_copy
+from geo_eval import maps
 from geo_eval.io import csvout
 from geo_eval.landuse.flags import FLAG_COLUMNS
 from geo_eval.storage import RunFilesError, RunRecord, read_manifest
@@ -149,6 +152,9 @@ class RunData:
     stored in the database): the same in every worker that read the same outputs, so ETags agree."""
     policies_csv: bytes | None = None
     """The bytes of ``policies.csv`` (parsed on first use: :attr:`policies`); None when the run wrote none."""
+    search_rows: dict[str, pa.Array] = field(default_factory=dict)
+    """The run's map search index per basemap kind, one JSON text per parcel row (:func:`search_rows`), when
+    read from its columnar copy; a scope's index is then cut from it (:meth:`search_index`)."""
     parcel_pos: pd.Index = field(init=False)
     _sindex_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
@@ -204,6 +210,15 @@ class RunData:
         hi = np.searchsorted(sorted_pos, wanted, side="right")
         picked = [order[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
         return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+    def search_index(self, positions: np.ndarray, kind: str) -> bytes | None:
+        """The map search index (JSON) of some parcel rows, ascending, cut from :attr:`search_rows`; None when
+        the run has none for ``kind``: the caller makes it (:func:`geo_eval.maps.search_index`)."""
+        rows = self.search_rows.get(kind)
+        if rows is None:
+            return None
+        picked = rows.take(pa.array(positions, pa.int64())) if len(positions) < len(rows) else rows
+        return b"[" + b",".join(r for r in picked.to_pylist() if r) + b"]"
 
     def parcels_in_bbox(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """Row positions of the parcels intersecting a lon/lat box, ascending."""
@@ -306,8 +321,32 @@ def _run_data(
     return data
 
 
+MAP_ENTERPRISE_COLUMNS = ("uscc", "name", "grade", "prev_grade", "grade_change")
+"""What the maps take of the enterprises: names, and classes with last year's for the 分类变化 colouring."""
+SEARCH_KINDS = ("none", "gaode")
+"""The basemap kinds a map's coordinates come in (天地图 draws unshifted, like no basemap; 高德 in GCJ-02)."""
+
+
+def map_enterprises(enterprises: pd.DataFrame) -> pd.DataFrame:
+    """The columns of :data:`MAP_ENTERPRISE_COLUMNS` the enterprises have."""
+    return pd.DataFrame(enterprises[[c for c in MAP_ENTERPRISE_COLUMNS if c in enterprises.columns]])
+
+
+def search_rows(parcels: gpd.GeoDataFrame, enterprises: pd.DataFrame, kind: str) -> pa.Array:
+    """The JSON text of each parcel row's row of the map's search index (:func:`geo_eval.maps.search_entries`;
+    empty for a parcel without a geometry): a scope's index is ``[`` these rows joined by ``,`` ``]``, the same
+    bytes as the index made of the scope's parcels."""
+    plain = parcels.reset_index(drop=True)
+    entries = maps.search_entries(plain, enterprises=map_enterprises(enterprises), basemap=kind)  # type: ignore[arg-type]
+    texts = np.full(len(plain), b"", dtype=object)
+    texts[entries.index.to_numpy()] = [
+        json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode("utf-8") for row in entries
+    ]
+    return pa.array(texts, pa.large_binary())
+
+
 def columns_of(data: RunData) -> Columns:
-    """The frames of ``data`` as its columnar copy keeps them."""
+    """The frames of ``data`` as its columnar copy keeps them, with the map search index of the whole run."""
     geojson = data.parcel_geojson
     return Columns(
         manifest=data.manifest,
@@ -317,6 +356,7 @@ def columns_of(data: RunData) -> Columns:
         flags=data.flags,
         blocks=data.blocks,
         policies_csv=data.policies_csv,
+        search={kind: search_rows(data.parcels, data.enterprises, kind) for kind in SEARCH_KINDS},
     )
 
 
@@ -332,6 +372,7 @@ def from_columns(record: RunRecord, c: Columns, *, source: str) -> RunData:
         blocks=c.blocks,
         source=source,
         policies_csv=c.policies_csv,
+        search_rows=c.search,
     )
 
 

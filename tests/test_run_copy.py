@@ -24,8 +24,9 @@ from fastapi.testclient import TestClient
 
 from api.app import RUN_COPIES, create_app
 from api.runcopy import FRAMES, copy_dir
-from api.rundata import RunCache, RunData, load_run_data
+from api.rundata import RunCache, RunData, load_run_data, map_enterprises, search_rows
 from api.settings import Settings
+from geo_eval import maps
 from geo_eval.storage import RunFilesError, RunRecord, open_store, run_record_from_out_dir
 
 
@@ -146,6 +147,31 @@ def test_the_service_answers_the_same_from_the_copy(run, tmp_path) -> None:
         (Path(run.out_dir) / name).unlink()
     assert answers() == first  # a restart: from the copy alone
     assert first[0]["features"] and first[1]["rows"] and first[2]["features"]
+
+
+def test_a_scope_search_index_is_cut_from_the_copy_as_it_would_be_made(run, tmp_path) -> None:
+    copied = RunCache(copies=tmp_path / "copies").get(run)
+    assert sorted(copied.search_rows) == ["gaode", "none"]
+    names = map_enterprises(copied.enterprises)
+    parks = copied.parks
+    scopes = [None, frozenset(parks[:1]), frozenset(parks[1:3]), frozenset(["没有的园区"])]
+    for kind in ("none", "gaode"):
+        for parks_of in scopes:
+            pos = copied.parcel_rows(parks_of)
+            made = maps.search_index(copied.parcels.iloc[pos], enterprises=names, basemap=kind)  # type: ignore[arg-type]
+            cut = copied.search_index(pos, kind)
+            assert cut == json.dumps(made, ensure_ascii=False, separators=(",", ":")).encode(), (kind, parks_of)
+    first = json.loads(copied.search_index(copied.parcel_rows(frozenset(parks[:1])), "gaode") or b"")
+    plain_first = json.loads(copied.search_index(copied.parcel_rows(frozenset(parks[:1])), "none") or b"")
+    assert len(first) == len(plain_first) > 10 and first[0][0] == plain_first[0][0]
+    assert first[0][3] != plain_first[0][3]  # GCJ-02 shifts the box by a few hundred metres
+    # a parcel without a geometry is in no index, and the rows after it keep their places
+    parcels = copied.parcels.copy()
+    parcels.loc[parcels.index[1], "geometry"] = None
+    rows = search_rows(parcels, copied.enterprises, "none")
+    assert rows[1].as_py() == b"" and len(rows) == len(parcels)
+    made = maps.search_index(parcels, enterprises=names)
+    assert [json.loads(r) for r in rows.to_pylist() if r] == made and len(made) == len(parcels) - 1
 
 
 @pytest.mark.parametrize(

@@ -237,7 +237,8 @@ def _search(request: Request, data: RunData, scope: MapScope, basemap: str) -> R
         return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     def body() -> bytes:
-        return caches.other.get(data, ("search", scope.key, kind), build)
+        cut = data.search_index(scope.positions(data), kind) if data.search_rows else None
+        return cut if cut is not None else caches.other.get(data, ("search", scope.key, kind), build)
 
     return cached_answer(request, run_etag(data, "search", scope.key, kind), body, JSON_TYPE)
 

@@ -4,7 +4,7 @@
 - :func:`popup_cells`: those figures escaped for HTML, one string per popup row;
 - :func:`flag_index`: one row per flag for the review list (kind, Chinese rule name, short reason,
   severity, area, holder, where to zoom);
-- :func:`search_index`, :func:`tile_source`, :func:`tile_properties`: the search box and vector tiles;
+- :func:`search_index` (:func:`search_entries`), :func:`tile_source`, :func:`tile_properties`: the search box and vector tiles;
 - :func:`to_display`: any layer in the map's coordinates (EPSG:4326, or GCJ-02 for a 高德 basemap).
 
 None of these carries a review state: geometry and figures of a run never change, review states travel
@@ -504,15 +504,29 @@ def search_index(
 
     Coordinates are those of the map (EPSG:4326, or GCJ-02 for ``basemap="gaode"``), 6 decimals.
     """
+    return list(search_entries(parcels, flags=flags, enterprises=enterprises, basemap=basemap, attributes=attributes))
+
+
+def search_entries(
+    parcels: gpd.GeoDataFrame,
+    *,
+    flags: pd.DataFrame | None = None,
+    enterprises: pd.DataFrame | None = None,
+    basemap: Basemap = "none",
+    attributes: pd.DataFrame | None = None,
+) -> pd.Series:
+    """The rows of :func:`search_index` indexed by the labels of their ``parcels`` rows (a parcel without a
+    geometry has none), so that an index of the whole run can be cut to any set of parks."""
     attrs = attributes if attributes is not None else _search_columns(parcels, flags, enterprises)
     shown = to_display(parcels, gcj02=basemap == "gaode")
     ids = parcel_ids(shown)
     bounds = _bounds(np.asarray(shown.geometry.array, dtype=object))
     a = attrs.reindex(ids)
-    return [
+    rows = [
         [pid, text(n), text(u), *map(float, b)]
         for pid, n, u, b in zip(ids, a["names"], a["usccs"], bounds, strict=True)
     ]
+    return pd.Series(rows, index=shown.index, dtype=object)
 
 
 def tile_source(
