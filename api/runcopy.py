@@ -273,13 +273,18 @@ def read_copy(source: Path) -> Columns | None:
             blocks=_read_geo(blocks, about.get("blocks_crs")) if blocks.is_file() else None,
             policies_csv=policies.read_bytes() if policies.is_file() else None,
             search={
-                kind: _mapped(source / f"search.{kind}.arrow").column("row").combine_chunks()
+                kind: _one_chunk(_mapped(source / f"search.{kind}.arrow").column("row"))
                 for kind in about.get("search", [])
             },
         )
     except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
         log.warning("the columnar copy %s cannot be read (%s): reading the run's outputs instead", source, exc)
         return None
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """The array of a column written as one record batch, still mapped (joining chunks would copy it)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _mapped(path: Path) -> pa.Table:

@@ -332,17 +332,49 @@ def map_enterprises(enterprises: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(enterprises[[c for c in MAP_ENTERPRISE_COLUMNS if c in enterprises.columns]])
 
 
-def search_rows(parcels: gpd.GeoDataFrame, enterprises: pd.DataFrame, kind: str) -> pa.Array:
-    """The JSON text of each parcel row's row of the map's search index (:func:`geo_eval.maps.search_entries`;
-    empty for a parcel without a geometry): a scope's index is ``[`` these rows joined by ``,`` ``]``, the same
-    bytes as the index made of the scope's parcels."""
-    plain = parcels.reset_index(drop=True)
-    entries = maps.search_entries(plain, enterprises=map_enterprises(enterprises), basemap=kind)  # type: ignore[arg-type]
-    texts = np.full(len(plain), b"", dtype=object)
-    texts[entries.index.to_numpy()] = [
-        json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode("utf-8") for row in entries
-    ]
-    return pa.array(texts, pa.large_binary())
+SEARCH_SOURCE_COLUMNS = ("parcel_id", "main_user", "users", "main_user_name", "holder_uscc", "holder_name")
+"""The parcels' columns a row of the map search index is made from (:func:`geo_eval.maps.search_columns`)."""
+
+
+def search_rows(parcels: gpd.GeoDataFrame, enterprises: pd.DataFrame, kinds: tuple[str, ...]) -> dict[str, pa.Array]:
+    """Per basemap kind, the JSON text of each parcel row's row of the map's search index (the rows of
+    :func:`geo_eval.maps.search_table`; empty for a parcel without a geometry): a scope's index is ``[`` the
+    rows of its parcels joined by ``,`` ``]``, the same bytes as the index made of the scope's parcels."""
+    source = {c: parcels[c].astype(object).to_numpy() for c in SEARCH_SOURCE_COLUMNS if c in parcels.columns}
+    plain = gpd.GeoDataFrame(source, geometry=np.asarray(parcels.geometry.array, dtype=object), crs=parcels.crs)
+    names = maps.search_columns(plain, None, map_enterprises(enterprises))
+    out = {}
+    heads: list[str] = []
+    for kind in kinds:
+        table = maps.search_table(plain, basemap=kind, attributes=names)  # type: ignore[arg-type]
+        heads = heads or _json_heads(table)  # the texts are the same in every kind, only the boxes differ
+        texts = np.full(len(plain), b"", dtype=object)
+        texts[table.index.to_numpy()] = _json_rows(heads, table)
+        out[kind] = pa.array(texts, pa.large_binary())
+    return out
+
+
+def _json_heads(table: pd.DataFrame) -> list[str]:
+    """The start of each row of a search table as ``json.dumps`` writes it (``ensure_ascii=False``, no spaces):
+    ``[`` and its three texts."""
+    quote = json.encoder.encode_basestring  # the encoder json.dumps uses with ensure_ascii=False
+    ids, names, codes = ([quote(v) for v in table[c].tolist()] for c in table.columns[:3])
+    return [f"[{a},{b},{c}," for a, b, c in zip(ids, names, codes, strict=True)]
+
+
+def _json_rows(heads: list[str], table: pd.DataFrame) -> list[bytes]:
+    """The rows of a search table as ``json.dumps`` writes them: ``heads`` (:func:`_json_heads`) and the four
+    numbers of the box (``float.__repr__``, as json's).
+
+    >>> t = pd.DataFrame({"id": ['a"1'], "names": ["甲"], "usccs": [""], "w": [119.123456], "s": [-0.0], "e": [1e-7],
+    ...                   "n": [34.0]})
+    >>> print(_json_rows(_json_heads(t), t)[0].decode())
+    ["a\\"1","甲","",119.123456,-0.0,1e-07,34.0]
+    >>> _json_rows(_json_heads(t), t)[0].decode() == json.dumps(t.iloc[0].tolist(), ensure_ascii=False, separators=(",", ":"))
+    True
+    """
+    boxes = (table[c].tolist() for c in table.columns[3:])
+    return [f"{h}{w!r},{s!r},{e!r},{n!r}]".encode() for h, w, s, e, n in zip(heads, *boxes, strict=True)]
 
 
 def columns_of(data: RunData) -> Columns:
@@ -356,7 +388,7 @@ def columns_of(data: RunData) -> Columns:
         flags=data.flags,
         blocks=data.blocks,
         policies_csv=data.policies_csv,
-        search={kind: search_rows(data.parcels, data.enterprises, kind) for kind in SEARCH_KINDS},
+        search=search_rows(data.parcels, data.enterprises, SEARCH_KINDS),
     )
 
 

@@ -116,16 +116,22 @@ def request_mix(out: Path, count: int, seed: int = 0) -> list[str]:
     return order
 
 
-def worker_rss_gb(pid: int) -> list[float]:
-    """Resident memory of each worker process under ``pid`` (the pid itself when it has no children)."""
+def worker_memory_gb(pid: int) -> list[dict[str, float]]:
+    """Each worker's resident memory (``rss``) and its parts, from ``/proc/<pid>/status``: ``anon``, the
+    worker's own heap; ``file``, pages of mapped files (the run's columnar copy, the tile archives, the
+    libraries), which the page cache shares with every other worker mapping them."""
     children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         children += [int(c) for c in (task / "children").read_text().split()]
+    fields = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file"}
     out = []
     for p in children or [pid]:
+        got: dict[str, float] = {}
         for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                out.append(int(line.split()[1]) / 1024**2)
+            key = line.split(maxsplit=1)[0] if line else ""
+            if key in fields:
+                got[fields[key]] = int(line.split()[1]) / 1024**2
+        out.append(got)
     return out
 
 
@@ -222,7 +228,8 @@ def serve_and_load(
                     for path in (f"/maps/{p}", f"/api/rankings?park={p}&limit=200", f"/api/parcels?park={p}&limit=500"):
                         c.get(path).raise_for_status()
         res["every_park_s"] = time.perf_counter() - t
-        res["rss_gb"] = worker_rss_gb(proc.pid)
+        res["memory_gb"] = worker_memory_gb(proc.pid)
+        res["rss_gb"] = [m["rss"] for m in res["memory_gb"]]
     finally:
         stop_service(proc)
     return res
@@ -257,7 +264,10 @@ def table(res: dict[str, Any]) -> str:
             f"{f['park_map_s']:.1f} s. Restart (reads the copy): /health {s['health_s']:.1f} s, first tile "
             f"{s['first_tile_s']:.1f} s, park map {s['park_map_s']:.1f} s. Every park's map, ranking and GeoJSON "
             f"through each worker: {s['every_park_s']:.0f} s; RSS per worker afterwards "
-            + ", ".join(f"{g:.2f} GB" for g in s["rss_gb"]),
+            + ", ".join(
+                f"{m['rss']:.2f} GB (own heap {m.get('anon', 0):.2f}, mapped files {m.get('file', 0):.2f})"
+                for m in s.get("memory_gb", [{"rss": g} for g in s["rss_gb"]])
+            ),
             "",
             f"Load client: {s['loads'][0].get('client', 'httpx')}.",
             "",

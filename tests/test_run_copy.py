@@ -168,7 +168,7 @@ def test_a_scope_search_index_is_cut_from_the_copy_as_it_would_be_made(run, tmp_
     # a parcel without a geometry is in no index, and the rows after it keep their places
     parcels = copied.parcels.copy()
     parcels.loc[parcels.index[1], "geometry"] = None
-    rows = search_rows(parcels, copied.enterprises, "none")
+    rows = search_rows(parcels, copied.enterprises, ("none",))["none"]
     assert rows[1].as_py() == b"" and len(rows) == len(parcels)
     made = maps.search_index(parcels, enterprises=names)
     assert [json.loads(r) for r in rows.to_pylist() if r] == made and len(made) == len(parcels) - 1
