@@ -68,14 +68,30 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
     >>> records(pd.DataFrame({"a": [1.5, float("nan"), float("inf")], "b": ["x", None, "z"]}))
     [{'a': 1.5, 'b': 'x'}, {'a': None, 'b': None}, {'a': None, 'b': 'z'}]
+    >>> o = pd.Series([np.int64(2), None], dtype=object)
+    >>> rows = records(pd.DataFrame({"n": pd.array([1, None], "Int64"), "o": o, "t": [True, False]}))
+    >>> rows, [type(v).__name__ for v in rows[0].values()]
+    ([{'n': 1, 'o': 2, 't': True}, {'n': None, 'o': None, 't': False}], ['int', 'int', 'bool'])
     """
     if df.empty:
         return []
-    keep = df.notna()
-    for c in df.columns:
-        if df[c].dtype.kind == "f":
-            keep[c] = np.isfinite(df[c].to_numpy(dtype=np.float64, na_value=np.nan))
-    return df.astype(object).where(keep, None).to_dict("records")  # type: ignore[return-value]
+    names = [str(c) for c in df.columns]
+    columns = [_plain_values(df.iloc[:, j]) for j in range(df.shape[1])]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _plain_values(s: pd.Series) -> list[Any]:
+    """A column as plain Python values (numpy scalars unboxed), None where missing or, for floats, infinite."""
+    if s.dtype.kind == "f":
+        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        values, missing = arr.tolist(), ~np.isfinite(arr)
+    else:
+        values, missing = s.astype(object).tolist(), s.isna().to_numpy(dtype=bool)
+        if s.dtype == object:
+            values = [v.item() if isinstance(v, np.generic) else v for v in values]
+    for i in np.flatnonzero(missing).tolist():
+        values[i] = None
+    return values
 
 
 def _typed_enterprises(text: pd.DataFrame) -> pd.DataFrame:
