@@ -36,9 +36,19 @@ def _dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def properties_text(properties: Any) -> str:
+    """The JSON text of a feature's properties, or of one of their values (as :func:`feature` writes them)."""
+    return _dumps(properties)
+
+
 def feature(fid: str, geometry: str | None, properties: dict[str, Any]) -> str:
     """One Feature; ``geometry`` is GeoJSON text (or None)."""
-    return f'{{"type":"Feature","id":{_dumps(fid)},"geometry":{geometry or "null"},"properties":{_dumps(properties)}}}'
+    return feature_text(fid, geometry, _dumps(properties))
+
+
+def feature_text(fid: str, geometry: str | None, properties: str) -> str:
+    """One Feature from the JSON text of its properties."""
+    return f'{{"type":"Feature","id":{_dumps(fid)},"geometry":{geometry or "null"},"properties":{properties}}}'
 
 
 def feature_collection(features: Sequence[str], **members: Any) -> str:

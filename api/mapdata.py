@@ -393,7 +393,12 @@ def closed_blocks(
     shown = (scope, parcels) if scope is not None and parcels is not None and scope.parks is not None else None
 
     def build() -> gpd.GeoDataFrame | None:
-        blocks = data.blocks if shown is None else scope_blocks(data.blocks, shown[1], shown[0])
+        if shown is None or data.blocks is None:
+            blocks = data.blocks
+        elif data.block_parks is not None and shown[0].parks is not None:  # the run's blocks by park, made once
+            blocks = data.blocks.loc[data.blocks_within(frozenset(shown[0].parks))]
+        else:
+            blocks = scope_blocks(data.blocks, shown[1], shown[0])
         metric = _metric_crs(data)
         if blocks is None or not len(blocks) or not metric:
             return blocks

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import mmap
 import os
 import shutil
 import tempfile
@@ -63,7 +64,10 @@ class Columns:
     parcel_geojson: GeoJSONTexts
     flags: pd.DataFrame
     blocks: gpd.GeoDataFrame | None
-    policies_csv: bytes | None
+    policies_csv: bytes | mmap.mmap | None
+    properties: pa.Array | None = None
+    """The GeoJSON properties of each parcel row as JSON text without its closing brace (the rows of
+    :func:`api.rundata.records` of the parcels; a page of parcels appends each one's flags and closes it)."""
     search: dict[str, pa.Array] = field(default_factory=dict)
     """Basemap kind → the JSON text of each parcel row's row of the map's search index (empty for a parcel
     without one), so that a park's index is cut from the run's instead of made on its first request."""
@@ -83,6 +87,12 @@ class GeoJSONTexts:
         if isinstance(value, pa.Scalar):
             return value.as_py()  # type: ignore[no-any-return]
         return None if value is None else str(value)
+
+    def take(self, positions: np.ndarray) -> list[str | None]:
+        """The texts of some parcel rows at once."""
+        if isinstance(self._texts, np.ndarray):
+            return list(self._texts[np.asarray(positions, dtype=np.int64)])
+        return self._texts.take(pa.array(positions, pa.int64())).to_pylist()  # type: ignore[no-any-return]
 
     def to_arrow(self) -> pa.Array | pa.ChunkedArray:
         """The texts as an Arrow array (for writing the copy)."""
@@ -162,6 +172,8 @@ def _write_frames(tmp: Path, c: Columns) -> None:
         _write_geo(tmp / "blocks.arrow", c.blocks)
     if c.policies_csv is not None:
         (tmp / "policies.csv").write_bytes(c.policies_csv)
+    if c.properties is not None:
+        _write_table(pa.table({"properties": c.properties}), tmp / "properties.arrow")
     for kind, rows in c.search.items():
         _write_table(pa.table({"row": rows}), tmp / f"search.{kind}.arrow")
     about = {"format": FORMAT, "rows": len(c.parcels), "manifest": c.manifest, "crs": _crs(c.parcels)}
@@ -271,7 +283,12 @@ def read_copy(source: Path) -> Columns | None:
             parcel_geojson=GeoJSONTexts(_mapped(source / "geojson.arrow").column("geojson")),
             flags=flags.set_index("flag_id", drop=False),
             blocks=_read_geo(blocks, about.get("blocks_crs")) if blocks.is_file() else None,
-            policies_csv=policies.read_bytes() if policies.is_file() else None,
+            policies_csv=_mapped_bytes(policies) if policies.is_file() else None,
+            properties=(
+                _one_chunk(_mapped(source / "properties.arrow").column("properties"))
+                if (source / "properties.arrow").is_file()
+                else None
+            ),
             search={
                 kind: _one_chunk(_mapped(source / f"search.{kind}.arrow").column("row"))
                 for kind in about.get("search", [])
@@ -280,6 +297,15 @@ def read_copy(source: Path) -> Columns | None:
     except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
         log.warning("the columnar copy %s cannot be read (%s): reading the run's outputs instead", source, exc)
         return None
+
+
+def _mapped_bytes(path: Path) -> bytes | mmap.mmap:
+    """The bytes of a file as a read-only memory map (read when used, shared through the page cache: the
+    ``policies.csv`` of a province's run is 140 MB and parsed only when a policy table is asked for)."""
+    with path.open("rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def _one_chunk(column: pa.ChunkedArray) -> pa.Array:

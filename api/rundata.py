@@ -15,6 +15,7 @@ import functools
 import io
 import json
 import logging
+import mmap
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +30,7 @@ import pyarrow as pa
 import pyogrio
 import shapely
 
+from api.geojson import properties_text
 from api.runcopy import Columns, GeoJSONTexts, building, copy_dir, discard, read_copy, write_copy
 from geo_eval import maps
 from geo_eval.io import csvout
@@ -111,7 +113,7 @@ def _typed_enterprises(text: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=text.index)
 
 
-def policy_frame(content: bytes) -> pd.DataFrame:
+def policy_frame(content: bytes | mmap.mmap) -> pd.DataFrame:
     """``policies.csv`` as written (formula guard off): texts as texts (an empty field as None) and the
     ``value`` of a measure as its number, or its text (a scheme never gives a number as text).
 
@@ -166,8 +168,11 @@ class RunData:
     stamp: str = ""
     """What this copy was read from (OUT_DIR and its manifest's modification time, or when the run was
     stored in the database): the same in every worker that read the same outputs, so ETags agree."""
-    policies_csv: bytes | None = None
+    policies_csv: bytes | mmap.mmap | None = None
     """The bytes of ``policies.csv`` (parsed on first use: :attr:`policies`); None when the run wrote none."""
+    parcel_properties: pa.Array | None = None
+    """Per parcel row, its GeoJSON properties (:func:`records` of :attr:`parcel_table`) as JSON text without
+    the closing brace, when read from the run's columnar copy (:func:`property_texts`)."""
     search_rows: dict[str, pa.Array] = field(default_factory=dict)
     """The run's map search index per basemap kind, one JSON text per parcel row (:func:`search_rows`), when
     read from its columnar copy; a scope's index is then cut from it (:meth:`search_index`)."""
@@ -226,6 +231,33 @@ class RunData:
         hi = np.searchsorted(sorted_pos, wanted, side="right")
         picked = [order[a:b] for a, b in zip(lo, hi, strict=True) if b > a]
         return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+    def geometry_texts(self, positions: np.ndarray) -> list[str | None]:
+        """The GeoJSON geometry texts of some parcel rows."""
+        if isinstance(self.parcel_geojson, GeoJSONTexts):
+            return self.parcel_geojson.take(positions)
+        return list(self.parcel_geojson[np.asarray(positions, dtype=np.int64)])
+
+    @functools.cached_property
+    def block_parks(self) -> list[frozenset[str | None]] | None:
+        """The parks of each renewal block's parcels (None for a parcel not in the run, or a block naming
+        none); None when the run has no blocks with ``parcel_ids``. Made once: a park's map then finds its
+        blocks without reading the province's."""
+        if self.blocks is None or "parcel_ids" not in self.blocks.columns:
+            return None
+        members = [[p.strip() for p in str(v).split(";") if p.strip()] for v in self.blocks["parcel_ids"].fillna("")]
+        pos = self.parcel_pos.get_indexer(pd.Index([p for parts in members for p in parts], dtype=object))
+        parks = self.parcels["park"].to_numpy(dtype=object)
+        named = [None if i < 0 else parks[i] for i in pos.tolist()]
+        out, start = [], 0
+        for parts in members:
+            out.append(frozenset(named[start : start + len(parts)]) if parts else frozenset([None]))
+            start += len(parts)
+        return out
+
+    def blocks_within(self, parks: frozenset[str]) -> np.ndarray:
+        """Which renewal blocks have every parcel in one of ``parks`` (see :attr:`block_parks`)."""
+        return np.fromiter((b <= parks for b in self.block_parks or []), dtype=bool)
 
     def search_index(self, positions: np.ndarray, kind: str) -> bytes | None:
         """The map search index (JSON) of some parcel rows, ascending, cut from :attr:`search_rows`; None when
@@ -393,6 +425,20 @@ def _json_rows(heads: list[str], table: pd.DataFrame) -> list[bytes]:
     return [f"{h}{w!r},{s!r},{e!r},{n!r}]".encode() for h, w, s, e, n in zip(heads, *boxes, strict=True)]
 
 
+PROPERTY_CHUNK = 50_000
+"""Parcel rows turned into property texts at a time (:func:`property_texts`)."""
+
+
+def property_texts(table: pd.DataFrame) -> pa.Array:
+    """Each row of :attr:`RunData.parcel_table` as the ``properties`` of its GeoJSON feature would start:
+    the JSON object of :func:`records` (as :func:`api.geojson.properties_text` writes it) without its closing
+    brace, so that a page appends the parcel's flags (``,"flags":[…]}``)."""
+    texts: list[str] = []
+    for start in range(0, len(table), PROPERTY_CHUNK):
+        texts += [properties_text(row)[:-1] for row in records(table.iloc[start : start + PROPERTY_CHUNK])]
+    return pa.array(texts, pa.large_string())
+
+
 def columns_of(data: RunData) -> Columns:
     """The frames of ``data`` as its columnar copy keeps them, with the map search index of the whole run."""
     geojson = data.parcel_geojson
@@ -404,6 +450,7 @@ def columns_of(data: RunData) -> Columns:
         flags=data.flags,
         blocks=data.blocks,
         policies_csv=data.policies_csv,
+        properties=property_texts(data.parcel_table) if len(data.parcel_table.columns) else None,
         search=search_rows(data.parcels, data.enterprises, SEARCH_KINDS),
     )
 
@@ -420,6 +467,7 @@ def from_columns(record: RunRecord, c: Columns, *, source: str) -> RunData:
         blocks=c.blocks,
         source=source,
         policies_csv=c.policies_csv,
+        parcel_properties=c.properties,
         search_rows=c.search,
     )
 

@@ -23,8 +23,11 @@ import shapely
 from fastapi.testclient import TestClient
 
 from api.app import RUN_COPIES, create_app
+from api.geojson import feature
+from api.mapdata import MapScope, scope_blocks
+from api.routes.parcels import prepared_features
 from api.runcopy import FRAMES, copy_dir
-from api.rundata import RunCache, RunData, load_run_data, map_enterprises, search_rows
+from api.rundata import RunCache, RunData, load_run_data, map_enterprises, records, search_rows
 from api.settings import Settings
 from geo_eval import maps
 from geo_eval.storage import RunFilesError, RunRecord, open_store, run_record_from_out_dir
@@ -172,6 +175,41 @@ def test_a_scope_search_index_is_cut_from_the_copy_as_it_would_be_made(run, tmp_
     assert rows[1].as_py() == b"" and len(rows) == len(parcels)
     made = maps.search_index(parcels, enterprises=names)
     assert [json.loads(r) for r in rows.to_pylist() if r] == made and len(made) == len(parcels) - 1
+
+
+def test_geojson_features_from_the_prepared_properties_are_those_made_row_by_row(run, tmp_path) -> None:
+    data = RunCache(copies=tmp_path / "copies").get(run)
+    assert data.parcel_properties is not None and len(data.parcel_properties) == len(data.parcels)
+    flagged = data.flags["parcel_pos"].to_numpy()
+    page = np.unique(np.concatenate([np.arange(0, len(data.parcels), 7), flagged[:50]]))
+    flags = {int(p): [{"flag_id": f"F{p}", "review_status": "pending", "note": "<甲>\n"}] for p in flagged[:50]}
+    made = [
+        feature(str(p["parcel_id"]), data.parcel_geojson[pos], {**p, "flags": flags.get(int(pos), [])})
+        for pos, p in zip(page, records(data.parcel_table.iloc[page]), strict=True)
+    ]
+    assert prepared_features(data, page, flags) == made
+    got = json.loads(made[0])
+    assert got["properties"]["parcel_id"] == data.parcels["parcel_id"].iloc[0] and "flags" in got["properties"]
+    assert any(json.loads(m)["properties"]["flags"] for m in made)
+
+
+def test_a_park_map_finds_its_renewal_blocks_as_the_scan_of_every_block_did(run, tmp_path) -> None:
+    data = RunCache(copies=tmp_path / "copies").get(run)
+    assert data.blocks is not None and len(data.blocks) > 0
+    parks = data.parks
+    a, b = (data.parcels.loc[data.parcels["park"] == p, "parcel_id"].iloc[0] for p in parks[:2])
+    extra = data.blocks.iloc[:3].copy()  # a block across two parks, one naming an unknown parcel, one naming none
+    extra["parcel_ids"] = [f"{a};{b}", f"{a};没有的宗地", ""]
+    data.blocks = pd.concat([data.blocks, extra], ignore_index=True)
+    for chosen in [*([p] for p in parks), parks[:2], parks]:
+        scope = MapScope(None, tuple(chosen))
+        scanned = scope_blocks(data.blocks, data.parcels.iloc[data.parcel_rows(frozenset(chosen))], scope)
+        assert scanned is not None
+        found = data.blocks.loc[data.blocks_within(frozenset(chosen))]
+        assert list(found.index) == list(scanned.index), chosen
+    n = len(data.blocks)
+    assert data.blocks_within(frozenset(parks[:2]))[n - 3 :].tolist() == [True, False, False]
+    assert data.blocks_within(frozenset(parks[:1]))[n - 3 :].tolist() == [False, False, False]
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,23 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.deps import CurrentUser, ParkScopeDep, RunDep, SettingsDep, StoreDep, ensure_park
 from api.errors import InvalidQuery
-from api.geojson import BBOX_HELP, MEDIA_TYPE, feature, feature_collection, geojson_response, not_found, parse_bbox
+from api.geojson import (
+    BBOX_HELP,
+    MEDIA_TYPE,
+    feature,
+    feature_collection,
+    feature_text,
+    geojson_response,
+    not_found,
+    parse_bbox,
+    properties_text,
+)
 from api.rundata import RunData, records
 from api.settings import Settings
 from geo_eval.storage import STATUS_LABELS, Store, User
@@ -150,13 +161,30 @@ def parcels(
     if in_box is not None:
         positions = np.intersect1d(positions, in_box, assume_unique=True)
     page = positions[offset : offset + size]
-    props = hide_figures(user, data, records(data.parcel_table.iloc[page]))
     flags = parcel_flags(data, store, page)
-    features = [
-        feature(str(p["parcel_id"]), data.parcel_geojson[pos], {**p, "flags": flags.get(int(pos), [])})
-        for pos, p in zip(page, props, strict=True)
-    ]
+    if data.parcel_properties is not None and user.sees_all_parks():
+        features = prepared_features(data, page, flags)
+    else:
+        props = hide_figures(user, data, records(data.parcel_table.iloc[page]))
+        features = [
+            feature(str(p["parcel_id"]), data.parcel_geojson[pos], {**p, "flags": flags.get(int(pos), [])})
+            for pos, p in zip(page, props, strict=True)
+        ]
     return page_response(data, features, matched=len(positions), offset=offset, limit=size)
+
+
+def prepared_features(data: RunData, page: np.ndarray, flags: dict[int, list[dict[str, Any]]]) -> list[str]:
+    """The features of some parcel rows from the run's prepared property texts (a user who sees every park:
+    nothing to withhold), each with its flags appended: the same text as :func:`feature` makes."""
+    assert data.parcel_properties is not None
+    taken = pa.array(page, pa.int64())
+    heads = data.parcel_properties.take(taken).to_pylist()
+    ids = data.parcels["parcel_id"].take(page).tolist()
+    geoms = data.geometry_texts(page)
+    return [
+        feature_text(str(pid), geom, f'{head},"flags":{properties_text(flags.get(pos, []))}}}')
+        for pos, pid, geom, head in zip(page.tolist(), ids, geoms, heads, strict=True)
+    ]
 
 
 @router.get(
