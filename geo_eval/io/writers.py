@@ -37,8 +37,9 @@ from geo_eval.report.policies import policy_sheets
 
 WORKBOOK_ROW_LIMIT = 50_000
 """Above this many enterprises the full table stays in csv/GeoPackage and workbooks go per park."""
-WORKBOOK_THREADS = min(2, os.cpu_count() or 1)
-"""Workbooks written at once (see :func:`write_planned`)."""
+WORKBOOK_THREADS = min(4, os.cpu_count() or 1)
+"""Workbooks written at once (see :func:`write_planned`): one per core, up to four (the writer's CPU time,
+mostly deflating the sheet XML, is what the workbooks of a large run wait for)."""
 
 PlannedWorkbook = tuple[str, dict[str, pd.DataFrame], dict[str, list[str]], Layout]
 """A workbook of :func:`workbook_plan`: its file name under OUT_DIR, sheets, notes (说明) and layout."""
