@@ -726,6 +726,20 @@ def test_a_tiled_service_page_reads_only_the_legend_columns(parcels, flags, monk
     assert [(g[0], g[-1]) for g in served["grades"]] == [(g, 1) for g in ("A", "B", "C", "D", "T", "无")]
 
 
+@pytest.mark.parametrize("tiled", [False, True])
+def test_template_syntax_in_the_data_is_shown_as_written_never_evaluated(parcels, flags, tiled) -> None:
+    names = ["{{ '甲乙' * 3 }}", "{% if x %}", "{# c", "{{ self.__init__.__globals__ }}"]
+    parcels.loc[parcels.index[:4], "holder_name"] = names
+    parcels.loc[parcels.index[1], "main_user_name"] = "企业{{ '丙丁' * 2 }}"
+    options = {"tiles_url": "/t/{z}/{x}/{y}.pbf", "tile_threshold": 2, "search_url": "/s.json"} if tiled else {}
+    page = maps.park_map_html(parcels, flags=flags, title="{{ '戊' * 2 }}", **options)
+    assert not any(s in page for s in ("甲乙甲乙", "丙丁丙丁", "戊戊")) and "__globals__ }}" in page
+    text = html.unescape(json.dumps(page_config(page), ensure_ascii=False))  # popup cells are HTML-escaped
+    if not tiled:  # the popups are in the page: the names as written
+        assert all(n in text for n in names[:3]) and "企业{{ '丙丁' * 2 }}" in text
+    assert "{{ &#39;戊&#39; * 2 }}" in page or "{{ '戊' * 2 }}" in page
+
+
 def test_large_park_search_index_can_be_served(parcels, flags) -> None:
     page = maps.park_map_html(
         parcels, tiles_url="/t/{z}/{x}/{y}.pbf", tile_threshold=5, search_url="/api/maps/p/search.json"

@@ -13,6 +13,7 @@ page polls and applies, so a page and its tiles stay valid for the whole life of
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -363,6 +364,24 @@ def _page_assets() -> type:
     return PageAssets
 
 
+@functools.cache
+def _raw_element() -> type:
+    """A page element that writes its text as it is. branca's ``Element(text)`` compiles the text as a Jinja
+    template: a name such as ``{{ 7*7 }}`` in the page's data would be evaluated on the server (and a
+    3 MB page's data took 0.5 s to compile); here the text is a value the template writes."""
+    from branca.element import Element
+    from jinja2 import Template
+
+    class RawText(Element):  # type: ignore[misc]
+        _template = Template("{{ this.text }}")
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    return RawText
+
+
 def park_map(
     parcels: gpd.GeoDataFrame,
     *,
@@ -429,7 +448,7 @@ def park_map(
         The attribution line (the bureau that publishes the data).
     """
     import folium
-    from branca.element import Element, Figure
+    from branca.element import Figure
 
     _check_options(color_by, basemap, tianditu_key, search_url)
     tax_colours(tax_bins)  # refuse bad bins before any work
@@ -485,8 +504,9 @@ def park_map(
         js=[("leaflet_vectorgrid", f"{vendor}/{VECTORGRID_JS}")] if tiles is not None else [],
     )
     m.add_child(assets)
-    fig.header.add_child(Element(f'<script type="module" src="{html.escape(base)}/{PAGE_SCRIPT}"></script>'))
-    fig.html.add_child(Element(f'<script type="application/json" id="ge-config">{text_json}</script>'))
+    raw = _raw_element()
+    fig.header.add_child(raw(f'<script type="module" src="{html.escape(base)}/{PAGE_SCRIPT}"></script>'))
+    fig.html.add_child(raw(f'<script type="application/json" id="ge-config">{text_json}</script>'))
     return localize_assets(m, asset_base)
 
 
