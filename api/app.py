@@ -213,19 +213,25 @@ def include_optional_routers(app: FastAPI, modules: tuple[str, ...] = OPTIONAL_R
     return included
 
 
-def _warm_up(store: Store, cache: RunCache) -> None:
-    """Import the map library and load the latest run in the background, so that the first map page waits
-    for neither."""
+def _import_map_library() -> None:
     try:
         import folium  # noqa: F401  (0.5 s: folium compiles its page templates when imported)
     except Exception as exc:  # the first map page imports it then, and reports what fails
         log.warning("could not preload the map library: %s", exc)
+
+
+def _warm_up(store: Store, cache: RunCache) -> None:
+    """Load the latest run in the background while another thread imports the map library, so that the
+    first map page waits for neither (the run's geometries are built without holding the GIL)."""
+    library = threading.Thread(target=_import_map_library, daemon=True, name="warm-up-maps")
+    library.start()
     try:
         cache.get(store.latest_run())
     except NotFoundError:
         log.info("no registered run yet")
     except Exception as exc:  # a missing or broken run is reported by the requests that need it
         log.warning("could not preload the latest run: %s", exc)
+    library.join()
 
 
 async def _guard_refusal(request: Request, exc: Exception) -> Response:

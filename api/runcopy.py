@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - Windows: the workers may then each wri
 
 log = logging.getLogger(__name__)
 
-FORMAT = 7
+FORMAT = 8
 """Bumped when the files of a copy change; older copies are then ignored."""
 GEOMETRY = "geometry"
 """Column of the parcels' file holding each geometry as WKB."""
@@ -51,7 +51,8 @@ FRAMES = ("parcels", "flags", "enterprises", "blocks")
 """The frames kept as Arrow files (``<name>.text.arrow`` and ``<name>.values.arrow``, the order of the columns
 in ``<name>.arrow``); the GeoJSON texts in ``geojson.arrow``; ``policies.csv`` as written; the manifest and
 the coordinate systems in ``frames.json`` (written last: a copy without it is not read); each parcel's GeoJSON
-properties in ``properties.arrow`` (:attr:`Columns.properties`) and its rows of the map's search index per
+properties in ``properties.arrow`` (:attr:`Columns.properties`), each renewal block's parks in
+``block_parks.arrow`` and each parcel's rows of the map's search index per
 basemap kind in ``search.<kind>.arrow`` (:attr:`Columns.search`)."""
 
 
@@ -69,6 +70,8 @@ class Columns:
     properties: pa.Array | None = None
     """The GeoJSON properties of each parcel row as JSON text without its closing brace (the rows of
     :func:`api.rundata.records` of the parcels; a page of parcels appends each one's flags and closes it)."""
+    block_parks: pa.Array | None = None
+    """Per renewal block, the parks of its parcels (:attr:`api.rundata.RunData.block_parks`)."""
     search: dict[str, pa.Array] = field(default_factory=dict)
     """Basemap kind → the JSON text of each parcel row's row of the map's search index (empty for a parcel
     without one), so that a park's index is cut from the run's instead of made on its first request."""
@@ -175,6 +178,8 @@ def _write_frames(tmp: Path, c: Columns) -> None:
         (tmp / "policies.csv").write_bytes(c.policies_csv)
     if c.properties is not None:
         _write_table(pa.table({"properties": c.properties}), tmp / "properties.arrow")
+    if c.block_parks is not None:
+        _write_table(pa.table({"parks": c.block_parks}), tmp / "block_parks.arrow")
     for kind, rows in c.search.items():
         _write_table(pa.table({"row": rows}), tmp / f"search.{kind}.arrow")
     about = {"format": FORMAT, "rows": len(c.parcels), "manifest": c.manifest, "crs": _crs(c.parcels)}
@@ -289,6 +294,11 @@ def read_copy(source: Path) -> Columns | None:
             properties=(
                 _one_chunk(_mapped(source / "properties.arrow").column("properties"))
                 if (source / "properties.arrow").is_file()
+                else None
+            ),
+            block_parks=(
+                _one_chunk(_mapped(source / "block_parks.arrow").column("parks"))
+                if (source / "block_parks.arrow").is_file()
                 else None
             ),
             search={

@@ -173,6 +173,8 @@ class RunData:
     parcel_properties: pa.Array | None = None
     """Per parcel row, its GeoJSON properties (:func:`records` of :attr:`parcel_table`) as JSON text without
     the closing brace, when read from the run's columnar copy (:func:`property_texts`)."""
+    stored_block_parks: pa.Array | None = None
+    """:attr:`block_parks` as the run's columnar copy keeps it (made when the copy was written)."""
     search_rows: dict[str, pa.Array] = field(default_factory=dict)
     """The run's map search index per basemap kind, one JSON text per parcel row (:func:`search_rows`), when
     read from its columnar copy; a scope's index is then cut from it (:meth:`search_index`)."""
@@ -245,6 +247,8 @@ class RunData:
         blocks without reading the province's."""
         if self.blocks is None or "parcel_ids" not in self.blocks.columns:
             return None
+        if self.stored_block_parks is not None and len(self.stored_block_parks) == len(self.blocks):
+            return [frozenset(parks) for parks in self.stored_block_parks.to_pylist()]
         members = [[p.strip() for p in str(v).split(";") if p.strip()] for v in self.blocks["parcel_ids"].fillna("")]
         pos = self.parcel_pos.get_indexer(pd.Index([p for parts in members for p in parts], dtype=object))
         parks = self.parcels["park"].to_numpy(dtype=object)
@@ -439,6 +443,14 @@ def property_texts(table: pd.DataFrame) -> pa.Array:
     return pa.array(texts, pa.large_string())
 
 
+def _block_parks_array(parks: list[frozenset[str | None]] | None) -> pa.Array | None:
+    """:attr:`RunData.block_parks` as an Arrow list array (each block's parks sorted, a missing park null)."""
+    if parks is None:
+        return None
+    rows = [sorted(p, key=lambda v: (v is None, v or "")) for p in parks]
+    return pa.array(rows, pa.large_list(pa.large_string()))
+
+
 def columns_of(data: RunData) -> Columns:
     """The frames of ``data`` as its columnar copy keeps them, with the map search index of the whole run."""
     geojson = data.parcel_geojson
@@ -451,6 +463,7 @@ def columns_of(data: RunData) -> Columns:
         blocks=data.blocks,
         policies_csv=data.policies_csv,
         properties=property_texts(data.parcel_table) if len(data.parcel_table.columns) else None,
+        block_parks=_block_parks_array(data.block_parks),
         search=search_rows(data.parcels, data.enterprises, SEARCH_KINDS),
     )
 
@@ -468,6 +481,7 @@ def from_columns(record: RunRecord, c: Columns, *, source: str) -> RunData:
         source=source,
         policies_csv=c.policies_csv,
         parcel_properties=c.properties,
+        stored_block_parks=c.block_parks,
         search_rows=c.search,
     )
 

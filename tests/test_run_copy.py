@@ -196,6 +196,10 @@ def test_geojson_features_from_the_prepared_properties_are_those_made_row_by_row
 def test_a_park_map_finds_its_renewal_blocks_as_the_scan_of_every_block_did(run, tmp_path) -> None:
     data = RunCache(copies=tmp_path / "copies").get(run)
     assert data.blocks is not None and len(data.blocks) > 0
+    assert data.stored_block_parks is not None  # made once, when the copy was written: the same as made now
+    assert data.block_parks == load_run_data(run).block_parks
+    assert data.block_parks is not None and {p for b in data.block_parks for p in b} <= set(data.parks)
+    del data.__dict__["block_parks"]
     parks = data.parks
     a, b = (data.parcels.loc[data.parcels["park"] == p, "parcel_id"].iloc[0] for p in parks[:2])
     extra = data.blocks.iloc[:3].copy()  # a block across two parks, one naming an unknown parcel, one naming none
