@@ -239,9 +239,8 @@ class RunData:
 
     def geometry_texts(self, positions: np.ndarray) -> list[str | None]:
         """The GeoJSON geometry texts of some parcel rows."""
-        if isinstance(self.parcel_geojson, GeoJSONTexts):
-            return self.parcel_geojson.take(positions)
-        return list(self.parcel_geojson[np.asarray(positions, dtype=np.int64)])
+        texts = self.parcel_geojson
+        return (texts if isinstance(texts, GeoJSONTexts) else GeoJSONTexts(texts)).take(positions)
 
     @functools.cached_property
     def block_parks(self) -> list[frozenset[str | None]] | None:
