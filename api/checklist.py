@@ -155,13 +155,14 @@ def checklist_rows(data: RunData, flags: pd.DataFrame, reviews: dict[str, Review
     first = fl.groupby(fl["parcel_id"].astype(str), sort=False).head(1).set_index("parcel_id", drop=False)
     first = first.loc[marks.index]
     pos = first["parcel_pos"].to_numpy(dtype=np.int64)
-    parcels = data.parcels
+    parcels = data.parcel_table
 
     def parcel_col(name: str) -> np.ndarray:
         values = parcels[name] if name in parcels.columns else pd.Series(None, index=parcels.index, dtype=object)
         return _at(values.to_numpy(dtype=object), pos)
 
-    geoms = _at(np.asarray(parcels.geometry.array, dtype=object), pos)
+    geoms = np.full(len(pos), None, dtype=object)
+    geoms[pos >= 0] = data.parcel_geometries.take(pos[pos >= 0])
     lon, lat = representative_points(geoms)
     glon, glat = wgs84_to_gcj02(lon, lat)
     names = pd.Series(data.enterprises["name"].to_numpy(dtype=object), index=data.enterprises["uscc"].astype(str))

@@ -223,7 +223,7 @@ class MapScope:
 
 def scope_parcels(data: RunData, scope: MapScope) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     pos = scope.positions(data)
-    return pos, data.parcels.iloc[pos]
+    return pos, data.parcel_frame(pos)
 
 
 def scope_flags(data: RunData, scope: MapScope) -> pd.DataFrame:
@@ -317,7 +317,7 @@ def parcels_union(geoms: np.ndarray) -> Any:
 
 def _union_outline(data: RunData, park: str) -> Any:
     """A park's parcels united and closed over the roads between them (drawn, never measured)."""
-    rows = data.parcels.loc[(data.parcels["park"] == park).to_numpy(dtype=bool)]
+    rows = data.parcel_frame(data.parcel_rows(frozenset([park])))
     rows = rows.loc[rows.geometry.notna() & ~rows.geometry.is_empty]
     if not len(rows):
         return None

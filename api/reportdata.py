@@ -74,8 +74,8 @@ def report_tables(data: RunData, store: Store, cache: RunCache, parks: tuple[str
     )
     if previous is not None:
         mapped = list(parks) or map_parks(data.enterprises, previous)
-        p = data.parcels
-        p = p.loc[p["park"].isin(mapped), [*MAP_COLUMNS, p.geometry.name]]
+        p = data.parcel_frame(data.parcel_rows(frozenset(mapped)))
+        p = p[[*MAP_COLUMNS, p.geometry.name]]
         if data.manifest.get("area_crs") and len(p):  # drawn in metres, as geo-eval report draws OUT_DIR's
             p = p.to_crs(str(data.manifest["area_crs"]))
         run = dataclasses.replace(run, parcels=p)

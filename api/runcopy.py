@@ -36,6 +36,8 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import shapely
 
+from api.parcelgeoms import ParcelGeometries
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: the workers may then each write the copy once
@@ -43,13 +45,14 @@ except ImportError:  # pragma: no cover - Windows: the workers may then each wri
 
 log = logging.getLogger(__name__)
 
-FORMAT = 8
+FORMAT = 9
 """Bumped when the files of a copy change; older copies are then ignored."""
 GEOMETRY = "geometry"
 """Column of the parcels' file holding each geometry as WKB."""
 FRAMES = ("parcels", "flags", "enterprises", "blocks")
 """The frames kept as Arrow files (``<name>.text.arrow`` and ``<name>.values.arrow``, the order of the columns
-in ``<name>.arrow``); the GeoJSON texts in ``geojson.arrow``; ``policies.csv`` as written; the manifest and
+in ``<name>.arrow``); the parcels' geometries as WKB with their bounds (:func:`_write_parcel_geometries`), the
+blocks' as :func:`_write_geometry` writes them; the GeoJSON texts in ``geojson.arrow``; ``policies.csv`` as written; the manifest and
 the coordinate systems in ``frames.json`` (written last: a copy without it is not read); each parcel's GeoJSON
 properties in ``properties.arrow`` (:attr:`Columns.properties`), each renewal block's parks in
 ``block_parks.arrow`` and each parcel's rows of the map's search index per
@@ -62,7 +65,9 @@ class Columns:
 
     manifest: dict[str, Any]
     enterprises: pd.DataFrame
-    parcels: gpd.GeoDataFrame
+    parcels: pd.DataFrame
+    """The parcels' attributes (their geometries apart: :attr:`geometries`)."""
+    geometries: ParcelGeometries
     parcel_geojson: GeoJSONTexts
     flags: pd.DataFrame
     blocks: gpd.GeoDataFrame | None
@@ -168,7 +173,8 @@ def write_copy(target: Path, columns: Columns) -> bool:
 
 
 def _write_frames(tmp: Path, c: Columns) -> None:
-    _write_geo(tmp / "parcels.arrow", c.parcels)
+    _write_arrow(tmp / "parcels.arrow", c.parcels)
+    _write_parcel_geometries(tmp, c.geometries)
     _write_table(pa.table({"geojson": c.parcel_geojson.to_arrow()}), tmp / "geojson.arrow")
     _write_arrow(tmp / "flags.arrow", c.flags.reset_index(drop=True))
     _write_arrow(tmp / "enterprises.arrow", c.enterprises)
@@ -182,7 +188,7 @@ def _write_frames(tmp: Path, c: Columns) -> None:
         _write_table(pa.table({"parks": c.block_parks}), tmp / "block_parks.arrow")
     for kind, rows in c.search.items():
         _write_table(pa.table({"row": rows}), tmp / f"search.{kind}.arrow")
-    about = {"format": FORMAT, "rows": len(c.parcels), "manifest": c.manifest, "crs": _crs(c.parcels)}
+    about = {"format": FORMAT, "rows": len(c.parcels), "manifest": c.manifest}
     about["search"] = sorted(c.search)
     if c.blocks is not None:
         about["blocks_crs"] = _crs(c.blocks)
@@ -203,6 +209,26 @@ def _read_geo(path: Path, crs: str | None) -> gpd.GeoDataFrame:
     plain = _read_arrow(path)
     geometry = _read_geometry(path.with_name(f"{path.stem}.geometry"))
     return gpd.GeoDataFrame(plain, geometry=geometry, crs=crs, copy=False)  # no copy joining the blocks: 1.4 s at 1M
+
+
+PARCEL_WKB = "parcels.wkb.arrow"
+PARCEL_BOUNDS = "parcels.bounds.npy"
+
+
+def _write_parcel_geometries(tmp: Path, geometries: ParcelGeometries) -> None:
+    """The parcels' geometries as WKB (``parcels.wkb.arrow``, mapped when read: a request makes the few it
+    needs) and their bounds (``parcels.bounds.npy``: the parcels in a box are found without them)."""
+    wkb = pa.array(shapely.to_wkb(geometries.all()), pa.binary())
+    _write_table(pa.table({GEOMETRY: wkb}), tmp / PARCEL_WKB)
+    np.save(tmp / PARCEL_BOUNDS, np.ascontiguousarray(geometries.bounds, dtype=np.float64), allow_pickle=False)
+
+
+def _read_parcel_geometries(source: Path) -> ParcelGeometries:
+    wkb = _one_chunk(_mapped(source / PARCEL_WKB).column(GEOMETRY))
+    bounds = np.load(source / PARCEL_BOUNDS, mmap_mode="r", allow_pickle=False)
+    if len(bounds) != len(wkb):
+        raise ValueError(f"{source}: {len(wkb)} geometries but {len(bounds)} bounds")
+    return ParcelGeometries.mapped(wkb, bounds)
 
 
 RAGGED_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
@@ -257,9 +283,23 @@ def _write_arrow(path: Path, df: pd.DataFrame) -> None:
     for c in objects:  # each distinct text once: read back as one str object each (see _read_arrow)
         text = text.set_column(text.schema.get_field_index(c), c, text.column(c).dictionary_encode())
     _write_table(text, _part(path, "text"))
-    _write_table(pa.Table.from_pandas(df[values], preserve_index=False), _part(path, "values"))
+    _write_table(_with_nan(pa.Table.from_pandas(df[values], preserve_index=False), df), _part(path, "values"))
     about = {"columns": list(map(str, table.column_names)), "objects": objects}
     path.write_text(json.dumps(about, ensure_ascii=False), encoding="utf-8")
+
+
+def _with_nan(table: pa.Table, df: pd.DataFrame) -> pa.Table:
+    """``table`` with its float columns holding NaN where ``df`` has NaN, not Arrow nulls: a float column
+    without nulls is read back as a view of the mapped file, with nulls it is copied into memory.
+
+    >>> df = pd.DataFrame({"x": [1.0, float("nan")]})
+    >>> _with_nan(pa.Table.from_pandas(df, preserve_index=False), df).column("x").null_count
+    0
+    """
+    for i, name in enumerate(table.column_names):
+        if pa.types.is_floating(table.schema.field(i).type) and df[name].dtype.kind == "f":
+            table = table.set_column(i, table.schema.field(i), pa.array(df[name].to_numpy(), from_pandas=False))
+    return table
 
 
 def _write_table(table: pa.Table, path: Path) -> None:
@@ -286,7 +326,8 @@ def read_copy(source: Path) -> Columns | None:
         return Columns(
             manifest=about["manifest"],
             enterprises=_read_arrow(source / "enterprises.arrow"),
-            parcels=_read_geo(source / "parcels.arrow", about["crs"]),
+            parcels=_read_arrow(source / "parcels.arrow"),
+            geometries=_read_parcel_geometries(source),
             parcel_geojson=GeoJSONTexts(_mapped(source / "geojson.arrow").column("geojson")),
             flags=flags.set_index("flag_id", drop=False),
             blocks=_read_geo(blocks, about.get("blocks_crs")) if blocks.is_file() else None,
@@ -338,7 +379,7 @@ def _read_arrow(path: Path) -> pd.DataFrame:
     text = mapped.drop_columns(about["objects"]).to_pandas(split_blocks=True)
     for c in about["objects"]:
         text[c] = pd.Series(_objects(mapped.column(c)), index=text.index, dtype=object)
-    values = feather.read_table(_part(path, "values"), memory_map=False).to_pandas(split_blocks=True)
+    values = _mapped(_part(path, "values")).to_pandas(split_blocks=True)
     return pd.concat([text, values], axis=1)[about["columns"]]
 
 

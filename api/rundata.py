@@ -27,10 +27,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 
 from api.geojson import properties_text
+from api.parcelgeoms import ParcelGeometries
 from api.runcopy import Columns, GeoJSONTexts, building, copy_dir, discard, read_copy, write_copy
 from geo_eval import maps
 from geo_eval.io import csvout
@@ -102,15 +104,32 @@ def _typed_enterprises(text: pd.DataFrame) -> pd.DataFrame:
     for c in text.columns:
         s = text[c]
         if c in ENTERPRISE_TEXT_COLUMNS:
-            out[c] = s.where(s != "", None).astype(object)
+            out[c] = _texts(s)
             continue
         try:
             num = pd.to_numeric(s.where(s != "", None))
         except (ValueError, TypeError):
-            out[c] = s.where(s != "", None).astype(object)
+            out[c] = _texts(s)
             continue
         out[c] = num.astype("Int64") if c in ENTERPRISE_INT_COLUMNS and num.dropna().mod(1).eq(0).all() else num
     return pd.DataFrame(out, index=text.index)
+
+
+def _texts(s: pd.Series) -> pd.Series:
+    """A column of texts as pandas' Arrow-backed strings, an empty text missing: kept in the run's columnar
+    copy as Arrow data that every worker maps, not as a Python object per row (600k names and codes of a
+    province's enterprises were 450 MB in each worker)."""
+    return s.where(s != "", None).astype("str")
+
+
+def _id_index(parcels: pd.DataFrame) -> pd.Index:
+    return pd.Index(parcels["parcel_id"].astype(str).to_numpy(dtype=object))
+
+
+def _keys(s: pd.Series) -> pd.Series:
+    """A column of codes and names (parcel ids, parks, counties) as pandas' Arrow-backed strings, missing as
+    missing: mapped from the run's columnar copy instead of one Python object per row in each worker."""
+    return s.astype("str")
 
 
 def policy_frame(content: bytes | mmap.mmap) -> pd.DataFrame:
@@ -140,6 +159,14 @@ def _number_or_text(text: object) -> object:
     return text
 
 
+def attributes(frame: gpd.GeoDataFrame) -> pd.DataFrame:
+    """A frame's columns other than its geometry, the columns themselves (``drop`` would join them into new
+    blocks: 300 MB at 1M parcels)."""
+    geometry = frame.geometry.name
+    columns = {c: frame[c] for c in frame.columns if c != geometry}
+    return pd.DataFrame(columns, index=frame.index, copy=False)
+
+
 def _geometry_json(geoms: gpd.GeoSeries) -> np.ndarray:
     """GeoJSON text of each geometry (coordinates rounded), None for a missing one."""
     arr = np.asarray(geoms.array, dtype=object)
@@ -155,8 +182,11 @@ class RunData:
     manifest: dict[str, Any]
     enterprises: pd.DataFrame
     """``enterprises.csv`` with numbers as numbers."""
-    parcels: gpd.GeoDataFrame
-    """Layer ``parcels`` of ``parcels.gpkg``."""
+    parcel_table: pd.DataFrame
+    """The attributes of layer ``parcels`` of ``parcels.gpkg`` (without the geometry: rows of it are read
+    per request; :attr:`parcels` joins the geometries, :meth:`parcel_frame` those of some rows)."""
+    parcel_geometries: ParcelGeometries
+    """Each parcel row's geometry, made when asked for when the run was read from its columnar copy."""
     parcel_geojson: np.ndarray | GeoJSONTexts
     """GeoJSON geometry text per parcel row (``parcel_geojson[pos]``: a str, or None)."""
     flags: pd.DataFrame
@@ -178,11 +208,6 @@ class RunData:
     search_rows: dict[str, pa.Array] = field(default_factory=dict)
     """The run's map search index per basemap kind, one JSON text per parcel row (:func:`search_rows`), when
     read from its columnar copy; a scope's index is then cut from it (:meth:`search_index`)."""
-    parcel_pos: pd.Index = field(init=False)
-    _sindex_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self.parcel_pos = pd.Index(self.parcels["parcel_id"].astype(str))
 
     @property
     def run_id(self) -> str:
@@ -197,20 +222,36 @@ class RunData:
     @functools.cached_property
     def parks(self) -> list[str]:
         """Every park named by an enterprise or a parcel, sorted."""
-        names = set(pd.unique(self.enterprises["park"].dropna())) | set(pd.unique(self.parcels["park"].dropna()))
+        parcel_parks = pd.unique(self.parcel_table["park"].dropna())
+        names = set(pd.unique(self.enterprises["park"].dropna())) | set(parcel_parks)
         return sorted(str(n) for n in names)
 
     @functools.cached_property
-    def parcel_table(self) -> pd.DataFrame:
-        """The parcels' attributes without their geometry (made once: rows of it are read per request). The
-        columns are the parcels' own, not copied: ``drop`` would join them into new blocks (300 MB at 1M)."""
-        geometry = self.parcels.geometry.name
-        columns = {c: self.parcels[c] for c in self.parcels.columns if c != geometry}
-        return pd.DataFrame(columns, index=self.parcels.index, copy=False)
+    def parcels(self) -> gpd.GeoDataFrame:
+        """Layer ``parcels`` with every geometry (made once, when first asked for: 1 s and 420 MB at 1M parcels
+        read from the copy; the service's routes take :meth:`parcel_frame` of the rows they show)."""
+        return gpd.GeoDataFrame(self.parcel_table, geometry=self.parcel_geometries.all(), crs=WGS84, copy=False)
+
+    def parcel_frame(self, positions: np.ndarray) -> gpd.GeoDataFrame:
+        """Some parcel rows with their geometries, in the order given (``parcels.iloc[positions]``)."""
+        rows = np.asarray(positions, dtype=np.int64)
+        geoms = self.parcel_geometries.take(rows)
+        return gpd.GeoDataFrame(self.parcel_table.iloc[rows], geometry=geoms, crs=WGS84)
+
+    def parcel_position(self, parcel_id: str) -> int:
+        """The row of the parcel ``parcel_id`` (its first if repeated), -1 when the run has none: a scan of the
+        ids (5 ms at 1M parcels) instead of a hash table of them in each worker (120 MB)."""
+        ids = pa.array(self.parcel_table["parcel_id"].astype(str))
+        return int(pc.index(ids, pa.scalar(parcel_id, ids.type)).as_py())
+
+    def parcel_positions(self, parcel_ids: list[str]) -> np.ndarray:
+        """The rows of many parcels at once (:meth:`parcel_position` of each, through a hash table made for
+        this call)."""
+        return np.asarray(_id_index(self.parcel_table).get_indexer(pd.Index(parcel_ids, dtype=object)))
 
     @functools.cached_property
     def _park_rows(self) -> dict[str, np.ndarray]:
-        codes, parks = pd.factorize(self.parcels["park"])
+        codes, parks = pd.factorize(self.parcel_table["park"])
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(parks) + 1))
         return {str(p): order[bounds[i] : bounds[i + 1]] for i, p in enumerate(parks)}
@@ -218,7 +259,7 @@ class RunData:
     def parcel_rows(self, parks: frozenset[str] | None) -> np.ndarray:
         """Row positions of the parcels of some parks (every parcel for None), ascending."""
         if parks is None:
-            return np.arange(len(self.parcels))
+            return np.arange(len(self.parcel_table))
         rows = [self._park_rows[p] for p in parks if p in self._park_rows]
         return np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)
 
@@ -252,8 +293,8 @@ class RunData:
         if self.stored_block_parks is not None and len(self.stored_block_parks) == len(self.blocks):
             return [frozenset(parks) for parks in self.stored_block_parks.to_pylist()]
         members = [[p.strip() for p in str(v).split(";") if p.strip()] for v in self.blocks["parcel_ids"].fillna("")]
-        pos = self.parcel_pos.get_indexer(pd.Index([p for parts in members for p in parts], dtype=object))
-        parks = self.parcels["park"].to_numpy(dtype=object)
+        pos = self.parcel_positions([p for parts in members for p in parts])
+        parks = self.parcel_table["park"].to_numpy(dtype=object)
         named = [None if i < 0 else parks[i] for i in pos.tolist()]
         out, start = [], 0
         for parts in members:
@@ -276,10 +317,7 @@ class RunData:
 
     def parcels_in_bbox(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """Row positions of the parcels intersecting a lon/lat box, ascending."""
-        with self._sindex_lock:  # built by the first query (0.3 s at 1M parcels, not before a park's map), once
-            index = self.parcels.sindex
-        hits = index.query(shapely.box(*bbox), predicate="intersects")
-        return np.sort(np.asarray(hits, dtype=np.int64))
+        return self.parcel_geometries.in_box(bbox)
 
 
 def load_run_data(record: RunRecord) -> RunData:
@@ -346,13 +384,14 @@ def _run_data(
     policies: bytes | None = None,
 ) -> RunData:
     for c in ("parcel_id", "park", "county"):
-        parcels[c] = parcels[c].astype(object).where(parcels[c].notna(), None)
+        parcels[c] = _keys(parcels[c])
     text = text.apply(csvout.unguard)  # the csv's formula guard (a ' before =+-@) off: the values themselves
     data = RunData(
         record=record,
         manifest=manifest,
         enterprises=_typed_enterprises(text),
-        parcels=parcels,
+        parcel_table=attributes(parcels),
+        parcel_geometries=ParcelGeometries.of(np.asarray(parcels.geometry.array, dtype=object)),
         parcel_geojson=_geometry_json(parcels.geometry),
         flags=flags,
         blocks=blocks,
@@ -361,8 +400,8 @@ def _run_data(
     )
     fl = data.flags
     for c in ("flag_id", "parcel_id", "park", "county", "flag"):
-        fl[c] = fl[c].astype(object).where(fl[c].notna(), None)
-    fl["parcel_pos"] = data.parcel_pos.get_indexer(pd.Index(fl["parcel_id"].astype(str)))
+        fl[c] = _keys(fl[c])
+    fl["parcel_pos"] = data.parcel_positions(fl["parcel_id"].astype(str).tolist())
     data.flags = fl.set_index("flag_id", drop=False)
     log.info(
         "run %s loaded from %s: %d enterprises, %d parcels, %d flags",
@@ -459,7 +498,8 @@ def columns_of(data: RunData) -> Columns:
     return Columns(
         manifest=data.manifest,
         enterprises=data.enterprises,
-        parcels=data.parcels,
+        parcels=data.parcel_table,
+        geometries=data.parcel_geometries,
         parcel_geojson=geojson if isinstance(geojson, GeoJSONTexts) else GeoJSONTexts(geojson),
         flags=data.flags,
         blocks=data.blocks,
@@ -476,7 +516,8 @@ def from_columns(record: RunRecord, c: Columns, *, source: str) -> RunData:
         record=record,
         manifest=c.manifest,
         enterprises=c.enterprises,
-        parcels=c.parcels,
+        parcel_table=c.parcels,
+        parcel_geometries=c.geometries,
         parcel_geojson=c.parcel_geojson,
         flags=c.flags,
         blocks=c.blocks,

@@ -119,7 +119,9 @@ def request_mix(out: Path, count: int, seed: int = 0) -> list[str]:
 def worker_memory_gb(pid: int) -> list[dict[str, float]]:
     """Each worker's resident memory (``rss``) and its parts, from ``/proc/<pid>/status``: ``anon``, the
     worker's own heap; ``file``, pages of mapped files (the run's columnar copy, the tile archives, the
-    libraries), which the page cache shares with every other worker mapping them."""
+    libraries), which the page cache shares with every other worker mapping them; ``pss``, the proportional
+    set size from ``/proc/<pid>/smaps_rollup`` (the heap plus each shared page divided by the processes
+    mapping it: what one more worker costs the machine)."""
     children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         children += [int(c) for c in (task / "children").read_text().split()]
@@ -131,6 +133,10 @@ def worker_memory_gb(pid: int) -> list[dict[str, float]]:
             key = line.split(maxsplit=1)[0] if line else ""
             if key in fields:
                 got[fields[key]] = int(line.split()[1]) / 1024**2
+        rollup = Path(f"/proc/{p}/smaps_rollup")
+        for line in rollup.read_text().splitlines() if rollup.is_file() else []:
+            if line.startswith("Pss:"):
+                got["pss"] = int(line.split()[1]) / 1024**2
         out.append(got)
     return out
 
@@ -265,7 +271,8 @@ def table(res: dict[str, Any]) -> str:
             f"{s['first_tile_s']:.1f} s, park map {s['park_map_s']:.1f} s. Every park's map, ranking and GeoJSON "
             f"through each worker: {s['every_park_s']:.0f} s; RSS per worker afterwards "
             + ", ".join(
-                f"{m['rss']:.2f} GB (own heap {m.get('anon', 0):.2f}, mapped files {m.get('file', 0):.2f})"
+                f"{m['rss']:.2f} GB (own heap {m.get('anon', 0):.2f}, mapped files {m.get('file', 0):.2f}, "
+                f"PSS {m.get('pss', 0):.2f})"
                 for m in s.get("memory_gb", [{"rss": g} for g in s["rss_gb"]])
             ),
             "",

@@ -66,7 +66,7 @@ def test_the_copy_holds_what_the_outputs_hold(run, tmp_path) -> None:
     assert plain(copied.flags) == plain(direct.flags)
     assert copied.flags["parcel_pos"].tolist() == direct.flags["parcel_pos"].tolist()
     assert plain(copied.enterprises) == plain(direct.enterprises)
-    for frame in ("parcels", "flags", "enterprises"):  # read as they were made: texts held as objects stay so
+    for frame in ("parcels", "flags", "enterprises"):  # read as they were made
         a, b = getattr(direct, frame), getattr(copied, frame)
         assert [str(t) for t in b.dtypes] == [str(t) for t in a.dtypes], frame
     assert copied.enterprises["rank"].dtype == "Int64" and copied.enterprises["tax"].dtype == "float64"
@@ -78,6 +78,39 @@ def test_the_copy_holds_what_the_outputs_hold(run, tmp_path) -> None:
     w, s, e, n = box
     half = (w, s, (w + e) / 2, (s + n) / 2)
     assert copied.parcels_in_bbox(half).tolist() == direct.parcels_in_bbox(half).tolist() != []
+
+
+def test_a_copy_keeps_its_texts_and_geometries_out_of_the_heap(run, tmp_path) -> None:
+    """Read from its copy, a run holds no Python object per row: texts are Arrow strings mapped from the copy,
+    numbers views of it, and geometries are made only for the rows a request takes, the same as the outputs'."""
+    RunCache(copies=tmp_path / "copies").get(run)  # writes the copy
+    copied = RunCache(copies=tmp_path / "copies").get(run)
+    direct = load_run_data(run)
+    for frame in (copied.parcel_table, copied.flags, copied.enterprises):
+        for c in ("parcel_id", "park", "county", "uscc", "name", "flag_id"):
+            if c in frame.columns:
+                assert frame[c].dtype == "str", c
+    assert copied.enterprises["tax"].to_numpy().flags.writeable is False  # a view of the mapped file
+    geoms = copied.parcel_geometries
+    assert not geoms.in_memory and "parcels" not in vars(copied)  # nothing made yet
+    rows = copied.parcel_rows(frozenset([copied.parks[0]]))
+    frame = copied.parcel_frame(rows)
+    assert "parcels" not in vars(copied) and len(frame) == len(rows) > 10
+    same = direct.parcels.iloc[rows]
+    assert bool(shapely.equals_exact(frame.geometry.array, same.geometry.array, tolerance=0).all())
+    assert frame["parcel_id"].tolist() == same["parcel_id"].tolist() and frame.crs == same.crs
+    # the parcels in a box: from the bounds, then exactly, as an STRtree over every geometry finds them
+    whole = direct.parcels
+    w, s, e, n = whole.total_bounds
+    for box in ((w, s, (w + e) / 2, (s + n) / 2), ((w + e) / 2, (s + n) / 2, e + 1, n + 1), (w - 1, s - 1, w, s)):
+        expected = np.sort(whole.sindex.query(shapely.box(*box), predicate="intersects")).tolist()
+        assert copied.parcels_in_bbox(box).tolist() == expected
+    assert "parcels" not in vars(copied)
+    # one parcel by its id, without a hash table of them all
+    ids = direct.parcel_table["parcel_id"].tolist()
+    for i in (0, 17, len(ids) - 1):
+        assert copied.parcel_position(ids[i]) == direct.parcel_position(ids[i]) == i
+    assert copied.parcel_position("没有这宗地") == -1
 
 
 def test_a_second_reader_maps_the_copy_without_reading_the_outputs(run, tmp_path) -> None:

@@ -57,7 +57,9 @@ def _may_record(user: User, park: str) -> None:
 def add_objection(body: ObjectionCreate, user: CurrentUser, store: StoreDep, cache: RunCacheDep) -> dict[str, Any]:
     record = store.latest_run(body.year)
     data = cache.get(record)
-    subject = find_subject(data.enterprises, data.parcels, uscc=body.uscc, parcel_id=body.parcel_id, field=body.field)
+    subject = find_subject(
+        data.enterprises, data.parcel_table, uscc=body.uscc, parcel_id=body.parcel_id, field=body.field
+    )
     _may_record(user, subject.park)
     draft = Objection(
         id=0,
@@ -110,7 +112,7 @@ def subjects(
     record = store.latest_run(year)
     data = cache.get(record)
     e = data.enterprises.loc[data.enterprises["park"] == park]
-    p = data.parcels.loc[data.parcels["park"] == park]
+    p = data.parcel_table.loc[data.parcel_table["park"] == park]
     efields = [f.name for f in CORRECTABLE_FIELDS.values() if f.table == "enterprises"]
     enterprises = [
         {"uscc": r["uscc"], "name": r["name"], "values": {f: format_value(r.get(f)) for f in efields}}

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -179,7 +178,7 @@ def prepared_features(data: RunData, page: np.ndarray, flags: dict[int, list[dic
     assert data.parcel_properties is not None
     taken = pa.array(page, pa.int64())
     heads = data.parcel_properties.take(taken).to_pylist()
-    ids = data.parcels["parcel_id"].take(page).tolist()
+    ids = data.parcel_table["parcel_id"].take(page).tolist()
     geoms = data.geometry_texts(page)
     return [
         feature_text(str(pid), geom, f'{head},"flags":{properties_text(flags.get(pos, []))}}}')
@@ -196,10 +195,10 @@ def prepared_features(data: RunData, page: np.ndarray, flags: dict[int, list[dic
     responses=GEOJSON_RESPONSE,
 )
 def parcel(parcel_id: str, user: CurrentUser, data: RunDep, store: StoreDep) -> Response:
-    pos = data.parcel_pos.get_indexer(pd.Index([parcel_id]))[0]
+    pos = data.parcel_position(parcel_id)
     if pos < 0:
         raise not_found("宗地", parcel_id)
-    row = data.parcels.iloc[int(pos)]
+    row = data.parcel_table.iloc[int(pos)]
     ensure_park(user, row["park"])
     props = hide_figures(user, data, records(data.parcel_table.iloc[[int(pos)]]))[0]
     props["flags"] = parcel_flags(data, store, np.array([pos])).get(int(pos), [])

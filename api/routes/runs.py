@@ -52,7 +52,7 @@ def park_counts(data: RunData, parks: Iterable[str]) -> dict[str, Any]:
     the parks counted.
     """
     chosen = sorted(set(parks))
-    e, p, fl = data.enterprises, data.parcels, data.flags
+    e, p, fl = data.enterprises, data.parcel_table, data.flags
     grades = e.loc[e["park"].isin(chosen), "grade"].value_counts()
     counts: dict[str, Any] = {
         "parks": chosen,
@@ -74,9 +74,9 @@ def park_counts(data: RunData, parks: Iterable[str]) -> dict[str, Any]:
 
 def _park_blocks(data: RunData, parks: list[str]) -> dict[str, int]:
     """Renewal blocks by kind that hold a parcel of ``parks``."""
-    if data.blocks is None or "block_id" not in data.parcels.columns:
+    if data.blocks is None or "block_id" not in data.parcel_table.columns:
         return {}
-    p = data.parcels
+    p = data.parcel_table
     ids = set(p.loc[p["park"].isin(parks), "block_id"].dropna().astype(str))
     b = data.blocks
     kinds = b.loc[b["block_id"].astype(str).isin(ids), "kind"].value_counts()
