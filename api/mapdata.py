@@ -57,6 +57,14 @@ BLOCK_MARGIN_M = 6.0
 """A renewal block is drawn this far outside its members, so its outline shows beside theirs."""
 PARK_NAME_COLUMNS = ("park", "园区", "name", "名称")
 ETAG_VERSION = "3"
+WHOLE_SOURCE_MAX = 100_000
+"""A map of more parcels than this (a province's overview) never makes the tile source of them all (its
+geometries and popup texts: gigabytes at 1M parcels): its review list, its 分类变化 keys and a clicked
+parcel's popup are made from the few parcels each needs (:func:`partial_source`); its tiles come from the
+run's archive."""
+GCJ02_SLACK_DEG = 0.01
+"""How far (degrees, about 1 km) beyond a point on a 高德 map to look for the parcel under it: the parcels
+are found by their unshifted boxes, and GCJ-02 moves a point by up to about 700 m."""
 """Bumped when what the map routes answer changes shape, so browsers drop their copies."""
 
 
@@ -437,12 +445,49 @@ def _json_bytes(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
+def is_large(data: RunData, scope: MapScope) -> bool:
+    """Whether a map has more parcels than :data:`WHOLE_SOURCE_MAX`."""
+    return len(scope.positions(data)) > WHOLE_SOURCE_MAX
+
+
+def partial_source(data: RunData, positions: np.ndarray, basemap: str) -> gpd.GeoDataFrame:
+    """:func:`geo_eval.maps.tile_source` of some parcel rows (with ``gid``), made from those parcels, their
+    flags and the enterprises they name: the same rows as the tile source of a whole map would hold for them
+    (names given only in another parcel's row excepted)."""
+    pos = np.unique(np.asarray(positions, dtype=np.int64))
+    parcels = data.parcel_frame(pos)
+    drawn = (parcels.geometry.notna() & ~parcels.geometry.is_empty).to_numpy(dtype=bool)
+    pos, parcels = pos[drawn], parcels.loc[drawn]
+    flags = data.flags.iloc[data.flag_rows(pos)].drop(columns=["parcel_pos"])
+    names = enterprise_names(data)
+    named = _named_codes(parcels, flags)
+    src = maps.tile_source(
+        parcels, flags=flags, enterprises=names.loc[names["uscc"].isin(named)], basemap=display_kind(basemap)
+    )
+    return with_gids(src, pos)
+
+
+def _named_codes(parcels: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
+    """Every USCC the parcels and flags name (holders, users, the flags' enterprises)."""
+    codes: set[str] = set()
+    for frame, columns in ((parcels, ("holder_uscc", "main_user", "users")), (flags, ("enterprises",))):
+        for c in columns:
+            if c in frame.columns:
+                for value in frame[c].dropna().astype(str).tolist():
+                    codes.update(v.strip() for v in value.split(";") if v.strip())
+    return sorted(codes)
+
+
 def flag_rows(data: RunData, caches: MapCaches, scope: MapScope, basemap: str) -> bytes:
     """The review list of a scope as JSON: ``{"columns": [...], "rows": [[...], ...]}``."""
     kind = display_kind(basemap)
 
     def build() -> bytes:
-        src = tile_source(data, caches, scope, basemap)
+        if is_large(data, scope):  # the flagged parcels only
+            flagged = data.flags["parcel_pos"].to_numpy(dtype=np.int64)[scope.flag_mask(data)]
+            src = partial_source(data, flagged[flagged >= 0], basemap)
+        else:
+            src = tile_source(data, caches, scope, basemap)
         rows = maps.flag_index(scope_flags(data, scope), src, src)
         return _json_bytes({"run_id": data.run_id, "columns": list(maps.FLAG_INDEX_COLUMNS), "rows": rows})
 
@@ -471,11 +516,40 @@ def parcel_changes(data: RunData, caches: MapCaches, scope: MapScope, basemap: s
     """The 分类变化 key of every parcel of a scope as JSON ``{parcel_id: key}`` (for the tile-mode colouring)."""
 
     def build() -> bytes:
+        if is_large(data, scope):  # from the parcels' attributes: no geometry is needed
+            pos = scope.positions(data)
+            table = data.parcel_table.iloc[pos]
+            attrs = maps.parcel_attributes(table, enterprises=enterprise_names(data))
+            keys = attrs["change"].astype(str)
+            return _json_bytes(
+                {"run_id": data.run_id, "changes": dict(zip(attrs.index.astype(str), keys, strict=True))}
+            )
         src = tile_source(data, caches, scope, basemap)
         keys = src["change"].astype(str)
         return _json_bytes({"run_id": data.run_id, "changes": dict(zip(src.index.astype(str), keys, strict=True))})
 
     return caches.other.get(data, ("changes", scope.key), build)
+
+
+def parcel_near(data: RunData, scope: MapScope, basemap: str, lon: float, lat: float) -> gpd.GeoDataFrame:
+    """:func:`partial_source` of the map's parcels around a point (map coordinates): the candidates for
+    :func:`parcel_at` on a map too large for a whole tile source."""
+    slack = GCJ02_SLACK_DEG if display_kind(basemap) == "gaode" else 0.0
+    pos = data.parcels_in_bbox((lon - slack, lat - slack, lon + slack, lat + slack))
+    return partial_source(data, pos[_in_scope(data, scope, pos)], basemap)
+
+
+def parcel_by_id(data: RunData, scope: MapScope, basemap: str, parcel_id: str) -> gpd.GeoDataFrame:
+    """:func:`partial_source` of one parcel of the map (empty when the map has no such parcel)."""
+    pos = data.parcel_position(parcel_id)
+    rows = np.array([pos] if pos >= 0 else [], dtype=np.int64)
+    return partial_source(data, rows[_in_scope(data, scope, rows)], basemap)
+
+
+def _in_scope(data: RunData, scope: MapScope, positions: np.ndarray) -> np.ndarray:
+    if scope.parks is None:
+        return np.ones(len(positions), dtype=bool)
+    return np.asarray(data.parcel_table["park"].take(positions).isin(scope.parks).to_numpy(dtype=bool))
 
 
 def parcel_at(src: gpd.GeoDataFrame, lon: float, lat: float) -> int | None:

@@ -26,20 +26,21 @@ class ParcelGeometries:
             raise ValueError("ParcelGeometries takes either wkb or geoms")
         self._wkb = wkb
         self._geoms = geoms
-        self._bounds: np.ndarray | None = None
+        self._columns: np.ndarray | None = None  # the bounds column by column, shape (4, n)
 
     @classmethod
     def of(cls, geoms: np.ndarray, bounds: np.ndarray | None = None) -> ParcelGeometries:
         """Geometries already made (a run read from its outputs); ``bounds`` as :attr:`bounds` says."""
         made = cls(geoms=np.asarray(geoms, dtype=object))
-        made._bounds = bounds
+        made._columns = None if bounds is None else np.asarray(bounds).T
         return made
 
     @classmethod
-    def mapped(cls, wkb: pa.Array, bounds: np.ndarray) -> ParcelGeometries:
-        """Geometries kept as WKB (one value per row, null where missing) with their bounds."""
+    def mapped(cls, wkb: pa.Array, columns: np.ndarray) -> ParcelGeometries:
+        """Geometries kept as WKB (one value per row, null where missing) with their bounds column by column
+        (:attr:`columns`)."""
         made = cls(wkb=wkb)
-        made._bounds = bounds
+        made._columns = columns
         return made
 
     def __len__(self) -> int:
@@ -72,30 +73,42 @@ class ParcelGeometries:
         return _from_wkb(self._wkb)
 
     @property
-    def bounds(self) -> np.ndarray:
-        """``(minx, miny, maxx, maxy)`` of each row (NaN where there is no geometry), shape ``(n, 4)``."""
-        if self._bounds is None:
+    def columns(self) -> np.ndarray:
+        """``minx``, ``miny``, ``maxx``, ``maxy`` of the rows (NaN where there is no geometry), shape ``(4, n)``:
+        each a contiguous column, so that a scan of a million rows reads 32 MB once."""
+        if self._columns is None:
             parts = [shapely.bounds(self.take(np.arange(a, min(a + WKB_CHUNK, len(self))))) for a in _starts(len(self))]
-            self._bounds = np.concatenate(parts) if parts else np.zeros((0, 4))
-        return self._bounds
+            self._columns = np.ascontiguousarray((np.concatenate(parts) if parts else np.zeros((0, 4))).T)
+        return self._columns
 
-    def in_box(self, box: tuple[float, float, float, float]) -> np.ndarray:
-        """Row positions of the geometries intersecting a box, ascending: the bounds select candidates, each
-        candidate is then tested exactly (a parcel whose box overlaps without its shape is left out).
+    @property
+    def bounds(self) -> np.ndarray:
+        """``(minx, miny, maxx, maxy)`` of each row, shape ``(n, 4)`` (a view of :attr:`columns`)."""
+        return self.columns.T
+
+    def in_box(self, box: tuple[float, float, float, float], within: np.ndarray | None = None) -> np.ndarray:
+        """Row positions of the geometries intersecting a box, ascending, among the rows ``within`` (ascending;
+        None: every row). The bounds select candidates; a candidate whose bounds lie inside the box is in it,
+        the others are tested exactly (a parcel whose box overlaps without its shape is left out).
 
         >>> g = ParcelGeometries.of(np.array([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3), None]))
         >>> g.in_box((0.5, 0.5, 2.5, 2.5)).tolist(), g.in_box((1.5, 0, 1.9, 1)).tolist()
         ([0, 1], [])
+        >>> g.in_box((-1, -1, 9, 9)).tolist(), g.in_box((-1, -1, 9, 9), within=np.array([1, 2])).tolist()
+        ([0, 1], [1])
         """
         west, south, east, north = box
-        b = self.bounds
+        rows = None if within is None else np.asarray(within, dtype=np.int64)
+        minx, miny, maxx, maxy = self.columns if rows is None else self.columns[:, rows]
         with np.errstate(invalid="ignore"):  # NaN bounds of a missing geometry compare False
-            near = (b[:, 0] <= east) & (b[:, 2] >= west) & (b[:, 1] <= north) & (b[:, 3] >= south)
-        candidates = np.flatnonzero(near)
-        if not len(candidates):
-            return candidates.astype(np.int64)
-        hit = shapely.intersects(self.take(candidates), shapely.box(west, south, east, north))
-        return candidates[np.asarray(hit, dtype=bool)].astype(np.int64)
+            near = (minx <= east) & (maxx >= west) & (miny <= north) & (maxy >= south)
+            inside = near & (minx >= west) & (maxx <= east) & (miny >= south) & (maxy <= north)
+        edge = np.flatnonzero(near & ~inside)
+        candidates = edge if rows is None else rows[edge]
+        hit = shapely.intersects(self.take(candidates), shapely.box(west, south, east, north)) if len(edge) else []
+        found = np.flatnonzero(inside)
+        found = found if rows is None else rows[found]
+        return np.sort(np.concatenate([found, candidates[np.asarray(hit, dtype=bool)]])).astype(np.int64)
 
 
 def _starts(n: int) -> range:

@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - Windows: the workers may then each wri
 
 log = logging.getLogger(__name__)
 
-FORMAT = 9
+FORMAT = 10
 """Bumped when the files of a copy change; older copies are then ignored."""
 GEOMETRY = "geometry"
 """Column of the parcels' file holding each geometry as WKB."""
@@ -217,18 +217,19 @@ PARCEL_BOUNDS = "parcels.bounds.npy"
 
 def _write_parcel_geometries(tmp: Path, geometries: ParcelGeometries) -> None:
     """The parcels' geometries as WKB (``parcels.wkb.arrow``, mapped when read: a request makes the few it
-    needs) and their bounds (``parcels.bounds.npy``: the parcels in a box are found without them)."""
+    needs) and their bounds column by column (``parcels.bounds.npy``, shape ``(4, n)``: the parcels in a box are
+    found without them)."""
     wkb = pa.array(shapely.to_wkb(geometries.all()), pa.binary())
     _write_table(pa.table({GEOMETRY: wkb}), tmp / PARCEL_WKB)
-    np.save(tmp / PARCEL_BOUNDS, np.ascontiguousarray(geometries.bounds, dtype=np.float64), allow_pickle=False)
+    np.save(tmp / PARCEL_BOUNDS, np.ascontiguousarray(geometries.columns, dtype=np.float64), allow_pickle=False)
 
 
 def _read_parcel_geometries(source: Path) -> ParcelGeometries:
     wkb = _one_chunk(_mapped(source / PARCEL_WKB).column(GEOMETRY))
-    bounds = np.load(source / PARCEL_BOUNDS, mmap_mode="r", allow_pickle=False)
-    if len(bounds) != len(wkb):
-        raise ValueError(f"{source}: {len(wkb)} geometries but {len(bounds)} bounds")
-    return ParcelGeometries.mapped(wkb, bounds)
+    columns = np.load(source / PARCEL_BOUNDS, mmap_mode="r", allow_pickle=False)
+    if columns.shape != (4, len(wkb)):
+        raise ValueError(f"{source}: {len(wkb)} geometries but bounds of shape {columns.shape}")
+    return ParcelGeometries.mapped(wkb, columns)
 
 
 RAGGED_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)

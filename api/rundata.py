@@ -315,9 +315,10 @@ class RunData:
         picked = rows.take(pa.array(positions, pa.int64())) if len(positions) < len(rows) else rows
         return b"[" + b",".join(r for r in picked.to_pylist() if r) + b"]"
 
-    def parcels_in_bbox(self, bbox: tuple[float, float, float, float]) -> np.ndarray:
-        """Row positions of the parcels intersecting a lon/lat box, ascending."""
-        return self.parcel_geometries.in_box(bbox)
+    def parcels_in_bbox(self, bbox: tuple[float, float, float, float], within: np.ndarray | None = None) -> np.ndarray:
+        """Row positions of the parcels intersecting a lon/lat box, ascending; only among the rows ``within``
+        (ascending, e.g. :meth:`parcel_rows` of a park) when given."""
+        return self.parcel_geometries.in_box(bbox, within)
 
 
 def load_run_data(record: RunRecord) -> RunData:

@@ -363,8 +363,12 @@ def served(pg_url, tmp_path_factory):
     init_schema(pg_url)
     scheme = load_scheme(SCHEME)
     run(SAMPLE, scheme, base / "files_out")
-    stored = run(SAMPLE, scheme, base / "db_out", db=pg_url, tiles=True).stored
+    steps: list[str] = []  # what `geo-eval evaluate --db` shows while it works
+    stored = run(SAMPLE, scheme, base / "db_out", db=pg_url, tiles=True, progress=steps.append).stored
     assert stored is not None
+    expected_steps = ["正在读取并校验输", "正在评价、标记地", "正在写出结果文件", "正在切割地图瓦片"]
+    assert [s[:8] for s in steps] == expected_steps, steps
+    assert "并存入数据库" in steps[2]
     shutil.rmtree(base / "db_out")
     parks = sorted(pd.read_csv(base / "files_out" / "enterprises.csv", encoding="utf-8-sig")["park"].dropna().unique())
     sqlite = open_store(base / "data")

@@ -22,9 +22,20 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
+from api import mapdata
 from api.app import RUN_COPIES, create_app
 from api.geojson import feature
-from api.mapdata import MapScope, scope_blocks
+from api.mapdata import (
+    MapCache,
+    MapCaches,
+    MapScope,
+    flag_rows,
+    parcel_at,
+    parcel_changes,
+    parcel_popup,
+    scope_blocks,
+    tile_source,
+)
 from api.routes.parcels import prepared_features
 from api.runcopy import FRAMES, copy_dir
 from api.rundata import RunCache, RunData, load_run_data, map_enterprises, records, search_rows
@@ -273,3 +284,42 @@ def test_geometries_come_back_exactly_in_either_encoding(tmp_path, geoms, encodi
         for a, b in zip(back.geometry, frame.geometry, strict=True)
     ]
     assert all(same) and back.geometry.area.sum() == pytest.approx(frame.geometry.area.sum())
+
+
+def fresh_caches() -> MapCaches:
+    return MapCaches(pages=MapCache(4), tile_sources=MapCache(4), tiles=MapCache(100), other=MapCache(16))
+
+
+@pytest.mark.parametrize("basemap", ["none", "gaode"])
+def test_a_province_overview_makes_only_the_parcels_it_needs(run, tmp_path, monkeypatch, basemap) -> None:
+    """A map of more parcels than WHOLE_SOURCE_MAX makes its review list, 分类变化 keys and popups from the
+    parcels each needs, never the tile source (and geometries) of them all; the answers are the same."""
+    RunCache(copies=tmp_path / "copies").get(run)
+    data = RunCache(copies=tmp_path / "copies").get(run)
+    scope = MapScope(None, None)
+    whole = fresh_caches()
+    src = tile_source(data, whole, scope, basemap)
+    expected = (flag_rows(data, whole, scope, basemap), parcel_changes(data, whole, scope, basemap))
+    data = RunCache(copies=tmp_path / "copies").get(run)  # read afresh: nothing made yet
+    biggest = max(len(data.parcel_rows(frozenset([p]))) for p in data.parks)
+    monkeypatch.setattr(mapdata, "WHOLE_SOURCE_MAX", biggest)  # every park's map as before, the overview "large"
+    part = fresh_caches()
+    assert mapdata.is_large(data, scope) and not any(mapdata.is_large(data, MapScope.of_park(p)) for p in data.parks)
+    assert (flag_rows(data, part, scope, basemap), parcel_changes(data, part, scope, basemap)) == expected
+    assert json.loads(expected[0])["rows"] and len(json.loads(expected[1])["changes"]) == len(src) == 790
+    flagged = sorted(set(data.flags["parcel_id"]))
+    for pid in [*flagged[:: max(1, len(flagged) // 12)], str(src.index[5])]:
+        i = src.index.get_indexer([pid])[0]
+        assert parcel_popup(mapdata.parcel_by_id(data, scope, basemap, pid), 0) == parcel_popup(src, i)
+        inside = shapely.point_on_surface(src.geometry.iloc[i])  # a click inside it, in the map's coordinates
+        near = mapdata.parcel_near(data, scope, basemap, inside.x, inside.y)
+        found = parcel_at(near, inside.x, inside.y)
+        assert found is not None and parcel_popup(near, found) == parcel_popup(src, parcel_at(src, inside.x, inside.y))
+    assert not part.tile_sources._items and "parcels" not in vars(data)  # no source, no geometry of them all
+    # a committee's map: another park's parcel is not found by its id, nor under a click
+    own, other = data.parks[0], data.parks[1]
+    theirs = data.parcel_table.loc[data.parcel_table["park"] == other, "parcel_id"].iloc[0]
+    committee = MapScope(None, (own,))
+    assert mapdata.parcel_by_id(data, committee, basemap, theirs).empty
+    at = shapely.point_on_surface(src.geometry.loc[theirs])
+    assert theirs not in set(mapdata.parcel_near(data, committee, basemap, at.x, at.y).index)

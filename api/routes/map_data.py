@@ -33,9 +33,12 @@ from api.mapdata import (
     enterprise_names,
     etag_matches,
     flag_rows,
+    is_large,
     map_caches,
     parcel_at,
+    parcel_by_id,
     parcel_changes,
+    parcel_near,
     parcel_popup,
     review_states,
     review_version,
@@ -280,7 +283,15 @@ def _parcel(
     lon: float | None,
     lat: float | None,
 ) -> Response:
-    src = tile_source(data, map_caches(request), scope, basemap)
+    if is_large(data, scope):  # a province's overview: only the parcels around the point, or the one named
+        if pid is not None:
+            src = parcel_by_id(data, scope, basemap, pid)
+        elif lon is not None and lat is not None:
+            src = parcel_near(data, scope, basemap, lon, lat)
+        else:
+            raise InvalidQuery("请给出宗地代码 id，或地图坐标 lon 和 lat")
+    else:
+        src = tile_source(data, map_caches(request), scope, basemap)
     if pid is not None:
         pos = src.index.get_indexer([pid])[0]
         if pos < 0:

@@ -64,13 +64,14 @@ def page_response(data: RunData, features: list[str], *, matched: int, offset: i
     return geojson_response(feature_collection(features, **members))
 
 
-def bbox_positions(data: RunData, bbox: str | None) -> np.ndarray | None:
-    """Parcel rows in the bbox (None without a bbox); 422 for a malformed bbox."""
+def bbox_positions(data: RunData, bbox: str | None, within: np.ndarray | None = None) -> np.ndarray | None:
+    """Parcel rows in the bbox (None without a bbox), among the rows ``within`` when given (ascending); 422
+    for a malformed bbox."""
     try:
         box = parse_bbox(bbox)
     except ValueError as exc:
         raise InvalidQuery(str(exc)) from None
-    return None if box is None else data.parcels_in_bbox(box)
+    return None if box is None else data.parcels_in_bbox(box, within)
 
 
 def enterprise_usccs(text: object) -> list[str]:
@@ -156,9 +157,9 @@ def parcels(
 ) -> Response:
     size = page_bounds(settings, limit)
     positions = data.parcel_rows(scope.parks)
-    in_box = bbox_positions(data, bbox)
+    in_box = bbox_positions(data, bbox, None if scope.parks is None else positions)
     if in_box is not None:
-        positions = np.intersect1d(positions, in_box, assume_unique=True)
+        positions = in_box
     page = positions[offset : offset + size]
     flags = parcel_flags(data, store, page)
     if data.parcel_properties is not None and user.sees_all_parks():

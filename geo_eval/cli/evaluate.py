@@ -76,6 +76,9 @@ def evaluate(
             corrections=corrections,
             supersede=reason.strip() if supersede else "",
             tiles=True,
+            progress=lambda step: err.print(
+                f"{step}（已用 {time.perf_counter() - t0:.0f} 秒）", style="dim", markup=False
+            ),
         )
     except FatalInputError as exc:
         print_fatal(exc.frame, dataset=dataset_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,6 +86,7 @@ def run(
     corrections: Path | None = None,
     supersede: str = "",
     tiles: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Load, validate, evaluate, flag and write; raises :class:`~geo_eval.errors.FatalInputError` on fatal problems.
 
@@ -97,8 +99,10 @@ def run(
     ``supersede`` (a reason): with ``db``, the run may replace the year's final (已发布) run.
     ``tiles``: with ``db``, also cut the run's map tiles and store them beside it (``geo-eval evaluate --db``
     and the service's ``POST /api/runs`` do; :func:`geo_eval.io.runtiles.store_run_tiles`).
+    ``progress`` is told, in words for the user, each step as it starts (a province's run takes minutes).
     """
     t0 = time.perf_counter()
+    say = progress or (lambda _message: None)
     tidied = tidy(out_dir)
     if Path(out_dir).exists() and not overwrite:
         raise OutputExistsError(f"输出目录 {out_dir} 已存在；如要覆盖，请加 --overwrite")
@@ -109,6 +113,7 @@ def run(
         store = PostgresStore(db)
         store.status()  # fails now, with the one-line message, if the database is not usable
         store.close()  # reopened for publishing, after the evaluation
+    say("正在读取并校验输入数据……")
     inputs, paths, spec = load_inputs(dataset_dir)
     load_s = time.perf_counter() - t0
     refuse_fatal(inputs, scheme, flags=flags)
@@ -120,6 +125,7 @@ def run(
     if flags and spec.layers and spec.layers.builtup:
         builtup = paths["builtup"] = Path(dataset_dir) / spec.layers.builtup
     table = _corrections(dataset_dir, spec, corrections)
+    say("正在评价、标记地块、划定连片改造区块……" if flags else "正在评价……")
     result = evaluate_inputs(
         inputs,
         scheme,
@@ -133,6 +139,7 @@ def run(
     extra: dict[str, object] = {"dataset": str(dataset_dir), "previous": str(previous_dir or "")}
     if store is not None:
         extra["database"] = store.database
+    say("正在写出结果文件（排名表、宗地图层、报告）" + ("并存入数据库……" if store is not None else "……"))
     try:
         manifest, stored = _write_and_store(
             result,
@@ -146,6 +153,7 @@ def run(
         )
         message = ""
         if tiles and store is not None and stored is not None:
+            say("正在切割地图瓦片并存入数据库（100 万宗地约需数分钟）……")
             message = store_run_tiles(store, stored, Path(out_dir))[1]
     finally:
         if store is not None:
