@@ -117,12 +117,14 @@ def hide_figures(user: User, data: RunData, props: list[dict[str, Any]]) -> list
 
 def parcel_flags(data: RunData, store: Store, positions: np.ndarray) -> dict[int, list[dict[str, Any]]]:
     """The flags of some parcel rows with their review status, by parcel row."""
-    fl = data.flags.iloc[data.flag_rows(positions)]
-    if fl.empty:
+    rows = data.flag_rows(positions)
+    if not len(rows):
         return {}
-    reviews = store.reviews(data.run_id, fl["flag_id"].astype(str))
+    fl = data.flags  # the four columns taken alone: a take of every column of the flags costs 2–3 ms a page
+    ids, pos_, flags_, labels = (fl[c].take(rows).tolist() for c in ("flag_id", "parcel_pos", "flag", "flag_label"))
+    reviews = store.reviews(data.run_id, [str(f) for f in ids])
     out: dict[int, list[dict[str, Any]]] = {}
-    for fid, pos, flag, label in zip(fl["flag_id"], fl["parcel_pos"], fl["flag"], fl["flag_label"], strict=True):
+    for fid, pos, flag, label in zip(ids, pos_, flags_, labels, strict=True):
         r = reviews.get(str(fid))
         status = r.status if r else "pending"
         out.setdefault(int(pos), []).append(
