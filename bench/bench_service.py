@@ -350,6 +350,15 @@ def wrk_load(
     }
 
 
+def load(
+    client: str, url: str, token: str, order: list[str], clients: int, seconds: float, warmup: list[str]
+) -> dict[str, Any]:
+    """``order`` under ``clients`` concurrent clients: wrk's connections, or httpx tasks (``client``)."""
+    if client == "wrk":
+        return wrk_load(url, token, order, clients=clients, seconds=seconds, warmup=warmup)
+    return {**load_test(url, token, order, clients=clients, max_seconds=seconds, warmup=warmup), "client": "httpx"}
+
+
 # --- report -------------------------------------------------------------------------------------------------
 def table(res: dict[str, Any]) -> str:
     b = res.get("browser")
@@ -382,7 +391,7 @@ def table(res: dict[str, Any]) -> str:
     )
     for name, r in routes:
         lines.append(
-            f"| {name}, {r['clients']} clients | **p95 {r['p95']:.0f} ms** (p50 {r['p50']:.0f}, p99 {r['p99']:.0f}, "
+            f"| {name}, {r['clients']} clients ({r.get('client', 'httpx')}) | **p95 {r['p95']:.0f} ms** (p50 {r['p50']:.0f}, p99 {r['p99']:.0f}, "
             f"max {r['max']:.0f}); {r['n']} requests in {r['seconds']:.1f} s = {r['rps']:.0f} req/s; "
             f"mean {r['mean_bytes'] / 1024:.1f} KB; status {r['statuses']} |"
         )
@@ -401,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheme", default="lianyungang")
     ap.add_argument("--workers", type=int, default=1, help="geo-eval serve --workers N")
     ap.add_argument("--no-archive", action="store_true", help="register without cutting the tile archive")
+    ap.add_argument(
+        "--client",
+        choices=["wrk", "httpx"],
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load client for the repeated tiles and GeoJSON: wrk (Debian package wrk; the default when "
+        "installed) or httpx tasks in this process. The tiles each requested once always use httpx (wrk repeats)",
+    )
     a = ap.parse_args(argv)
 
     from geo_eval.maps.tiles import tile_bounds
@@ -470,11 +486,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tile route: {len(once)} distinct tiles, each once …", file=sys.stderr)
         res["tiles"] = load_test(url, token, once, clients=a.clients, max_seconds=a.seconds, warmup=[tile_paths[0]])
         print(f"tile route: {len(repeated)} random tiles (served tiles cached) …", file=sys.stderr)
-        res["tiles_cached"] = load_test(url, token, repeated, clients=a.clients, max_seconds=a.seconds, warmup=[])
+        res["tiles_cached"] = load(a.client, url, token, repeated, a.clients, a.seconds, [])
         print(f"GeoJSON route: {len(boxes_order)} random boxes of {len(geojson_paths)} …", file=sys.stderr)
-        res["geojson"] = load_test(
-            url, token, boxes_order, clients=a.clients, max_seconds=a.seconds, warmup=[geojson_paths[0]]
-        )
+        res["geojson"] = load(a.client, url, token, boxes_order, a.clients, a.seconds, [geojson_paths[0]])
     finally:
         stop_service(proc)
     text = table(res)

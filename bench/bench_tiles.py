@@ -42,11 +42,10 @@ from urllib.parse import quote
 
 from bench.bench_service import (
     free_port,
-    load_test,
+    load,
     start_service,
     stop_service,
     tiles_with_parcels,
-    wrk_load,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -184,15 +183,6 @@ def start_and_open(data: Path, workers: int, token: str, order: list[str], park:
         c.get(f"/maps/{quote(park, safe='')}").raise_for_status()
         res["park_map_s"] = time.perf_counter() - t
     return (proc, url), res
-
-
-def load(
-    client: str, url: str, token: str, order: list[str], clients: int, seconds: float, warmup: list[str]
-) -> dict[str, Any]:
-    """``order`` under ``clients`` concurrent clients: wrk's connections, or httpx tasks (``client``)."""
-    if client == "wrk":
-        return wrk_load(url, token, order, clients=clients, seconds=seconds, warmup=warmup)
-    return {**load_test(url, token, order, clients=clients, max_seconds=seconds, warmup=warmup), "client": "httpx"}
 
 
 def serve_and_load(
