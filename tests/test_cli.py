@@ -33,6 +33,12 @@ def test_outputs_and_hand_checked_figures(catalogue_dir, tmp_path):
     out = tmp_path / "out"
     result = evaluate(catalogue_dir, out)
     assert "海滨区" in result.output
+    steps = [line for line in result.output.splitlines() if line.startswith("正在")]  # each step as it starts
+    assert [s.split("……")[0] for s in steps] == [
+        "正在读取并校验输入数据",
+        "正在评价、标记地块、划定连片改造区块",
+        "正在写出结果文件（排名表、宗地图层、报告）",
+    ] and all("已用" in s for s in steps)
     assert sorted(p.name for p in out.iterdir()) == [
         "benchmarks.csv",
         "enterprises.csv",
