@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import numpy as np
 import pyarrow as pa
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import CurrentUser, ParkScopeDep, RunDep, SettingsDep, StoreDep, ensure_park
@@ -30,7 +31,7 @@ from api.geojson import (
 )
 from api.rundata import RunData, records
 from api.settings import Settings
-from geo_eval.storage import STATUS_LABELS, Store, User
+from geo_eval.storage import STATUS_LABELS, Review, Store, User
 
 router = APIRouter(prefix="/api/parcels", tags=["宗地与标记"])
 
@@ -115,14 +116,40 @@ def hide_figures(user: User, data: RunData, props: list[dict[str, Any]]) -> list
     return props
 
 
+FlagColumns = tuple[list[Any], list[Any], list[Any], list[Any]]
+"""Flag ids, parcel rows, kinds and labels of some flags."""
+
+
+def page_flags(data: RunData, positions: np.ndarray) -> FlagColumns:
+    """The flags of some parcel rows, column by column (a take of every column of the flags costs 2–3 ms a
+    page, of these four about 0.4 ms)."""
+    rows = data.flag_rows(positions)
+    fl = data.flags
+    ids, pos, kinds, labels = (fl[c].take(rows).tolist() for c in ("flag_id", "parcel_pos", "flag", "flag_label"))
+    return ids, pos, kinds, labels
+
+
 def parcel_flags(data: RunData, store: Store, positions: np.ndarray) -> dict[int, list[dict[str, Any]]]:
     """The flags of some parcel rows with their review status, by parcel row."""
-    rows = data.flag_rows(positions)
-    if not len(rows):
+    columns = page_flags(data, positions)
+    if not columns[0]:
         return {}
-    fl = data.flags  # the four columns taken alone: a take of every column of the flags costs 2–3 ms a page
-    ids, pos_, flags_, labels = (fl[c].take(rows).tolist() for c in ("flag_id", "parcel_pos", "flag", "flag_label"))
-    reviews = store.reviews(data.run_id, [str(f) for f in ids])
+    return flags_by_parcel(columns, store.reviews(data.run_id, [str(f) for f in columns[0]]))
+
+
+async def parcel_flags_async(data: RunData, store: Store, positions: np.ndarray) -> dict[int, list[dict[str, Any]]]:
+    """:func:`parcel_flags` for a coroutine: the store's query in the thread pool (PostgreSQL answers over the
+    network), the rest on the event loop."""
+    columns = page_flags(data, positions)
+    if not columns[0]:
+        return {}
+    reviews = await run_in_threadpool(store.reviews, data.run_id, [str(f) for f in columns[0]])
+    return flags_by_parcel(columns, reviews)
+
+
+def flags_by_parcel(columns: FlagColumns, reviews: dict[str, Review]) -> dict[int, list[dict[str, Any]]]:
+    """Each parcel row's flags with their review states (a flag never reviewed is 待复核)."""
+    ids, pos_, flags_, labels = columns
     out: dict[int, list[dict[str, Any]]] = {}
     for fid, pos, flag, label in zip(ids, pos_, flags_, labels, strict=True):
         r = reviews.get(str(fid))
@@ -147,7 +174,7 @@ def parcel_flags(data: RunData, store: Store, positions: np.ndarray) -> dict[int
     response_class=Response,
     responses=GEOJSON_RESPONSE,
 )
-def parcels(
+async def parcels(
     user: CurrentUser,
     data: RunDep,
     scope: ParkScopeDep,
@@ -157,13 +184,15 @@ def parcels(
     limit: Limit = None,
     offset: Offset = 0,
 ) -> Response:
+    # A coroutine: a page is a few ms of CPU, and run on the event loop it no longer waits its turn for the
+    # interpreter among the thread pool's requests (at 1M parcels, 20 clients, one worker: p95 154 → 112 ms).
     size = page_bounds(settings, limit)
     positions = data.parcel_rows(scope.parks)
     in_box = bbox_positions(data, bbox, None if scope.parks is None else positions)
     if in_box is not None:
         positions = in_box
     page = positions[offset : offset + size]
-    flags = parcel_flags(data, store, page)
+    flags = await parcel_flags_async(data, store, page)
     if data.parcel_properties is not None and user.sees_all_parks():
         features = prepared_features(data, page, flags)
     else:
