@@ -57,6 +57,7 @@ BLOCK_MARGIN_M = 6.0
 """A renewal block is drawn this far outside its members, so its outline shows beside theirs."""
 PARK_NAME_COLUMNS = ("park", "园区", "name", "名称")
 ETAG_VERSION = "3"
+"""Bumped when what the map routes answer changes shape, so browsers drop their copies."""
 WHOLE_SOURCE_MAX = 100_000
 """A map of more parcels than this (a province's overview) never makes the tile source of them all (its
 geometries and popup texts: gigabytes at 1M parcels): its review list, its 分类变化 keys and a clicked
@@ -65,7 +66,6 @@ run's archive."""
 GCJ02_SLACK_DEG = 0.01
 """How far (degrees, about 1 km) beyond a point on a 高德 map to look for the parcel under it: the parcels
 are found by their unshifted boxes, and GCJ-02 moves a point by up to about 700 m."""
-"""Bumped when what the map routes answer changes shape, so browsers drop their copies."""
 
 
 # ---------------------------------------------------------------------------------------------

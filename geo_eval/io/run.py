@@ -139,7 +139,8 @@ def run(
     extra: dict[str, object] = {"dataset": str(dataset_dir), "previous": str(previous_dir or "")}
     if store is not None:
         extra["database"] = store.database
-    say("正在写出结果文件（排名表、宗地图层、报告）" + ("并存入数据库……" if store is not None else "……"))
+    files = "排名表、宗地图层、报告" if report else "排名表、宗地图层"
+    say(f"正在写出结果文件（{files}）" + ("并存入数据库……" if store is not None else "……"))
     try:
         manifest, stored = _write_and_store(
             result,
