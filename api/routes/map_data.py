@@ -6,6 +6,7 @@
 ``GET /api/maps/{park}/search.json``                        search index (parcel codes, names, USCCs)
 ``GET /api/maps/{park}/flags.json``                         the review list: one row per flag
 ``GET /api/maps/{park}/reviews.json``                       review states (flag id → state), polled
+``GET /api/maps/{park}/queue.json``                         the review list a page at a time, with counts
 ``GET /api/maps/{park}/parcel.json?id=`` / ``?lon=&lat=``   one parcel's popup (by code or by a point)
 =========================================================  ============================================
 
@@ -22,6 +23,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -47,6 +49,7 @@ from api.mapdata import (
     stamp_etag,
     tile_source,
 )
+from api.reviewqueue import QUEUE_PAGE_MAX, QueueQuery, queue_answer, queue_order, scope_states
 from api.routes.maps import MVT_TYPE, BasemapQ, check_park
 from api.rundata import RunCache, RunData
 from api.tilearchive import TileArchive, archive_of
@@ -269,6 +272,35 @@ def _states(request: Request, data: RunData, store: Store, scope: MapScope) -> R
     return cached_answer(request, etag, build, JSON_TYPE, cache_control="private, no-cache")
 
 
+KindQ = Annotated[str, Query(description="标记类型（如 idle_land）；空为全部", max_length=64)]
+StateQ = Annotated[
+    str, Query(description="复核状态（pending、site_visit、confirmed、dismissed）；空为全部", max_length=32)
+]
+SevQ = Annotated[str, Query(description="严重程度（高、中、低）；空为全部", max_length=16)]
+OffsetQ = Annotated[int, Query(description="从第几条开始（0 起）", ge=0, le=100_000_000)]
+LimitQ = Annotated[
+    int, Query(description=f"最多返回几条（0 只返回计数；至多 {QUEUE_PAGE_MAX}）", ge=0, le=QUEUE_PAGE_MAX)
+]
+AfterQ = Annotated[
+    str | None,
+    Query(description="标记编号：返回清单中排在它之后的标记（到末尾后从头接续），用于“下一条待复核”", max_length=300),
+]
+
+
+def _queue(request: Request, data: RunData, store: Store, scope: MapScope, basemap: str, q: QueueQuery) -> Response:
+    caches = map_caches(request)
+    version = review_version(store, data.run_id)
+    etag = run_etag(data, "queue", scope.key, display_kind(basemap), version, q)
+
+    def build() -> bytes:
+        order = queue_order(data, caches, scope)
+        states = scope_states(data, store, caches, scope, version)
+        doc = queue_answer(data, order, states, q, basemap, scope_parks=scope.park is None)
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+    return cached_answer(request, etag, build, JSON_TYPE, cache_control="private, no-cache")
+
+
 LonQ = Annotated[float | None, Query(description="经度（地图坐标）", ge=-180, le=180)]
 LatQ = Annotated[float | None, Query(description="纬度（地图坐标）", ge=-90, le=90)]
 IdQ = Annotated[str | None, Query(description="宗地代码", max_length=200)]
@@ -303,7 +335,12 @@ def _parcel(
         pos = found
     else:
         raise InvalidQuery("请给出宗地代码 id，或地图坐标 lon 和 lat")
-    return JSONResponse(parcel_popup(src, int(pos)), headers={"Cache-Control": IMMUTABLE})
+    popup = parcel_popup(src, int(pos))
+    row = int(src["gid"].iloc[int(pos)]) - 1
+    flags = data.flags.iloc[data.flag_rows(np.array([row]))].drop(columns=["parcel_pos"])
+    one = src.iloc[[int(pos)]]
+    popup["flags"] = {"columns": list(maps.FLAG_INDEX_COLUMNS), "rows": maps.flag_index(flags, one, one)}
+    return JSONResponse(popup, headers={"Cache-Control": IMMUTABLE})
 
 
 STATIC_JSON: dict[int | str, dict[str, Any]] = {
@@ -364,6 +401,38 @@ def overview_changes(user: CurrentUser, request: Request, data: RunDep, basemap:
 )
 def overview_states(user: CurrentUser, request: Request, data: RunDep, store: StoreDep) -> Response:
     return _states(request, data, store, MapScope.overview(user))
+
+
+QUEUE_DESCRIPTION = (
+    "复核面板的标记清单，由服务分页和计数（省级总览等大地图用）：按 kind（标记类型）、state（复核状态）、sev（严重程度）"
+    "筛选，按严重程度、面积（大者在前）、标记编号排序；`total` 为符合筛选的条数，`counts` 为本图全部标记按复核状态的计数，"
+    "`parks` 为每个园区按复核状态的计数（总览），`rows` 为 offset 起至多 limit 条（列同 flags.json）。"
+    "带 ETag（随复核变化）。"
+)
+
+
+@router.get(
+    "/api/maps/queue.json",
+    summary="总览地图的复核清单（分页）",
+    description=QUEUE_DESCRIPTION,
+    response_class=Response,
+    responses=STATIC_JSON,
+)
+def overview_queue(
+    user: CurrentUser,
+    request: Request,
+    data: RunDep,
+    store: StoreDep,
+    basemap: BasemapQ = "none",
+    kind: KindQ = "",
+    state: StateQ = "",
+    sev: SevQ = "",
+    offset: OffsetQ = 0,
+    limit: LimitQ = 200,
+    after: AfterQ = None,
+) -> Response:
+    q = QueueQuery(kind, state, sev, offset, limit, after)
+    return _queue(request, data, store, MapScope.overview(user), basemap, q)
 
 
 @router.get(
@@ -427,6 +496,31 @@ def park_changes(park: str, user: CurrentUser, request: Request, data: RunDep, b
 )
 def park_states(park: str, user: CurrentUser, request: Request, data: RunDep, store: StoreDep) -> Response:
     return _states(request, data, store, _park_scope(request, user, data, park))
+
+
+@router.get(
+    "/api/maps/{park:path}/queue.json",
+    summary="园区的复核清单（分页）",
+    description=QUEUE_DESCRIPTION,
+    response_class=Response,
+    responses={**STATIC_JSON, **PARK_REFUSALS},
+)
+def park_queue(
+    park: str,
+    user: CurrentUser,
+    request: Request,
+    data: RunDep,
+    store: StoreDep,
+    basemap: BasemapQ = "none",
+    kind: KindQ = "",
+    state: StateQ = "",
+    sev: SevQ = "",
+    offset: OffsetQ = 0,
+    limit: LimitQ = 200,
+    after: AfterQ = None,
+) -> Response:
+    q = QueueQuery(kind, state, sev, offset, limit, after)
+    return _queue(request, data, store, _park_scope(request, user, data, park), basemap, q)
 
 
 @router.get(
