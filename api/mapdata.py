@@ -40,6 +40,7 @@ from geo_eval.errors import GeoEvalError
 from geo_eval.io.dataset import read_dataset_spec
 from geo_eval.io.runtiles import with_gids
 from geo_eval.landuse.renewal import closed_outlines
+from geo_eval.maps import outlines
 from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import NotFoundError, Store, User
 
@@ -48,14 +49,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 TILE_CACHE_BYTES = 64 * 1024 * 1024
 """Encoded vector tiles kept in memory (per app), keyed by run, scope, basemap and z/x/y."""
-OUTLINE_CLOSING_M = 40.0
-"""A park outline made from its parcels is closed over roads narrower than this (metres)."""
-OUTLINE_TOLERANCE_M = 2.0
 BLOCK_TOLERANCE_M = 2.0
 """Drawn block outlines are simplified by this much (metres): a tenth of a pixel at zoom 14."""
 BLOCK_MARGIN_M = 6.0
 """A renewal block is drawn this far outside its members, so its outline shows beside theirs."""
 PARK_NAME_COLUMNS = ("park", "园区", "name", "名称")
+BLOCKS_IN_BOX_MAX = 2000
+"""The most renewal blocks one ``blocks.json`` answer draws (a view at zoom 13 holds a few hundred)."""
 ETAG_VERSION = "3"
 """Bumped when what the map routes answer changes shape, so browsers drop their copies."""
 WHOLE_SOURCE_MAX = 100_000
@@ -148,6 +148,8 @@ class MapCaches:
     tile_sources: MapCache
     tiles: MapCache
     other: MapCache
+    whole_max: int | None = None
+    """:data:`WHOLE_SOURCE_MAX` as the service's settings set it (``GEO_EVAL_MAP_PROVINCE_PARCELS``)."""
 
 
 _caches_lock = threading.Lock()
@@ -166,6 +168,7 @@ def map_caches(request: Request) -> MapCaches:
                     tile_sources=MapCache(6),
                     tiles=MapCache(100_000, max_bytes=TILE_CACHE_BYTES),
                     other=MapCache(64),
+                    whole_max=getattr(getattr(state, "settings", None), "map_province_parcels", None),
                 )
                 state.map_caches = caches
     return caches
@@ -232,6 +235,20 @@ class MapScope:
 def scope_parcels(data: RunData, scope: MapScope) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     pos = scope.positions(data)
     return pos, data.parcel_frame(pos)
+
+
+def scope_extent(data: RunData, positions: np.ndarray) -> tuple[float, float, float, float]:
+    """``(west, south, east, north)`` of some parcel rows (lon/lat), from their stored bounds: no geometry made."""
+    cols = data.parcel_geometries.columns
+    part = cols if len(positions) == cols.shape[1] else cols[:, positions]  # every row: min and max need no order
+    if not part.shape[1] or np.isnan(part[0]).all():
+        return (np.nan, np.nan, np.nan, np.nan)
+    return (
+        float(np.nanmin(part[0])),
+        float(np.nanmin(part[1])),
+        float(np.nanmax(part[2])),
+        float(np.nanmax(part[3])),
+    )
 
 
 def scope_flags(data: RunData, scope: MapScope) -> pd.DataFrame:
@@ -305,45 +322,11 @@ def _read_parks(path: Path) -> gpd.GeoDataFrame | None:
     return gpd.GeoDataFrame({"park": gdf[name].astype(str)}, geometry=gdf.geometry.to_numpy(), crs=WGS84)
 
 
-def parcels_union(geoms: np.ndarray) -> Any:
-    """The union of parcels: GEOS' coverage union when they tile without overlapping, as a cadastre does
-    (20,000 parcels in 0.035 s instead of 0.9 s), checked afterwards (valid, and as large as the parcels
-    together); the general union otherwise.
-
-    >>> a, b, c = shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1), shapely.box(0.5, 0, 1.5, 1)
-    >>> parcels_union(np.array([a, b])).area, parcels_union(np.array([a, b, c])).area
-    (2.0, 2.0)
-    """
-    polygonal = geoms[np.isin(shapely.get_type_id(geoms), (3, 6))]
-    if len(polygonal) == len(geoms):
-        union = shapely.coverage_union_all(polygonal)
-        total = float(shapely.area(polygonal).sum())
-        if shapely.is_valid(union) and abs(union.area - total) <= 1e-9 * max(total, 1.0):
-            return union
-    return shapely.union_all(geoms)
-
-
 def _union_outline(data: RunData, park: str) -> Any:
-    """A park's parcels united and closed over the roads between them (drawn, never measured)."""
+    """A park's outline from its parcels (:mod:`geo_eval.maps.outlines`), or None."""
     rows = data.parcel_frame(data.parcel_rows(frozenset([park])))
-    rows = rows.loc[rows.geometry.notna() & ~rows.geometry.is_empty]
-    if not len(rows):
-        return None
-    metric = _metric_crs(data)
-    plane = rows.to_crs(metric) if metric else rows.to_crs(rows.estimate_utm_crs())
-    union = parcels_union(shapely.make_valid(np.asarray(plane.geometry.array, dtype=object)))
-    half = OUTLINE_CLOSING_M / 2
-    closed = shapely.buffer(shapely.buffer(union, half, quad_segs=4), -half, quad_segs=4)
-    outline = _without_holes(shapely.union(closed, union))
-    outline = shapely.simplify(outline, OUTLINE_TOLERANCE_M, preserve_topology=True)
-    return gpd.GeoSeries([outline], crs=plane.crs).to_crs(WGS84).iloc[0]
-
-
-def _without_holes(geom: Any) -> Any:
-    """The outer rings of a (multi)polygon: a park's outline, not the courtyards inside it."""
-    parts = np.asarray(shapely.get_parts(geom), dtype=object)
-    shells = shapely.polygons(shapely.get_exterior_ring(parts))
-    return shapely.union_all(shells)
+    found = outlines.park_outlines(rows, _metric_crs(data))
+    return found.geometry.iloc[0] if len(found) else None
 
 
 def park_outlines(data: RunData, settings: Settings, caches: MapCaches, scope: MapScope) -> gpd.GeoDataFrame | None:
@@ -354,6 +337,7 @@ def park_outlines(data: RunData, settings: Settings, caches: MapCaches, scope: M
         return None if path is None else _read_parks(path)
 
     layer = caches.other.get(data, ("parks-layer",), build_all)
+    stored = data.stored_park_outlines
     names, geoms = [], []
     for park in scope.park_names(data):
         geom = None
@@ -361,7 +345,10 @@ def park_outlines(data: RunData, settings: Settings, caches: MapCaches, scope: M
             hit = layer.loc[layer["park"] == park]
             if len(hit):
                 geom = shapely.union_all(np.asarray(hit.geometry.array, dtype=object))
-        if geom is None:
+        if geom is None and stored is not None:  # made when the run's columnar copy was written
+            hit = stored.loc[stored["park"] == park]
+            geom = hit.geometry.iloc[0] if len(hit) else None
+        elif geom is None:
             geom = caches.other.get(data, ("park-union", park), functools.partial(_union_outline, data, park))
         if geom is not None and not shapely.is_empty(geom):
             names.append(park)
@@ -407,17 +394,49 @@ def closed_blocks(
             blocks = data.blocks.loc[data.blocks_within(frozenset(shown[0].parks))]
         else:
             blocks = scope_blocks(data.blocks, shown[1], shown[0])
-        metric = _metric_crs(data)
-        if blocks is None or not len(blocks) or not metric:
-            return blocks
-        plane = blocks.to_crs(metric)
-        outline = shapely.buffer(
-            np.asarray(closed_outlines(plane).array, dtype=object), BLOCK_MARGIN_M, join_style="mitre"
-        )
-        outline = shapely.simplify(outline, BLOCK_TOLERANCE_M, preserve_topology=True)
-        return plane.set_geometry(gpd.GeoSeries(outline, index=plane.index, crs=plane.crs)).to_crs(WGS84)
+        return _closed(data, blocks)
 
     return caches.other.get(data, ("closed-blocks", None if shown is None else shown[0].key), build)
+
+
+def _closed(data: RunData, blocks: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """Blocks (EPSG:4326) with outlines closed and drawn outside their members, as :func:`closed_blocks` says."""
+    metric = _metric_crs(data)
+    if blocks is None or not len(blocks) or not metric:
+        return blocks
+    plane = blocks.to_crs(metric)
+    outline = shapely.buffer(np.asarray(closed_outlines(plane).array, dtype=object), BLOCK_MARGIN_M, join_style="mitre")
+    outline = shapely.simplify(outline, BLOCK_TOLERANCE_M, preserve_topology=True)
+    return plane.set_geometry(gpd.GeoSeries(outline, index=plane.index, crs=plane.crs)).to_crs(WGS84)
+
+
+def blocks_in_box(
+    data: RunData, caches: MapCaches, scope: MapScope, box: tuple[float, float, float, float], basemap: str
+) -> bytes:
+    """The renewal blocks a map may show (:func:`scope_blocks`) whose box meets ``box`` (map coordinates), as
+    the GeoJSON the page draws (outlines closed, popup cells), at most :data:`BLOCKS_IN_BOX_MAX` of them
+    (``truncated`` then says so): a province's overview loads the blocks of its view, not all of them."""
+    gcj = display_kind(basemap) == "gaode"
+    empty = {"type": "FeatureCollection", "features": [], "truncated": False}
+    blocks = data.blocks
+    if blocks is None or not len(blocks):
+        return _json_bytes(empty)
+    geoms = blocks.geometry.array
+    bounds: np.ndarray = caches.other.get(data, ("block-bounds",), lambda: shapely.bounds(np.asarray(geoms)))
+    slack = GCJ02_SLACK_DEG if gcj else 0.0  # blocks are kept unshifted; a 高德 view is shifted by up to ~700 m
+    west, south, east, north = box
+    hit = (bounds[:, 0] <= east + slack) & (bounds[:, 2] >= west - slack)
+    hit &= (bounds[:, 1] <= north + slack) & (bounds[:, 3] >= south - slack)
+    if scope.parks is not None:
+        if data.block_parks is None:  # blocks that do not name their parcels: only on the overview of all
+            return _json_bytes(empty)
+        parks = frozenset(scope.parks)
+        hit &= caches.other.get(data, ("blocks-within", scope.key), lambda: data.blocks_within(parks))
+    if "kind" in blocks.columns:
+        hit &= (blocks["kind"] == "连片改造区块").to_numpy(dtype=bool)
+    picked = np.flatnonzero(hit)
+    doc = maps.blocks_geojson(_closed(data, blocks.iloc[picked[:BLOCKS_IN_BOX_MAX]]), None, gcj=gcj)
+    return _json_bytes({**(doc or empty), "truncated": bool(len(picked) > BLOCKS_IN_BOX_MAX)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,9 +464,10 @@ def _json_bytes(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def is_large(data: RunData, scope: MapScope) -> bool:
-    """Whether a map has more parcels than :data:`WHOLE_SOURCE_MAX`."""
-    return len(scope.positions(data)) > WHOLE_SOURCE_MAX
+def is_large(data: RunData, scope: MapScope, caches: MapCaches) -> bool:
+    """Whether a map has more parcels than :data:`WHOLE_SOURCE_MAX` (or the service's setting of it)."""
+    limit = WHOLE_SOURCE_MAX if caches.whole_max is None else caches.whole_max
+    return len(scope.positions(data)) > limit
 
 
 def partial_source(data: RunData, positions: np.ndarray, basemap: str) -> gpd.GeoDataFrame:
@@ -483,7 +503,7 @@ def flag_rows(data: RunData, caches: MapCaches, scope: MapScope, basemap: str) -
     kind = display_kind(basemap)
 
     def build() -> bytes:
-        if is_large(data, scope):  # the flagged parcels only
+        if is_large(data, scope, caches):  # the flagged parcels only
             flagged = data.flags["parcel_pos"].to_numpy(dtype=np.int64)[scope.flag_mask(data)]
             src = partial_source(data, flagged[flagged >= 0], basemap)
         else:
@@ -516,10 +536,10 @@ def parcel_changes(data: RunData, caches: MapCaches, scope: MapScope, basemap: s
     """The 分类变化 key of every parcel of a scope as JSON ``{parcel_id: key}`` (for the tile-mode colouring)."""
 
     def build() -> bytes:
-        if is_large(data, scope):  # from the parcels' attributes: no geometry is needed
+        if is_large(data, scope, caches):  # from the parcels' attributes: no geometry is needed
             pos = scope.positions(data)
             table = data.parcel_table.iloc[pos]
-            attrs = maps.parcel_attributes(table, enterprises=enterprise_names(data))
+            attrs = maps.legend_attributes(table, enterprises=enterprise_names(data))
             keys = attrs["change"].astype(str)
             return _json_bytes(
                 {"run_id": data.run_id, "changes": dict(zip(attrs.index.astype(str), keys, strict=True))}

@@ -10,6 +10,7 @@ once per review version (the store's latest audit id), from the few reviewed fla
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +78,7 @@ def queue_order(data: RunData, caches: MapCaches, scope: MapScope) -> QueueOrder
     return caches.other.get(data, ("queue-order", scope.key), build)
 
 
-def queue_states(order: QueueOrder, reviews: dict[str, str]) -> np.ndarray:
+def queue_states(order: QueueOrder, reviews: Mapping[str, str]) -> np.ndarray:
     """Each flag's state (an index into :data:`STATUS_ORDER`), from the reviewed flags' states (flag id →
     state); a flag never reviewed is 待复核."""
     states = np.full(len(order.ids), PENDING, dtype=np.int8)

@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - Windows: the workers may then each wri
 
 log = logging.getLogger(__name__)
 
-FORMAT = 10
+FORMAT = 11
 """Bumped when the files of a copy change; older copies are then ignored."""
 GEOMETRY = "geometry"
 """Column of the parcels' file holding each geometry as WKB."""
@@ -77,6 +77,8 @@ class Columns:
     :func:`api.rundata.records` of the parcels; a page of parcels appends each one's flags and closes it)."""
     block_parks: pa.Array | None = None
     """Per renewal block, the parks of its parcels (:attr:`api.rundata.RunData.block_parks`)."""
+    park_outlines: gpd.GeoDataFrame | None = None
+    """Each park's outline made from its parcels (EPSG:4326; :mod:`geo_eval.maps.outlines`)."""
     search: dict[str, pa.Array] = field(default_factory=dict)
     """Basemap kind → the JSON text of each parcel row's row of the map's search index (empty for a parcel
     without one), so that a park's index is cut from the run's instead of made on its first request."""
@@ -188,10 +190,14 @@ def _write_frames(tmp: Path, c: Columns) -> None:
         _write_table(pa.table({"parks": c.block_parks}), tmp / "block_parks.arrow")
     for kind, rows in c.search.items():
         _write_table(pa.table({"row": rows}), tmp / f"search.{kind}.arrow")
+    if c.park_outlines is not None:
+        _write_geo(tmp / "park_outlines.arrow", c.park_outlines)
     about = {"format": FORMAT, "rows": len(c.parcels), "manifest": c.manifest}
     about["search"] = sorted(c.search)
     if c.blocks is not None:
         about["blocks_crs"] = _crs(c.blocks)
+    if c.park_outlines is not None:
+        about["park_outlines_crs"] = _crs(c.park_outlines)
     (tmp / "frames.json").write_text(json.dumps(about, ensure_ascii=False), encoding="utf-8")
 
 
@@ -323,6 +329,7 @@ def read_copy(source: Path) -> Columns | None:
             return None
         policies = source / "policies.csv"
         blocks = source / "blocks.arrow"
+        outlines = source / "park_outlines.arrow"
         flags = _read_arrow(source / "flags.arrow")
         return Columns(
             manifest=about["manifest"],
@@ -343,6 +350,7 @@ def read_copy(source: Path) -> Columns | None:
                 if (source / "block_parks.arrow").is_file()
                 else None
             ),
+            park_outlines=_read_geo(outlines, about.get("park_outlines_crs")) if outlines.is_file() else None,
             search={
                 kind: _one_chunk(_mapped(source / f"search.{kind}.arrow").column("row"))
                 for kind in about.get("search", [])

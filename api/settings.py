@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     map_tile_threshold: int | None = Field(
         default=None, ge=0, description="地块数超过此值时地图以矢量瓦片显示（默认 5000）"
     )
+    map_province_parcels: int = Field(
+        default=100_000,
+        ge=0,
+        description="地图的地块数超过此值时（省级总览）按大地图处理：复核清单由服务分页计数，连片区块按视野加载，"
+        "页面不含地块几何",
+    )
     parks_layer: Path | None = Field(default=None, description="园区边界图层（GeoPackage，含“园区”或 park 字段）")
     review_poll_s: float = Field(
         default=10.0, gt=0, le=30, description="地图页面询问复核状态的间隔（秒；其他复核人员的决定最迟在此间隔后显示）"

@@ -28,12 +28,12 @@ from fastapi.testclient import TestClient
 from shapely.geometry import Point, box, shape
 
 from api.app import create_app
-from api.mapdata import OUTLINE_CLOSING_M
 from api.routes.maps import MVT_TYPE, NO_TIANDITU_KEY
 from api.settings import Settings
 from geo_eval import maps
 from geo_eval.io.run import run
 from geo_eval.landuse.flags import rule_label
+from geo_eval.maps.outlines import OUTLINE_CLOSING_M
 from geo_eval.maps.tiles import lonlat_to_tile
 from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import ROLE_LABELS, open_store, run_record_from_out_dir

@@ -8,6 +8,7 @@ through the real review route, on the sample park's 2025 run.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 from urllib.parse import quote
@@ -159,3 +160,40 @@ def test_the_answer_changes_with_a_review_and_is_304_while_nothing_changes(serve
     assert r.status_code == 200, r.text
     after = client.get("/api/maps/queue.json?limit=1", headers={**h, "If-None-Match": first.headers["etag"]})
     assert after.status_code == 200 and after.json()["counts"] != first.json()["counts"]
+
+
+def page_blocks(client: TestClient, token: str, path: str) -> dict:
+    r = client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    found = re.findall(r'<script type="application/json" id="ge-config">(.*?)</script>', r.text, re.S)
+    return json.loads(found[0])["blocks"]
+
+
+def test_the_blocks_of_a_box_are_those_the_page_draws(served) -> None:
+    client, tokens, _ = served
+    park = "海滨高新技术产业园"
+    drawn = page_blocks(client, tokens["rev"], f"/maps/{quote(park, safe='')}")
+    assert drawn and len(drawn["features"]) >= 2
+    everywhere = get(client, tokens["com"], f"/api/maps/{quote(park, safe='')}/blocks.json", bbox="100,20,130,45")
+    assert not everywhere["truncated"]
+    assert everywhere["features"] == drawn["features"]  # outlines, ids and popup cells alike
+    # a box around one block: that block (and its neighbours within the box), not the others
+    first = drawn["features"][0]
+    xs = (
+        [x for ring in first["geometry"]["coordinates"] for x, _ in ring]
+        if first["geometry"]["type"] == "Polygon"
+        else []
+    )
+    ys = [y for ring in first["geometry"]["coordinates"] for _, y in ring] if xs else []
+    assert xs, first["geometry"]["type"]
+    box = f"{min(xs)},{min(ys)},{max(xs)},{max(ys)}"
+    near = get(client, tokens["rev"], "/api/maps/blocks.json", bbox=box)
+    ids = {f["properties"]["id"] for f in near["features"]}
+    assert first["properties"]["id"] in ids and len(ids) < len(
+        get(client, tokens["rev"], "/api/maps/blocks.json", bbox="100,20,130,45")["features"]
+    )
+    # a committee never gets a block of another park, wherever it looks
+    own = get(client, tokens["com"], "/api/maps/blocks.json", bbox="100,20,130,45")
+    assert {f["properties"]["id"] for f in own["features"]} == {f["properties"]["id"] for f in drawn["features"]}
+    bad = client.get("/api/maps/blocks.json?bbox=1,2,3", headers={"Authorization": f"Bearer {tokens['rev']}"})
+    assert bad.status_code == 422 and "bbox" in bad.json()["detail"]

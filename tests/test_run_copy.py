@@ -304,7 +304,8 @@ def test_a_province_overview_makes_only_the_parcels_it_needs(run, tmp_path, monk
     biggest = max(len(data.parcel_rows(frozenset([p]))) for p in data.parks)
     monkeypatch.setattr(mapdata, "WHOLE_SOURCE_MAX", biggest)  # every park's map as before, the overview "large"
     part = fresh_caches()
-    assert mapdata.is_large(data, scope) and not any(mapdata.is_large(data, MapScope.of_park(p)) for p in data.parks)
+    assert mapdata.is_large(data, scope, part)
+    assert not any(mapdata.is_large(data, MapScope.of_park(p), part) for p in data.parks)
     assert (flag_rows(data, part, scope, basemap), parcel_changes(data, part, scope, basemap)) == expected
     assert json.loads(expected[0])["rows"] and len(json.loads(expected[1])["changes"]) == len(src) == 790
     flagged = sorted(set(data.flags["parcel_id"]))

@@ -7,6 +7,7 @@
 ``GET /api/maps/{park}/flags.json``                         the review list: one row per flag
 ``GET /api/maps/{park}/reviews.json``                       review states (flag id → state), polled
 ``GET /api/maps/{park}/queue.json``                         the review list a page at a time, with counts
+``GET /api/maps/{park}/blocks.json?bbox=``                  the renewal blocks in a box (a province's view)
 ``GET /api/maps/{park}/parcel.json?id=`` / ``?lon=&lat=``   one parcel's popup (by code or by a point)
 =========================================================  ============================================
 
@@ -29,8 +30,10 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import CurrentUser, RunCacheDep, RunDep, SelectedRun, StoreDep, ensure_park
 from api.errors import InvalidQuery, NotFound
+from api.geojson import BBOX_HELP, parse_bbox
 from api.mapdata import (
     MapScope,
+    blocks_in_box,
     display_kind,
     enterprise_names,
     etag_matches,
@@ -301,6 +304,23 @@ def _queue(request: Request, data: RunData, store: Store, scope: MapScope, basem
     return cached_answer(request, etag, build, JSON_TYPE, cache_control="private, no-cache")
 
 
+BoxQ = Annotated[str, Query(description=BBOX_HELP + "（地图坐标：高德底图时为 GCJ-02）", max_length=200)]
+
+
+def _blocks(request: Request, data: RunData, scope: MapScope, basemap: str, bbox: str) -> Response:
+    try:
+        box = parse_bbox(bbox)
+    except ValueError as exc:
+        raise InvalidQuery(str(exc)) from None
+    if box is None:
+        raise InvalidQuery("请给出范围 bbox：minx,miny,maxx,maxy（经度在前）")
+    kind = display_kind(basemap)
+    etag = run_etag(data, "blocks", scope.key, kind, box)
+    return cached_answer(
+        request, etag, lambda: blocks_in_box(data, map_caches(request), scope, box, basemap), JSON_TYPE
+    )
+
+
 LonQ = Annotated[float | None, Query(description="经度（地图坐标）", ge=-180, le=180)]
 LatQ = Annotated[float | None, Query(description="纬度（地图坐标）", ge=-90, le=90)]
 IdQ = Annotated[str | None, Query(description="宗地代码", max_length=200)]
@@ -315,7 +335,9 @@ def _parcel(
     lon: float | None,
     lat: float | None,
 ) -> Response:
-    if is_large(data, scope):  # a province's overview: only the parcels around the point, or the one named
+    if is_large(
+        data, scope, map_caches(request)
+    ):  # a province's overview: only the parcels around the point, or the one named
         if pid is not None:
             src = parcel_by_id(data, scope, basemap, pid)
         elif lon is not None and lat is not None:
@@ -435,6 +457,26 @@ def overview_queue(
     return _queue(request, data, store, MapScope.overview(user), basemap, q)
 
 
+BLOCKS_DESCRIPTION = (
+    "范围 bbox 内的连片改造区块（GeoJSON，地图坐标；轮廓已闭合成片，`properties.v` 为已转义的弹窗各行），"
+    "供省级总览等大地图在放大后按视野加载；至多 2000 个（`truncated` 为 true 时表示还有更多，请放大）。"
+    "园区管委会只得到全部宗地都在本园区的区块。"
+)
+
+
+@router.get(
+    "/api/maps/blocks.json",
+    summary="总览地图视野内的连片改造区块",
+    description=BLOCKS_DESCRIPTION,
+    response_class=Response,
+    responses=STATIC_JSON,
+)
+def overview_blocks(
+    user: CurrentUser, request: Request, data: RunDep, bbox: BoxQ, basemap: BasemapQ = "none"
+) -> Response:
+    return _blocks(request, data, MapScope.overview(user), basemap, bbox)
+
+
 @router.get(
     "/api/maps/parcel.json",
     summary="总览地图上一宗地的弹窗内容",
@@ -521,6 +563,19 @@ def park_queue(
 ) -> Response:
     q = QueueQuery(kind, state, sev, offset, limit, after)
     return _queue(request, data, store, _park_scope(request, user, data, park), basemap, q)
+
+
+@router.get(
+    "/api/maps/{park:path}/blocks.json",
+    summary="园区地图视野内的连片改造区块",
+    description=BLOCKS_DESCRIPTION,
+    response_class=Response,
+    responses={**STATIC_JSON, **PARK_REFUSALS},
+)
+def park_blocks(
+    park: str, user: CurrentUser, request: Request, data: RunDep, bbox: BoxQ, basemap: BasemapQ = "none"
+) -> Response:
+    return _blocks(request, data, _park_scope(request, user, data, park), basemap, bbox)
 
 
 @router.get(

@@ -25,6 +25,7 @@ from collections import Counter
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
+import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -36,8 +37,10 @@ from api.mapdata import (
     closed_blocks,
     display_kind,
     enterprise_names,
+    is_large,
     map_caches,
     park_outlines,
+    scope_extent,
     scope_parcels,
 )
 from api.rundata import RunData
@@ -113,6 +116,8 @@ def service_urls(data: RunData, scope: MapScope, basemap: str) -> dict[str, str]
     park = {"park": scope.park}
     return {
         "flags": _url(f"{base}/flags.json", **shown),
+        "queue": _url(f"{base}/queue.json", **shown),
+        "blocks": _url(f"{base}/blocks.json", **shown),
         "changes": _url(f"{base}/changes.json", **shown),
         "states": _url(f"{base}/reviews.json", **run),
         "parcel": _url(f"{base}/parcel.json", **shown),
@@ -144,14 +149,24 @@ def _build_page(
 ) -> tuple[str, str]:
     caches = map_caches(request)
     prebuilt = _archived(request, data, basemap)
-    _, parcels = scope_parcels(data, scope)
-    flags = data.flags.loc[scope.flag_mask(data)].drop(columns=["parcel_pos"])
     title = "园区总览" if scope.park is None else scope.park
     search = _url(f"{_api_base(scope)}/search.json", run=data.run_id, basemap=None if basemap == "none" else basemap)
+    urls = service_urls(data, scope, basemap)
+    if is_large(data, scope, caches):  # a province: attributes only; the list, blocks and popups come from the service
+        pos = scope.positions(data)
+        parcels: pd.DataFrame = data.parcel_table.iloc[pos]
+        flags, blocks, extent = None, None, scope_extent(data, pos)
+    else:
+        parcels = scope_parcels(data, scope)[1]
+        flags = data.flags.loc[scope.flag_mask(data)].drop(columns=["parcel_pos"])
+        blocks, extent = closed_blocks(data, caches, scope, parcels), None
+        urls.pop("queue")
+        urls.pop("blocks")
     page = maps.park_map_html(
         parcels,
         flags=flags,
-        blocks=closed_blocks(data, caches, scope, parcels),
+        blocks=blocks,
+        extent=extent,
         parks=park_outlines(data, settings, caches, scope),
         enterprises=enterprise_names(data),
         color_by=color_by,
@@ -170,7 +185,8 @@ def _build_page(
             "run": {"id": data.run_id, "year": data.record.year, "scheme": data.record.scheme_title},
             "park": scope.park,
             "poll": settings.review_poll_s,
-            "urls": service_urls(data, scope, basemap),
+            "urls": urls,
+            "reviewList": "paged" if "queue" in urls else "whole",
         },
     )
     return page, map_csp(page)

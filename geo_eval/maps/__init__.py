@@ -60,7 +60,15 @@ from geo_eval.maps.attributes import (
     tile_source,
     to_display,
 )
-from geo_eval.maps.page import MAX_ZOOM, TILE_THRESHOLD, map_config, park_map, park_map_html, script_json
+from geo_eval.maps.page import (
+    MAX_ZOOM,
+    TILE_THRESHOLD,
+    blocks_geojson,
+    map_config,
+    park_map,
+    park_map_html,
+    script_json,
+)
 from geo_eval.maps.styles import (
     FLAG_KIND_LABELS,
     FLAG_STATUS_LABELS,
@@ -96,6 +104,7 @@ __all__ = [
     "VECTORGRID_JS",
     "VENDOR_ASSETS",
     "VENDOR_FILES",
+    "blocks_geojson",
     "flag_index",
     "grade_mix_words",
     "legend_attributes",

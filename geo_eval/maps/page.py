@@ -47,6 +47,7 @@ from geo_eval.maps.attributes import (
     to_display,
     tooltip_text,
 )
+from geo_eval.maps.gcj02 import wgs84_to_gcj02
 from geo_eval.maps.styles import (
     BACKGROUND,
     BLOCK_STYLE,
@@ -201,12 +202,12 @@ def _parcel_features(shown: gpd.GeoDataFrame, attrs: pd.DataFrame) -> str:
     return feature_collection(np.asarray(shown.geometry.array, dtype=object), props)
 
 
-def _blocks_data(blocks: gpd.GeoDataFrame | None, ids: pd.Index, gcj: bool) -> Any:
-    """The 连片改造区块 that contain a parcel of the map, as GeoJSON with popup cells."""
+def blocks_geojson(blocks: gpd.GeoDataFrame | None, ids: pd.Index | None, *, gcj: bool) -> Any:
+    """The 连片改造区块 (that contain a parcel of ``ids``, when given) as GeoJSON with popup cells."""
     if blocks is None or not len(blocks):
         return None
     b = blocks.loc[blocks["kind"] == "连片改造区块"] if "kind" in blocks.columns else blocks
-    if "parcel_ids" in b.columns:
+    if ids is not None and "parcel_ids" in b.columns:
         shown_ids = set(ids)
         b = b.loc[[bool(shown_ids.intersection(p.strip() for p in text(v).split(";"))) for v in b["parcel_ids"]]]
     if not len(b):
@@ -232,8 +233,18 @@ def _parks_data(parks: gpd.GeoDataFrame | None, gcj: bool) -> Any:
     return json.loads(feature_collection(np.asarray(shown.geometry.array, dtype=object), props))
 
 
-def _bounds(shown: gpd.GeoDataFrame, parks: Any) -> list[list[float]] | None:
-    geoms = list(np.asarray(shown.geometry.array, dtype=object))
+def _extent_bounds(extent: Sequence[float], gcj: bool) -> list[list[float]] | None:
+    """``[[south, west], [north, east]]`` of a lon/lat box (shifted to GCJ-02 on a 高德 map)."""
+    west, south, east, north = (float(v) for v in extent)
+    if not np.all(np.isfinite([west, south, east, north])):
+        return None
+    if gcj:
+        (west, east), (south, north) = wgs84_to_gcj02(np.array([west, east]), np.array([south, north]))
+    return [[round(float(south), 6), round(float(west), 6)], [round(float(north), 6), round(float(east), 6)]]
+
+
+def _bounds(shown: pd.DataFrame, parks: Any) -> list[list[float]] | None:
+    geoms = list(np.asarray(shown.geometry.array, dtype=object)) if isinstance(shown, gpd.GeoDataFrame) else []
     if parks:
         geoms += [shapely.from_geojson(json.dumps(f["geometry"])) for f in parks["features"]]
     if not geoms:
@@ -305,12 +316,14 @@ def map_config(
     title: str,
     service: Mapping[str, Any] | None,
     attribution: str,
+    extent: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Everything the page's script needs, as JSON-ready data (parcel features as a placeholder)."""
     gcj = basemap == "gaode"
     a = attrs.reindex(parcel_ids(shown))
     parks_data = _parks_data(parks, gcj)
     inline_flags = _inline_flags(flags, service)
+    bounds = _extent_bounds(extent, gcj) if extent is not None else _bounds(shown, parks_data)
     return {
         "title": title,
         "colorBy": color_by,
@@ -318,7 +331,7 @@ def map_config(
         "attribution": attribution,
         "maxZoom": MAX_ZOOM,
         "background": BACKGROUND,
-        "bounds": _bounds(shown, parks_data),
+        "bounds": bounds,
         "grades": grade_legend(a["grade"]),
         "otherColour": OTHER_GRADE_COLOUR,
         "tax": tax_legend(a["tax_per_mu"].to_numpy(dtype=float), tax_bins),
@@ -336,7 +349,7 @@ def map_config(
         "parcels": tiles if tiles is not None else {"mode": "inline", "count": len(shown), "features": _FEATURES},
         "flagColumns": list(FLAG_INDEX_COLUMNS),
         "flagRows": flag_index(flags, shown, attrs) if inline_flags and flags is not None else None,
-        "blocks": _blocks_data(blocks, parcel_ids(shown), gcj),
+        "blocks": blocks_geojson(blocks, parcel_ids(shown), gcj=gcj),
         "parks": parks_data,
         "search": {
             "index": None if (tiles is not None and search_url) else search_index(shown, attributes=a, basemap="none"),
@@ -403,6 +416,7 @@ def park_map(
     title: str = "园区用地亩均效益评价图",
     service: Mapping[str, Any] | None = None,
     attribution: str = DEFAULT_ATTRIBUTION,
+    extent: Sequence[float] | None = None,
 ) -> folium.Map:
     """A Folium map of one park (or several) whose page script draws the layers from :func:`map_config`.
 
@@ -446,6 +460,10 @@ def park_map(
         read-only map whose review list is made from ``flags``.
     attribution
         The attribution line (the bureau that publishes the data).
+    extent
+        ``(west, south, east, north)`` of the parcels in EPSG:4326: then ``parcels`` may be their attributes
+        alone, without geometry (a province's overview, drawn from tiles: its legends are counted from the
+        attributes, and no geometry of a million parcels is made for a page that draws none).
     """
     import folium
     from branca.element import Figure
@@ -453,7 +471,9 @@ def park_map(
     _check_options(color_by, basemap, tianditu_key, search_url)
     tax_colours(tax_bins)  # refuse bad bins before any work
     gcj = basemap == "gaode"
-    shown = to_display(parcels, gcj02=gcj)
+    if not isinstance(parcels, gpd.GeoDataFrame) and extent is None:
+        raise ValueError("没有几何的地块表须给出其范围 extent（西、南、东、北，EPSG:4326）")
+    shown = to_display(parcels, gcj02=gcj) if isinstance(parcels, gpd.GeoDataFrame) else parcels
     flag_frame = None if flags is None else pd.DataFrame(flags)
     tiles = None
     if tile_threshold is not None and len(parcels) > tile_threshold:
@@ -469,6 +489,10 @@ def park_map(
             "detailZoom": TILE_DETAIL_ZOOM,
             "prebuilt": bool(tiles_prebuilt),
         }
+    if not isinstance(parcels, gpd.GeoDataFrame) and (tiles is None or not search_url):
+        raise ValueError(
+            "没有几何的地块表只能以矢量瓦片显示：须给出 tiles_url 与 search_url，且地块数超过 tile_threshold"
+        )
 
     if tiles is not None and search_url and not _inline_flags(flag_frame, service):
         attrs = legend_attributes(parcels, enterprises=enterprises)  # popups and search come from the service
@@ -491,6 +515,7 @@ def park_map(
         title=title,
         service=service,
         attribution=attribution,
+        extent=extent,
     )
     config["map"] = m.get_name()
     config["basemaps"] = _basemaps(m, basemap, tianditu_key)

@@ -2,7 +2,7 @@
 // print, sign-out), the legend, the search box, the buttons on the map (whole park, north arrow),
 // the metric scale and what a printed map carries (title, date, legend, scale, north arrow).
 
-import { stateSwatch } from "./layers.js";
+import { BLOCKS_MIN_ZOOM, stateSwatch } from "./layers.js";
 import { el, phone } from "./util.js";
 
 const COLOURINGS = [
@@ -141,12 +141,13 @@ export class Legend {
       cfg.tax.labels.forEach((label, i) => rows.push(el("div", {}, el("i", { style: `background:${cfg.tax.colours[i]}` }), label, el("span", { class: "ge-n" }, String(cfg.tax.counts[i])))));
       rows.push(el("div", {}, el("i", { style: `background:${cfg.tax.noData}` }), "无数据", el("span", { class: "ge-n" }, String(cfg.tax.noDataCount))));
     }
-    if (reviews.flags.length) {
+    if (reviews.anyFlags) {
       const counts = reviews.counts();
       rows.push(el("div", { class: "ge-legend-sub" }, "标记（按复核状态；一宗地显示最急的状态）"));
       for (const s of cfg.statusOrder) rows.push(el("div", {}, stateSwatch(cfg.flagStyles[s], 14), `标记·${cfg.statusLabels[s]}`, el("span", { class: "ge-n" }, `${counts[s]} 条`)));
     }
     if (cfg.blocks) rows.push(el("div", {}, el("i", { class: "ge-line", style: `border-top:4px dashed ${cfg.blockStyle.color}` }), "连片改造区块"));
+    else if (cfg.service?.urls?.blocks) rows.push(el("div", {}, el("i", { class: "ge-line", style: `border-top:4px dashed ${cfg.blockStyle.color}` }), `连片改造区块（${BLOCKS_MIN_ZOOM} 级及以上）`));
     if (cfg.parks) rows.push(el("div", {}, el("i", { class: "ge-line", style: `border-top:2.5px solid ${cfg.parkStyle.color}` }), "园区边界"));
     if (cfg.parcels.mode === "tiles") rows.push(el("div", { class: "ge-note" }, `地块以矢量瓦片显示：放大到 ${cfg.parcels.minZoom} 级及以上可见。`));
     this.body.replaceChildren(...rows);

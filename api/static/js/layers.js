@@ -100,6 +100,8 @@ export function stateSwatch(style, size = 16) {
 
 /** Zooms at which a run's pre-built tiles thin the parcels and show each flag as a dot (geo_eval/maps/archive.py). */
 const OVERVIEW_MAX_ZOOM = 12;
+/** A province's overview loads the renewal blocks of its view from this zoom on. */
+export const BLOCKS_MIN_ZOOM = 13;
 
 export class Layers {
   constructor(map, cfg, reviews, handlers) {
@@ -108,6 +110,7 @@ export class Layers {
     this.reviews = reviews;
     this.handlers = handlers; // {openParcel(id, latlng), clickEmpty(latlng)}
     this.tiles = cfg.parcels.mode === "tiles";
+    this.blocksUrl = cfg.blocks ? null : cfg.service?.urls?.blocks || null; // a province: blocks by view
     this.colorBy = cfg.colorBy;
     this.gradeColour = Object.fromEntries(cfg.grades.map(([key, colour]) => [key, colour]));
     this.changeColour = Object.fromEntries((cfg.changes || []).map(([key, colour]) => [key, colour]));
@@ -143,8 +146,8 @@ export class Layers {
     };
   }
 
-  flagStyle(parcelId) {
-    const state = this.reviews.parcelState(parcelId) || "pending";
+  flagStyle(parcelId, nFlags) {
+    const state = this.reviews.parcelState(parcelId, nFlags) || "pending";
     const s = this.cfg.flagStyles[state];
     const style = { stroke: true, color: s.color, weight: s.weight, dashArray: s.dashArray, opacity: 1 };
     if (!s.hatch) return { ...style, fill: false };
@@ -154,7 +157,7 @@ export class Layers {
 
   /** A flagged parcel below park zooms (layer "flagged" of a pre-built tile): a dot; several in one spot, a larger one. */
   flagPointStyle(p) {
-    const s = this.cfg.flagStyles[p.parcel_id ? this.reviews.parcelState(p.parcel_id) || "pending" : "pending"];
+    const s = this.cfg.flagStyles[p.parcel_id ? this.reviews.parcelState(p.parcel_id, p.n_flags) || "pending" : "pending"];
     const radius = p.n_parcels > 1 ? 2.2 : 1.5;
     return { radius, stroke: false, fill: true, fillColor: s.color, fillOpacity: 0.85 };
   }
@@ -164,9 +167,14 @@ export class Layers {
     this.overlays = {};
     if (this.tiles) this.buildTiles();
     else this.buildInline();
-    if (cfg.blocks) {
+    this.blockFeatures = cfg.blocks ? cfg.blocks.features : [];
+    if (cfg.blocks || this.blocksUrl) {
       this.blocks = L.geoJSON(cfg.blocks, { pane: "ge-blocks", interactive: false, style: () => ({ ...cfg.blockStyle }) });
       this.overlays["连片改造区块"] = this.blocks.addTo(this.map);
+    }
+    if (this.blocksUrl) {
+      this.map.on("moveend", () => this.loadBlocks());
+      this.loadBlocks();
     }
     if (cfg.parks) {
       this.parks = L.geoJSON(cfg.parks, { pane: "ge-parks", interactive: false, style: () => ({ ...cfg.parkStyle }) });
@@ -238,7 +246,7 @@ export class Layers {
       pane: "ge-flags",
       vectorTileLayerStyles: {
         // below park zooms a pre-built tile draws every flag as a dot (layer "flagged"), not as hatching
-        parcels: (p, z) => (p.n_flags && (z > OVERVIEW_MAX_ZOOM || !this.flagDots) ? this.flagStyle(p.parcel_id) : []),
+        parcels: (p, z) => (p.n_flags && (z > OVERVIEW_MAX_ZOOM || !this.flagDots) ? this.flagStyle(p.parcel_id, p.n_flags) : []),
         flagged: (p) => this.flagPointStyle(p),
       },
     });
@@ -255,7 +263,7 @@ export class Layers {
   /** Restyle the flagged parcels whose state may have changed. */
   restyle(parcelIds) {
     for (const id of parcelIds) {
-      if (this.tiles) this.flags.setFeatureStyle(id, { parcels: (p) => (p.n_flags ? this.flagStyle(p.parcel_id) : []) });
+      if (this.tiles) this.flags.setFeatureStyle(id, { parcels: (p) => (p.n_flags ? this.flagStyle(p.parcel_id, p.n_flags) : []) });
       else this.flagLayers.get(id)?.setStyle(this.flagStyle(id));
     }
   }
@@ -284,8 +292,35 @@ export class Layers {
 
   /** The renewal block under a point, if any (blocks are few: tested in the browser). */
   blockAt(latlng) {
-    if (!this.cfg.blocks) return null;
-    return this.cfg.blocks.features.find((f) => containsPoint(f.geometry, latlng.lng, latlng.lat)) || null;
+    return this.blockFeatures.find((f) => containsPoint(f.geometry, latlng.lng, latlng.lat)) || null;
+  }
+
+  /** A province's overview: the renewal blocks of the view (a little beyond it), from zoom BLOCKS_MIN_ZOOM on. */
+  async loadBlocks() {
+    if (this.map.getZoom() < BLOCKS_MIN_ZOOM) {
+      this.shownBox = null;
+      this.blockFeatures = [];
+      this.blocks.clearLayers();
+      return;
+    }
+    const view = this.map.getBounds();
+    if (this.shownBox && this.shownBox.contains(view)) return;
+    const box = view.pad(0.5);
+    const bbox = [box.getWest(), box.getSouth(), box.getEast(), box.getNorth()].map((v) => v.toFixed(6)).join(",");
+    const url = new URL(this.blocksUrl, location.origin);
+    url.searchParams.set("bbox", bbox);
+    const asked = (this.blocksAsked = url.search);
+    let body;
+    try {
+      ({ body } = await requestJSON(url.pathname + url.search));
+    } catch {
+      return; // the next move asks again
+    }
+    if (asked !== this.blocksAsked) return; // a later view's answer is on its way
+    this.shownBox = body.truncated ? null : box;
+    this.blockFeatures = body.features;
+    this.blocks.clearLayers();
+    this.blocks.addData(body);
   }
 
   onMapClick(e) {

@@ -153,6 +153,7 @@ class App {
     }
     try {
       const { body } = await requestJSON(url.pathname + url.search);
+      if (this.reviews.paged && body.flags) this.reviews.setParcelFlags(body.parcel_id, body.flags.columns, body.flags.rows);
       return { id: body.parcel_id, cells: body.cells, geometry: body.geometry, bounds: L.latLngBounds(body.bounds), point: L.latLng(body.point[1], body.point[0]) };
     } catch (err) {
       if (err.status === 404) return null;

@@ -1,10 +1,12 @@
 // The review panel (the reviewer's queue): the map's flags as a list, filterable by kind, state and
 // severity, sorted by severity then area; progress counters for the park (and per park on the
 // overview); "下一条" to the next unreviewed flag; downloads that follow the filters.
+// On a province's overview (a "paged" review list) the service filters, sorts, counts and pages the
+// list (queue.json): the panel asks for the rows it shows.
 
 import { stateSwatch } from "./layers.js";
 import { FlagBlock } from "./popup.js";
-import { el, num2, phone } from "./util.js";
+import { el, num2, phone, requestJSON, toast } from "./util.js";
 
 const PAGE = 200;
 
@@ -19,6 +21,10 @@ export class Panel {
     document.body.append(this.node);
     this.build();
     app.reviews.addEventListener("change", (e) => this.refresh(e.detail.parcels));
+    // a paged list learns a parcel's flags when its popup loads: the selected row's buttons then show
+    app.reviews.addEventListener("flags", (e) => {
+      if (this.block && this.block.parcelId === e.detail.parcel) this.block.render();
+    });
   }
 
   get open() {
@@ -108,17 +114,16 @@ export class Panel {
     return cfg.statusOrder.map((s) => el("span", { class: `ge-count ge-count-${s}` }, stateSwatch(cfg.flagStyles[s], 12), `${cfg.statusLabels[s]} ${counts[s]}`));
   }
 
-  refreshCounters() {
+  refreshCounters(parkCounts) {
     const { reviews, cfg } = this.app;
     this.counters.replaceChildren(...this.countLine(reviews.counts()));
-    const parks = [...new Set(reviews.flags.map((f) => f.park))].sort();
-    if (cfg.service?.park || parks.length < 2) {
+    const counted = parkCounts || [...new Set(reviews.flags.map((f) => f.park))].sort().map((park) => [park, reviews.counts(reviews.flags.filter((f) => f.park === park))]);
+    if (cfg.service?.park || counted.length < 2) {
       this.parkTable.replaceChildren();
       return;
     }
     const head = el("tr", {}, el("th", {}, "园区"), ...cfg.statusOrder.map((s) => el("th", {}, cfg.statusLabels[s])));
-    const rows = parks.map((park) => {
-      const c = reviews.counts(reviews.flags.filter((f) => f.park === park));
+    const rows = counted.map(([park, c]) => {
       const link = this.app.parkUrl(park);
       return el("tr", {}, el("td", {}, link ? el("a", { href: link }, park) : park), ...cfg.statusOrder.map((s) => el("td", {}, String(c[s]))));
     });
@@ -143,6 +148,10 @@ export class Panel {
   /** Redraw counters and list (``changed``: the parcels whose states changed, when known). */
   refresh(changed) {
     if (!this.open) return;
+    if (this.app.reviews.paged) {
+      this.refreshPaged(changed);
+      return;
+    }
     this.refreshCounters();
     this.refreshDownloads();
     // someone typing a comment in the selected flag's box keeps the box (and its focus) as it is
@@ -159,6 +168,58 @@ export class Panel {
   showMore() {
     this.shown += PAGE;
     this.refresh();
+  }
+
+  /** The service's answer for the list as filtered: ``extra`` adds or overrides query parameters. */
+  async ask(extra) {
+    const url = new URL(this.app.cfg.service.urls.queue, location.origin);
+    const params = { kind: this.filters.kind, state: this.filters.state, sev: this.filters.sev, limit: String(this.shown), ...extra };
+    for (const [key, value] of Object.entries(params)) if (value) url.searchParams.set(key, value);
+    const { body } = await requestJSON(url.pathname + url.search);
+    return body;
+  }
+
+  /** A paged list: counters, park table and the first ``shown`` rows, as the service answers. */
+  async refreshPaged(changed) {
+    const asked = (this.asking = (this.asking || 0) + 1);
+    let body;
+    try {
+      body = await this.ask({});
+    } catch (err) {
+      this.summary.textContent = `复核清单无法载入：${err.message}`;
+      return;
+    }
+    if (asked !== this.asking || !this.open) return; // a later request's answer is on its way
+    const { reviews } = this.app;
+    reviews.totals = body.counts;
+    this.refreshCounters(body.parks);
+    this.refreshDownloads();
+    if (this.block && this.block.node.contains(document.activeElement)) {
+      if (!changed || changed.has(this.block.parcelId)) this.block.render();
+      return;
+    }
+    const rows = reviews.fromRows(body.columns, body.rows);
+    this.summary.textContent = `符合筛选的标记 ${body.total} 条（按严重程度、面积排序；由服务分页）`;
+    this.list.replaceChildren(...rows.map((f) => this.row(f)));
+    this.more.hidden = body.total <= this.shown;
+  }
+
+  /** A paged list's next 待复核 flag after the selected one (the service looks it up). */
+  async nextPaged() {
+    const kindSev = { kind: this.filters.kind, sev: this.filters.sev };
+    const state = this.filters.state && this.filters.state !== "pending" ? null : "pending";
+    try {
+      let body = state ? await this.ask({ ...kindSev, state, after: this.selected || "", limit: "1" }) : null;
+      if (!body || !body.rows.length) body = await this.ask({ kind: "", sev: "", state: "pending", after: this.selected || "", limit: "1" });
+      const [f] = this.app.reviews.fromRows(body.columns, body.rows);
+      if (!f) {
+        this.summary.textContent = "没有待复核的标记了。";
+        return;
+      }
+      this.open_(f);
+    } catch (err) {
+      toast(err.message, "error");
+    }
   }
 
   /** The selected parcel's flags and buttons, kept across refreshes (its comment box keeps what was typed). */
@@ -198,6 +259,10 @@ export class Panel {
   /** The next 待复核 flag after the selected one in the list's order (wrapping round). */
   next() {
     const { reviews } = this.app;
+    if (reviews.paged) {
+      this.nextPaged();
+      return;
+    }
     const rows = this.matching();
     const pending = (f) => reviews.state(f.id).status === "pending";
     const start = rows.findIndex((f) => f.id === this.selected);
