@@ -96,6 +96,7 @@ class Server:
     flags: pd.DataFrame
     points: dict[str, tuple[float, float]]
     hostile_parcel: str
+    env: dict[str, str] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
 
     def api(self, who: str) -> httpx.Client:
@@ -171,7 +172,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         tokens[key] = cli(*args, env=env).splitlines()[-1]
     log = base / "server.log"
     with serving(env, log, args=["--log-level", "warning"], cwd=base) as url:
-        yield Server(url, tokens, out, log, flags, points, str(target["parcel_id"]))
+        yield Server(url, tokens, out, log, flags, points, str(target["parcel_id"]), env)
     text = log.read_text()
     assert "Traceback" not in text, text
     for token in tokens.values():
@@ -884,3 +885,115 @@ def test_the_runs_page_links_both_years(tab, server):
     rows.first.get_by_role("link", name="地图").click()
     wait_for_map(page)
     assert page.evaluate("geoEval.app.cfg.service.run.year") == 2025
+
+
+# --- a province's overview: the review list paged by the service -------------------------------------------
+PROVINCE_PARCELS = 300
+"""The sample's parks hold 247–283 parcels, its overview 790: above this, the overview is a province's."""
+
+
+@pytest.fixture(scope="module")
+def province(server, tmp_path_factory) -> Iterator[str]:
+    """A second service over the same data whose overview is "large" (GEO_EVAL_MAP_PROVINCE_PARCELS)."""
+    log = tmp_path_factory.mktemp("province") / "server.log"
+    env = {**server.env, "GEO_EVAL_MAP_PROVINCE_PARCELS": str(PROVINCE_PARCELS)}
+    with serving(env, log, args=["--log-level", "warning"]) as url:
+        yield url
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_province_overview_pages_its_review_list_loads_blocks_by_view_and_reviews(browser, server, province, request):
+    t = open_tab(browser, request.node.name, DESKTOP)
+    page = t.page
+    sign_in_page(t, province, USERS["rev"][0], server.tokens["rev"], "/maps/")
+    wait_for_map(page)
+    cfg = page.evaluate(
+        "({paged: geoEval.app.reviews.paged, mode: geoEval.app.cfg.parcels.mode, blocks: geoEval.app.cfg.blocks})"
+    )
+    assert cfg == {"paged": True, "mode": "tiles", "blocks": None}  # no parcel, flag or block in the page
+    page.get_by_role("button", name=re.compile("复核面板")).click()
+    panel = page.locator("#ge-panel")
+    with httpx.Client(base_url=province, headers={"Authorization": f"Bearer {server.tokens['admin']}"}) as api:
+        states = api.get("/api/maps/reviews.json").json()["states"]
+    pending = len(server.flags) - len(states) + sum(1 for s in states.values() if s[0] == "pending")
+    sync_api.expect(panel.locator(".ge-counters")).to_contain_text(f"待复核 {pending}")
+    sync_api.expect(panel.locator(".ge-summary")).to_contain_text(f"符合筛选的标记 {len(server.flags)} 条")
+    assert panel.locator("li.ge-row").count() == min(200, len(server.flags))
+    for park in (PARK, OTHER_PARK):
+        cells = panel.locator(".ge-park-table tr", has_text=park).locator("td").all_inner_texts()
+        assert sum(int(c) for c in cells[1:]) == int((server.flags["park"] == park).sum()), park
+    # filtered and sorted by the service as the park pages sort theirs
+    panel.locator('select[data-filter="kind"]').select_option("low_efficiency")
+    panel.locator('select[data-filter="state"]').select_option("pending")
+    rows = panel.locator("li.ge-row")
+    low = server.flags.loc[server.flags["flag"] == "low_efficiency"].set_index("flag_id")
+    n_low = sum(1 for f in low.index if states.get(f, ["pending"])[0] == "pending")
+    sync_api.expect(panel.locator(".ge-summary")).to_contain_text(f"符合筛选的标记 {n_low} 条")
+    sync_api.expect(panel.locator(".ge-summary")).to_contain_text("由服务分页")
+    assert rows.count() == min(200, n_low)
+    shown = [rows.nth(i).get_attribute("data-flag") for i in range(min(rows.count(), 30))]
+    sev = {"高": 0, "中": 1, "低": 2}
+    keys = [(sev[low.loc[f, "severity"]], -round(float(low.loc[f, "area_mu"]), 2), f) for f in shown]
+    assert keys == sorted(keys) and all(states.get(f, ["pending"])[0] == "pending" for f in shown)
+    # open a row: the popup, and the row's flags with their buttons (the parcel's flags come with its popup)
+    row = rows.nth(1)
+    fid, pid = row.get_attribute("data-flag"), row.get_attribute("data-parcel")
+    row.locator("button.ge-row-btn").click()
+    assert pid in popup(page).inner_text()
+    selected = panel.locator("li.ge-row.ge-selected")
+    n_flags = int((server.flags["parcel_id"] == pid).sum())
+    sync_api.expect(selected.locator("li.ge-flag")).to_have_count(n_flags)
+    selected.locator(f'li.ge-flag[data-flag="{fid}"]').get_by_role("button", name="待核查").click()
+    sync_api.expect(flag_item(page, fid).locator(".ge-badge")).to_have_text("待核查")
+    sync_api.expect(panel.locator(".ge-counters")).to_contain_text(f"待复核 {pending - 1}")
+    assert server.review(fid)["status"] == "site_visit"
+    sync_api.expect(rows.filter(has=page.locator(f'[data-flag="{fid}"]'))).to_have_count(0)  # no longer pending
+    # the next pending flag, asked of the service
+    panel.get_by_role("button", name="下一条待复核").click()
+    sync_api.expect(panel.locator("li.ge-row.ge-selected")).not_to_have_attribute("data-flag", fid)
+    nxt = panel.locator("li.ge-row.ge-selected").get_attribute("data-flag")
+    assert nxt in set(low.index) and states.get(nxt, ["pending"])[0] == "pending"
+    t.shot("paged")
+    # renewal blocks come by view, from zoom 13 on
+    lon, lat = server.points[pid]
+    show_place(page, lon, lat, 15)
+    page.wait_for_function("() => geoEval.app.layers.blockFeatures.length > 0", timeout=10_000)
+    show_place(page, lon, lat, 10)
+    page.wait_for_function("() => geoEval.app.layers.blockFeatures.length === 0", timeout=10_000)
+    page.context.close()
+    check_tab_of(t, province)
+
+
+def test_a_province_overview_restyles_a_parcel_reviewed_on_the_map(browser, server, province, request):
+    pid = server.parcel(n_flags=2)
+    fids = server.flag_ids(pid)
+    t = open_tab(browser, request.node.name, DESKTOP)
+    page = t.page
+    sign_in_page(t, province, USERS["rev"][0], server.tokens["rev"], "/maps/")
+    wait_for_map(page)
+    lon, lat = server.points[pid]
+    show_place(page, lon, lat, 17)
+    page.wait_for_function(
+        "() => !geoEval.layers.parcels.isLoading() && !geoEval.layers.flags.isLoading()", timeout=30_000
+    )
+    assert outline_colour(page, server, pid) == hex_rgb(PENDING_COLOUR)
+    x, y = screen_point(page, lon, lat)
+    page.mouse.click(x, y)
+    box = popup(page)
+    sync_api.expect(box.locator("li.ge-flag")).to_have_count(2)
+    box.locator(f'li.ge-flag[data-flag="{fids[0]}"]').get_by_role("button", name="确认").click()
+    sync_api.expect(flag_item(page, fids[0]).locator(".ge-badge")).to_have_text("确认")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    assert outline_colour(page, server, pid) == hex_rgb(PENDING_COLOUR)  # its other flag is still 待复核
+    x, y = screen_point(page, lon, lat)  # the popup panned the map
+    page.mouse.click(x, y)
+    popup(page).get_by_role("button", name="本宗地全部确认").click()
+    sync_api.expect(flag_item(page, fids[1]).locator(".ge-badge")).to_have_text("确认")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    assert outline_colour(page, server, pid) == hex_rgb(CONFIRMED_COLOUR)
+    assert {server.review(f)["status"] for f in fids} == {"confirmed"}
+    t.shot("restyled")
+    page.context.close()
+    check_tab_of(t, province)

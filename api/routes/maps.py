@@ -156,6 +156,7 @@ def _build_page(
         pos = scope.positions(data)
         parcels: pd.DataFrame = data.parcel_table.iloc[pos]
         flags, blocks, extent = None, None, scope_extent(data, pos)
+        threshold = 0  # drawn from tiles whatever the tile threshold says
     else:
         parcels = scope_parcels(data, scope)[1]
         flags = data.flags.loc[scope.flag_mask(data)].drop(columns=["parcel_pos"])

@@ -285,6 +285,10 @@ export function runBanner(app) {
   }
   if (status.carried) lines.push(el("span", { class: "ge-carried" }, status.carried));
   if (!lines.length) return;
-  document.body.append(el("div", { class: `ge-run-banner ge-run-banner-${status.status}`, role: "status" }, ...lines));
+  const banner = el("div", { class: `ge-run-banner ge-run-banner-${status.status}`, role: "status" }, ...lines);
+  document.body.append(banner);
   document.body.classList.add("ge-has-banner");
+  const height = () => document.documentElement.style.setProperty("--ge-banner", `${banner.offsetHeight}px`);
+  height();
+  new ResizeObserver(height).observe(banner);
 }
