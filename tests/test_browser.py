@@ -995,5 +995,15 @@ def test_a_province_overview_restyles_a_parcel_reviewed_on_the_map(browser, serv
     assert outline_colour(page, server, pid) == hex_rgb(CONFIRMED_COLOUR)
     assert {server.review(f)["status"] for f in fids} == {"confirmed"}
     t.shot("restyled")
+    # the search box asks the service (the hostile name is shown as text), and a hit opens its parcel
+    page.keyboard.press("Escape")
+    page.fill(".ge-search input", "onerror")
+    item = page.locator(".ge-search li").first
+    item.wait_for()
+    assert XSS in item.inner_text() and page.locator(".ge-search img").count() == 0
+    assert any("/search.json?" in u and "q=onerror" in u for u in t.requests)
+    assert not any(u.split("?")[0].endswith("/search.json") and "q=" not in u for u in t.requests)  # no whole index
+    item.click()
+    assert server.hostile_parcel in popup(page).inner_text()
     page.context.close()
     check_tab_of(t, province)

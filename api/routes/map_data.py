@@ -52,6 +52,7 @@ from api.mapdata import (
     stamp_etag,
     tile_source,
 )
+from api.mapsearch import SEARCH_LIMIT_MAX, find_rows, matching
 from api.reviewqueue import QUEUE_PAGE_MAX, QueueQuery, queue_answer, queue_order, scope_states
 from api.routes.maps import MVT_TYPE, BasemapQ, check_park
 from api.rundata import RunCache, RunData
@@ -219,7 +220,8 @@ def overview_tile(
 
 SEARCH_DESCRIPTION = (
     "每行 `[宗地代码, 企业名称, 统一社会信用代码, 西, 南, 东, 北]`（地图坐标：EPSG:4326，高德底图时为 GCJ-02），"
-    "供大园区地图的搜索框按需加载。"
+    "供大园区地图的搜索框按需加载；给出 `q` 时只返回宗地代码、企业名称或信用代码含该文字的前 `limit` 行"
+    "（省级总览的搜索框如此查询）。"
 )
 FLAGS_DESCRIPTION = (
     "复核面板的标记清单：`columns` 为列名（flag_id、parcel_id、flag 标记类型、rule 规则中文名、reason 简短原因、"
@@ -236,7 +238,9 @@ PARCEL_DESCRIPTION = (
 )
 
 
-def _search(request: Request, data: RunData, scope: MapScope, basemap: str) -> Response:
+def _search(
+    request: Request, data: RunData, scope: MapScope, basemap: str, q: str | None = None, limit: int = 12
+) -> Response:
     caches = map_caches(request)
     kind = display_kind(basemap)
 
@@ -249,7 +253,30 @@ def _search(request: Request, data: RunData, scope: MapScope, basemap: str) -> R
         cut = data.search_index(scope.positions(data), kind) if data.search_rows else None
         return cut if cut is not None else caches.other.get(data, ("search", scope.key, kind), build)
 
+    def found() -> bytes:
+        text = (q or "").strip()
+        if not text:
+            return b"[]"
+        rows = data.search_rows.get(kind)
+        if rows is not None:
+            positions = None if scope.parks is None else scope.positions(data)
+            return b"[" + b",".join(find_rows(rows, text, limit, positions)) + b"]"
+        index = json.loads(caches.other.get(data, ("search", scope.key, kind), build))
+        return json.dumps(matching(index, text, limit), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    if q is not None:
+        return cached_answer(request, run_etag(data, "search", scope.key, kind, q, limit), found, JSON_TYPE)
     return cached_answer(request, run_etag(data, "search", scope.key, kind), body, JSON_TYPE)
+
+
+SearchQ = Annotated[
+    str | None,
+    Query(
+        description="要找的文字（宗地代码、企业名称或统一社会信用代码的一部分，不分大小写）：只返回找到的行",
+        max_length=100,
+    ),
+]
+SearchLimitQ = Annotated[int, Query(description="q 时最多返回几行", ge=1, le=SEARCH_LIMIT_MAX)]
 
 
 def _flags(request: Request, data: RunData, scope: MapScope, basemap: str) -> Response:
@@ -382,8 +409,15 @@ PARK_REFUSALS: dict[int | str, dict[str, Any]] = {
     response_class=Response,
     responses=STATIC_JSON,
 )
-def overview_search(user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
-    return _search(request, data, MapScope.overview(user), basemap)
+def overview_search(
+    user: CurrentUser,
+    request: Request,
+    data: RunDep,
+    basemap: BasemapQ = "none",
+    q: SearchQ = None,
+    limit: SearchLimitQ = 12,
+) -> Response:
+    return _search(request, data, MapScope.overview(user), basemap, q, limit)
 
 
 @router.get(
@@ -503,8 +537,16 @@ def overview_parcel(
     response_class=Response,
     responses={**STATIC_JSON, **PARK_REFUSALS},
 )
-def park_search(park: str, user: CurrentUser, request: Request, data: RunDep, basemap: BasemapQ = "none") -> Response:
-    return _search(request, data, _park_scope(request, user, data, park), basemap)
+def park_search(
+    park: str,
+    user: CurrentUser,
+    request: Request,
+    data: RunDep,
+    basemap: BasemapQ = "none",
+    q: SearchQ = None,
+    limit: SearchLimitQ = 12,
+) -> Response:
+    return _search(request, data, _park_scope(request, user, data, park), basemap, q, limit)
 
 
 @router.get(

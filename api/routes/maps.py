@@ -188,6 +188,7 @@ def _build_page(
             "poll": settings.review_poll_s,
             "urls": urls,
             "reviewList": "paged" if "queue" in urls else "whole",
+            "search": "remote" if "queue" in urls else "index",
         },
     )
     return page, map_csp(page)

@@ -3,7 +3,7 @@
 // the metric scale and what a printed map carries (title, date, legend, scale, north arrow).
 
 import { BLOCKS_MIN_ZOOM, stateSwatch } from "./layers.js";
-import { el, phone } from "./util.js";
+import { el, phone, requestJSON, toast } from "./util.js";
 
 const COLOURINGS = [
   ["grade", "按分类"],
@@ -159,10 +159,27 @@ export class Search {
   constructor(app) {
     this.app = app;
     this.index = app.cfg.search.index;
+    this.remote = app.cfg.service?.search === "remote" && Boolean(app.cfg.search.url);
     this.loading = null;
     const control = L.control({ position: "topleft" });
     control.onAdd = () => this.build();
     control.addTo(app.map);
+  }
+
+  /** The service's rows for what was typed (null when a later question has been asked meanwhile). */
+  async ask(text) {
+    const q = text.trim();
+    const asked = (this.asked = (this.asked || 0) + 1);
+    const url = new URL(this.app.cfg.search.url, location.origin);
+    url.searchParams.set("q", q);
+    url.searchParams.set("limit", String(this.app.cfg.search.limit));
+    try {
+      const { body } = await requestJSON(url.pathname + url.search);
+      return asked === this.asked ? body : null;
+    } catch (err) {
+      toast(`搜索失败：${err.message}`, "error");
+      return null;
+    }
   }
 
   load() {
@@ -194,15 +211,9 @@ export class Search {
       const bounds = L.latLngBounds([row[4], row[3]], [row[6], row[5]]);
       this.app.zoomToParcel(row[0], [[row[4], row[3]], [row[6], row[5]]], bounds.getCenter());
     };
-    const show = (q) => {
+    const render = (found) => {
       list.replaceChildren();
-      hits = [];
-      q = q.trim().toLowerCase();
-      if (!q || !this.index) return;
-      for (const r of this.index) {
-        if (hits.length >= cfg.limit) break;
-        if ([r[0], r[1], r[2]].some((v) => String(v).toLowerCase().includes(q))) hits.push(r);
-      }
+      hits = found;
       for (const r of hits) {
         const li = el("li", { role: "option" }, r[0], r[1] ? el("small", {}, r[1]) : null);
         li.addEventListener("click", (e) => {
@@ -213,12 +224,41 @@ export class Search {
       }
       if (!hits.length) list.append(el("li", { class: "ge-empty" }, cfg.empty));
     };
-    input.addEventListener("focus", () => this.load());
-    input.addEventListener("input", () => {
-      const p = this.load();
-      if (p) p.then(() => show(input.value));
-      else show(input.value);
-    });
+    const show = (q) => {
+      q = q.trim().toLowerCase();
+      if (!q || !this.index) {
+        list.replaceChildren();
+        hits = [];
+        return;
+      }
+      const found = [];
+      for (const r of this.index) {
+        if (found.length >= cfg.limit) break;
+        if ([r[0], r[1], r[2]].some((v) => String(v).toLowerCase().includes(q))) found.push(r);
+      }
+      render(found);
+    };
+    if (this.remote) {
+      // a province's overview: the service searches (its whole index would be 130 MB), a moment after typing
+      let timer = null;
+      input.addEventListener("input", () => {
+        clearTimeout(timer);
+        if (!input.value.trim()) {
+          this.asked = (this.asked || 0) + 1; // an answer still on its way is for text no longer there
+          list.replaceChildren();
+          hits = [];
+          return;
+        }
+        timer = setTimeout(() => this.ask(input.value).then((found) => found && render(found)), 250);
+      });
+    } else {
+      input.addEventListener("focus", () => this.load());
+      input.addEventListener("input", () => {
+        const p = this.load();
+        if (p) p.then(() => show(input.value));
+        else show(input.value);
+      });
+    }
     input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && hits.length) {
         e.preventDefault();

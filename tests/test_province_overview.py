@@ -1,8 +1,10 @@
-"""The review list served a page at a time (``queue.json``), as a province's overview uses it.
+"""What a province's overview asks of the service instead of holding it: the review list a page at a time
+(``queue.json``), the renewal blocks of its view (``blocks.json``), a parcel's flags with its popup, and
+the search box's rows (``search.json?q=``).
 
-The answers are checked against the whole list the park pages hold (``flags.json``), filtered and sorted
-here as the page's script does (severity 高/中/低, area largest first, flag id), with review states made
-through the real review route, on the sample park's 2025 run.
+The answers are checked against what the park pages hold whole (``flags.json``, the page's blocks, the
+whole search index), filtered and sorted here as the page's script does (the list: severity 高/中/低, area
+largest first, flag id), with review states made through the real review route, on the sample's 2025 run.
 """
 
 from __future__ import annotations
@@ -197,3 +199,33 @@ def test_the_blocks_of_a_box_are_those_the_page_draws(served) -> None:
     assert {f["properties"]["id"] for f in own["features"]} == {f["properties"]["id"] for f in drawn["features"]}
     bad = client.get("/api/maps/blocks.json?bbox=1,2,3", headers={"Authorization": f"Bearer {tokens['rev']}"})
     assert bad.status_code == 422 and "bbox" in bad.json()["detail"]
+
+
+def js_matches(index: list[list[object]], text: str, limit: int) -> list[list[object]]:
+    """What the page's search box finds in a whole index (chrome.js): the text, trimmed and lower-cased, in the
+    code, the names or the USCCs; the first ``limit`` rows."""
+    q = text.strip().lower()
+    return [r for r in index if any(q in str(v).lower() for v in r[:3])][:limit]
+
+
+def test_the_search_box_finds_what_the_whole_index_would(served) -> None:
+    client, tokens, _ = served
+    index = get(client, tokens["rev"], "/api/maps/search.json")
+    assert len(index) == 790
+    code, names, usccs = index[400][:3]
+    name = names.split("；")[0]
+    queries = [code[-6:], code[-6:].lower(), name[2:5], usccs[:8].lower(), " GB000 ", "119.", "不存在的企业", '"', "(a"]
+    for q in queries:
+        for limit in (12, 50):
+            found = get(client, tokens["rev"], "/api/maps/search.json", q=q, limit=limit)
+            assert found == js_matches(index, q, limit), (q, limit)
+    assert get(client, tokens["rev"], "/api/maps/search.json", q=code) == js_matches(index, code, 12) != []
+    assert get(client, tokens["rev"], "/api/maps/search.json", q="119.") == []  # never in the coordinates
+    assert len(get(client, tokens["rev"], "/api/maps/search.json", q="GB0", limit=50)) == 50
+    # a committee finds only its park's parcels
+    park = "海滨高新技术产业园"
+    own = get(client, tokens["com"], f"/api/maps/{quote(park, safe='')}/search.json")
+    theirs = [r for r in index if r not in own]
+    other = theirs[0][0]
+    assert get(client, tokens["com"], "/api/maps/search.json", q=other) == []
+    assert get(client, tokens["com"], "/api/maps/search.json", q="GB0", limit=50) == js_matches(own, "GB0", 50)
