@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_report --n 1000000
 	$(BIN)/python -m bench.bench_service
 	$(BIN)/python -m bench.bench_tiles --n 100000 1000000
+	$(BIN)/python -m bench.bench_overview --n 1000000
 	$(BIN)/python -m bench.bench_auth
 	$(BIN)/python -m bench.bench_store
 	$(BIN)/python -m bench.bench_postgis --n 1000000
