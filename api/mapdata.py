@@ -40,7 +40,7 @@ from geo_eval.errors import GeoEvalError
 from geo_eval.io.dataset import read_dataset_spec
 from geo_eval.io.runtiles import with_gids
 from geo_eval.landuse.renewal import closed_outlines
-from geo_eval.maps import outlines
+from geo_eval.maps import outlines, tiles
 from geo_eval.report.timefmt import beijing_time
 from geo_eval.storage import NotFoundError, Store, User
 
@@ -63,6 +63,8 @@ WHOLE_SOURCE_MAX = 100_000
 geometries and popup texts: gigabytes at 1M parcels): its review list, its 分类变化 keys and a clicked
 parcel's popup are made from the few parcels each needs (:func:`partial_source`); its tiles come from the
 run's archive."""
+TILE_BUFFER = 64
+"""Units drawn beyond a tile's edges (of :data:`geo_eval.maps.tiles.TILE_EXTENT`), as ``mvt_tile`` draws them."""
 GCJ02_SLACK_DEG = 0.01
 """How far (degrees, about 1 km) beyond a point on a 高德 map to look for the parcel under it: the parcels
 are found by their unshifted boxes, and GCJ-02 moves a point by up to about 700 m."""
@@ -485,6 +487,21 @@ def partial_source(data: RunData, positions: np.ndarray, basemap: str) -> gpd.Ge
         parcels, flags=flags, enterprises=names.loc[names["uscc"].isin(named)], basemap=display_kind(basemap)
     )
     return with_gids(src, pos)
+
+
+LARGE_TILE_MIN_ZOOM = 13
+"""A province's map whose tiles are cut per request (no archive, e.g. on the 高德 basemap) draws its parcels
+from this zoom on: a tile then holds a few thousand parcels, cut from those alone (:func:`box_source`)."""
+
+
+def box_source(data: RunData, scope: MapScope, basemap: str, z: int, x: int, y: int) -> gpd.GeoDataFrame:
+    """:func:`partial_source` of the map's parcels under tile ``z/x/y`` (with the tile's drawn margin): what a
+    province's map without a tile archive cuts a tile from, instead of a tile source of every parcel."""
+    west, south, east, north = tiles.tile_bounds(z, x, y)
+    pad = max(east - west, north - south) * TILE_BUFFER / tiles.TILE_EXTENT
+    pad += GCJ02_SLACK_DEG if display_kind(basemap) == "gaode" else 0.0  # boxes are stored unshifted
+    pos = data.parcels_in_bbox((west - pad, south - pad, east + pad, north + pad))
+    return partial_source(data, pos[_in_scope(data, scope, pos)], basemap)
 
 
 def _named_codes(parcels: pd.DataFrame, flags: pd.DataFrame) -> list[str]:

@@ -41,6 +41,7 @@ from api.runcopy import FRAMES, copy_dir
 from api.rundata import RunCache, RunData, load_run_data, map_enterprises, records, search_rows
 from api.settings import Settings
 from geo_eval import maps
+from geo_eval.maps import tiles
 from geo_eval.storage import RunFilesError, RunRecord, open_store, run_record_from_out_dir
 
 
@@ -324,3 +325,30 @@ def test_a_province_overview_makes_only_the_parcels_it_needs(run, tmp_path, monk
     assert mapdata.parcel_by_id(data, committee, basemap, theirs).empty
     at = shapely.point_on_surface(src.geometry.loc[theirs])
     assert theirs not in set(mapdata.parcel_near(data, committee, basemap, at.x, at.y).index)
+
+
+@pytest.mark.parametrize("basemap", ["none", "gaode"])
+def test_a_province_without_an_archive_cuts_each_tile_from_its_own_parcels(run, tmp_path, basemap) -> None:
+    """A province's tile cut per request (高德, or a run without an archive) is made from the parcels under the
+    tile alone (``box_source``): the same bytes as the tile cut from the tile source of every parcel."""
+    from geo_eval.maps.tiles import lonlat_to_tile
+
+    data = RunCache(copies=tmp_path / "copies").get(run)
+    caches = fresh_caches()
+    for scope in (MapScope(None, None), MapScope(None, (data.parks[0],))):
+        src = tile_source(data, caches, scope, basemap)
+        centres = shapely.point_on_surface(np.asarray(src.geometry.array, dtype=object)[::40])
+        seen = set()
+        for z in (13, 15, 17):
+            for c in centres:
+                x, y = lonlat_to_tile(c.x, c.y, z)
+                if (z, x, y) in seen:
+                    continue
+                seen.add((z, x, y))
+                props = maps.tile_properties(z)
+                whole = tiles.mvt_tile(src, z, x, y, properties=props, id_column="gid")
+                part = tiles.mvt_tile(
+                    mapdata.box_source(data, scope, basemap, z, x, y), z, x, y, properties=props, id_column="gid"
+                )
+                assert whole and part == whole, (scope, z, x, y)
+        assert len(seen) > 10

@@ -32,8 +32,10 @@ from api.deps import CurrentUser, RunCacheDep, RunDep, SelectedRun, StoreDep, en
 from api.errors import InvalidQuery, NotFound
 from api.geojson import BBOX_HELP, parse_bbox
 from api.mapdata import (
+    LARGE_TILE_MIN_ZOOM,
     MapScope,
     blocks_in_box,
+    box_source,
     display_kind,
     enterprise_names,
     etag_matches,
@@ -124,7 +126,12 @@ def _tile_response(
     def build() -> bytes:
         if data.source == "postgis" and data.record.srid:
             return _database_tile(store, data, scope, kind, z, x, y)
-        src = tile_source(data, caches, scope, basemap)
+        if is_large(data, scope, caches):  # a province without an archive: only the tile's own parcels
+            if z < LARGE_TILE_MIN_ZOOM:
+                return b""
+            src = box_source(data, scope, basemap, z, x, y)
+        else:
+            src = tile_source(data, caches, scope, basemap)
         return tiles.mvt_tile(src, z, x, y, properties=maps.tile_properties(z), id_column="gid")
 
     etag = run_etag(data, "tile", scope.key, kind, z, x, y, "cut")

@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import PageUser, RunCacheDep, SettingsDep, StoreDep, ensure_park
 from api.errors import InvalidQuery, NotFound
 from api.mapdata import (
+    LARGE_TILE_MIN_ZOOM,
     MapScope,
     carried_sources,
     closed_blocks,
@@ -177,7 +178,7 @@ def _build_page(
         app_base=APP_BASE,
         tiles_url=_tiles_url(data, scope, basemap),
         tile_threshold=threshold,
-        tiles_min_zoom=ARCHIVE_MIN_ZOOM if prebuilt else TILES_MIN_ZOOM,
+        tiles_min_zoom=ARCHIVE_MIN_ZOOM if prebuilt else LARGE_TILE_MIN_ZOOM if extent is not None else TILES_MIN_ZOOM,
         tiles_prebuilt=prebuilt,
         search_url=search,
         title=f"{title} · {data.record.year} 年度亩均效益评价",
