@@ -122,7 +122,8 @@ def texts(values: pd.Series) -> pd.Series:
     (['a', 'b'], ['a', '', ''])
     """
     if isinstance(values.dtype, pd.StringDtype):  # Arrow-backed strings: stripped by Arrow, not one by one
-        return pd.Series(values.str.strip().fillna("").to_numpy(dtype=object), index=values.index, name=values.name)
+        stripped = values.str.strip().fillna("").to_numpy(dtype=object)
+        return pd.Series(stripped, index=values.index, name=values.name, dtype=object)
     plain = values.astype(object)
     missing = plain.isna()
     if pd.api.types.infer_dtype(plain[~missing], skipna=False) not in ("string", "empty"):
@@ -206,9 +207,11 @@ def _name_lookup(parcels: pd.DataFrame, flags: pd.DataFrame | None, enterprises:
                 names[c] = n
 
     def add_columns(codes: pd.Series, labels: pd.Series) -> None:  # add() of whole columns
-        for c, n in zip(texts(codes).tolist(), texts(labels).tolist(), strict=True):
-            if c and n and c not in names:
-                names[c] = n
+        c, n = texts(codes).to_numpy(dtype=object), texts(labels).to_numpy(dtype=object)
+        both = (c != "") & (n != "")
+        names.update(
+            reversed([(a, b) for a, b in zip(c[both].tolist(), n[both].tolist(), strict=True) if a not in names])
+        )
 
     if enterprises is not None:
         codes = enterprises["uscc"] if "uscc" in enterprises.columns else enterprises.index.to_series()
@@ -248,7 +251,9 @@ def _mentioned(enterprises: pd.DataFrame, parcels: pd.DataFrame) -> pd.DataFrame
     if "users" in parcels.columns:
         for users in pd.unique(parcels["users"].dropna()):
             codes.update(_split(users))
-    return enterprises.loc[enterprises["uscc"].isin(codes).to_numpy(dtype=bool)]
+    usccs = pa.array(texts(enterprises["uscc"]).to_numpy(dtype=object), pa.string())
+    named = pc.is_in(usccs, value_set=pa.array(sorted(codes), pa.string()))  # Arrow's hash set: 0.1 s at 600k
+    return enterprises.loc[np.asarray(named.to_numpy(zero_copy_only=False), dtype=bool)]
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -277,29 +282,36 @@ def _users(p: pd.DataFrame, names: dict[str, str]) -> tuple[list[str], list[str]
 
 def _flag_lines(out: pd.DataFrame, flags: pd.DataFrame) -> None:
     """Fill ``flags``, ``n_flags`` and ``review`` of ``out`` from the flags of its parcels."""
-    f = _plain(flags)
+    f = pd.DataFrame(flags)
+    reviewed = "status" in f.columns
     f = f.assign(
-        _pid=f["parcel_id"].map(text),
-        _status=(f["status"] if "status" in f.columns else pd.Series(pd.NA, index=f.index)).map(_status_key),
+        _pid=texts(f["parcel_id"]),
+        _status=f["status"].map(_status_key) if reviewed else "pending",
     )
-    f = f.loc[f["_pid"].isin(out.index)]
+    f = f.loc[f["_pid"].isin(out.index).to_numpy(dtype=bool)]
     labels = f["flag_label"] if "flag_label" in f.columns else f.get("flag", pd.Series("", index=f.index))
     reasons = f["reason"] if "reason" in f.columns else pd.Series("", index=f.index)
     comments = f["comment"] if "comment" in f.columns else pd.Series("", index=f.index)
     lines: dict[str, list[str]] = {}
     states: dict[str, set[str]] = {}
     for pid, label, reason, status, comment in zip(
-        f["_pid"], labels.map(text), reasons.map(text), f["_status"], comments.map(text), strict=True
+        f["_pid"], texts(labels), texts(reasons), f["_status"], texts(comments), strict=True
     ):
         line = f"{label}：{reason}" if reason else label
-        if "status" in f.columns:
+        if reviewed:
             line += f"（{FLAG_STATUS_LABELS[status]}{'：' + comment if comment else ''}）"
         lines.setdefault(pid, []).append(line)
         states.setdefault(pid, set()).add(status)
     idx = list(lines)
-    out.loc[idx, "flags"] = ["\n".join(lines[i]) for i in idx]
-    out.loc[idx, "n_flags"] = [len(lines[i]) for i in idx]
-    out.loc[idx, "review"] = [next(s for s in STATUS_ORDER if s in states[i]) for i in idx]
+    at = out.index.get_indexer(pd.Index(idx, dtype=object))  # by position: .loc with 400k labels took seconds
+    for column, values in (
+        ("flags", ["\n".join(lines[i]) for i in idx]),
+        ("n_flags", [len(lines[i]) for i in idx]),
+        ("review", [next(s for s in STATUS_ORDER if s in states[i]) for i in idx]),
+    ):
+        filled = out[column].to_numpy(dtype=object).copy()
+        filled[at] = values
+        out[column] = filled if column != "n_flags" else filled.astype(np.int64)
 
 
 def _prepared(
@@ -417,7 +429,8 @@ def parcel_attributes(
         for code, name in zip(holder_codes, holder_names, strict=True)
     ]
     out["holder_name"] = [name or names.get(code, code) for code, name in zip(holder_codes, holder_names, strict=True)]
-    out["users"], out["names"], out["usccs"], out["main_name"] = _users(p, names)
+    for column, values in zip(("users", "names", "usccs", "main_name"), _users(p, names), strict=True):
+        out[column] = pd.array(values, dtype=object)  # as objects: pandas' str would copy a million texts
     legend = legend_attributes(p.reset_index(drop=True).assign(parcel_id=ids), enterprises=enterprises)
     for c in LEGEND_COLUMNS:
         out[c] = legend[c].to_numpy()
