@@ -218,11 +218,13 @@ def serve_and_load(
         res["search"] = load(client, url, token, search, clients[0], seconds, [])
         t = time.perf_counter()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
-            for park in parks:  # every park's map, ranking and GeoJSON, through every worker in turn
+            for park in parks:  # every park's map, ranking and GeoJSON, asked once per worker
                 for _ in range(workers):
                     p = quote(park, safe="")
                     for path in (f"/maps/{p}", f"/api/rankings?park={p}&limit=200", f"/api/parcels?park={p}&limit=500"):
-                        c.get(path).raise_for_status()
+                        # a new connection each time: the workers take turns accepting them (one keep-alive
+                        # connection would stay with the worker that accepted it)
+                        c.get(path, headers={"Connection": "close"}).raise_for_status()
         res["every_park_s"] = time.perf_counter() - t
         res["memory_gb"] = worker_memory_gb(proc.pid)
         res["rss_gb"] = [m["rss"] for m in res["memory_gb"]]
