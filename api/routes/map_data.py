@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import CurrentUser, RunCacheDep, RunDep, SelectedRun, StoreDep, ensure_park
@@ -324,6 +324,21 @@ AfterQ = Annotated[
 ]
 
 
+def queue_query(
+    kind: KindQ = "",
+    state: StateQ = "",
+    sev: SevQ = "",
+    offset: OffsetQ = 0,
+    limit: LimitQ = 200,
+    after: AfterQ = None,
+) -> QueueQuery:
+    """What a ``queue.json`` request asks for (its query parameters)."""
+    return QueueQuery(kind, state, sev, offset, limit, after)
+
+
+QueueDep = Annotated[QueueQuery, Depends(queue_query)]
+
+
 def _queue(request: Request, data: RunData, store: Store, scope: MapScope, basemap: str, q: QueueQuery) -> Response:
     caches = map_caches(request)
     version = review_version(store, data.run_id)
@@ -482,19 +497,8 @@ QUEUE_DESCRIPTION = (
     responses=STATIC_JSON,
 )
 def overview_queue(
-    user: CurrentUser,
-    request: Request,
-    data: RunDep,
-    store: StoreDep,
-    basemap: BasemapQ = "none",
-    kind: KindQ = "",
-    state: StateQ = "",
-    sev: SevQ = "",
-    offset: OffsetQ = 0,
-    limit: LimitQ = 200,
-    after: AfterQ = None,
+    user: CurrentUser, request: Request, data: RunDep, store: StoreDep, q: QueueDep, basemap: BasemapQ = "none"
 ) -> Response:
-    q = QueueQuery(kind, state, sev, offset, limit, after)
     return _queue(request, data, store, MapScope.overview(user), basemap, q)
 
 
@@ -602,15 +606,9 @@ def park_queue(
     request: Request,
     data: RunDep,
     store: StoreDep,
+    q: QueueDep,
     basemap: BasemapQ = "none",
-    kind: KindQ = "",
-    state: StateQ = "",
-    sev: SevQ = "",
-    offset: OffsetQ = 0,
-    limit: LimitQ = 200,
-    after: AfterQ = None,
 ) -> Response:
-    q = QueueQuery(kind, state, sev, offset, limit, after)
     return _queue(request, data, store, _park_scope(request, user, data, park), basemap, q)
 
 
