@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - Windows: the workers may then each wri
 
 log = logging.getLogger(__name__)
 
-FORMAT = 11
+FORMAT = 12
 """Bumped when the files of a copy change; older copies are then ignored."""
 GEOMETRY = "geometry"
 """Column of the parcels' file holding each geometry as WKB."""
@@ -311,8 +311,9 @@ def _with_nan(table: pa.Table, df: pd.DataFrame) -> pa.Table:
 
 def _write_table(table: pa.Table, path: Path) -> None:
     """One uncompressed record batch: a column read back is one Arrow chunk, so that taking a few rows of it
-    does not first join its chunks (pyarrow's ``take`` on a chunked array)."""
-    feather.write_feather(table, path, compression="uncompressed", chunksize=max(1, table.num_rows))
+    does not first join its chunks (pyarrow's ``take`` on a chunked array). The chunks of a table read through
+    Arrow (pyogrio's batches) are joined first: ``chunksize`` alone still writes a batch per chunk."""
+    feather.write_feather(table.combine_chunks(), path, compression="uncompressed", chunksize=max(1, table.num_rows))
 
 
 def _part(path: Path, kind: str) -> Path:

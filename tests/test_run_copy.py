@@ -352,3 +352,20 @@ def test_a_province_without_an_archive_cuts_each_tile_from_its_own_parcels(run, 
                 )
                 assert whole and part == whole, (scope, z, x, y)
         assert len(seen) > 10
+
+
+def test_a_copy_file_holds_one_chunk_per_column_even_from_a_table_read_in_batches(tmp_path) -> None:
+    """A table read through Arrow comes in batches (pyogrio's, 65,536 rows each); written as the copy's file it
+    is one chunk per column, so that a request taking a few rows does not join a million rows first."""
+    import pyarrow as pa
+    from pyarrow import feather
+
+    from api.runcopy import _write_table
+
+    chunked = pa.Table.from_batches(
+        [pa.record_batch({"t": pa.array(["a", "b"]), "x": pa.array([1.0, 2.0])}) for _ in range(3)]
+    )
+    assert chunked.column("t").num_chunks == 3
+    _write_table(chunked, tmp_path / "t.arrow")
+    back = feather.read_table(tmp_path / "t.arrow", memory_map=True)
+    assert [back.column(c).num_chunks for c in ("t", "x")] == [1, 1] and back.column("t").to_pylist() == ["a", "b"] * 3
