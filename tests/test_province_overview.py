@@ -229,3 +229,26 @@ def test_the_search_box_finds_what_the_whole_index_would(served) -> None:
     other = theirs[0][0]
     assert get(client, tokens["com"], "/api/maps/search.json", q=other) == []
     assert get(client, tokens["com"], "/api/maps/search.json", q="GB0", limit=50) == js_matches(own, "GB0", 50)
+
+
+def test_a_large_json_answer_travels_gzip_compressed_under_its_own_etag(served, monkeypatch) -> None:
+    """A browser that accepts gzip gets a large JSON answer (here: above 1 KB) compressed, under an ETag of its
+    own that a later If-None-Match names for a 304; a client that does not gets the same JSON plain."""
+    from api.routes import map_data
+
+    client, tokens, _ = served
+    monkeypatch.setattr(map_data, "GZIP_MIN_BYTES", 1024)
+    h = {"Authorization": f"Bearer {tokens['rev']}"}
+    plain = client.get("/api/maps/flags.json", headers={**h, "Accept-Encoding": "identity"})
+    zipped = client.get("/api/maps/flags.json", headers={**h, "Accept-Encoding": "gzip, deflate"})
+    assert "content-encoding" not in plain.headers and zipped.headers["content-encoding"] == "gzip"
+    assert zipped.json() == plain.json() and len(plain.content) > 100_000  # httpx has inflated it
+    assert zipped.headers["etag"] != plain.headers["etag"] and zipped.headers["vary"] == "Accept-Encoding"
+    again = client.get(
+        "/api/maps/flags.json", headers={**h, "Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]}
+    )
+    assert again.status_code == 304 and again.headers["etag"] == zipped.headers["etag"]
+    refused = client.get("/api/maps/flags.json", headers={**h, "Accept-Encoding": "gzip;q=0, identity"})
+    assert "content-encoding" not in refused.headers and refused.headers["etag"] == plain.headers["etag"]
+    small = client.get("/api/maps/queue.json?limit=0", headers={**h, "Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers  # under the size: plain
