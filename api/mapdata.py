@@ -58,8 +58,9 @@ BLOCK_MARGIN_M = 6.0
 PARK_NAME_COLUMNS = ("park", "园区", "name", "名称")
 BLOCKS_IN_BOX_MAX = 2000
 """The most renewal blocks one ``blocks.json`` answer draws (a view at zoom 13 holds a few hundred)."""
-ETAG_VERSION = "3"
-"""Bumped when what the map routes answer changes shape, so browsers drop their copies."""
+ETAG_VERSION = "4"
+"""Bumped when what the map routes answer changes shape, so browsers drop their copies (4: a parcel's popup
+carries its flags' rows; its URL names the version, as it is cached without an ETag)."""
 WHOLE_SOURCE_MAX = 100_000
 """A map of more parcels than this (a province's overview) never makes the tile source of them all (its
 geometries and popup texts: gigabytes at 1M parcels): its review list, its 分类变化 keys and a clicked

@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import PageUser, RunCacheDep, SettingsDep, StoreDep, ensure_park
 from api.errors import InvalidQuery, NotFound
 from api.mapdata import (
+    ETAG_VERSION,
     LARGE_TILE_MIN_ZOOM,
     MapScope,
     carried_sources,
@@ -121,7 +122,7 @@ def service_urls(data: RunData, scope: MapScope, basemap: str) -> dict[str, str]
         "blocks": _url(f"{base}/blocks.json", **shown),
         "changes": _url(f"{base}/changes.json", **shown),
         "states": _url(f"{base}/reviews.json", **run),
-        "parcel": _url(f"{base}/parcel.json", **shown),
+        "parcel": _url(f"{base}/parcel.json", **shown, v=ETAG_VERSION),  # immutable, no ETag: a new shape, a new URL
         "review": "/api/flags/{id}?" + urlencode(run),
         "batch": _url("/api/reviews/batch", **run),
         "checklist": _url("/api/flags/checklist", **run, **park),
@@ -153,7 +154,8 @@ def _build_page(
     title = "园区总览" if scope.park is None else scope.park
     search = _url(f"{_api_base(scope)}/search.json", run=data.run_id, basemap=None if basemap == "none" else basemap)
     urls = service_urls(data, scope, basemap)
-    if is_large(data, scope, caches):  # a province: attributes only; the list, blocks and popups come from the service
+    large = is_large(data, scope, caches)
+    if large:  # a province: attributes only; the list, blocks and popups come from the service
         pos = scope.positions(data)
         parcels: pd.DataFrame = data.parcel_table.iloc[pos]
         flags, blocks, extent = None, None, scope_extent(data, pos)
@@ -178,7 +180,7 @@ def _build_page(
         app_base=APP_BASE,
         tiles_url=_tiles_url(data, scope, basemap),
         tile_threshold=threshold,
-        tiles_min_zoom=ARCHIVE_MIN_ZOOM if prebuilt else LARGE_TILE_MIN_ZOOM if extent is not None else TILES_MIN_ZOOM,
+        tiles_min_zoom=ARCHIVE_MIN_ZOOM if prebuilt else LARGE_TILE_MIN_ZOOM if large else TILES_MIN_ZOOM,
         tiles_prebuilt=prebuilt,
         search_url=search,
         title=f"{title} · {data.record.year} 年度亩均效益评价",
@@ -188,8 +190,8 @@ def _build_page(
             "park": scope.park,
             "poll": settings.review_poll_s,
             "urls": urls,
-            "reviewList": "paged" if "queue" in urls else "whole",
-            "search": "remote" if "queue" in urls else "index",
+            "reviewList": "paged" if large else "whole",
+            "search": "remote" if large else "index",
         },
     )
     return page, map_csp(page)
