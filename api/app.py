@@ -37,6 +37,7 @@ from api.deps import DocsPageUser, DocsUser
 from api.errors import UnexpectedErrors, add_exception_handlers
 from api.evallock import EvaluationLock
 from api.guards import BodyLimit, GuardRefusal, NoNulCharacters, refusal_response
+from api.pagetrim import PageTrimmer
 from api.routes import OPTIONAL_ROUTERS, ROUTERS
 from api.routes.runs import ParkCounts
 from api.rundata import RunCache
@@ -250,7 +251,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         log.info("geo-eval service: data in %s, store %s, demo=%s", settings.data_dir, where, settings.demo)
         warm = threading.Thread(target=_warm_up, args=(store, app.state.run_cache), daemon=True, name="warm-up")
         warm.start()
+        app.state.page_trimmer.start()
         yield
+        app.state.page_trimmer.stop()
         # the store is closed only once the warm-up no longer uses it (a closed SQLite connection used by
         # another thread can crash the process)
         await asyncio.to_thread(warm.join)
@@ -272,6 +275,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.state.run_cache = RunCache(settings.run_cache_size, store=store, copies=settings.data_dir / RUN_COPIES)
     app.state.evaluation_lock = EvaluationLock(settings.data_dir, settings.database())
     app.state.token_gate = TokenGate(store)
+    copies = os.path.realpath(settings.data_dir / RUN_COPIES) + os.sep  # pyarrow maps the copies privately
+    app.state.page_trimmer = PageTrimmer(settings.worker_rss_mb * 1024 * 1024, roots=(copies,))
     app.state.park_counts = ParkCounts()
     app.state.login_throttle = LoginThrottle(
         settings.login_max_failures, settings.login_window_s, settings.login_lockout_s

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, description="geo-eval serve 的工作进程数（多于 1 个时每个回答带 X-Geo-Eval-Worker 头）"
     )
+    worker_rss_mb: int = Field(
+        default=900,
+        ge=0,
+        description="工作进程常驻内存超过此值（MB）时，交还已映射的运行副本和瓦片档案的内存页（这些页仍在系统页缓存中，"
+        "各进程共用，再次读取无需读盘）；0 表示不交还",
+    )
     session_max_age_s: int = Field(default=12 * 3600, gt=0, description="浏览器会话有效期（秒）")
     cookie_secure: bool = True
     run_cache_size: int = Field(default=4, ge=1, description="内存中缓存的评价批次数")
