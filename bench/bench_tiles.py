@@ -27,6 +27,7 @@ Writes ``bench/out/tiles.md`` and ``bench/out/tiles.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import resource
 import shutil
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,28 @@ def worker_memory_gb(pid: int) -> list[dict[str, float]]:
     return out
 
 
+class PeakMemory:
+    """The workers' largest resident set seen while the block runs, sampled every ``every_s`` seconds."""
+
+    def __init__(self, pid: int, every_s: float = 0.25) -> None:
+        self.pid, self.every_s, self.peak_gb = pid, every_s, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every_s):
+            with contextlib.suppress(OSError):  # a worker gone meanwhile
+                self.peak_gb = max([self.peak_gb, *(m.get("rss", 0.0) for m in worker_memory_gb(self.pid))])
+
+
 def attribute_mix(out: Path, count: int, seed: int = 1) -> tuple[list[str], list[str]]:
     """GeoJSON pages of parcels by box at park zoom (a random zoom-15 tile with parcels of one of three
     parks) and park search indexes, drawn at random with repeats."""
@@ -211,12 +235,15 @@ def serve_and_load(
     res = {"workers": workers, "first_start": first, **res}
     try:
         warm = sorted(set(order))[:: max(1, len(set(order)) // 50)]
-        res["loads"] = [
-            load(client, url, token, order, k, seconds, warm if i == 0 else []) for i, k in enumerate(clients)
-        ]
-        res["geojson"] = load(client, url, token, geojson, clients[0], seconds, geojson[:5])
-        res["search"] = load(client, url, token, search, clients[0], seconds, [])
+        with PeakMemory(proc.pid) as under_load:
+            res["loads"] = [
+                load(client, url, token, order, k, seconds, warm if i == 0 else []) for i, k in enumerate(clients)
+            ]
+            res["geojson"] = load(client, url, token, geojson, clients[0], seconds, geojson[:5])
+            res["search"] = load(client, url, token, search, clients[0], seconds, [])
+        res["peak_rss_under_load_gb"] = under_load.peak_gb
         t = time.perf_counter()
+        every_park = PeakMemory(proc.pid).__enter__()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
             for park in parks:  # every park's map, ranking and GeoJSON, asked once per worker
                 for _ in range(workers):
@@ -226,8 +253,12 @@ def serve_and_load(
                         # connection would stay with the worker that accepted it)
                         c.get(path, headers={"Connection": "close"}).raise_for_status()
         res["every_park_s"] = time.perf_counter() - t
-        res["memory_gb"] = worker_memory_gb(proc.pid)
+        every_park.__exit__()
+        res["memory_gb"] = worker_memory_gb(proc.pid)  # at once: a trim may be on its way
         res["rss_gb"] = [m["rss"] for m in res["memory_gb"]]
+        res["peak_rss_every_park_gb"] = every_park.peak_gb
+        time.sleep(2.0)
+        res["memory_after_2s_gb"] = worker_memory_gb(proc.pid)
     finally:
         stop_service(proc)
     return res
@@ -266,6 +297,13 @@ def table(res: dict[str, Any]) -> str:
                 f"{m['rss']:.2f} GB (own heap {m.get('anon', 0):.2f}, mapped files {m.get('file', 0):.2f}, "
                 f"PSS {m.get('pss', 0):.2f})"
                 for m in s.get("memory_gb", [{"rss": g} for g in s["rss_gb"]])
+            )
+            + (
+                f"; 2 s later {', '.join(format(m['rss'], '.2f') for m in s['memory_after_2s_gb'])} GB; largest RSS of a "
+                f"worker sampled every 0.25 s: under load {s['peak_rss_under_load_gb']:.2f} GB, through every park "
+                f"{s['peak_rss_every_park_gb']:.2f} GB"
+                if "memory_after_2s_gb" in s
+                else ""
             ),
             "",
             f"Load client: {s['loads'][0].get('client', 'httpx')}.",

@@ -667,3 +667,44 @@ def test_kill_9_between_the_swap_and_the_commit_is_found_out_and_tidied(pg_db, t
     assert now.run_id == run_record_from_out_dir(out).run_id != first.run_id
     assert now.manifest_sha256 == sha256(out / "manifest.json") and out_dir_state(now) == "一致"
     assert siblings(out) == []
+
+
+@pytest.mark.parametrize("failing", ["write_parcels", "write_workbook"])
+def test_a_failure_beside_the_workbooks_leaves_the_old_out_dir_and_no_leftovers(tmp_path, monkeypatch, failing):
+    """The workbooks are written on their own thread while the other files and the report are: a disk
+    error on either side fails the run, keeps the previous OUT_DIR as it was and leaves nothing behind."""
+    from geo_eval.io import writers
+
+    out = tmp_path / "out"
+    ds = dataset(tmp_path / "ds")
+    run(ds, load_scheme(SCHEME), out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert Path("rankings.xlsx") in before and Path("report.html") in before
+    manifest = json.loads(before[Path("manifest.json")])
+    assert manifest["workbooks"] == ["rankings.xlsx"]
+    assert {"write_workbooks", "write_report", "write_parcels_gpkg"} <= set(manifest["timings_s"])
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers, failing, full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        run(ds, load_scheme(SCHEME), out, overwrite=True)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "out"]  # no .out.tmp-* or .out.old-*
+
+
+def test_evaluate_names_the_park_workbooks_it_wrote(tmp_path, monkeypatch):
+    """A run of more enterprises than one workbook takes writes one per park under rankings/, and says so."""
+    from geo_eval.io import writers
+
+    monkeypatch.setattr(writers, "WORKBOOK_ROW_LIMIT", 1)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["evaluate", str(dataset(tmp_path / "ds")), "--scheme", SCHEME, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    written = sorted(p.relative_to(out).as_posix() for p in (out / "rankings").glob("*.xlsx"))
+    assert written and not (out / "rankings.xlsx").exists()
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["workbooks"] == written
+    assert f"rankings/（{len(written)} 个园区排名表）" in res.output
+    assert "rankings.xlsx" not in res.output

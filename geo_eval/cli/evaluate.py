@@ -106,7 +106,10 @@ def evaluate(
     out.print(f"数据问题：警告 {int(exc_counts.get(WARNING, 0))} 条，详见 {out_dir / 'exceptions.csv'}")
     if result.notes:
         out.print(f"说明：{len(result.notes)} 条（见 manifest.json 的 fallbacks 和 flags.notes）")
-    files = "enterprises.csv、parcels.gpkg、rankings.xlsx、exceptions.csv、benchmarks.csv、manifest.json"
+    listed = manifest.get("workbooks")
+    books = [str(b) for b in listed] if isinstance(listed, list) else []
+    workbooks = "rankings.xlsx" if books == ["rankings.xlsx"] else f"rankings/（{len(books)} 个园区排名表）"
+    files = f"enterprises.csv、parcels.gpkg、{workbooks}、exceptions.csv、benchmarks.csv、manifest.json"
     if result.flags is not None:
         files += "、flags.csv、renewal_blocks.gpkg"
     if sch.policies:
