@@ -670,9 +670,9 @@ def test_kill_9_between_the_swap_and_the_commit_is_found_out_and_tidied(pg_db, t
 
 
 @pytest.mark.parametrize("failing", ["write_parcels", "write_workbook"])
-def test_a_failure_beside_the_workbooks_leaves_the_old_out_dir_and_no_leftovers(tmp_path, monkeypatch, failing):
-    """The workbooks are written on their own thread while the other files and the report are: a disk
-    error on either side fails the run, keeps the previous OUT_DIR as it was and leaves nothing behind."""
+def test_a_failing_write_leaves_the_old_out_dir_and_no_leftovers(tmp_path, monkeypatch, failing):
+    """A disk error while the parcels or a workbook are written fails the run, keeps the previous OUT_DIR
+    as it was and leaves nothing behind; the manifest times the report apart."""
     from geo_eval.io import writers
 
     out = tmp_path / "out"

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -491,116 +490,71 @@ def write_outputs(
     ``report``: also the annual report ``report.html``, read back from the files written
     (:func:`geo_eval.io.report.write_report`).
 
-    The ranking workbooks (:func:`write_workbooks`) are written on a thread of their own while the other
-    files and the report are (their writer, mostly deflating, needs no GIL: at 1M parcels they took 27–30 s
-    after everything else). The report reads a first ``manifest.json`` without them; the manifest is
-    written again with the workbooks' names and every timing once all are done.
-
     ``before_commit(tmp_dir, manifest)`` runs once every file is written into the temporary directory
     and before it replaces ``out_dir`` (the database publisher): if it raises, nothing is left behind.
     """
     timings = dict(ev.timings)
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp, ThreadPoolExecutor(1, "workbooks") as side:
-        policies = policy_frame(ev)
-        stop = threading.Event()
-        books = side.submit(_timed, write_workbooks, ev, tmp, flags, blocks, policies=policies, stop=stop)
-        try:
-            problems = _write_files(ev, tmp, flags, blocks, policies, timings)
-            manifest = _manifest(ev, problems, policies, flags, blocks, inputs, timings)
-            manifest.update(extra_manifest or {})
-            _write_manifest(tmp, manifest)  # the report reads it; rewritten below with the workbooks
-            if report:
-                from geo_eval.io.report import write_report
-
-                t = time.perf_counter()
-                write_report(tmp)
-                timings["write_report"] = time.perf_counter() - t
-        except BaseException:
-            stop.set()  # no more workbooks started; the ones being written finish, then tmp goes
-            raise
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         t = time.perf_counter()
-        workbooks, timings["write_workbooks"] = books.result()
-        timings["wait_workbooks"] = time.perf_counter() - t  # after every other file and the report
-        manifest["workbooks"] = workbooks
-        manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-        _write_manifest(tmp, manifest)
+        write_csv(enterprise_frame(ev), tmp / "enterprises.csv")
+        timings["write_enterprises_csv"] = time.perf_counter() - t
+        t = time.perf_counter()
+        write_parcels(ev, tmp / "parcels.gpkg", flags, blocks)
+        timings["write_parcels_gpkg"] = time.perf_counter() - t
+        if flags is not None:
+            write_csv(flags.flags, tmp / "flags.csv")
+        if blocks is not None:
+            write_blocks(blocks, tmp / "renewal_blocks.gpkg")
+        t = time.perf_counter()
+        problems = ev.problems.frame()
+        write_csv(problems, tmp / "exceptions.csv")
+        write_csv(ev.benchmarks, tmp / "benchmarks.csv")
+        timings["write_reports_csv"] = time.perf_counter() - t
+        t = time.perf_counter()
+        policies = policy_frame(ev)
+        if policies is not None:
+            write_csv(policies, tmp / "policies.csv")
+            timings["write_policies_csv"] = time.perf_counter() - t
+        t = time.perf_counter()
+        workbooks = write_workbooks(ev, tmp, flags, blocks, policies=policies)
+        timings["write_workbooks"] = time.perf_counter() - t
+        manifest: dict[str, object] = {
+            "tool": "geo-eval",
+            "version": __version__,
+            "year": ev.year,
+            "scheme": {
+                "name": ev.scheme.name,
+                "title": ev.scheme.title,
+                "sha256": ev.scheme.digest,
+                "rules": ev.scheme.model_dump(mode="json", exclude={"digest"}),  # as applied, for the report
+                "ranking_unit": ev.scheme.ranking_unit,
+            },
+            "area_crs": ev.area_crs,
+            "inputs": {k: _input_entry(p) for k, p in sorted((inputs or {}).items())},
+            "counts": {
+                "enterprises": len(ev.enterprises),
+                "parcels": len(ev.parcels),
+                "leases": len(ev.leases),
+                "exceptions": {sev: int((problems["severity"] == sev).sum()) for sev in ("致命", "警告", "提示")},
+            },
+            "grades": grade_counts(ev),
+            "fallbacks": ev.notes,
+            "flags": flag_counts(flags, blocks),
+            "workbooks": workbooks,
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        }
+        manifest["policies"] = {"enabled": False} if policies is None else policy_counts(policies, ev.scheme.policies)
+        manifest.update(extra_manifest or {})
+        _write_manifest(tmp, manifest)  # the report reads it
+        if report:
+            from geo_eval.io.report import write_report
+
+            t = time.perf_counter()
+            write_report(tmp)
+            manifest["timings_s"]["write_report"] = round(time.perf_counter() - t, 3)  # type: ignore[index]
+            _write_manifest(tmp, manifest)
         if before_commit is not None:
             before_commit(tmp, manifest)
-    return manifest
-
-
-def _timed(fn: Callable[..., list[str]], *args: object, **kwargs: object) -> tuple[list[str], float]:
-    t = time.perf_counter()
-    return fn(*args, **kwargs), time.perf_counter() - t
-
-
-def _write_files(
-    ev: Evaluation,
-    tmp: Path,
-    flags: FlagResult | None,
-    blocks: RenewalBlocks | None,
-    policies: pd.DataFrame | None,
-    timings: dict[str, float],
-) -> pd.DataFrame:
-    """Every output but the workbooks, the manifest and the report; returns the rows of exceptions.csv."""
-    t = time.perf_counter()
-    write_csv(enterprise_frame(ev), tmp / "enterprises.csv")
-    timings["write_enterprises_csv"] = time.perf_counter() - t
-    t = time.perf_counter()
-    write_parcels(ev, tmp / "parcels.gpkg", flags, blocks)
-    timings["write_parcels_gpkg"] = time.perf_counter() - t
-    if flags is not None:
-        write_csv(flags.flags, tmp / "flags.csv")
-    if blocks is not None:
-        write_blocks(blocks, tmp / "renewal_blocks.gpkg")
-    t = time.perf_counter()
-    problems = ev.problems.frame()
-    write_csv(problems, tmp / "exceptions.csv")
-    write_csv(ev.benchmarks, tmp / "benchmarks.csv")
-    timings["write_reports_csv"] = time.perf_counter() - t
-    if policies is not None:
-        t = time.perf_counter()
-        write_csv(policies, tmp / "policies.csv")
-        timings["write_policies_csv"] = time.perf_counter() - t
-    return problems
-
-
-def _manifest(
-    ev: Evaluation,
-    problems: pd.DataFrame,
-    policies: pd.DataFrame | None,
-    flags: FlagResult | None,
-    blocks: RenewalBlocks | None,
-    inputs: Mapping[str, object] | None,
-    timings: dict[str, float],
-) -> dict[str, object]:
-    """``manifest.json`` without its ``workbooks`` (written at the same time) and extra entries."""
-    manifest: dict[str, object] = {
-        "tool": "geo-eval",
-        "version": __version__,
-        "year": ev.year,
-        "scheme": {
-            "name": ev.scheme.name,
-            "title": ev.scheme.title,
-            "sha256": ev.scheme.digest,
-            "rules": ev.scheme.model_dump(mode="json", exclude={"digest"}),  # as applied, for the report
-            "ranking_unit": ev.scheme.ranking_unit,
-        },
-        "area_crs": ev.area_crs,
-        "inputs": {k: _input_entry(p) for k, p in sorted((inputs or {}).items())},
-        "counts": {
-            "enterprises": len(ev.enterprises),
-            "parcels": len(ev.parcels),
-            "leases": len(ev.leases),
-            "exceptions": {sev: int((problems["severity"] == sev).sum()) for sev in ("致命", "警告", "提示")},
-        },
-        "grades": grade_counts(ev),
-        "fallbacks": ev.notes,
-        "flags": flag_counts(flags, blocks),
-        "workbooks": [],
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-    }
-    manifest["policies"] = {"enabled": False} if policies is None else policy_counts(policies, ev.scheme.policies)
     return manifest
 
 
@@ -707,24 +661,19 @@ def write_workbooks(
     blocks: RenewalBlocks | None = None,
     *,
     policies: pd.DataFrame | None = None,
-    stop: threading.Event | None = None,
 ) -> list[str]:
-    """Write the workbooks of :func:`workbook_plan` into ``out_dir``; returns their names. ``stop``: when
-    set (the other outputs failed), no further workbook is begun."""
-    return write_planned(workbook_plan(ev, flags, blocks, policies=policies), out_dir, stop=stop)
+    """Write the workbooks of :func:`workbook_plan` into ``out_dir``; returns their names."""
+    return write_planned(workbook_plan(ev, flags, blocks, policies=policies), out_dir)
 
 
-def write_planned(plan: Iterable[PlannedWorkbook], out_dir: Path, *, stop: threading.Event | None = None) -> list[str]:
+def write_planned(plan: Iterable[PlannedWorkbook], out_dir: Path) -> list[str]:
     """Write planned workbooks into ``out_dir``, up to :data:`WORKBOOK_THREADS` at once (the writer
     releases the GIL while it lays out and compresses a workbook, so the next ones' sheets are built
-    meanwhile); returns their names in plan order. The files do not depend on the thread count.
-    ``stop``: when set, no further workbook is begun (those being written are finished)."""
+    meanwhile); returns their names in plan order. The files do not depend on the thread count."""
     names: list[str] = []
     with ThreadPoolExecutor(max_workers=WORKBOOK_THREADS) as pool:
         pending: deque[Future[None]] = deque()
         for name, sheets, notes, layout in plan:
-            if stop is not None and stop.is_set():
-                break
             path = out_dir / name
             path.parent.mkdir(exist_ok=True)
             pending.append(pool.submit(write_workbook, path, sheets, notes=notes, layout=layout))
