@@ -960,6 +960,18 @@ def test_a_province_overview_pages_its_review_list_loads_blocks_by_view_and_revi
     page.wait_for_function("() => geoEval.app.layers.blockFeatures.length > 0", timeout=10_000)
     show_place(page, lon, lat, 10)
     page.wait_for_function("() => geoEval.app.layers.blockFeatures.length === 0", timeout=10_000)
+    # blocks that cannot be loaded are said once, in Chinese; the next move after that loads them
+    page.route("**/blocks.json*", lambda route: route.fulfill(status=503, body="{}"))
+    show_place(page, lon, lat, 15)
+    toast = page.locator(".ge-toast-error", has_text="连片改造区块无法载入")
+    sync_api.expect(toast).to_have_count(1)
+    assert "请稍后重试" in toast.inner_text()
+    show_place(page, lon + 0.001, lat, 16)
+    page.wait_for_timeout(500)
+    sync_api.expect(toast).to_have_count(1)  # not once per move
+    page.unroute("**/blocks.json*")
+    show_place(page, lon, lat, 14)
+    page.wait_for_function("() => geoEval.app.layers.blockFeatures.length > 0", timeout=10_000)
     page.context.close()
     check_tab_of(t, province)
 

@@ -88,6 +88,12 @@ def test_the_trimmer_acts_only_above_its_budget(data_file: Path) -> None:
     tight = PageTrimmer(1, roots=(root,))
     assert tight.check() and tight.trims == 1
     assert mapped_rss(str(data_file)) < MB
+    assert int(values[::1024].sum()) > 0
+    assert not tight.check() and tight.trims == 1  # not again within min_gap_s (5 s)
+    assert mapped_rss(str(data_file)) >= 30 * MB
+    tight.min_gap_s = 0.0
+    assert tight.check() and tight.trims == 2
+    assert mapped_rss(str(data_file)) < MB
 
 
 def test_the_service_gives_a_run_copys_pages_back_and_answers_the_same(sample_runs, tmp_path: Path) -> None:
@@ -100,6 +106,7 @@ def test_the_service_gives_a_run_copys_pages_back_and_answers_the_same(sample_ru
     store.close()
     copies = str((data_dir / RUN_COPIES).resolve()) + os.sep
     app = create_app(Settings(data_dir=data_dir, secret_key="t" * 48, worker_rss_mb=1))
+    app.state.page_trimmer.min_gap_s = 0.0  # at every check (tested above: at most every 5 s by default)
     with TestClient(app) as c:
         c.headers["Authorization"] = f"Bearer {token}"
         trimmer = app.state.page_trimmer

@@ -2,7 +2,7 @@
 // by review state, renewal blocks, park outlines and the highlighted parcel. Styling happens here,
 // in the browser, from the page configuration and the review states; nothing is re-fetched to restyle.
 
-import { containsPoint, requestJSON } from "./util.js";
+import { containsPoint, requestJSON, toast } from "./util.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const PANES = [
@@ -313,9 +313,13 @@ export class Layers {
     let body;
     try {
       ({ body } = await requestJSON(url.pathname + url.search));
-    } catch {
-      return; // the next move asks again
+    } catch (err) {
+      // said once until blocks load again (the next move of the map asks again)
+      if (asked === this.blocksAsked && !this.blocksFailed) toast(`连片改造区块无法载入：${err.message}`, "error");
+      this.blocksFailed = true;
+      return;
     }
+    this.blocksFailed = false;
     if (asked !== this.blocksAsked) return; // a later view's answer is on its way
     this.shownBox = body.truncated ? null : box;
     this.blockFeatures = body.features;
