@@ -101,64 +101,24 @@ def _dtype(kind: str) -> str:
 def _layer(
     conn: Any, table: str, run_id: str, layout: dict[str, list[str]], *, geometry: bool
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The rows of a result table as a frame (from ``row_csv``) and their 4326 geometries, in row order.
-
-    The COPY is parsed as it arrives, a block at a time, and each block's geometries (hex WKB) made at once:
-    a whole table's hex text, held in one buffer, as Arrow and as Python strings, took about 8 GB at 1M
-    parcels."""
+    """The rows of a result table as a frame (from ``row_csv``) and their 4326 geometries, in row order."""
     select = sql.SQL("SELECT row_csv{geom} FROM geo_eval.{table} WHERE run_id = %(run)s ORDER BY row_no").format(
         geom=sql.SQL(", encode(ST_AsBinary(ST_Transform(geom, 4326)), 'hex') AS g") if geometry else sql.SQL(""),
         table=sql.Identifier(table),
     )
+    data = _copy_out(conn, select, {"run": run_id})
     types = {"row_csv": pa.large_string()} | ({"g": pa.large_string()} if geometry else {})
-    lines: list[pa.Array] = []
-    shapes: list[np.ndarray] = []
-    with (
-        conn.cursor() as cur,
-        cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(select), {"run": run_id}) as copy,
-    ):
-        reader = pacsv.open_csv(
-            _CopyStream(iter(copy)),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
-            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-        )
-        for batch in reader:
-            lines.append(batch.column("row_csv"))
-            if geometry:
-                hexes = batch.column("g").to_numpy(zero_copy_only=False)
-                shapes.append(shapely.from_wkb(np.where(pd.isna(hexes), None, hexes)))
-    rows = pa.chunked_array(lines, type=pa.large_string()).combine_chunks()
-    frame = read_rows(rows, layout)
+    t = pacsv.read_csv(
+        io.BytesIO(data),
+        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+        read_options=pacsv.ReadOptions(block_size=1 << 26),
+    )
+    frame = read_rows(t.column("row_csv").combine_chunks(), layout)
     geoms = None
     if geometry:
-        geoms = np.concatenate(shapes) if shapes else np.empty(0, dtype=object)
+        hexes = t.column("g").to_numpy(zero_copy_only=False)
+        geoms = shapely.from_wkb(np.where(pd.isna(hexes), None, hexes))
     return frame, geoms
-
-
-BLOCK_BYTES = 1 << 24
-"""How much of a COPY pyarrow parses at a time (:func:`_layer`)."""
-
-
-class _CopyStream(io.RawIOBase):
-    """A COPY's blocks (psycopg's ``Copy``, iterated) as a file for pyarrow to read."""
-
-    def __init__(self, blocks: Any) -> None:
-        self._blocks = blocks
-        self._rest = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._rest:
-            block = next(self._blocks, None)
-            if block is None:
-                return 0
-            self._rest = memoryview(block)
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
 
 
 def enterprises_csv(conn: Any, run_id: str, layout: dict[str, Any]) -> bytes:
