@@ -6,10 +6,10 @@ belong to the kernel's page cache, which every worker mapping the same files sha
 has looked at every park of a province those pages are most of the run (1.6–1.8 GB of a 2.5 GB
 resident set at 1M parcels). :class:`PageTrimmer` checks the worker's resident set every
 :data:`CHECK_INTERVAL_S` and, above the budget (``GEO_EVAL_WORKER_RSS_MB``), tells the kernel
-(``madvise(MADV_DONTNEED)``) that the worker no longer needs the pages of its read-only shared file
-maps. The files stay mapped and their pages stay cached: the next read of one is a minor fault that
-maps the cached page again, not a disk read. Nothing is dropped from a private or writable mapping
-or from the worker's own heap.
+(``madvise(MADV_DONTNEED)``) that the worker no longer needs the pages of its read-only file maps (every
+shared one, and pyarrow's private ones of the run copies only: :func:`file_maps`). The files stay mapped
+and their pages stay cached: the next read of one is a minor fault that maps the cached page again, not a
+disk read. Nothing is dropped from a writable mapping, a library's own segments or the worker's heap.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ class PageTrimmer:
     def start(self) -> None:
         if self.budget_bytes <= 0 or self._thread is not None or not Path("/proc/self/statm").exists():
             return
+        self._stop.clear()  # started again after a stop (the app's lifespan run twice, as tests do)
         self._thread = threading.Thread(target=self._loop, daemon=True, name="page-trimmer")
         self._thread.start()
 

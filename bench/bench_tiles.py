@@ -243,8 +243,10 @@ def serve_and_load(
             res["search"] = load(client, url, token, search, clients[0], seconds, [])
         res["peak_rss_under_load_gb"] = under_load.peak_gb
         t = time.perf_counter()
-        every_park = PeakMemory(proc.pid).__enter__()
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
+        with (
+            PeakMemory(proc.pid) as every_park,
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c,
+        ):
             for park in parks:  # every park's map, ranking and GeoJSON, asked once per worker
                 for _ in range(workers):
                     p = quote(park, safe="")
@@ -253,7 +255,6 @@ def serve_and_load(
                         # connection would stay with the worker that accepted it)
                         c.get(path, headers={"Connection": "close"}).raise_for_status()
         res["every_park_s"] = time.perf_counter() - t
-        every_park.__exit__()
         res["memory_gb"] = worker_memory_gb(proc.pid)  # at once: a trim may be on its way
         res["rss_gb"] = [m["rss"] for m in res["memory_gb"]]
         res["peak_rss_every_park_gb"] = every_park.peak_gb

@@ -124,3 +124,6 @@ def test_the_service_gives_a_run_copys_pages_back_and_answers_the_same(sample_ru
         again = c.get("/api/parcels?limit=500")
         assert again.json() == first.json()
     assert trimmer._thread is None  # stopped with the app
+    trimmer.start()  # and can start again (another lifespan of the same app)
+    assert trimmer._thread is not None and trimmer._thread.is_alive()
+    trimmer.stop()

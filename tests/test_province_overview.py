@@ -250,5 +250,9 @@ def test_a_large_json_answer_travels_gzip_compressed_under_its_own_etag(served, 
     assert again.status_code == 304 and again.headers["etag"] == zipped.headers["etag"]
     refused = client.get("/api/maps/flags.json", headers={**h, "Accept-Encoding": "gzip;q=0, identity"})
     assert "content-encoding" not in refused.headers and refused.headers["etag"] == plain.headers["etag"]
+    for weighted in ("deflate, gzip;q=0.5", "gzip; q=0.8"):  # a quality above 0 still accepts it
+        got = client.get("/api/maps/flags.json", headers={**h, "Accept-Encoding": weighted})
+        assert got.headers.get("content-encoding") == "gzip", weighted
+        assert json.loads(got.content) == json.loads(plain.content)
     small = client.get("/api/maps/queue.json?limit=0", headers={**h, "Accept-Encoding": "gzip"})
     assert "content-encoding" not in small.headers  # under the size: plain

@@ -77,10 +77,17 @@ keys, 29 MB at 1M parcels, travel as about a tenth of that; a large park's revie
 
 
 def _accepts_gzip(request: Request) -> bool:
-    return any(
-        part.split(";")[0].strip().lower() == "gzip" and "q=0" not in part.replace(" ", "")
-        for part in request.headers.get("accept-encoding", "").split(",")
-    )
+    """Whether ``Accept-Encoding`` names gzip with a quality above 0 (``gzip;q=0.5`` yes, ``gzip;q=0`` no)."""
+    for part in request.headers.get("accept-encoding", "").split(","):
+        coding, *params = (p.strip().lower() for p in part.split(";"))
+        if coding != "gzip":
+            continue
+        quality = next((p[2:] for p in params if p.startswith("q=")), "1")
+        try:
+            return float(quality) > 0
+        except ValueError:
+            return False
+    return False
 
 
 def cached_answer(request: Request, etag: str, build: Any, media_type: str, cache_control: str = IMMUTABLE) -> Response:

@@ -108,8 +108,14 @@ def evaluate(
         out.print(f"说明：{len(result.notes)} 条（见 manifest.json 的 fallbacks 和 flags.notes）")
     listed = manifest.get("workbooks")
     books = [str(b) for b in listed] if isinstance(listed, list) else []
-    workbooks = "rankings.xlsx" if books == ["rankings.xlsx"] else f"rankings/（{len(books)} 个园区排名表）"
-    files = f"enterprises.csv、parcels.gpkg、{workbooks}、exceptions.csv、benchmarks.csv、manifest.json"
+    workbooks = (
+        "rankings.xlsx" if books == ["rankings.xlsx"] else f"rankings/（{len(books)} 个园区排名表）" if books else ""
+    )
+    files = "、".join(
+        n
+        for n in ("enterprises.csv", "parcels.gpkg", workbooks, "exceptions.csv", "benchmarks.csv", "manifest.json")
+        if n
+    )
     if result.flags is not None:
         files += "、flags.csv、renewal_blocks.gpkg"
     if sch.policies:
