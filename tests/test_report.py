@@ -33,6 +33,7 @@ with warnings.catch_warnings():  # starlette asks for httpx2; the httpx TestClie
 from api.app import create_app
 from api.settings import Settings
 from geo_eval.cli import app as cli_app
+from geo_eval.io.report import read_csv, read_run
 from geo_eval.storage import open_store, run_record_from_out_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -245,6 +246,28 @@ def test_the_transition_matrix_is_the_one_counted_from_both_years(sample_runs, r
         assert rows[label] == [str(v) for v in [*want, sum(want)]], label
     assert int(rows["新参评"][-1]) == len(set(now["uscc"]) - set(before["uscc"])) > 0
     assert int(rows["A类"][-1]) == int((before["grade"] == "A").sum())
+
+
+def test_the_report_reads_texts_back_as_arrow_strings_without_the_formula_guard():
+    content = "\ufeffuscc,name,tax\n9132,'=HYPERLINK(1),2.5\n9133,,3\n9134,''-x,\n".encode()
+    frame = read_csv(content, text=("uscc", "name"))
+    arrow_text = pd.StringDtype("pyarrow", na_value=np.nan)  # not a Python object per row
+    assert frame["uscc"].dtype == arrow_text and frame["name"].dtype == arrow_text
+    assert frame["uscc"].tolist() == ["9132", "9133", "9134"]
+    assert frame["name"].iloc[0] == "=HYPERLINK(1)" and frame["name"].iloc[2] == "'-x"
+    assert pd.isna(frame["name"].iloc[1])
+    assert frame["tax"].iloc[:2].tolist() == [2.5, 3.0] and np.isnan(frame["tax"].iloc[2])
+
+
+def test_a_run_read_back_for_its_report_holds_its_texts_as_arrow_strings(sample_runs):
+    run = read_run(sample_runs[2025])
+    e, flags = run.enterprises, run.flags
+    assert flags is not None
+    for frame, column in ((e, "name"), (e, "uscc"), (e, "grade"), (flags, "flag_id"), (flags, "park")):
+        assert frame[column].dtype == pd.StringDtype("pyarrow", na_value=np.nan), column
+    written = read_enterprises(sample_runs[2025])
+    assert e["uscc"].tolist() == written["uscc"].tolist()
+    assert e["name"].fillna("").tolist() == written["name"].fillna("").tolist()
 
 
 def test_the_same_out_dir_gives_the_same_report_but_the_generation_line(sample_runs, tmp_path):
