@@ -19,6 +19,7 @@ import mmap
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,11 +169,31 @@ def attributes(frame: gpd.GeoDataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index, copy=False)
 
 
-def _geometry_json(geoms: gpd.GeoSeries) -> np.ndarray:
-    """GeoJSON text of each geometry (coordinates rounded), None for a missing one."""
+def _geometry_json(geoms: gpd.GeoSeries) -> GeoJSONTexts:
+    """GeoJSON text of each geometry (coordinates rounded), None for a missing one; made a slice of rows
+    at a time into one Arrow array (:func:`arrow_texts`)."""
     arr = np.asarray(geoms.array, dtype=object)
-    rounded = shapely.transform(arr, lambda c: np.round(c, COORD_DECIMALS))
-    return np.asarray(shapely.to_geojson(rounded), dtype=object)
+
+    def texts(start: int, stop: int) -> np.ndarray:
+        rounded = shapely.transform(arr[start:stop], lambda c: np.round(c, COORD_DECIMALS))
+        return np.asarray(shapely.to_geojson(rounded), dtype=object)
+
+    return GeoJSONTexts(arrow_texts(len(arr), texts))
+
+
+TEXT_CHUNK = 50_000
+"""Rows turned into Python texts at a time before they become Arrow data (:func:`arrow_texts`)."""
+
+
+def arrow_texts(
+    n: int, make: Callable[[int, int], Sequence[Any] | np.ndarray], kind: pa.DataType | None = None
+) -> pa.Array:
+    """One Arrow array (large strings, or ``kind``) of ``n`` texts made by ``make(start, stop)`` for rows
+    ``start``–``stop``, :data:`TEXT_CHUNK` rows at a time: never a Python object for every row of a run at
+    once (1M parcels' texts were 1–3 GB as Python strings while the copy was made)."""
+    kind = pa.large_string() if kind is None else kind
+    parts = [pa.array(make(i, min(i + TEXT_CHUNK, n)), kind) for i in range(0, n, TEXT_CHUNK)]
+    return pa.concat_arrays(parts) if parts else pa.array([], kind)
 
 
 @dataclass
@@ -335,7 +356,6 @@ def load_run_data(record: RunRecord) -> RunData:
         text = pd.read_csv(
             out / "enterprises.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig", engine="pyarrow"
         )
-        text = text.astype(object)
         parcels = pyogrio.read_dataframe(out / "parcels.gpkg", layer="parcels", use_arrow=True)
         layers = {str(name) for name, _ in pyogrio.list_layers(out / "parcels.gpkg")}
         flags = (
@@ -374,7 +394,7 @@ def load_stored_run_data(store: Any, record: RunRecord) -> RunData:
     return _run_data(
         record,
         stored.manifest,
-        text.astype(object),
+        text,
         stored.parcels,
         flags,
         stored.blocks,
@@ -441,21 +461,27 @@ SEARCH_SOURCE_COLUMNS = ("parcel_id", "main_user", "users", "main_user_name", "h
 
 
 def search_rows(parcels: gpd.GeoDataFrame, enterprises: pd.DataFrame, kinds: tuple[str, ...]) -> dict[str, pa.Array]:
-    """Per basemap kind, the JSON text of each parcel row's row of the map's search index (the rows of
+    """Per basemap kind, the JSON text of each parcel row's row of the map search index (the rows of
     :func:`geo_eval.maps.search_table`; empty for a parcel without a geometry): a scope's index is ``[`` the
-    rows of its parcels joined by ``,`` ``]``, the same bytes as the index made of the scope's parcels."""
-    source = {c: parcels[c].astype(object).to_numpy() for c in SEARCH_SOURCE_COLUMNS if c in parcels.columns}
-    plain = gpd.GeoDataFrame(source, geometry=np.asarray(parcels.geometry.array, dtype=object), crs=parcels.crs)
-    names = maps.search_columns(plain, None, map_enterprises(enterprises))
-    out = {}
-    heads: list[str] = []
-    for kind in kinds:
-        table = maps.search_table(plain, basemap=kind, attributes=names)  # type: ignore[arg-type]
-        heads = heads or _json_heads(table)  # the texts are the same in every kind, only the boxes differ
-        texts = np.full(len(plain), b"", dtype=object)
-        texts[table.index.to_numpy()] = _json_rows(heads, table)
-        out[kind] = pa.array(texts, pa.large_binary())
-    return out
+    rows of its parcels joined by ``,`` ``]``, the same bytes as the index made of the scope's parcels.
+    The names are looked up once for the whole run; the rows are made :data:`TEXT_CHUNK` at a time."""
+    columns = [c for c in SEARCH_SOURCE_COLUMNS if c in parcels.columns]
+    names = maps.search_columns(pd.DataFrame({c: parcels[c] for c in columns}), None, map_enterprises(enterprises))
+    geoms = np.asarray(parcels.geometry.array, dtype=object)
+    ids = parcels["parcel_id"] if "parcel_id" in parcels.columns else None
+    parts: dict[str, list[pa.Array]] = {kind: [] for kind in kinds}
+    for start in range(0, len(parcels), TEXT_CHUNK):
+        rows = pd.RangeIndex(start, min(start + TEXT_CHUNK, len(parcels)))
+        source = {} if ids is None else {"parcel_id": ids.iloc[rows].astype(object).to_numpy()}
+        plain = gpd.GeoDataFrame(source, geometry=geoms[rows], crs=parcels.crs, index=rows)
+        heads: list[str] = []
+        for kind in kinds:
+            table = maps.search_table(plain, basemap=kind, attributes=names)  # type: ignore[arg-type]
+            heads = heads or _json_heads(table)  # the texts are the same in every kind, only the boxes differ
+            texts = np.full(len(rows), b"", dtype=object)
+            texts[table.index.to_numpy() - start] = _json_rows(heads, table)
+            parts[kind].append(pa.array(texts, pa.large_binary()))
+    return {kind: pa.concat_arrays(p) if p else pa.array([], pa.large_binary()) for kind, p in parts.items()}
 
 
 def _json_heads(table: pd.DataFrame) -> list[str]:
@@ -481,18 +507,13 @@ def _json_rows(heads: list[str], table: pd.DataFrame) -> list[bytes]:
     return [f"{h}{w!r},{s!r},{e!r},{n!r}]".encode() for h, w, s, e, n in zip(heads, *boxes, strict=True)]
 
 
-PROPERTY_CHUNK = 50_000
-"""Parcel rows turned into property texts at a time (:func:`property_texts`)."""
-
-
 def property_texts(table: pd.DataFrame) -> pa.Array:
     """Each row of :attr:`RunData.parcel_table` as the ``properties`` of its GeoJSON feature would start:
     the JSON object of :func:`records` (as :func:`api.geojson.properties_text` writes it) without its closing
     brace, so that a page appends the parcel's flags (``,"flags":[…]}``)."""
-    texts: list[str] = []
-    for start in range(0, len(table), PROPERTY_CHUNK):
-        texts += [properties_text(row)[:-1] for row in records(table.iloc[start : start + PROPERTY_CHUNK])]
-    return pa.array(texts, pa.large_string())
+    return arrow_texts(
+        len(table), lambda start, stop: [properties_text(row)[:-1] for row in records(table.iloc[start:stop])]
+    )
 
 
 def _block_parks_array(parks: list[frozenset[str | None]] | None) -> pa.Array | None:

@@ -22,7 +22,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-from api import mapdata
+from api import mapdata, rundata
 from api.app import RUN_COPIES, create_app
 from api.geojson import feature
 from api.mapdata import (
@@ -369,3 +369,36 @@ def test_a_copy_file_holds_one_chunk_per_column_even_from_a_table_read_in_batche
     _write_table(chunked, tmp_path / "t.arrow")
     back = feather.read_table(tmp_path / "t.arrow", memory_map=True)
     assert [back.column(c).num_chunks for c in ("t", "x")] == [1, 1] and back.column("t").to_pylist() == ["a", "b"] * 3
+
+
+def test_texts_made_a_slice_at_a_time_are_those_made_at_once(run, monkeypatch) -> None:
+    """The copy's per-parcel texts (GeoJSON, popup properties, search rows) are made in slices of rows so
+    that a province's million parcels are never all Python strings at once: slices of 7 rows (every slice
+    boundary crossed, a parcel without a geometry at one) give the same texts as one slice."""
+    data = load_run_data(run)
+    parcels = data.parcels.copy()
+    parcels.loc[parcels.index[7], "geometry"] = None  # the first row of the second slice of 7
+    table = data.parcel_table
+
+    def made() -> tuple[list[object], ...]:
+        geojson = rundata._geometry_json(parcels.geometry)
+        search = search_rows(parcels, data.enterprises, ("none", "gaode"))
+        props = rundata.property_texts(table)
+        return (
+            [geojson[i] for i in range(len(geojson))],
+            props.to_pylist(),
+            search["none"].to_pylist(),
+            search["gaode"].to_pylist(),
+        )
+
+    monkeypatch.setattr(rundata, "TEXT_CHUNK", 10**9)
+    whole = made()
+    monkeypatch.setattr(rundata, "TEXT_CHUNK", 7)
+    sliced = made()
+    assert sliced == whole
+    geojson, props, plain_rows, gaode_rows = sliced
+    assert len(geojson) == len(props) == len(plain_rows) == len(parcels) == 790
+    assert geojson[7] is None and plain_rows[7] == b"" and gaode_rows[7] == b""
+    assert json.loads(geojson[8])["type"] in ("Polygon", "MultiPolygon")
+    assert json.loads(plain_rows[8])[0] == parcels["parcel_id"].iloc[8]
+    assert json.loads(props[8] + "}")["parcel_id"] == table["parcel_id"].iloc[8]

@@ -261,7 +261,19 @@ def unguard(text: pd.Series) -> pd.Series:
 
     >>> unguard(pd.Series(["'=1+1", "''=x", "'abc", "-3.5", None], dtype=object)).tolist()
     ['=1+1', "'=x", "'abc", '-3.5', None]
+    >>> unguard(pd.Series(["'=1+1", "a", None], dtype="str")).tolist()  # Arrow-backed texts stay so
+    ['=1+1', 'a', nan]
     """
+    if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow":
+        arr = pa.array(text)
+        done = unguard_arrow(arr)
+        if done is arr:
+            return text
+        kind = text.dtype
+        values = done.to_pandas(
+            types_mapper=lambda t: kind if pa.types.is_string(t) or pa.types.is_large_string(t) else None
+        )
+        return pd.Series(values.array, index=text.index, name=text.name)
     arr = pa.array(text.to_numpy(dtype=object), type=_TEXT, from_pandas=True)
     guarded = pc.fill_null(pc.match_substring_regex(arr, _UNGUARD), False)
     if not pc.any(guarded).as_py():
