@@ -31,7 +31,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import Settings
 from geo_eval import maps
-from geo_eval.db import DatabaseError, PostgresStore, init_schema
+from geo_eval.db import DatabaseError, PostgresStore, init_schema, publish
 from geo_eval.db.parcels import import_parcels
 from geo_eval.db.results import enterprises_csv, read_stored_run
 from geo_eval.errors import DatasetError
@@ -194,11 +194,23 @@ def test_parcel_areas_agree_with_postgis_st_area_on_the_gauss_krueger_plane(pg_d
 
 
 # --- evaluate --db ---------------------------------------------------------------------------------------
-def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_path):
+def test_evaluate_db_stores_the_run_and_republishing_keeps_reviews(pg_db, tmp_path, monkeypatch):
     out = tmp_path / "out"
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 100)  # the 790 parcels published in 8 slices, as a province's are
     result = run(SAMPLE, load_scheme(SCHEME), out, db=pg_db)
     rec = result.stored
     assert rec is not None and rec.stored
+    rows = sql(
+        pg_db,
+        "SELECT row_no, parcel_id, ST_Area(geom), geom_gcj02 IS NOT NULL FROM geo_eval.parcel_results "
+        "WHERE run_id = %s ORDER BY row_no",
+        (rec.run_id,),
+    )
+    layer = gpd.read_file(out / "parcels.gpkg", layer="parcels")
+    assert [r[0] for r in rows] == list(range(1, 791)) and [r[1] for r in rows] == layer["parcel_id"].tolist()
+    assert [r[2] for r in rows] == pytest.approx(
+        layer["area_m2"].tolist(), abs=0.006
+    )  # written to 0.01 m² and all(r[3] for r in rows)
     counts = run_count(pg_db, rec.run_id)
     ent = pd.read_csv(out / "enterprises.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
     flags = pd.read_csv(out / "flags.csv", encoding="utf-8-sig", dtype=str)
@@ -364,8 +376,12 @@ def served(pg_url, tmp_path_factory):
     scheme = load_scheme(SCHEME)
     run(SAMPLE, scheme, base / "files_out")
     steps: list[str] = []  # what `geo-eval evaluate --db` shows while it works
-    stored = run(SAMPLE, scheme, base / "db_out", db=pg_url, tiles=True, progress=steps.append).stored
-    assert stored is not None
+    result = run(SAMPLE, scheme, base / "db_out", db=pg_url, tiles=True, progress=steps.append)
+    stored, job = result.stored, result.tile_job
+    assert stored is not None and job is not None and job.record == stored
+    del result
+    message = job(steps.append)  # cut once the result is let go, as geo-eval evaluate --db does
+    assert message.startswith("地图瓦片已切割：") and message.endswith("已存入数据库"), message
     expected_steps = ["正在读取并校验输", "正在评价、标记地", "正在写出结果文件", "正在切割地图瓦片"]
     assert [s[:8] for s in steps] == expected_steps, steps
     assert "并存入数据库" in steps[2]

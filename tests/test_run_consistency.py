@@ -519,6 +519,11 @@ def test_evaluate_db_says_what_happened_to_the_reviews(pg_db, tmp_path):
     assert stored == run_record_from_out_dir(out).flag_prints and len(stored) == len(flags_of(out)) > 0
     text = " ".join(r.output.split())
     assert f"重新登记：新批次 {second}（取代该输出目录中的批次 {first}）；沿用复核 1 条，因标记变化未沿用 1 条" in text
+    # the map tiles are cut after the evaluation is let go, and stored beside the run
+    assert "地图瓦片已切割：" in text and "已存入数据库" in text.split("地图瓦片已切割：")[1]
+    with psycopg.connect(pg_db, autocommit=True) as conn:
+        sets = conn.execute("SELECT tiles FROM geo_eval.run_tile_sets WHERE run_id = %s", (second,)).fetchall()
+        assert len(sets) == 1 and sets[0][0] > 0
 
 
 # --- leftovers of killed runs ----------------------------------------------------------------------------

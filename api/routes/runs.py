@@ -31,6 +31,7 @@ from api.settings import Settings
 from geo_eval.errors import GeoEvalError, InputFileError
 from geo_eval.inputs.corrections import CORRECTIONS_FILE
 from geo_eval.io import csvout
+from geo_eval.io.memory import release_memory
 from geo_eval.io.run import run
 from geo_eval.io.runtiles import register_tiles
 from geo_eval.publication.exports import corrections_table
@@ -220,8 +221,13 @@ def start_run(body: RunCreate, admin: AdminUser, store: StoreDep, settings: Sett
             supersede=body.supersede_reason.strip() if body.supersede else "",
             tiles=True,
         )
-    if result.stored is not None:
-        record = store.get_run(result.stored.run_id)
+        stored, job = result.stored, result.tile_job
+        del result  # the evaluation is let go before the tiles are cut (they are read back from the files)
+        release_memory()
+        if job is not None:
+            log.info("run %s: %s", job.record.run_id, job())
+    if stored is not None:
+        record = store.get_run(stored.run_id)
     else:
         found = replace(
             run_record_from_out_dir(out_dir), supersede=body.supersede, supersede_reason=body.supersede_reason
