@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import shapely
 from psycopg import sql
@@ -64,14 +65,14 @@ def read_rows(lines: list[str] | pa.Array, layout: dict[str, list[str]]) -> pd.D
     1  NaN       False
     """
     names, kinds = layout.get("columns", []), layout.get("kinds", [])
-    texts = lines.to_pylist() if isinstance(lines, pa.Array) else list(lines)
+    texts = lines.cast(pa.large_string()) if isinstance(lines, pa.Array) else pa.array(list(lines), pa.large_string())
     if not names:
         return pd.DataFrame(index=range(len(texts)))
-    if not texts:
+    if not len(texts):
         return pd.DataFrame({n: pd.Series(dtype=_dtype(k)) for n, k in zip(names, kinds, strict=True)})
     keys = [f"c{i}" for i in range(len(names))]  # positional names: headers may repeat or be anything
     t = pacsv.read_csv(
-        io.BytesIO("\n".join(texts).encode("utf-8")),
+        pa.BufferReader(_lines_text(texts)),
         read_options=pacsv.ReadOptions(column_names=keys, block_size=1 << 26),
         convert_options=pacsv.ConvertOptions(
             column_types={k: _ARROW[kind] for k, kind in zip(keys, kinds, strict=True)},
@@ -85,13 +86,25 @@ def read_rows(lines: list[str] | pa.Array, layout: dict[str, list[str]]) -> pd.D
     out = {}
     for key, name, kind in zip(keys, names, kinds, strict=True):
         col = t.column(key)
-        if kind == "text":
-            out[name] = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+        if kind == "text":  # pandas' Arrow-backed strings, as a run read from its files has them
+            out[name] = col.to_pandas(types_mapper=_TEXT.get)
         elif kind == "bool" and col.null_count:
             out[name] = pd.Series(pd.array(col.to_pylist(), dtype="boolean"))
         else:
             out[name] = pd.Series(col.to_numpy(zero_copy_only=False))
     return pd.DataFrame(out)
+
+
+_TEXT = {t: pd.StringDtype("pyarrow", na_value=np.nan) for t in (pa.string(), pa.large_string())}
+
+
+def _lines_text(lines: pa.Array) -> pa.Buffer:
+    """The csv text of ``lines`` (each ending in a newline), made by Arrow: no Python string per line."""
+    nl, empty = pa.scalar("\n", pa.large_string()), pa.scalar("", pa.large_string())
+    ended = pc.binary_join_element_wise(pc.fill_null(lines, empty), nl, empty)
+    _, offsets, data = ended.buffers()
+    off = np.frombuffer(offsets, dtype=np.int64)[ended.offset : ended.offset + len(ended) + 1]
+    return data.slice(int(off[0]), int(off[-1] - off[0]))
 
 
 def _dtype(kind: str) -> str:
@@ -113,12 +126,20 @@ def _layer(
         convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
         read_options=pacsv.ReadOptions(block_size=1 << 26),
     )
+    del data
     frame = read_rows(t.column("row_csv").combine_chunks(), layout)
     geoms = None
     if geometry:
-        hexes = t.column("g").to_numpy(zero_copy_only=False)
-        geoms = shapely.from_wkb(np.where(pd.isna(hexes), None, hexes))
+        hexes = t.column("g")
+        geoms = np.empty(len(hexes), dtype=object)
+        for start in range(0, len(hexes), WKB_ROWS):  # a slice of hex texts as Python strings at a time
+            part = hexes.slice(start, WKB_ROWS).to_numpy(zero_copy_only=False)
+            geoms[start : start + len(part)] = shapely.from_wkb(np.where(pd.isna(part), None, part))
     return frame, geoms
+
+
+WKB_ROWS = 100_000
+"""Geometries decoded from their hex WKB at a time (:func:`_layer`)."""
 
 
 def enterprises_csv(conn: Any, run_id: str, layout: dict[str, Any]) -> bytes:
