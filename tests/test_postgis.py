@@ -612,6 +612,9 @@ def test_an_evaluation_started_through_the_service_on_postgis_is_stored_there(pg
         rec = store.get_run(run_id)
         assert rec.stored and rec.srid == 4528
         assert run_count(pg_db, run_id)["parcel_results"] == 790
+        # the route lets the evaluation go, then cuts the run's tiles and stores them beside it
+        tile_sets = sql(pg_db, "SELECT stored_at, tiles FROM geo_eval.run_tile_sets WHERE run_id = %s", (run_id,))
+        assert len(tile_sets) == 1 and tile_sets[0][0] == rec.stored_at and tile_sets[0][1] > 0
         entry = next(a for a in store.audit(run_id=run_id) if a.action == "run.add")
         assert entry.actor == "管理员"
     finally:
