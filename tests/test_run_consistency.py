@@ -34,7 +34,7 @@ from geo_eval.db import DatabaseError, PostgresStore, init_schema
 from geo_eval.db import schema as db_schema
 from geo_eval.db.schema import upgrade_schema
 from geo_eval.errors import OutputExistsError
-from geo_eval.io.run import run
+from geo_eval.io.run import TileJob, run
 from geo_eval.rating.scheme import load_scheme
 from geo_eval.storage import (
     RunFilesError,
@@ -524,6 +524,18 @@ def test_evaluate_db_says_what_happened_to_the_reviews(pg_db, tmp_path):
     with psycopg.connect(pg_db, autocommit=True) as conn:
         sets = conn.execute("SELECT tiles FROM geo_eval.run_tile_sets WHERE run_id = %s", (second,)).fetchall()
         assert len(sets) == 1 and sets[0][0] > 0
+
+
+def test_a_tile_job_whose_database_is_gone_says_so_instead_of_failing(tmp_path):
+    """The run is stored when its tiles are cut afterwards; a database gone by then is reported, not raised
+    (its tiles are then cut per request), as a failing cut already was."""
+    out = tmp_path / "out"
+    run(dataset(tmp_path / "ds"), load_scheme(SCHEME), out)
+    job = TileJob("postgresql://postgres@127.0.0.1:1/gone", run_record_from_out_dir(out), out)
+    steps: list[str] = []
+    said = job(steps.append)
+    assert said.startswith("地图瓦片未能存入数据库（服务将按需切割，较慢）：无法连接数据库"), said
+    assert steps == ["正在切割地图瓦片并存入数据库（100 万宗地约需数分钟）……"]
 
 
 # --- leftovers of killed runs ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import shapely
 from psycopg import sql
 
 from geo_eval.db.errors import DatabaseError, first_line
+from geo_eval.io.csvout import text_types
 
 __all__ = ["StoredRun", "read_stored_run"]
 
@@ -87,15 +88,12 @@ def read_rows(lines: list[str] | pa.Array, layout: dict[str, list[str]]) -> pd.D
     for key, name, kind in zip(keys, names, kinds, strict=True):
         col = t.column(key)
         if kind == "text":  # pandas' Arrow-backed strings, as a run read from its files has them
-            out[name] = col.to_pandas(types_mapper=_TEXT.get)
+            out[name] = col.to_pandas(types_mapper=text_types)
         elif kind == "bool" and col.null_count:
             out[name] = pd.Series(pd.array(col.to_pylist(), dtype="boolean"))
         else:
             out[name] = pd.Series(col.to_numpy(zero_copy_only=False))
     return pd.DataFrame(out)
-
-
-_TEXT = {t: pd.StringDtype("pyarrow", na_value=np.nan) for t in (pa.string(), pa.large_string())}
 
 
 def _lines_text(lines: pa.Array) -> pa.Buffer:

@@ -61,6 +61,13 @@ _GUARDED = r"^'*[=+\-@\t\r]"
 _UNGUARD = r"^'+[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|nan)$"
 _TEXT = pa.large_string()
+TEXT_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)
+"""pandas' Arrow-backed strings (missing: NaN), the texts of a run read back without a Python object per row."""
+
+
+def text_types(kind: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+    """``types_mapper`` for ``to_pandas``: Arrow strings as :data:`TEXT_DTYPE`, other types as pandas makes them."""
+    return TEXT_DTYPE if pa.types.is_string(kind) or pa.types.is_large_string(kind) else None
 
 
 def _t(text: str) -> pa.Scalar:
@@ -269,10 +276,7 @@ def unguard(text: pd.Series) -> pd.Series:
         done = unguard_arrow(arr)
         if done is arr:
             return text
-        kind = text.dtype
-        values = done.to_pandas(
-            types_mapper=lambda t: kind if pa.types.is_string(t) or pa.types.is_large_string(t) else None
-        )
+        values = done.to_pandas(types_mapper=lambda t: text.dtype if text_types(t) is not None else None)
         return pd.Series(values.array, index=text.index, name=text.name)
     arr = pa.array(text.to_numpy(dtype=object), type=_TEXT, from_pandas=True)
     guarded = pc.fill_null(pc.match_substring_regex(arr, _UNGUARD), False)

@@ -11,11 +11,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import logging
 
 import pyarrow as pa
-
-log = logging.getLogger(__name__)
 
 
 def release_memory() -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from geo_eval.errors import FatalInputError, OutputExistsError
+from geo_eval.errors import FatalInputError, GeoEvalError, OutputExistsError
 from geo_eval.inputs.corrections import CorrectionTable
 from geo_eval.inputs.problems import Problems
 from geo_eval.io.corrections import read_corrections
@@ -72,7 +72,11 @@ class TileJob:
 
         if progress is not None:
             progress("正在切割地图瓦片并存入数据库（100 万宗地约需数分钟）……")
-        store = PostgresStore(self.db)
+        try:
+            store = PostgresStore(self.db)
+        except GeoEvalError as exc:  # the run is stored; its tiles are then cut per request
+            log.warning("tiles of run %s not cut: %s", self.record.run_id, exc)
+            return f"地图瓦片未能存入数据库（服务将按需切割，较慢）：{exc}"
         try:
             return store_run_tiles(store, self.record, self.out_dir)[1]
         finally:

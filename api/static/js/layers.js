@@ -298,6 +298,7 @@ export class Layers {
   /** A province's overview: the renewal blocks of the view (a little beyond it), from zoom BLOCKS_MIN_ZOOM on. */
   async loadBlocks() {
     if (this.map.getZoom() < BLOCKS_MIN_ZOOM) {
+      this.blocksAsked = null; // an answer still on its way for a closer view is not shown out here
       this.shownBox = null;
       this.blockFeatures = [];
       this.blocks.clearLayers();
@@ -314,8 +315,9 @@ export class Layers {
     try {
       ({ body } = await requestJSON(url.pathname + url.search));
     } catch (err) {
+      if (asked !== this.blocksAsked) return; // an earlier view's: the later one says how it went
       // said once until blocks load again (the next move of the map asks again)
-      if (asked === this.blocksAsked && !this.blocksFailed) toast(`连片改造区块无法载入：${err.message}`, "error");
+      if (!this.blocksFailed) toast(`连片改造区块无法载入：${err.message}`, "error");
       this.blocksFailed = true;
       return;
     }
