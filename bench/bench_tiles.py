@@ -38,6 +38,7 @@ import sqlite3
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -192,13 +193,18 @@ def parks_of(out: Path) -> list[str]:
     return sorted(parcels["park"].dropna().unique())
 
 
-def start_and_open(data: Path, workers: int, token: str, order: list[str], park: str) -> tuple[Any, dict[str, float]]:
-    """Start the service; seconds until /health, the first tile and the page of ``park`` answer."""
+def start_and_open(
+    data: Path, workers: int, token: str, order: list[str], park: str, env: dict[str, str] | None = None
+) -> tuple[Any, dict[str, float]]:
+    """Start the service (``env``: more of its environment); seconds until /health, the first tile and the
+    page of ``park`` answer."""
     import httpx
 
     port = free_port()
+    data.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    proc = start_service(data, port, data / "server.log", env_extra={"GEO_EVAL_WORKERS": str(workers)}, timeout_s=900)
+    env_extra = {"GEO_EVAL_WORKERS": str(workers), **(env or {})}
+    proc = start_service(data, port, data / "server.log", env_extra=env_extra, timeout_s=900)
     url = f"http://127.0.0.1:{port}"
     res = {"health_s": time.perf_counter() - t}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c:
@@ -214,8 +220,6 @@ def serve_and_load(
 ) -> dict[str, Any]:
     """Register ``out`` in a fresh data directory, serve it with ``workers`` workers (once to build the run's
     columnar copy, then again as a restart reads it), load it."""
-    import httpx
-
     from geo_eval.storage import open_store, run_record_from_out_dir
 
     data = OUT_DIR / f"tiles_serve_{workers}"
@@ -234,35 +238,98 @@ def serve_and_load(
     (proc, url), res = start_and_open(data, workers, token, order, biggest)
     res = {"workers": workers, "first_start": first, **res}
     try:
-        warm = sorted(set(order))[:: max(1, len(set(order)) // 50)]
-        with PeakMemory(proc.pid) as under_load:
-            res["loads"] = [
-                load(client, url, token, order, k, seconds, warm if i == 0 else []) for i, k in enumerate(clients)
-            ]
-            res["geojson"] = load(client, url, token, geojson, clients[0], seconds, geojson[:5])
-            res["search"] = load(client, url, token, search, clients[0], seconds, [])
-        res["peak_rss_under_load_gb"] = under_load.peak_gb
-        t = time.perf_counter()
-        with (
-            PeakMemory(proc.pid) as every_park,
-            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c,
-        ):
-            for park in parks:  # every park's map, ranking and GeoJSON, asked once per worker
-                for _ in range(workers):
-                    p = quote(park, safe="")
-                    for path in (f"/maps/{p}", f"/api/rankings?park={p}&limit=200", f"/api/parcels?park={p}&limit=500"):
-                        # a new connection each time: the workers take turns accepting them (one keep-alive
-                        # connection would stay with the worker that accepted it)
-                        c.get(path, headers={"Connection": "close"}).raise_for_status()
-        res["every_park_s"] = time.perf_counter() - t
-        res["memory_gb"] = worker_memory_gb(proc.pid)  # at once: a trim may be on its way
-        res["rss_gb"] = [m["rss"] for m in res["memory_gb"]]
-        res["peak_rss_every_park_gb"] = every_park.peak_gb
-        time.sleep(6.0)  # a worker above GEO_EVAL_WORKER_RSS_MB gives mapped pages back at most every 5 s
-        res["memory_after_6s_gb"] = worker_memory_gb(proc.pid)
+        res |= load_and_visit(
+            proc.pid, url, token, Mix(order, geojson, search, parks), workers, clients, seconds, client
+        )
     finally:
         stop_service(proc)
     return res
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What the clients ask for: tiles (:func:`request_mix`), GeoJSON pages and search indexes
+    (:func:`attribute_mix`), and the parks whose pages are visited one after the other."""
+
+    tiles: list[str]
+    geojson: list[str]
+    search: list[str]
+    parks: list[str]
+
+
+def load_and_visit(
+    pid: int, url: str, token: str, mix: Mix, workers: int, clients: list[int], seconds: float, client: str
+) -> dict[str, Any]:
+    """The loads of a started service (tiles under each of ``clients``, then GeoJSON and search under the
+    first), then every park's map, ranking and GeoJSON through each worker; each worker's memory."""
+    import httpx
+
+    res: dict[str, Any] = {}
+    order = mix.tiles
+    warm = sorted(set(order))[:: max(1, len(set(order)) // 50)]
+    with PeakMemory(pid) as under_load:
+        res["loads"] = [
+            load(client, url, token, order, k, seconds, warm if i == 0 else []) for i, k in enumerate(clients)
+        ]
+        res["geojson"] = load(client, url, token, mix.geojson, clients[0], seconds, mix.geojson[:5])
+        res["search"] = load(client, url, token, mix.search, clients[0], seconds, [])
+    res["peak_rss_under_load_gb"] = under_load.peak_gb
+    t = time.perf_counter()
+    with (
+        PeakMemory(pid) as every_park,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=1800) as c,
+    ):
+        for park in mix.parks:  # every park's map, ranking and GeoJSON, asked once per worker
+            for _ in range(workers):
+                p = quote(park, safe="")
+                for path in (f"/maps/{p}", f"/api/rankings?park={p}&limit=200", f"/api/parcels?park={p}&limit=500"):
+                    # a new connection each time: the workers take turns accepting them (one keep-alive
+                    # connection would stay with the worker that accepted it)
+                    c.get(path, headers={"Connection": "close"}).raise_for_status()
+    res["every_park_s"] = time.perf_counter() - t
+    res["memory_gb"] = worker_memory_gb(pid)  # at once: a trim may be on its way
+    res["rss_gb"] = [m["rss"] for m in res["memory_gb"]]
+    res["peak_rss_every_park_gb"] = every_park.peak_gb
+    time.sleep(6.0)  # a worker above GEO_EVAL_WORKER_RSS_MB gives mapped pages back at most every 5 s
+    res["memory_after_6s_gb"] = worker_memory_gb(pid)
+    return res
+
+
+def serving_lines(s: dict[str, Any], n: int) -> list[str]:
+    """The Markdown of one served configuration (:func:`serve_and_load`): its starts, loads and memory."""
+    f = s["first_start"]
+    lines = [
+        "",
+        f"Served at {n:,} parcels, {s['workers']} worker(s). First start (builds the run's columnar "
+        f"copy): /health {f['health_s']:.1f} s, first tile {f['first_tile_s']:.1f} s, park map "
+        f"{f['park_map_s']:.1f} s. Restart (reads the copy): /health {s['health_s']:.1f} s, first tile "
+        f"{s['first_tile_s']:.1f} s, park map {s['park_map_s']:.1f} s. Every park's map, ranking and GeoJSON "
+        f"through each worker: {s['every_park_s']:.0f} s; RSS per worker afterwards "
+        + ", ".join(
+            f"{m['rss']:.2f} GB (own heap {m.get('anon', 0):.2f}, mapped files {m.get('file', 0):.2f}, "
+            f"PSS {m.get('pss', 0):.2f})"
+            for m in s.get("memory_gb", [{"rss": g} for g in s["rss_gb"]])
+        )
+        + (
+            f"; 6 s later {', '.join(format(m['rss'], '.2f') for m in s['memory_after_6s_gb'])} GB; largest RSS of a "
+            f"worker sampled every 0.25 s: under load {s['peak_rss_under_load_gb']:.2f} GB, through every park "
+            f"{s['peak_rss_every_park_gb']:.2f} GB"
+            if "memory_after_6s_gb" in s
+            else ""
+        ),
+        "",
+        f"Load client: {s['loads'][0].get('client', 'httpx')}.",
+        "",
+        "| route | clients | requests | p50 ms | p95 ms | p99 ms | max ms | req/s | statuses |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    rows = [("tiles", ld) for ld in s["loads"]] + [("GeoJSON by box", s["geojson"]), ("search", s["search"])]
+    for name, ld in rows:
+        lines.append(
+            f"| {name} | {ld['clients']} | {ld['n']} | {ld['p50']:.1f} | {ld['p95']:.1f} | {ld['p99']:.1f} | "
+            f"{ld['max']:.0f} | {ld['rps']:.0f} | {ld['statuses']} |"
+        )
+    return lines
 
 
 def table(res: dict[str, Any]) -> str:
@@ -286,38 +353,7 @@ def table(res: dict[str, Any]) -> str:
         lines += ["", f"Largest tile per zoom at {b['n']:,} parcels (KB): "]
         lines.append(", ".join(f"z{z['z']} {z['max_kb']:.0f} ({z['tiles']} tiles)" for z in b["zooms"]))
     for s in res.get("serving", []):
-        f = s["first_start"]
-        lines += [
-            "",
-            f"Served at {res['load_n']:,} parcels, {s['workers']} worker(s). First start (builds the run's columnar "
-            f"copy): /health {f['health_s']:.1f} s, first tile {f['first_tile_s']:.1f} s, park map "
-            f"{f['park_map_s']:.1f} s. Restart (reads the copy): /health {s['health_s']:.1f} s, first tile "
-            f"{s['first_tile_s']:.1f} s, park map {s['park_map_s']:.1f} s. Every park's map, ranking and GeoJSON "
-            f"through each worker: {s['every_park_s']:.0f} s; RSS per worker afterwards "
-            + ", ".join(
-                f"{m['rss']:.2f} GB (own heap {m.get('anon', 0):.2f}, mapped files {m.get('file', 0):.2f}, "
-                f"PSS {m.get('pss', 0):.2f})"
-                for m in s.get("memory_gb", [{"rss": g} for g in s["rss_gb"]])
-            )
-            + (
-                f"; 6 s later {', '.join(format(m['rss'], '.2f') for m in s['memory_after_6s_gb'])} GB; largest RSS of a "
-                f"worker sampled every 0.25 s: under load {s['peak_rss_under_load_gb']:.2f} GB, through every park "
-                f"{s['peak_rss_every_park_gb']:.2f} GB"
-                if "memory_after_6s_gb" in s
-                else ""
-            ),
-            "",
-            f"Load client: {s['loads'][0].get('client', 'httpx')}.",
-            "",
-            "| route | clients | requests | p50 ms | p95 ms | p99 ms | max ms | req/s | statuses |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        rows = [("tiles", ld) for ld in s["loads"]] + [("GeoJSON by box", s["geojson"]), ("search", s["search"])]
-        for name, ld in rows:
-            lines.append(
-                f"| {name} | {ld['clients']} | {ld['n']} | {ld['p50']:.1f} | {ld['p95']:.1f} | {ld['p99']:.1f} | "
-                f"{ld['max']:.0f} | {ld['rps']:.0f} | {ld['statuses']} |"
-            )
+        lines += serving_lines(s, res["load_n"])
     return "\n".join(lines) + "\n"
 
 

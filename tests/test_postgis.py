@@ -593,6 +593,29 @@ def test_postgis_tiles_for_a_gaode_basemap_are_shifted_to_gcj02(served):
     assert 1500 < x1 - x0 < 3000 and 100 < y0 - y1 < 700
 
 
+def test_a_province_on_the_gaode_basemap_gets_no_database_tiles_below_zoom_13(served):
+    """Tiles on the 高德 basemap have no pre-built set: PostGIS cuts them per request. For a map of more
+    parcels than GEO_EVAL_MAP_PROVINCE_PARCELS (a province) the page draws them from zoom 13, and the route
+    answers a shallower tile empty instead of having ST_AsMVT cut a province's parcels in one request."""
+    park = served.parks[0]
+    province = served.db_settings.model_copy(update={"map_province_parcels": 10})
+    with TestClient(create_app(province)) as big:
+
+        def get(s: Served, path: str, who: str = "rev"):
+            return big.get(path, headers=s.h(who))
+
+        for z, drawn in ((12, False), (13, True)):
+            t = _park_tile(served, park, z)
+            for path in (f"/api/tiles/{t}.pbf?basemap=gaode", f"/api/tiles/{quote(park)}/{t}.pbf?basemap=gaode"):
+                assert bool(_tile(served, get, path)) is drawn, path
+            assert _tile(served, get, f"/api/tiles/{t}.pbf")  # from the stored tile set, at any zoom
+        page = get(served, "/maps/?basemap=gaode")
+        assert page.status_code == 200, page.text[:300]
+        assert '"minZoom":13,' in page.text and '"prebuilt":false' in page.text
+    small = _park_tile(served, park, 12)  # the same tile where the map is not a province's: cut by PostGIS
+    assert _tile(served, dget, f"/api/tiles/{small}.pbf?basemap=gaode")
+
+
 def test_an_evaluation_started_through_the_service_on_postgis_is_stored_there(pg_db, tmp_path):
     store = PostgresStore(pg_db)
     token = store.add_user("管理员", "admin")[1]

@@ -155,11 +155,12 @@ def _tile_response(
     caches = map_caches(request)
 
     def build() -> bytes:
+        large = is_large(data, scope, caches)
+        if large and z < LARGE_TILE_MIN_ZOOM:  # a province without pre-built tiles draws from zoom 13 on
+            return b""
         if data.source == "postgis" and data.record.srid:
             return _database_tile(store, data, scope, kind, z, x, y)
-        if is_large(data, scope, caches):  # a province without an archive: only the tile's own parcels
-            if z < LARGE_TILE_MIN_ZOOM:
-                return b""
+        if large:  # only the tile's own parcels
             src = box_source(data, scope, basemap, z, x, y)
         else:
             src = tile_source(data, caches, scope, basemap)
