@@ -118,6 +118,13 @@ def copy_dir(root: Path, run_id: str, stamp: str) -> Path:
     return root / _safe(run_id) / key
 
 
+def tiles_file(root: Path, run_id: str, key: str) -> Path:
+    """Where a server keeps its own copy of the tile set ``key`` of a run stored in PostGIS, beside the run's
+    columnar copies under ``root``."""
+    digest = hashlib.sha256(f"{FORMAT}\n{key}".encode()).hexdigest()[:20]
+    return root / _safe(run_id) / f"tiles-{digest}.mbtiles"
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
 

@@ -6,6 +6,11 @@ the run; a map of some parks only (a park page, a committee's overview) gets the
 of other parks removed (:func:`only_parks`, on the protobuf message: the geometry bytes are kept as cut).
 Zooms above the archive's are cut from its deepest tile (:func:`overzoom`).
 
+The tiles of a run stored in PostGIS are read from the database until the server has its own copy of them:
+the first worker to open them writes them as an MBTiles file beside the run's columnar copy (in the
+background, once per machine; :func:`geo_eval.db.tiles.export_tile_set`), and every worker then reads that
+file as it reads a run's ``tiles.mbtiles``: a tile is a read of the machine's disk instead of a query.
+
 An archive is used only when its metadata names the run and the sha256 of the ``manifest.json`` now in
 the run's OUT_DIR; otherwise (not built yet, or the OUT_DIR rewritten since) the route cuts tiles itself.
 """
@@ -20,18 +25,23 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mapbox_vector_tile
 import numpy as np
 import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
+from api.runcopy import building, tiles_file
 from api.rundata import RunCache
+from geo_eval.errors import GeoEvalError
 from geo_eval.io.runtiles import ARCHIVE_FILE, manifest_sha256
 from geo_eval.maps.archive import PARKS_KEY
 from geo_eval.maps.tiles import TILE_EXTENT
 from geo_eval.storage import RunRecord
+
+if TYPE_CHECKING:
+    from geo_eval.db.tiles import TileSet
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +153,83 @@ class FileArchive(TileArchive):
 
 
 class DatabaseArchive(TileArchive):
-    """The tiles of a run stored in PostGIS (``geo_eval.run_tiles``), read through the store's pool."""
+    """The tiles of a run stored in PostGIS (``geo_eval.run_tiles``), read through the store's pool until the
+    server's own copy of them is there (:meth:`copy_locally`), then from that copy."""
 
-    def __init__(self, store: Any, run_id: str, min_zoom: int, max_zoom: int, parks: Collection[str]) -> None:
-        super().__init__(min_zoom, max_zoom, parks)
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: Any, run_id: str, found: TileSet) -> None:
+        super().__init__(found.min_zoom, found.max_zoom, found.parks)
+        self.store, self.run_id, self.found = store, run_id, found
+        self._local: FileArchive | None = None
+        self._closed = False
+
+    @property
+    def local(self) -> FileArchive | None:
+        """The server's own copy of the tiles, once it is there."""
+        return self._local
 
     def read(self, z: int, x: int, y: int) -> bytes:
+        local = self._local
+        if local is not None:
+            return local.read(z, x, y)
         from geo_eval.db.tiles import read_tile
 
         with self.store.connection() as conn:
             return read_tile(conn, self.run_id, z, x, y)
+
+    def copy_locally(self, target: Path, key: str) -> threading.Thread:
+        """Read the tiles from the copy at ``target`` (of tile set ``key``), written first when the machine
+        has none, on a thread of its own (the tiles are read from the database meanwhile)."""
+        thread = threading.Thread(target=self._copy, args=(target, key), name="tile-set-copy", daemon=True)
+        thread.start()
+        return thread
+
+    def _copy(self, target: Path, key: str) -> None:
+        from geo_eval.db.tiles import export_tile_set
+
+        try:
+            with building(target):  # one worker of the machine writes the copy, the others wait for it
+                local = _open_local(target, self.run_id, key)
+                if local is None:
+                    with self.store.connection() as conn:
+                        n = export_tile_set(conn, self.run_id, key.split("|", 1)[0], target)
+                    log.info("run %s: %d tiles copied from the database to %s", self.run_id, n, target)
+                    local = _open_local(target, self.run_id, key)
+        except (OSError, sqlite3.Error, GeoEvalError) as exc:
+            log.warning("run %s: its tiles are read from the database (no copy on this server: %s)", self.run_id, exc)
+            return
+        if local is None:
+            return
+        if self._closed:
+            local.close()
+            return
+        self._local = local
+        for old in target.parent.glob("tiles-*.mbtiles"):  # copies of the run's earlier tile sets
+            if old != target:
+                old.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._local is not None:
+            self._local.close()
+
+
+def _open_local(path: Path, run_id: str, key: str) -> FileArchive | None:
+    """The server's copy of a run's stored tiles at ``path`` when it is there and holds tile set ``key``."""
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA mmap_size = {ARCHIVE_MMAP_BYTES}")
+        meta = dict(conn.execute("SELECT name, value FROM metadata").fetchall())
+    except sqlite3.Error:
+        conn.close()
+        path.unlink(missing_ok=True)  # unreadable: written again
+        return None
+    if meta.get("geo_eval_run_id") != run_id or meta.get("geo_eval_tile_set") != key:
+        conn.close()
+        path.unlink(missing_ok=True)
+        return None
+    return FileArchive(path, meta, conn)
 
 
 def _open(path: Path, run_id: str, sha256: str) -> FileArchive | None:
@@ -171,12 +247,20 @@ def _open(path: Path, run_id: str, sha256: str) -> FileArchive | None:
     return FileArchive(path, meta, conn)
 
 
-def _database_archive(store: Any, record: RunRecord) -> DatabaseArchive | None:
-    from geo_eval.db.tiles import tile_set
+def _database_archive(store: Any, record: RunRecord, copies: Path | None) -> DatabaseArchive | None:
+    """The tiles of a run stored in PostGIS, if it has them; with ``copies`` (where the service keeps its
+    copies of runs), read from the server's own copy of them as soon as it is there."""
+    from geo_eval.db.tiles import tile_set, tile_set_key
 
     with store.connection() as conn:
         found = tile_set(conn, record.run_id, record.stored_at)
-    return None if found is None else DatabaseArchive(store, record.run_id, *found)
+    if found is None:
+        return None
+    archive = DatabaseArchive(store, record.run_id, found)
+    if copies is not None:
+        key = tile_set_key(record.stored_at, found.built_at)
+        archive.copy_locally(tiles_file(copies, record.run_id, key), key)
+    return archive
 
 
 class ArchiveCache:
@@ -187,14 +271,17 @@ class ArchiveCache:
         self._items: OrderedDict[tuple[str, str, int], TileArchive | None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, record: RunRecord, stamp: str, *, stored: bool, store: Any = None) -> TileArchive | None:
+    def get(
+        self, record: RunRecord, stamp: str, *, stored: bool, store: Any = None, copies: Path | None = None
+    ) -> TileArchive | None:
         """The pre-built tiles of a run: of a run stored in PostGIS (``stored``), its tile set in the database
-        (``store``); of a run read from its OUT_DIR, the archive there when it was cut from exactly these
-        outputs. ``stamp``: what the run's outputs were read from (:meth:`api.rundata.RunCache.stamp`)."""
+        (``store``), copied to ``copies`` on first use; of a run read from its OUT_DIR, the archive there when
+        it was cut from exactly these outputs. ``stamp``: what the run's outputs were read from
+        (:meth:`api.rundata.RunCache.stamp`)."""
         if stored:
             if store is None or not hasattr(store, "connection"):
                 return None
-            return self._remember((record.run_id, stamp, 0), lambda: _database_archive(store, record))
+            return self._remember((record.run_id, stamp, 0), lambda: _database_archive(store, record, copies))
         out = Path(record.out_dir)
         path = out / ARCHIVE_FILE
         try:
@@ -249,7 +336,7 @@ def archive_of(request: Any, record: RunRecord, cache: RunCache, basemap_kind: s
         return None, stamp
     state = request.app.state
     found = tile_archives(state).get(
-        record, stamp, stored=cache.from_database(record), store=getattr(state, "store", None)
+        record, stamp, stored=cache.from_database(record), store=getattr(state, "store", None), copies=cache.copies
     )
     return found, stamp
 

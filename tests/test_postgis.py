@@ -13,8 +13,10 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -614,6 +616,76 @@ def test_a_province_on_the_gaode_basemap_gets_no_database_tiles_below_zoom_13(se
         assert '"minZoom":13,' in page.text and '"prebuilt":false' in page.text
     small = _park_tile(served, park, 12)  # the same tile where the map is not a province's: cut by PostGIS
     assert _tile(served, dget, f"/api/tiles/{small}.pbf?basemap=gaode")
+
+
+def _stored_tiles(url: str, run_id: str) -> dict[tuple[int, int, int], bytes]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT z, x, y, data FROM geo_eval.run_tiles WHERE run_id = %s", (run_id,)).fetchall()
+    return {(z, x, y): bytes(d) for z, x, y, d in rows}
+
+
+def test_a_stored_tile_set_exported_as_mbtiles_holds_every_tile_as_stored(served, tmp_path):
+    from geo_eval.db.tiles import export_tile_set, tile_set, tile_set_key
+
+    assert served.db_settings.database_url is not None
+    url, run_id = served.db_settings.database_url.get_secret_value(), served.run_id
+    stored = _stored_tiles(url, run_id)
+    with psycopg.connect(url, autocommit=True) as conn:
+        record = PostgresStore(url).get_run(run_id)
+        found = tile_set(conn, run_id, record.stored_at)
+        assert found is not None and found.min_zoom == 6 and found.max_zoom == 15
+        assert export_tile_set(conn, run_id, record.stored_at, tmp_path / "t.mbtiles") == len(stored) > 50
+    assert [p.name for p in tmp_path.iterdir()] == ["t.mbtiles"]  # written beside it, renamed into place
+    with sqlite3.connect(tmp_path / "t.mbtiles") as db:
+        rows = db.execute("SELECT zoom_level, tile_column, tile_row, tile_data FROM tiles").fetchall()
+        meta = dict(db.execute("SELECT name, value FROM metadata").fetchall())
+    assert {
+        (z, x, (1 << z) - 1 - row): bytes(d) for z, x, row, d in rows
+    } == stored  # MBTiles rows count from the south
+    assert (meta["minzoom"], meta["maxzoom"], meta["geo_eval_run_id"]) == ("6", "15", run_id)
+    assert meta["geo_eval_tile_set"] == tile_set_key(record.stored_at, found.built_at)
+    assert json.loads(meta["geo_eval_parks"]) == served.parks
+
+
+def test_a_server_serves_a_stored_tile_set_from_its_own_copy(served, tmp_path, monkeypatch):
+    """The first use of a run's stored tiles writes the server's own copy of them beside the run's columnar
+    copy; tiles are read from the database until it is there, then from it (no query per tile)."""
+    from geo_eval.db import tiles as db_tiles
+
+    assert served.db_settings.database_url is not None
+    stored = _stored_tiles(served.db_settings.database_url.get_secret_value(), served.run_id)
+    overview = sorted(k for k in stored if k[0] == 12)
+    settings = served.db_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    with TestClient(create_app(settings)) as c:
+        first = c.get(f"/api/tiles/{'/'.join(map(str, overview[0]))}.pbf", headers=served.h("rev"))
+        assert first.status_code == 200 and first.content == stored[overview[0]]
+        for _ in range(200):  # written on a thread of its own
+            copies = list((tmp_path / "data").rglob("tiles-*.mbtiles"))
+            archives = [a for a in c.app.state.tile_archives._items.values() if a is not None]
+            if copies and archives and archives[0].local is not None:
+                break
+            time.sleep(0.05)
+        assert len(copies) == 1 and archives[0].local is not None
+
+        def no_query(*args: object, **kwargs: object) -> bytes:
+            raise AssertionError("a tile read from the database after the server's copy was there")
+
+        monkeypatch.setattr(db_tiles, "read_tile", no_query)
+        for key in [*overview, *sorted(k for k in stored if k[0] == 15)[:20]]:
+            r = c.get(f"/api/tiles/{'/'.join(map(str, key))}.pbf", headers=served.h("rev"))
+            assert r.status_code == 200 and r.content == stored[key], key
+    monkeypatch.undo()
+    # a copy of another tile set (here: renamed) is replaced by one of this set
+    other = copies[0].with_name("tiles-0000.mbtiles")
+    copies[0].rename(other)
+    with TestClient(create_app(settings)) as c:
+        r = c.get(f"/api/tiles/{'/'.join(map(str, overview[-1]))}.pbf", headers=served.h("rev"))
+        assert r.status_code == 200 and r.content == stored[overview[-1]]
+        for _ in range(200):
+            if not other.exists() and copies[0].exists():
+                break
+            time.sleep(0.05)
+    assert not other.exists() and copies[0].exists()
 
 
 def test_an_evaluation_started_through_the_service_on_postgis_is_stored_there(pg_db, tmp_path):

@@ -10,20 +10,31 @@ be cached. Role checks stay with the caller, which passes the parks a user may s
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
 
 from geo_eval.db.errors import DatabaseError, first_line
 from geo_eval.maps import NO_GRADE
-from geo_eval.maps.archive import PARKS_KEY
+from geo_eval.maps.archive import PARKS_KEY, SCHEMA
 from geo_eval.maps.tiles import TILE_EXTENT, _check_tile
 
-__all__ = ["mvt_tile", "read_tile", "store_tile_archive", "tile_set", "tile_sql"]
+__all__ = [
+    "TileSet",
+    "export_tile_set",
+    "mvt_tile",
+    "read_tile",
+    "store_tile_archive",
+    "tile_set",
+    "tile_set_key",
+    "tile_sql",
+]
 
 BUFFER = 64
 
@@ -185,14 +196,23 @@ def store_tile_archive(cur: Any, run_id: str, stored_at: str, archive: Path, bui
     return int(n)
 
 
-def tile_set(conn: psycopg.Connection[Any], run_id: str, stored_at: str) -> tuple[int, int, list[str]] | None:
-    """(min zoom, max zoom, the run's parks) of the run's pre-built tiles when they were cut from the run as
-    stored at ``stored_at``; None when it has none (tiles are then cut per request by :func:`mvt_tile`)."""
+class TileSet(NamedTuple):
+    """A run's pre-built tiles as stored: their zooms, the run's parks, and when they were cut."""
+
+    min_zoom: int
+    max_zoom: int
+    parks: list[str]
+    built_at: str
+
+
+def tile_set(conn: psycopg.Connection[Any], run_id: str, stored_at: str) -> TileSet | None:
+    """The run's pre-built tiles when they were cut from the run as stored at ``stored_at``; None when it has
+    none (tiles are then cut per request by :func:`mvt_tile`)."""
     row = conn.execute(
-        "SELECT min_zoom, max_zoom, parks FROM geo_eval.run_tile_sets WHERE run_id = %s AND stored_at = %s",
+        "SELECT min_zoom, max_zoom, parks, built_at FROM geo_eval.run_tile_sets WHERE run_id = %s AND stored_at = %s",
         (run_id, stored_at),
     ).fetchone()
-    return None if row is None else (int(row[0]), int(row[1]), [str(p) for p in row[2]])
+    return None if row is None else TileSet(int(row[0]), int(row[1]), [str(p) for p in row[2]], str(row[3]))
 
 
 def read_tile(conn: psycopg.Connection[Any], run_id: str, z: int, x: int, y: int) -> bytes:
@@ -201,3 +221,50 @@ def read_tile(conn: psycopg.Connection[Any], run_id: str, z: int, x: int, y: int
         "SELECT data FROM geo_eval.run_tiles WHERE run_id = %s AND z = %s AND x = %s AND y = %s", (run_id, z, x, y)
     ).fetchone()
     return b"" if row is None else bytes(row[0])
+
+
+def export_tile_set(conn: psycopg.Connection[Any], run_id: str, stored_at: str, target: Path) -> int:
+    """Write the run's stored tiles as an MBTiles file at ``target`` (a server's own copy of them: each tile
+    then a read of its disk instead of a query), streamed from the database by ``COPY``, written beside
+    ``target`` and renamed into place. Its metadata names the run, ``stored_at`` and when the tiles were cut
+    (``geo_eval_tile_set``: :func:`tile_set_key`). Returns the number of tiles."""
+    found = tile_set(conn, run_id, stored_at)
+    if found is None:
+        raise DatabaseError(f"评价批次 {run_id} 在数据库中没有预切的地图瓦片")
+    meta = {
+        "name": f"geo-eval {run_id}",
+        "format": "pbf",
+        "type": "overlay",
+        "minzoom": str(found.min_zoom),
+        "maxzoom": str(found.max_zoom),
+        "geo_eval_run_id": run_id,
+        "geo_eval_tile_set": tile_set_key(stored_at, found.built_at),
+        PARKS_KEY: json.dumps(found.parks, ensure_ascii=False),
+    }
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    query = "COPY (SELECT z, x, y, data FROM geo_eval.run_tiles WHERE run_id = {}) TO STDOUT (FORMAT BINARY)"
+    try:
+        db = sqlite3.connect(tmp)
+        try:
+            db.execute("PRAGMA journal_mode = OFF")
+            db.executescript(SCHEMA)
+            with conn.cursor() as cur, cur.copy(sql.SQL(query).format(sql.Literal(run_id))) as copy:
+                copy.set_types(["int2", "int4", "int4", "bytea"])
+                rows = ((z, x, (1 << z) - 1 - y, bytes(data)) for z, x, y, data in copy.rows())
+                db.executemany("INSERT INTO tiles VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO metadata VALUES (?, ?)", sorted(meta.items()))
+            n = int(db.execute("SELECT count(*) FROM tiles").fetchone()[0])
+            db.commit()
+        finally:
+            db.close()
+        os.replace(tmp, target)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"从数据库读取评价批次 {run_id} 的地图瓦片失败：{first_line(exc)}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
+
+
+def tile_set_key(stored_at: str, built_at: str) -> str:
+    """What tells a stored tile set from another of the same run: the run's storing and the tiles' cutting."""
+    return f"{stored_at}|{built_at}"
