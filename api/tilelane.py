@@ -18,6 +18,9 @@ so the routes alone word the errors and stay the documented interface (``/openap
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import Request, Response
@@ -28,12 +31,50 @@ from api.deps import selected_run, session_user
 from api.mapdata import MapScope
 from api.routes.map_data import _park_tile_scope, _tile_response
 from api.security import COOKIE_NAME
+from geo_eval.storage import RunRecord
 
 TILE_PATH = re.compile(r"/api/tiles/(?:(?P<park>.+)/)?(?P<z>[0-9]{1,2})/(?P<x>[0-9]{1,7})/(?P<y>[0-9]{1,7})\.pbf")
 """The two tile routes' paths (a park's name may hold slashes, as the route's ``{park:path}``)."""
 PARAMETERS = frozenset({"run", "year", "basemap"})
 BASEMAPS = frozenset({"none", "tianditu", "gaode"})
 YEARS = range(1900, 2201)  # as api.deps.selected_run's ``year`` query
+RUN_RECORD_TTL_S = 1.0
+"""How long a worker answers tiles of a run named by ``?run=`` (as every map page's tile URLs name it) from
+the run's record as it last read it, without asking the store again: a run's tiles never change while its
+record says it was stored at the same time (that time is in the tiles' ETags), so a record this old at most
+costs, after the run was removed or stored again, a second of tiles from the copy it had. The user is still
+checked by the store on every request; a tile without ``?run=`` (the latest run) asks the store each time."""
+
+
+class RunRecords:
+    """The records of the runs whose tiles a worker served in the last :data:`RUN_RECORD_TTL_S` seconds."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[float, RunRecord]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, store: Any, run_id: str) -> RunRecord:
+        now = time.monotonic()
+        with self._lock:
+            item = self._items.get(run_id)
+            if item is not None and now - item[0] < RUN_RECORD_TTL_S:
+                return item[1]
+        record: RunRecord = store.get_run(run_id)  # raises for a run that is not (or no longer) there
+        with self._lock:
+            self._items[run_id] = (now, record)
+            self._items.move_to_end(run_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return record
+
+
+def run_records(state: Any) -> RunRecords:
+    """The app's :class:`RunRecords` (``app.state``), made on first use."""
+    records: RunRecords | None = getattr(state, "tile_run_records", None)
+    if records is None:
+        records = state.tile_run_records = RunRecords()
+    return records
 
 
 class TileLane:
@@ -96,7 +137,11 @@ def _tile(request: Request, match: re.Match[str], token: str | None, basemap: st
     park = match["park"]
     if park is not None and not user.may_see_park(park):
         return None
-    record = selected_run(user, store, int(year) if year is not None else None, request.query_params.get("run") or None)
+    run = request.query_params.get("run") or None
+    if run is not None:
+        record = run_records(state).get(store, run)
+    else:
+        record = selected_run(user, store, int(year) if year is not None else None, None)
     z, x, y = int(match["z"]), int(match["x"]), int(match["y"])
     scope_of: Any = (lambda *_: MapScope.overview(user)) if park is None else _park_tile_scope(request, record, park)
     return _tile_response(request, record, state.run_cache, store, scope_of, basemap, z, x, y)

@@ -178,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         res["tiles_cut_s"] = time.perf_counter() - t
         res["tiles_cut_peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
         res["tile_set"] = tile_set_size(a.db, run_id)
-    mix = Mix(request_mix(work / "out", a.requests), *attribute_mix(work / "out", a.requests), parks_of(work / "out"))
+    mix = Mix(
+        request_mix(work / "out", a.requests, run_id=run_id),
+        *attribute_mix(work / "out", a.requests),
+        parks_of(work / "out"),
+    )
     shutil.rmtree(work / "out")  # the service must find everything in PostGIS
 
     store = PostgresStore(a.db)

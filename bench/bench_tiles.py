@@ -14,7 +14,8 @@ W`` for each ``--workers``, twice: the first start reads the run's outputs and w
 first tile and the map page of a park answer. Then ``--clients`` concurrent clients on loopback (``--client``:
 wrk's keep-alive connections, the default when the Debian package ``wrk`` is installed, or httpx tasks) request
 a realistic mix of tiles (a reviewer's overview tiles of zooms 6–12 over the whole extent, park tiles of
-zooms 13–19 of three parks, drawn at random with repeats, as several reviewers browsing), until
+zooms 13–19 of three parks, drawn at random with repeats, as several reviewers browsing; each naming its run,
+``?run=``, as a map page's tile URLs do), until
 ``--requests`` requests or ``--seconds``; then, with the first ``--clients``, GeoJSON pages by box
 (``/api/parcels?park=…&bbox=…&limit=1000``, a zoom-15 tile of one of three parks) and park search indexes
 (``/api/maps/<park>/search.json``, any park); p50/p95/p99 and throughput as the clients measure them.
@@ -92,9 +93,10 @@ def evaluate_and_cut(n: int, scheme: str) -> tuple[Path, dict[str, Any]]:
     return out, res
 
 
-def request_mix(out: Path, count: int, seed: int = 0) -> list[str]:
+def request_mix(out: Path, count: int, seed: int = 0, run_id: str | None = None) -> list[str]:
     """Overview tiles of zooms 6–12 over every parcel and park tiles of zooms 13–19 of three parks, drawn at
-    random with repeats (half and half)."""
+    random with repeats (half and half); with ``run_id``, naming their run (``?run=``) as a map page's tile
+    URLs do."""
     import pyogrio
 
     parcels = pyogrio.read_dataframe(out / "parcels.gpkg", layer="parcels", columns=["park"]).to_crs(4326)
@@ -115,7 +117,7 @@ def request_mix(out: Path, count: int, seed: int = 0) -> list[str]:
         else:
             park, (z, x, y) = rng.choice(park_tiles)
             order.append(f"/api/tiles/{quote(park, safe='')}/{z}/{x}/{y}.pbf")
-    return order
+    return order if run_id is None else [f"{path}?run={quote(run_id, safe='')}" for path in order]
 
 
 def worker_memory_gb(pid: int) -> list[dict[str, float]]:
@@ -226,10 +228,11 @@ def serve_and_load(
     if data.exists():
         shutil.rmtree(data)
     store = open_store(data)
-    store.add_run(run_record_from_out_dir(out), actor="bench")
+    record = run_record_from_out_dir(out)
+    store.add_run(record, actor="bench")
     token = store.add_user("bench-reviewer", "reviewer")[1]
     store.close()
-    order = request_mix(out, requests)
+    order = request_mix(out, requests, run_id=record.run_id)
     geojson, search = attribute_mix(out, requests)
     parks = parks_of(out)
     biggest = parks[0]

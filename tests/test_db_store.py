@@ -451,6 +451,48 @@ def test_the_store_lends_pooled_connections_and_keeps_the_url(pg_store, pg_url):
     assert pg_store.status()["ok"] and pg_store.status()["runs"] == 1  # usable again after close: a new pool
 
 
+def test_a_pooled_connection_is_checked_unless_given_back_moments_ago(pg_db, monkeypatch):
+    """The pool checks a connection before lending it (an empty query), except one given back within
+    RECHECK_IDLE_S from which nothing came: a map's tiles then cost one round trip each instead of two. One
+    the server dropped meanwhile is replaced before it is lent, however recently it was given back."""
+    from psycopg_pool import ConnectionPool
+
+    from geo_eval.db import store as db_store
+
+    checked: list[int] = []
+    real = ConnectionPool.check_connection
+
+    def check(conn: psycopg.Connection) -> None:
+        checked.append(conn.info.backend_pid)
+        real(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", check)
+    monkeypatch.setattr(db_store, "RECHECK_IDLE_S", 60.0)
+    pg = PostgresStore(pg_db, min_size=1, max_size=1)
+    try:
+        with pg.connection() as conn:
+            pid = conn.info.backend_pid
+        first = len(checked)
+        for _ in range(3):  # given back moments ago: lent as it is
+            with pg.connection() as conn:
+                assert conn.info.backend_pid == pid
+        assert len(checked) == first
+        with raw(pg_db) as admin:  # the server drops the connection between two uses
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.2)
+        with pg.connection() as conn:  # checked (it had input), found gone: a new one is lent
+            new = conn.info.backend_pid
+            assert new != pid and conn.execute("SELECT 1").fetchone() == (1,)
+        assert pid in checked[first:]
+        monkeypatch.setattr(db_store, "RECHECK_IDLE_S", 0.0)  # idle "longer": checked
+        before = len(checked)
+        with pg.connection() as conn:
+            assert conn.info.backend_pid == new
+        assert checked[before:] == [new]
+    finally:
+        pg.close()
+
+
 def test_first_reviews_racing_an_uncommitted_one_conflict(pg_store):
     """The INSERT … ON CONFLICT DO NOTHING path: our first review waits for theirs, then loses to it."""
     add_run(pg_store)

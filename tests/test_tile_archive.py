@@ -292,6 +292,41 @@ def test_the_tile_lane_answers_as_the_route_and_leaves_refusals_to_it(svc, cut, 
     assert len(answered) == before  # every refusal was the route's
 
 
+def test_the_lane_reads_the_record_of_a_run_named_in_the_url_at_most_once_a_second(svc, cut, monkeypatch) -> None:
+    """A map page's tile URLs name their run (``?run=``): the lane asks the store for that run's record once
+    per RUN_RECORD_TTL_S, not once per tile; the user is still checked by the store on every tile; a run
+    that is not there is the route's 404, and a tile of the latest run (no ``?run=``) asks the store each time."""
+    import api.tilelane as lane
+
+    state = svc.client.app.state
+    monkeypatch.setattr(state, "tile_run_records", lane.RunRecords(), raising=False)
+    asked: list[str] = []
+    users: list[str] = []
+    get_run, authenticate, latest = state.store.get_run, state.store.authenticate, state.store.latest_run
+    monkeypatch.setattr(state.store, "get_run", lambda run_id: (asked.append(run_id), get_run(run_id))[1])
+    monkeypatch.setattr(state.store, "authenticate", lambda token: (users.append(token), authenticate(token))[1])
+    monkeypatch.setattr(state.store, "latest_run", lambda year=None: (asked.append("latest"), latest(year))[1])
+    assert svc.get("/api/me", "rev").status_code == 200
+    data, _ = cut
+    c = data.parcels.geometry.iloc[0].representative_point()
+    tiles = [lonlat_to_tile(c.x, c.y, z) for z in (10, 12, 14, 16)]
+    paths = [f"/api/tiles/{z}/{x}/{y}.pbf?run={svc.run_id}" for z, (x, y) in zip((10, 12, 14, 16), tiles, strict=True)]
+    monkeypatch.setattr(lane, "RUN_RECORD_TTL_S", 60.0)
+    users.clear()
+    for path in paths:
+        r = svc.get(path, "rev")
+        assert r.status_code == 200 and r.content, path
+    assert asked == [svc.run_id] and len(users) == len(paths)
+    assert svc.get("/api/tiles/14/1/1.pbf?run=no-such-run", "rev").status_code == 404
+    assert svc.get(paths[0].split("?")[0], "rev").status_code == 200  # the latest run: asked each time
+    assert asked[1:] == ["no-such-run", "no-such-run", "latest"]  # the lane's try, then the route's
+    monkeypatch.setattr(lane, "RUN_RECORD_TTL_S", 0.0)
+    asked.clear()
+    for path in paths:
+        assert svc.get(path, "rev").status_code == 200
+    assert asked == [svc.run_id] * len(paths)
+
+
 def dense_park(n_side: int = 120, seed: int = 1) -> gpd.GeoDataFrame:
     """``n_side``² parcels of about 100 m × 80 m in one park (the bench's cadastre), long popup texts, a third flagged."""
     rng = np.random.default_rng(seed)
