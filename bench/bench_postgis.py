@@ -42,7 +42,16 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.bench_service import load_test, stop_service
-from bench.bench_tiles import Mix, attribute_mix, load_and_visit, parks_of, request_mix, serving_lines, start_and_open
+from bench.bench_tiles import (
+    Mix,
+    add_client_option,
+    attribute_mix,
+    load_and_visit,
+    parks_of,
+    request_mix,
+    serving_lines,
+    start_and_open,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
@@ -107,12 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="served under load with these workers")
     ap.add_argument("--load-clients", type=int, nargs="+", default=[20, 100])
     ap.add_argument("--requests", type=int, default=4000)
-    ap.add_argument(
-        "--client",
-        choices=["wrk", "httpx"],
-        default="wrk" if shutil.which("wrk") else "httpx",
-        help="load client of the request mix: wrk (when installed) or httpx tasks",
-    )
+    add_client_option(ap)
     ap.add_argument("--no-tiles", action="store_true", help="store no tile set: every tile cut by ST_AsMVT")
     a = ap.parse_args(argv)
 

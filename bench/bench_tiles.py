@@ -360,6 +360,16 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def add_client_option(ap: argparse.ArgumentParser) -> None:
+    """``--client``: the load client of the request mixes."""
+    ap.add_argument(
+        "--client",
+        choices=["wrk", "httpx"],
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load client: wrk (Debian package wrk; the default when installed) or httpx tasks in this process",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -370,12 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--scheme", default="lianyungang")
     ap.add_argument("--no-load", action="store_true")
-    ap.add_argument(
-        "--client",
-        choices=["wrk", "httpx"],
-        default="wrk" if shutil.which("wrk") else "httpx",
-        help="load client: wrk (Debian package wrk; the default when installed) or httpx tasks in this process",
-    )
+    add_client_option(ap)
     ap.add_argument("--reuse", action="store_true", help="serve the OUT_DIRs and archives of the last run as they are")
     a = ap.parse_args(argv)
     res: dict[str, Any] = {
