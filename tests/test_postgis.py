@@ -688,6 +688,41 @@ def test_a_server_serves_a_stored_tile_set_from_its_own_copy(served, tmp_path, m
     assert not other.exists() and copies[0].exists()
 
 
+def test_two_workers_of_a_machine_copy_a_stored_tile_set_once_and_both_read_it(served, tmp_path, monkeypatch):
+    """Two services on one data directory (as two workers of a machine) opening a run's stored tiles at once:
+    one writes the machine's copy while the other waits for it (the copy's lock), and both read it."""
+    import threading
+
+    from geo_eval.db import tiles as db_tiles
+
+    assert served.db_settings.database_url is not None
+    stored = _stored_tiles(served.db_settings.database_url.get_secret_value(), served.run_id)
+    key = min(k for k in stored if k[0] == 12)
+    exports: list[Path] = []
+    export = db_tiles.export_tile_set
+    slow = threading.Event()
+
+    def counted(conn, run_id, stored_at, target):
+        exports.append(target)
+        slow.wait(0.5)  # long enough for the other worker to ask for the lock meanwhile
+        return export(conn, run_id, stored_at, target)
+
+    monkeypatch.setattr(db_tiles, "export_tile_set", counted)
+    settings = served.db_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        for c in (one, two):
+            r = c.get(f"/api/tiles/{'/'.join(map(str, key))}.pbf", headers=served.h("rev"))
+            assert r.status_code == 200 and r.content == stored[key]
+        for _ in range(200):
+            archives = [a for c in (one, two) for a in c.app.state.tile_archives._items.values() if a is not None]
+            if len(archives) == 2 and all(a.local is not None for a in archives):
+                break
+            time.sleep(0.05)
+        assert len(archives) == 2 and all(a.local is not None for a in archives)
+        assert len(exports) == 1 and {a.local.path for a in archives} == {exports[0]}
+    assert [p.name for p in exports[0].parent.glob("*.mbtiles")] == [exports[0].name]
+
+
 def test_an_evaluation_started_through_the_service_on_postgis_is_stored_there(pg_db, tmp_path):
     store = PostgresStore(pg_db)
     token = store.add_user("管理员", "admin")[1]

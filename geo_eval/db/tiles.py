@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -241,7 +242,9 @@ def export_tile_set(conn: psycopg.Connection[Any], run_id: str, stored_at: str, 
         "geo_eval_tile_set": tile_set_key(stored_at, found.built_at),
         PARKS_KEY: json.dumps(found.parks, ensure_ascii=False),
     }
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)  # an empty file: SQLite makes it a database
+    tmp = Path(name)
     query = "COPY (SELECT z, x, y, data FROM geo_eval.run_tiles WHERE run_id = {}) TO STDOUT (FORMAT BINARY)"
     try:
         db = sqlite3.connect(tmp)
