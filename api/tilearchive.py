@@ -176,14 +176,19 @@ class DatabaseArchive(TileArchive):
         with self.store.connection() as conn:
             return read_tile(conn, self.run_id, z, x, y)
 
-    def copy_locally(self, target: Path, key: str) -> threading.Thread:
-        """Read the tiles from the copy at ``target`` (of tile set ``key``), written first when the machine
-        has none, on a thread of its own (the tiles are read from the database meanwhile)."""
-        thread = threading.Thread(target=self._copy, args=(target, key), name="tile-set-copy", daemon=True)
+    def copy_locally(self, copies: Path, stored_at: str) -> threading.Thread:
+        """Read the tiles from the machine's copy of them under ``copies`` (of the run as stored at
+        ``stored_at``), written first when the machine has none, on a thread of its own (the tiles are read
+        from the database meanwhile)."""
+        from geo_eval.db.tiles import tile_set_key
+
+        key = tile_set_key(stored_at, self.found.built_at)
+        target = tiles_file(copies, self.run_id, key)
+        thread = threading.Thread(target=self._copy, args=(target, key, stored_at), name="tile-set-copy", daemon=True)
         thread.start()
         return thread
 
-    def _copy(self, target: Path, key: str) -> None:
+    def _copy(self, target: Path, key: str, stored_at: str) -> None:
         from geo_eval.db.tiles import export_tile_set
 
         try:
@@ -191,7 +196,7 @@ class DatabaseArchive(TileArchive):
                 local = _open_local(target, self.run_id, key)
                 if local is None:
                     with self.store.connection() as conn:
-                        n = export_tile_set(conn, self.run_id, key.split("|", 1)[0], target)
+                        n = export_tile_set(conn, self.run_id, stored_at, target)
                     log.info("run %s: %d tiles copied from the database to %s", self.run_id, n, target)
                     local = _open_local(target, self.run_id, key)
         except (OSError, sqlite3.Error, GeoEvalError) as exc:
@@ -250,7 +255,7 @@ def _open(path: Path, run_id: str, sha256: str) -> FileArchive | None:
 def _database_archive(store: Any, record: RunRecord, copies: Path | None) -> DatabaseArchive | None:
     """The tiles of a run stored in PostGIS, if it has them; with ``copies`` (where the service keeps its
     copies of runs), read from the server's own copy of them as soon as it is there."""
-    from geo_eval.db.tiles import tile_set, tile_set_key
+    from geo_eval.db.tiles import tile_set
 
     with store.connection() as conn:
         found = tile_set(conn, record.run_id, record.stored_at)
@@ -258,8 +263,7 @@ def _database_archive(store: Any, record: RunRecord, copies: Path | None) -> Dat
         return None
     archive = DatabaseArchive(store, record.run_id, found)
     if copies is not None:
-        key = tile_set_key(record.stored_at, found.built_at)
-        archive.copy_locally(tiles_file(copies, record.run_id, key), key)
+        archive.copy_locally(copies, record.stored_at)
     return archive
 
 
