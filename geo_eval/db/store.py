@@ -139,7 +139,9 @@ def _has_input(conn: psycopg.Connection[Any]) -> bool:
     """Whether the server sent something to an idle connection: it closed it (a restart, a terminated
     backend, a proxy gone), or a notice came; a system call, no round trip."""
     try:
-        return bool(select.select([conn.fileno()], [], [], 0)[0])
+        poller = select.poll()  # not select.select: a worker's sockets may be numbered past its 1024 limit
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError, psycopg.Error):
         return True
 
